@@ -1,0 +1,469 @@
+//! The HTTP surface of the control plane: turns one request (method, raw URI, headers, body)
+//! into one [`Command`]. Nothing here decides anything about functions; it only parses, and
+//! enforces the model's constraints on the request's shape (names, qualifiers, enums, ranges,
+//! required members), as AWS's front end does before an operation runs.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use percent_encoding::percent_decode_str;
+use serde::de::DeserializeOwned;
+use sous_invoke::{InvocationType, InvokeRequest};
+use sous_types::config::{CreateFunctionInput, SettingsInput, UpdateCodeInput};
+use sous_types::error::Violations;
+use sous_types::limits::{CLIENT_CONTEXT_MAX_BYTES, SYNC_REQUEST_MAX_BYTES};
+use sous_types::names::{parse_function_name, resolve_qualifier, Scope};
+use sous_types::{ErrorCode, LambdaError};
+
+/// Length limit of `FunctionName` for CreateFunction and Update*.
+const NAME_MAX_WRITE: usize = 140;
+/// Length limit of `FunctionName` for the other operations.
+const NAME_MAX_READ: usize = 256;
+/// AWS's front-door limit on CreateFunction / UpdateFunctionCode request bodies (JSON with a
+/// base64 `ZipFile`): 4/3 of 50 MiB. AWS answers larger ones with 413
+/// `RequestEntityTooLargeException` "Request must be smaller than 69905067 bytes for the
+/// CreateFunction operation" (as reported by many real-AWS transcripts).
+pub const CODE_REQUEST_MAX_BYTES: usize = 69_905_067;
+
+/// A function named by a request: bare name plus the qualifier reconciled from the name and
+/// `?Qualifier=` (`None` = unqualified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub qualifier: Option<String>,
+}
+
+/// One control-plane operation, fully parsed.
+#[derive(Debug)]
+pub enum Command {
+    /// `POST /2015-03-31/functions`
+    CreateFunction { name: String, input: Box<CreateFunctionInput> },
+    /// `GET /2015-03-31/functions/{FunctionName}[?Qualifier=]`
+    GetFunction(Target),
+    /// `GET /2015-03-31/functions/{FunctionName}/configuration[?Qualifier=]`
+    GetFunctionConfiguration(Target),
+    /// `GET /2015-03-31/functions/[?Marker=&MaxItems=&FunctionVersion=ALL]`
+    ListFunctions { marker: Option<String>, max_items: Option<usize>, all_versions: bool },
+    /// `PUT /2015-03-31/functions/{FunctionName}/code`
+    UpdateFunctionCode { target: Target, input: Box<UpdateCodeInput> },
+    /// `PUT /2015-03-31/functions/{FunctionName}/configuration`
+    UpdateFunctionConfiguration { target: Target, input: Box<SettingsInput> },
+    /// `DELETE /2015-03-31/functions/{FunctionName}[?Qualifier=]`
+    DeleteFunction(Target),
+    /// `GET /2016-08-19/account-settings/`
+    GetAccountSettings,
+    /// `POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=]`
+    Invoke(InvokeRequest),
+}
+
+impl Command {
+    /// The AWS operation name, for spans and logs.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Command::CreateFunction { .. } => "CreateFunction",
+            Command::GetFunction(_) => "GetFunction",
+            Command::GetFunctionConfiguration(_) => "GetFunctionConfiguration",
+            Command::ListFunctions { .. } => "ListFunctions",
+            Command::UpdateFunctionCode { .. } => "UpdateFunctionCode",
+            Command::UpdateFunctionConfiguration { .. } => "UpdateFunctionConfiguration",
+            Command::DeleteFunction(_) => "DeleteFunction",
+            Command::GetAccountSettings => "GetAccountSettings",
+            Command::Invoke(_) => "Invoke",
+        }
+    }
+
+    /// The function the command is about, if any.
+    pub fn function_name(&self) -> Option<&str> {
+        match self {
+            Command::CreateFunction { name, .. } => Some(name),
+            Command::GetFunction(t)
+            | Command::GetFunctionConfiguration(t)
+            | Command::DeleteFunction(t)
+            | Command::UpdateFunctionCode { target: t, .. }
+            | Command::UpdateFunctionConfiguration { target: t, .. } => Some(&t.name),
+            Command::Invoke(r) => Some(&r.function_name),
+            Command::ListFunctions { .. } | Command::GetAccountSettings => None,
+        }
+    }
+}
+
+/// The largest body accepted for a request to `raw_path`, and the operation name AWS puts in
+/// the 413 message.
+pub fn body_limit(method: &Method, raw_path: &str) -> (usize, &'static str) {
+    if *method == Method::POST && raw_path.ends_with("/invocations") {
+        (SYNC_REQUEST_MAX_BYTES, "InvokeFunction")
+    } else if *method == Method::PUT && raw_path.ends_with("/code") {
+        (CODE_REQUEST_MAX_BYTES, "UpdateFunctionCode")
+    } else {
+        (CODE_REQUEST_MAX_BYTES, "CreateFunction")
+    }
+}
+
+/// AWS's front-door answer to an oversized request.
+pub fn too_large(limit: usize, operation: &str) -> LambdaError {
+    LambdaError::new(
+        ErrorCode::RequestEntityTooLargeException,
+        format!("Request must be smaller than {limit} bytes for the {operation} operation"),
+    )
+}
+
+/// Parse a request into a [`Command`]. `raw_path` and `raw_query` are as sent on the wire
+/// (still percent-encoded).
+pub fn parse(
+    method: &Method,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+    scope: &Scope,
+) -> Result<Command, LambdaError> {
+    let query = Query::parse(raw_query.unwrap_or(""))?;
+    let path = raw_path.strip_suffix('/').unwrap_or(raw_path);
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    match (method, segments.as_slice()) {
+        (&Method::POST, ["2015-03-31", "functions"]) => create_function(&body, scope),
+        (&Method::GET, ["2015-03-31", "functions"]) => list_functions(&query),
+        (&Method::GET, ["2015-03-31", "functions", name]) => {
+            Ok(Command::GetFunction(target(name, &query, scope, NAME_MAX_READ)?))
+        }
+        (&Method::DELETE, ["2015-03-31", "functions", name]) => {
+            Ok(Command::DeleteFunction(target(name, &query, scope, NAME_MAX_READ)?))
+        }
+        (&Method::GET, ["2015-03-31", "functions", name, "configuration"]) => {
+            Ok(Command::GetFunctionConfiguration(target(name, &query, scope, NAME_MAX_READ)?))
+        }
+        (&Method::PUT, ["2015-03-31", "functions", name, "configuration"]) => {
+            let target = target(name, &query, scope, NAME_MAX_WRITE)?;
+            Ok(Command::UpdateFunctionConfiguration { target, input: Box::new(json(&body)?) })
+        }
+        (&Method::PUT, ["2015-03-31", "functions", name, "code"]) => {
+            let target = target(name, &query, scope, NAME_MAX_WRITE)?;
+            Ok(Command::UpdateFunctionCode { target, input: Box::new(json(&body)?) })
+        }
+        (&Method::POST, ["2015-03-31", "functions", name, "invocations"]) => {
+            invoke(name, &query, headers, body, scope)
+        }
+        (&Method::GET, ["2016-08-19", "account-settings"]) => Ok(Command::GetAccountSettings),
+        _ => Err(unknown_operation()),
+    }
+}
+
+/// What AWS answers for a path or method it has no operation for.
+pub fn unknown_operation() -> LambdaError {
+    LambdaError::new(ErrorCode::UnknownOperationException, "Unknown operation")
+}
+
+fn create_function(body: &[u8], scope: &Scope) -> Result<Command, LambdaError> {
+    let input: CreateFunctionInput = json(body)?;
+    let mut v = Violations::default();
+    if input.code.is_none() {
+        v.push_null("code");
+    }
+    if input.function_name.is_none() {
+        v.push_null("functionName");
+    }
+    if input.settings.role.is_none() {
+        v.push_null("role");
+    }
+    if let Some(p) = input.package_type.as_deref() {
+        if p != "Zip" && p != "Image" {
+            v.push(p, "packageType", "Member must satisfy enum value set: [Image, Zip]");
+        }
+    }
+    v.into_result()?;
+    let raw = input.function_name.as_deref().unwrap_or_default();
+    let fref = parse_function_name(raw, scope, NAME_MAX_WRITE)?;
+    if let Some(q) = fref.qualifier {
+        return Err(LambdaError::invalid_parameter(format!(
+            "The function name {raw} carries the qualifier {q}; CreateFunction takes an unqualified name."
+        )));
+    }
+    Ok(Command::CreateFunction { name: fref.name, input: Box::new(input) })
+}
+
+fn list_functions(query: &Query<'_>) -> Result<Command, LambdaError> {
+    let mut v = Violations::default();
+    let mut max_items = None;
+    if let Some(raw) = query.get("MaxItems") {
+        match raw.parse::<i64>() {
+            Ok(n) if n < 1 => v.push(&raw, "maxItems", "Member must have value greater than or equal to 1"),
+            Ok(n) if n > 10_000 => v.push(&raw, "maxItems", "Member must have value less than or equal to 10000"),
+            Ok(n) => max_items = usize::try_from(n).ok(),
+            Err(_) => {
+                return Err(LambdaError::new(
+                    ErrorCode::SerializationException,
+                    format!("Value '{raw}' for MaxItems is not a valid integer"),
+                ))
+            }
+        }
+    }
+    let mut all_versions = false;
+    if let Some(fv) = query.get("FunctionVersion") {
+        if fv == "ALL" {
+            all_versions = true;
+        } else {
+            v.push(&fv, "functionVersion", "Member must satisfy enum value set: [ALL]");
+        }
+    }
+    v.into_result()?;
+    Ok(Command::ListFunctions {
+        marker: query.get("Marker").map(|m| m.into_owned()),
+        max_items,
+        all_versions,
+    })
+}
+
+fn invoke(
+    raw_name: &str,
+    query: &Query<'_>,
+    headers: &HeaderMap,
+    body: Bytes,
+    scope: &Scope,
+) -> Result<Command, LambdaError> {
+    let t = target(raw_name, query, scope, NAME_MAX_READ)?;
+    let mut v = Violations::default();
+    let invocation_type = match header(headers, "x-amz-invocation-type")? {
+        None | Some("RequestResponse") => InvocationType::RequestResponse,
+        Some("Event") => InvocationType::Event,
+        Some("DryRun") => InvocationType::DryRun,
+        Some(other) => {
+            v.push(other, "invocationType", "Member must satisfy enum value set: [DryRun, RequestResponse, Event]");
+            InvocationType::RequestResponse
+        }
+    };
+    let tail_logs = match header(headers, "x-amz-log-type")? {
+        None | Some("None") => false,
+        Some("Tail") => true,
+        Some(other) => {
+            v.push(other, "logType", "Member must satisfy enum value set: [Tail, None]");
+            false
+        }
+    };
+    v.into_result()?;
+    let client_context = header(headers, "x-amz-client-context")?.map(decode_client_context).transpose()?;
+    let trace_id = header(headers, "x-amzn-trace-id")?.map(str::to_string);
+    Ok(Command::Invoke(InvokeRequest {
+        function_name: t.name,
+        qualifier: t.qualifier,
+        invocation_type,
+        payload: body,
+        tail_logs,
+        client_context,
+        trace_id,
+    }))
+}
+
+/// `X-Amz-Client-Context`: at most 3583 bytes of base64 of a JSON object; the runtime gets the
+/// decoded JSON.
+fn decode_client_context(raw: &str) -> Result<String, LambdaError> {
+    use base64::Engine as _;
+    if raw.len() > CLIENT_CONTEXT_MAX_BYTES {
+        return Err(LambdaError::invalid_parameter(format!(
+            "Client context must be at most {CLIENT_CONTEXT_MAX_BYTES} bytes of base64-encoded JSON."
+        )));
+    }
+    let invalid = || {
+        LambdaError::new(
+            ErrorCode::InvalidRequestContentException,
+            "Client context must be a valid Base64-encoded JSON object.",
+        )
+    };
+    let decoded = base64::engine::general_purpose::STANDARD.decode(raw.trim()).map_err(|_| invalid())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(_)) => Ok(text),
+        _ => Err(invalid()),
+    }
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, LambdaError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| {
+            LambdaError::new(
+                ErrorCode::InvalidRequestContentException,
+                format!("Header {name} is not valid ASCII"),
+            )
+        }),
+    }
+}
+
+/// Parse the `{FunctionName}` path label and reconcile it with `?Qualifier=`.
+fn target(raw_label: &str, query: &Query<'_>, scope: &Scope, max_len: usize) -> Result<Target, LambdaError> {
+    let label = decode(raw_label)?;
+    let fref = parse_function_name(&label, scope, max_len)?;
+    let qualifier = resolve_qualifier(fref.qualifier, query.get("Qualifier").as_deref())?;
+    Ok(Target { name: fref.name, qualifier })
+}
+
+fn json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, LambdaError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        LambdaError::new(ErrorCode::SerializationException, format!("Could not parse request body: {e}"))
+    })
+}
+
+fn decode(raw: &str) -> Result<Cow<'_, str>, LambdaError> {
+    percent_decode_str(raw).decode_utf8().map_err(|_| {
+        LambdaError::new(ErrorCode::SerializationException, "Request URI is not valid percent-encoded UTF-8")
+    })
+}
+
+/// The decoded query string. Small: a linear scan beats a map.
+struct Query<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+impl<'a> Query<'a> {
+    fn parse(raw: &'a str) -> Result<Self, LambdaError> {
+        let mut pairs = Vec::new();
+        for part in raw.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            pairs.push((decode(k)?, decode(v)?));
+        }
+        Ok(Query(pairs))
+    }
+
+    fn get(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope::new("us-east-1", "000000000000")
+    }
+
+    fn p(method: Method, path_and_query: &str) -> Result<Command, LambdaError> {
+        p_with(method, path_and_query, HeaderMap::new(), "")
+    }
+
+    fn p_with(method: Method, pq: &str, headers: HeaderMap, body: &'static str) -> Result<Command, LambdaError> {
+        let (path, query) = match pq.split_once('?') {
+            Some((a, b)) => (a, Some(b)),
+            None => (pq, None),
+        };
+        parse(&method, path, query, &headers, Bytes::from_static(body.as_bytes()), &scope())
+    }
+
+    #[test]
+    fn arn_paths_are_decoded() {
+        let cmd = p(
+            Method::GET,
+            "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Amy-fn%3A%24LATEST/configuration",
+        )
+        .unwrap();
+        let Command::GetFunctionConfiguration(t) = cmd else { panic!("{cmd:?}") };
+        assert_eq!(t, Target { name: "my-fn".into(), qualifier: Some("$LATEST".into()) });
+
+        let cmd = p(Method::GET, "/2015-03-31/functions/my-fn?Qualifier=%24LATEST").unwrap();
+        let Command::GetFunction(t) = cmd else { panic!("{cmd:?}") };
+        assert_eq!(t.qualifier.as_deref(), Some("$LATEST"));
+    }
+
+    #[test]
+    fn qualifier_clash_is_refused() {
+        let e = p(Method::GET, "/2015-03-31/functions/my-fn%3A1?Qualifier=2").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
+        assert!(e.message.contains("derived qualifier"), "{}", e.message);
+    }
+
+    #[test]
+    fn trailing_slashes_are_accepted() {
+        assert!(matches!(p(Method::GET, "/2015-03-31/functions/"), Ok(Command::ListFunctions { .. })));
+        assert!(matches!(p(Method::GET, "/2015-03-31/functions"), Ok(Command::ListFunctions { .. })));
+        assert!(matches!(p(Method::GET, "/2016-08-19/account-settings/"), Ok(Command::GetAccountSettings)));
+        assert!(matches!(p(Method::GET, "/2016-08-19/account-settings"), Ok(Command::GetAccountSettings)));
+    }
+
+    #[test]
+    fn unknown_routes() {
+        for (m, path) in [
+            (Method::PATCH, "/2015-03-31/functions/f"),
+            (Method::GET, "/2015-03-31/nope"),
+            (Method::GET, "/"),
+            (Method::GET, "/2015-03-31/functions/f/code"),
+        ] {
+            assert_eq!(p(m, path).unwrap_err().code, ErrorCode::UnknownOperationException, "{path}");
+        }
+    }
+
+    #[test]
+    fn list_parameters() {
+        let cmd = p(Method::GET, "/2015-03-31/functions/?FunctionVersion=ALL&Marker=abc%3D&MaxItems=10").unwrap();
+        let Command::ListFunctions { marker, max_items, all_versions } = cmd else { panic!() };
+        assert_eq!(marker.as_deref(), Some("abc="));
+        assert_eq!(max_items, Some(10));
+        assert!(all_versions);
+        for bad in ["MaxItems=0", "MaxItems=10001", "FunctionVersion=SOME"] {
+            let e = p(Method::GET, &format!("/2015-03-31/functions/?{bad}")).unwrap_err();
+            assert_eq!(e.code, ErrorCode::ValidationException, "{bad}");
+        }
+    }
+
+    #[test]
+    fn create_requires_members_and_parses_name() {
+        let e = p_with(Method::POST, "/2015-03-31/functions", HeaderMap::new(), r#"{"FunctionName":"f"}"#)
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationException);
+        assert!(e.message.starts_with("2 validation errors detected"), "{}", e.message);
+        assert!(e.message.contains("Value null at 'role'"), "{}", e.message);
+
+        let body = r#"{"FunctionName":"arn:aws:lambda:us-east-1:000000000000:function:f","Role":"arn:aws:iam::000000000000:role/r","Code":{"ZipFile":"UEs="},"Runtime":"provided.al2023","Handler":"h"}"#;
+        let cmd = p_with(Method::POST, "/2015-03-31/functions", HeaderMap::new(), body).unwrap();
+        let Command::CreateFunction { name, input } = cmd else { panic!() };
+        assert_eq!(name, "f");
+        assert_eq!(input.settings.runtime.as_deref(), Some("provided.al2023"));
+
+        let e = p_with(Method::POST, "/2015-03-31/functions", HeaderMap::new(), "{not json").unwrap_err();
+        assert_eq!(e.code, ErrorCode::SerializationException);
+        let name141 = format!(r#"{{"FunctionName":"{}","Role":"r","Code":{{}}}}"#, "a".repeat(141));
+        let e = parse(&Method::POST, "/2015-03-31/functions", None, &HeaderMap::new(), Bytes::from(name141), &scope())
+            .unwrap_err();
+        assert!(e.message.contains("less than or equal to 140"), "{}", e.message);
+    }
+
+    #[test]
+    fn invoke_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-invocation-type", "DryRun".parse().unwrap());
+        h.insert("x-amz-log-type", "Tail".parse().unwrap());
+        h.insert("x-amz-client-context", "eyJhIjoxfQ==".parse().unwrap());
+        let cmd = p_with(Method::POST, "/2015-03-31/functions/f/invocations?Qualifier=%24LATEST", h, "{}").unwrap();
+        let Command::Invoke(r) = cmd else { panic!() };
+        assert_eq!(r.invocation_type, InvocationType::DryRun);
+        assert!(r.tail_logs);
+        assert_eq!(r.client_context.as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(r.qualifier.as_deref(), Some("$LATEST"));
+        assert_eq!(&r.payload[..], b"{}");
+
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-invocation-type", "Sync".parse().unwrap());
+        let e = p_with(Method::POST, "/2015-03-31/functions/f/invocations", h, "").unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationException);
+        assert!(e.message.contains("'invocationType'"), "{}", e.message);
+
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-client-context", "not base64!".parse().unwrap());
+        let e = p_with(Method::POST, "/2015-03-31/functions/f/invocations", h, "").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequestContentException);
+
+        // Name length for Invoke is 256, and a bad name is a ValidationException.
+        let e = p(Method::POST, "/2015-03-31/functions/bad%20name/invocations").unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationException);
+    }
+
+    #[test]
+    fn body_limits() {
+        assert_eq!(body_limit(&Method::POST, "/2015-03-31/functions/f/invocations").0, 6_291_456);
+        assert_eq!(body_limit(&Method::POST, "/2015-03-31/functions").0, CODE_REQUEST_MAX_BYTES);
+        assert_eq!(
+            too_large(6_291_456, "InvokeFunction").message,
+            "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+        );
+    }
+}

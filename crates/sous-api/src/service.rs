@@ -1,0 +1,488 @@
+//! The control plane's decisions: executes one [`Command`] against the store and the invoker
+//! and answers with a typed [`Reply`]. Everything Lambda decides about a request that is not
+//! the request's shape (defaults, semantic checks, preconditions, what is stored) lives here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::Serialize;
+use sous_invoke::InvokeResponse;
+use sous_store::db::LATEST;
+use sous_store::{StoreError, StoredFunction};
+use sous_types::config::{
+    host_architecture, validate_architectures, validate_settings, CreateFunctionInput, EphemeralStorage,
+    FunctionConfiguration, LoggingConfig, SettingsInput, TracingConfig, UpdateCodeInput,
+};
+use sous_types::limits::*;
+use sous_types::{runtime, timefmt, ErrorCode, LambdaError};
+use time::OffsetDateTime;
+
+use crate::routes::{Command, Target};
+use crate::{code_url, ApiState};
+
+/// What an operation answers, before it becomes HTTP.
+#[derive(Debug)]
+pub enum Reply {
+    /// A `FunctionConfiguration` with status 200 or 201.
+    Function { status: u16, config: Box<FunctionConfiguration> },
+    GetFunction(Box<GetFunctionOutput>),
+    ListFunctions(ListFunctionsOutput),
+    AccountSettings(AccountSettings),
+    /// 204, empty body.
+    NoContent,
+    Invoke(InvokeResponse),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetFunctionOutput {
+    pub configuration: FunctionConfiguration,
+    pub code: CodeLocation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CodeLocation {
+    pub repository_type: &'static str,
+    pub location: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListFunctionsOutput {
+    pub functions: Vec<FunctionConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccountSettings {
+    pub account_limit: AccountLimit,
+    pub account_usage: AccountUsage,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccountLimit {
+    pub total_code_size: u64,
+    pub code_size_unzipped: u64,
+    pub code_size_zipped: u64,
+    pub concurrent_executions: u64,
+    pub unreserved_concurrent_executions: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccountUsage {
+    pub total_code_size: u64,
+    pub function_count: u64,
+}
+
+/// Execute one command. `now` is the request's clock reading (injected for tests).
+pub async fn execute(state: &Arc<ApiState>, cmd: Command, now: OffsetDateTime) -> Result<Reply, LambdaError> {
+    match cmd {
+        Command::Invoke(req) => state.invoker.invoke(req).await.map(Reply::Invoke),
+        Command::CreateFunction { name, input } => create_function(state, name, *input, now).await,
+        Command::GetFunction(t) => get_function(state, &t, now),
+        Command::GetFunctionConfiguration(t) => {
+            let (config, _) = lookup(state, &t)?;
+            Ok(Reply::Function { status: 200, config: Box::new(config) })
+        }
+        Command::ListFunctions { marker, max_items, all_versions: _ } => list_functions(state, marker, max_items),
+        Command::UpdateFunctionCode { target, input } => update_code(state, &target, *input, now).await,
+        Command::UpdateFunctionConfiguration { target, input } => {
+            update_configuration(state, &target, *input, now).await
+        }
+        Command::DeleteFunction(t) => delete_function(state, &t).await,
+        Command::GetAccountSettings => account_settings(state),
+    }
+}
+
+async fn create_function(
+    state: &Arc<ApiState>,
+    name: String,
+    input: CreateFunctionInput,
+    now: OffsetDateTime,
+) -> Result<Reply, LambdaError> {
+    let code = input.code.unwrap_or_default();
+    if input.package_type.as_deref() == Some("Image") || code.image_uri.is_some() {
+        return Err(zip_only());
+    }
+    if code.s3_bucket.is_some() || code.s3_key.is_some() || code.s3_object_version.is_some() {
+        return Err(zip_only());
+    }
+    let Some(zip_b64) = code.zip_file else {
+        return Err(LambdaError::invalid_parameter("Please provide a source for function code."));
+    };
+    let settings = input.settings;
+    if settings.runtime.is_none() || settings.handler.is_none() {
+        return Err(LambdaError::invalid_parameter(
+            "Runtime and Handler are mandatory parameters for functions created with deployment packages.",
+        ));
+    }
+    validate_settings(&settings)?;
+    let architecture = match &input.architectures {
+        Some(a) => validate_architectures(a)?,
+        None => host_architecture().to_string(),
+    };
+    let arn = state.scope.function_arn(&name);
+    // Refuse a duplicate before the (possibly large) zip is hashed and stored.
+    if state.store.get_function(&name, LATEST).map_err(|e| store_error(e, &arn))?.is_some() {
+        return Err(already_exists(&name));
+    }
+    let tags = input.tags.unwrap_or_default();
+    let st = state.clone();
+    let created = blocking(move || {
+        let zip = decode_zip(&zip_b64, "CreateFunction")?;
+        let pin = st.store.pin_code();
+        let code = st.store.code().put_zip(&zip).map_err(|e| e.to_lambda_error())?;
+        let config = new_configuration(&st, &name, &settings, architecture, &code, now);
+        let stored = StoredFunction { config, code_sha256_hex: code.sha256_hex.clone() };
+        match st.store.insert_function_with_tags(&stored, &tags) {
+            Ok(()) => Ok(stored.config),
+            Err(StoreError::Exists) => {
+                drop(pin);
+                gc(&st, &[code.sha256_hex]);
+                Err(already_exists(&name))
+            }
+            Err(e) => Err(store_error(e, &arn)),
+        }
+    })
+    .await?;
+    tracing::info!(function = %created.function_name, code_sha256 = %created.code_sha256, "function created");
+    Ok(Reply::Function { status: 201, config: Box::new(created) })
+}
+
+/// The `$LATEST` configuration of a new function: the request's settings over Lambda's
+/// defaults.
+fn new_configuration(
+    state: &ApiState,
+    name: &str,
+    s: &SettingsInput,
+    architecture: String,
+    code: &sous_store::StoredCode,
+    now: OffsetDateTime,
+) -> FunctionConfiguration {
+    let region = &state.scope.region;
+    let mut config = FunctionConfiguration {
+        function_name: name.to_string(),
+        function_arn: state.scope.function_arn(name),
+        runtime: None,
+        role: String::new(),
+        handler: None,
+        code_size: code.size,
+        description: String::new(),
+        timeout: TIMEOUT_DEFAULT_S,
+        memory_size: MEMORY_DEFAULT_MB,
+        last_modified: timefmt::last_modified(now),
+        code_sha256: code.sha256_b64.clone(),
+        version: LATEST.to_string(),
+        environment: None,
+        tracing_config: TracingConfig { mode: Some("PassThrough".into()) },
+        revision_id: new_revision(),
+        dead_letter_config: None,
+        state: Some("Active".into()),
+        last_update_status: Some("Successful".into()),
+        package_type: "Zip".into(),
+        architectures: vec![architecture],
+        ephemeral_storage: EphemeralStorage { size: EPHEMERAL_DEFAULT_MB },
+        snap_start: serde_json::json!({ "ApplyOn": "None", "OptimizationStatus": "Off" }),
+        runtime_version_config: None,
+        logging_config: LoggingConfig {
+            log_format: Some("Text".into()),
+            log_group: Some(format!("/aws/lambda/{name}")),
+            ..LoggingConfig::default()
+        },
+    };
+    config.apply(s, region);
+    if let Some(r) = &config.runtime {
+        config.runtime_version_config =
+            Some(serde_json::json!({ "RuntimeVersionArn": runtime::version_arn(region, r) }));
+    }
+    config
+}
+
+fn get_function(state: &ApiState, t: &Target, now: OffsetDateTime) -> Result<Reply, LambdaError> {
+    let (configuration, hex) = lookup(state, t)?;
+    let arn = state.scope.function_arn(&t.name);
+    let tags = state.store.get_tags(&t.name).map_err(|e| store_error(e, &arn))?.filter(|t| !t.is_empty());
+    let location = code_url::sign(
+        &state.public_url,
+        &state.credentials.secret_access_key,
+        &hex,
+        now.unix_timestamp(),
+    );
+    Ok(Reply::GetFunction(Box::new(GetFunctionOutput {
+        configuration,
+        code: CodeLocation { repository_type: "S3", location },
+        tags,
+    })))
+}
+
+/// The stored version a target names, with the ARN as the caller named it.
+fn lookup(state: &ApiState, t: &Target) -> Result<(FunctionConfiguration, String), LambdaError> {
+    let version = t.qualifier.as_deref().unwrap_or(LATEST);
+    let arn = state.scope.qualified_arn(&t.name, t.qualifier.as_deref());
+    let found = state.store.get_function(&t.name, version).map_err(|e| store_error(e, &arn))?;
+    let Some(StoredFunction { mut config, code_sha256_hex }) = found else {
+        return Err(LambdaError::function_not_found(&arn));
+    };
+    if t.qualifier.is_some() {
+        config.function_arn = arn;
+    }
+    Ok((config, code_sha256_hex))
+}
+
+fn list_functions(state: &ApiState, marker: Option<String>, max_items: Option<usize>) -> Result<Reply, LambdaError> {
+    let after = match marker.as_deref() {
+        None | Some("") => None,
+        Some(m) => Some(decode_marker(m)?),
+    };
+    let page = max_items.unwrap_or(LIST_FUNCTIONS_PAGE).min(LIST_FUNCTIONS_PAGE);
+    let mut rows = state
+        .store
+        .list_functions(after.as_deref(), page + 1)
+        .map_err(|e| store_error(e, "ListFunctions"))?;
+    let more = rows.len() > page;
+    rows.truncate(page);
+    let next_marker = more.then(|| rows.last().map(|f| encode_marker(&f.config.function_name))).flatten();
+    Ok(Reply::ListFunctions(ListFunctionsOutput {
+        functions: rows.into_iter().map(|f| f.config.for_listing()).collect(),
+        next_marker,
+    }))
+}
+
+fn encode_marker(name: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
+}
+
+fn decode_marker(marker: &str) -> Result<String, LambdaError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(marker)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| LambdaError::invalid_parameter(format!("Invalid marker: {marker}")))
+}
+
+async fn update_code(
+    state: &Arc<ApiState>,
+    t: &Target,
+    input: UpdateCodeInput,
+    now: OffsetDateTime,
+) -> Result<Reply, LambdaError> {
+    unqualified_for_update(t)?;
+    if input.image_uri.is_some()
+        || input.s3_bucket.is_some()
+        || input.s3_key.is_some()
+        || input.s3_object_version.is_some()
+    {
+        return Err(zip_only());
+    }
+    let Some(zip_b64) = input.zip_file else {
+        return Err(LambdaError::invalid_parameter("Please provide a source for function code."));
+    };
+    let architecture = input.architectures.as_deref().map(validate_architectures).transpose()?;
+    let current = current_latest(state, t, input.revision_id.as_deref())?;
+    let dry_run = input.dry_run.unwrap_or(false);
+    let user_revision = input.revision_id.is_some();
+    let st = state.clone();
+    let (config, orphans) = blocking(move || {
+        let zip = decode_zip(&zip_b64, "UpdateFunctionCode")?;
+        let _pin = st.store.pin_code();
+        let code = st.store.code().put_zip(&zip).map_err(|e| e.to_lambda_error())?;
+        let mut config = current.config.clone();
+        config.code_sha256 = code.sha256_b64.clone();
+        config.code_size = code.size;
+        if let Some(a) = architecture {
+            config.architectures = vec![a];
+        }
+        if dry_run {
+            // Validated and hashed; nothing changes. The blob goes again unless referenced.
+            return Ok((config, vec![code.sha256_hex]));
+        }
+        config.last_modified = timefmt::last_modified(now);
+        config.revision_id = new_revision();
+        config.last_update_status = Some("Successful".into());
+        let stored = StoredFunction { config, code_sha256_hex: code.sha256_hex };
+        let orphans = st
+            .store
+            .replace_function(&stored, &current.config.revision_id)
+            .map_err(|e| update_error(e, &st, &stored.config.function_name, user_revision))?;
+        Ok((stored.config, orphans))
+    })
+    .await?;
+    if !dry_run {
+        state.invoker.retire(&t.name).await;
+        tracing::info!(function = %t.name, code_sha256 = %config.code_sha256, "function code updated");
+    }
+    gc_async(state, orphans);
+    Ok(Reply::Function { status: 200, config: Box::new(config) })
+}
+
+async fn update_configuration(
+    state: &Arc<ApiState>,
+    t: &Target,
+    input: SettingsInput,
+    now: OffsetDateTime,
+) -> Result<Reply, LambdaError> {
+    unqualified_for_update(t)?;
+    validate_settings(&input)?;
+    let current = current_latest(state, t, input.revision_id.as_deref())?;
+    let mut config = current.config.clone();
+    config.apply(&input, &state.scope.region);
+    config.last_modified = timefmt::last_modified(now);
+    config.revision_id = new_revision();
+    config.last_update_status = Some("Successful".into());
+    let stored = StoredFunction { config, code_sha256_hex: current.code_sha256_hex };
+    let orphans = state
+        .store
+        .replace_function(&stored, &current.config.revision_id)
+        .map_err(|e| update_error(e, state, &t.name, input.revision_id.is_some()))?;
+    state.invoker.retire(&t.name).await;
+    tracing::info!(function = %t.name, "function configuration updated");
+    gc_async(state, orphans);
+    Ok(Reply::Function { status: 200, config: Box::new(stored.config) })
+}
+
+/// `$LATEST` of the target, checked against the caller's RevisionId precondition.
+fn current_latest(state: &ApiState, t: &Target, revision_id: Option<&str>) -> Result<StoredFunction, LambdaError> {
+    let arn = state.scope.function_arn(&t.name);
+    let current = state
+        .store
+        .get_function(&t.name, LATEST)
+        .map_err(|e| store_error(e, &arn))?
+        .ok_or_else(|| LambdaError::function_not_found(&arn))?;
+    if let Some(r) = revision_id {
+        if r != current.config.revision_id {
+            return Err(precondition_failed());
+        }
+    }
+    Ok(current)
+}
+
+fn unqualified_for_update(t: &Target) -> Result<(), LambdaError> {
+    match t.qualifier.as_deref() {
+        None | Some(LATEST) => Ok(()),
+        Some(q) => Err(LambdaError::invalid_parameter(format!(
+            "Only $LATEST can be updated; published versions are immutable (qualifier {q})."
+        ))),
+    }
+}
+
+async fn delete_function(state: &Arc<ApiState>, t: &Target) -> Result<Reply, LambdaError> {
+    if let Some(q) = t.qualifier.as_deref().filter(|q| *q != LATEST) {
+        return Err(LambdaError::invalid_parameter(format!(
+            "Deleting a single function version (qualifier {q}) is not supported yet by this Sous host: it does not publish versions."
+        )));
+    }
+    let arn = state.scope.function_arn(&t.name);
+    let orphans = state.store.delete_function(&t.name).map_err(|e| store_error(e, &arn))?;
+    state.invoker.retire(&t.name).await;
+    tracing::info!(function = %t.name, "function deleted");
+    gc_async(state, orphans);
+    Ok(Reply::NoContent)
+}
+
+fn account_settings(state: &ApiState) -> Result<Reply, LambdaError> {
+    let usage = state.store.usage().map_err(|e| store_error(e, "GetAccountSettings"))?;
+    Ok(Reply::AccountSettings(AccountSettings {
+        account_limit: AccountLimit {
+            total_code_size: TOTAL_CODE_SIZE_BYTES,
+            code_size_unzipped: UNZIPPED_MAX_BYTES,
+            code_size_zipped: ZIPPED_MAX_BYTES,
+            concurrent_executions: ACCOUNT_CONCURRENCY,
+            unreserved_concurrent_executions: ACCOUNT_CONCURRENCY,
+        },
+        account_usage: AccountUsage { total_code_size: usage.total_code_size, function_count: usage.function_count },
+    }))
+}
+
+fn decode_zip(b64: &str, operation: &str) -> Result<Vec<u8>, LambdaError> {
+    let zip = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| {
+        LambdaError::new(ErrorCode::SerializationException, "ZipFile is not valid base64")
+    })?;
+    if zip.len() as u64 > ZIPPED_MAX_BYTES {
+        return Err(LambdaError::new(
+            ErrorCode::RequestEntityTooLargeException,
+            format!("Request must be smaller than {} bytes for the {operation} operation", crate::routes::CODE_REQUEST_MAX_BYTES),
+        ));
+    }
+    Ok(zip)
+}
+
+fn new_revision() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn zip_only() -> LambdaError {
+    LambdaError::invalid_parameter(
+        "Sous takes function code as a .zip deployment package in Code.ZipFile only: S3Bucket/S3Key and container images (ImageUri, PackageType Image) are not supported.",
+    )
+}
+
+fn already_exists(name: &str) -> LambdaError {
+    LambdaError::conflict(format!("Function already exist: {name}"))
+}
+
+fn precondition_failed() -> LambdaError {
+    LambdaError::new(
+        ErrorCode::PreconditionFailedException,
+        "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+    )
+}
+
+/// A lost compare-and-swap: the caller's RevisionId is stale (412), or another update won the
+/// race while this one ran (409, as Lambda answers for an update in progress).
+fn update_error(e: StoreError, state: &ApiState, name: &str, user_revision: bool) -> LambdaError {
+    let arn = state.scope.function_arn(name);
+    match e {
+        StoreError::RevisionMismatch if user_revision => precondition_failed(),
+        StoreError::RevisionMismatch => LambdaError::conflict(format!(
+            "The operation cannot be performed at this time. An update is in progress for resource: {arn}"
+        )),
+        other => store_error(other, &arn),
+    }
+}
+
+/// Map a store failure; `what` is the ARN (for not-found) or the operation.
+fn store_error(e: StoreError, what: &str) -> LambdaError {
+    match e {
+        StoreError::Exists => LambdaError::conflict(format!("Resource already exists: {what}")),
+        StoreError::NotFound => LambdaError::function_not_found(what),
+        StoreError::RevisionMismatch => precondition_failed(),
+        StoreError::Code(c) => c.to_lambda_error(),
+        other => {
+            tracing::error!(error = %other, %what, "metadata store failed");
+            LambdaError::service("Sous could not read or write its metadata store; see the server log.")
+        }
+    }
+}
+
+/// Run store/zip work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LambdaError> + Send + 'static,
+) -> Result<T, LambdaError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "blocking task failed");
+        Err(LambdaError::service("internal error"))
+    })
+}
+
+fn gc(state: &ApiState, hexes: &[String]) {
+    if let Err(e) = state.store.gc_code(hexes) {
+        tracing::warn!(error = %e, "garbage-collect code blobs (will be retried at the next delete)");
+    }
+}
+
+/// Remove unreferenced blobs in the background (after environments using them are retired).
+fn gc_async(state: &Arc<ApiState>, orphans: Vec<String>) {
+    if orphans.is_empty() {
+        return;
+    }
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || gc(&st, &orphans));
+}

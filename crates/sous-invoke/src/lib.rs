@@ -1,0 +1,245 @@
+//! The invoker: resolves the function and qualifier, validates the payload and runs the
+//! invocation in an execution environment from the worker's pool.
+
+use bytes::Bytes;
+use sous_types::LambdaError;
+
+/// `X-Amz-Invocation-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+/// A parsed Invoke call.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    /// Bare function name (the API layer has parsed ARNs and partial ARNs).
+    pub function_name: String,
+    /// Qualifier from the name or `?Qualifier=`, already reconciled; `None` = `$LATEST`.
+    pub qualifier: Option<String>,
+    pub invocation_type: InvocationType,
+    /// Raw request body (already checked against the 6 MB limit by the transport).
+    pub payload: Bytes,
+    /// `X-Amz-Log-Type: Tail`.
+    pub tail_logs: bool,
+    /// Decoded `X-Amz-Client-Context` JSON, passed to the runtime.
+    pub client_context: Option<String>,
+    /// `X-Amzn-Trace-Id` from the caller, if any.
+    pub trace_id: Option<String>,
+}
+
+/// What Invoke answers.
+#[derive(Debug, Clone)]
+pub struct InvokeResponse {
+    /// 200, 202 or 204.
+    pub status: u16,
+    /// The request id the function saw; also the response's `x-amzn-RequestId`.
+    pub request_id: String,
+    pub payload: Bytes,
+    /// `X-Amz-Function-Error` (`Unhandled`) when the function failed.
+    pub function_error: Option<String>,
+    /// `X-Amz-Log-Result`: base64 of the last 4 KB of the invocation's log, when asked.
+    pub log_result: Option<String>,
+    /// `X-Amz-Executed-Version`.
+    pub executed_version: String,
+}
+
+pub type InvokeResult = Result<InvokeResponse, LambdaError>;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use tracing::{info_span, Instrument};
+
+use sous_store::Store;
+use sous_types::config::FunctionConfiguration;
+use sous_types::names::Scope;
+use sous_types::ErrorCode;
+use sous_worker::{EnvSpec, Invocation, Pool};
+
+/// `$LATEST`, the only version until versions are published.
+pub const LATEST: &str = "$LATEST";
+
+/// Runs invocations against the store's functions in the worker's pool.
+pub struct Invoker {
+    store: Arc<Store>,
+    pool: Arc<Pool>,
+    scope: Scope,
+}
+
+impl Invoker {
+    pub fn new(store: Arc<Store>, pool: Arc<Pool>, scope: Scope) -> Self {
+        Self { store, pool, scope }
+    }
+
+    /// Run one invocation (RequestResponse, Event or DryRun) and build Invoke's answer.
+    pub async fn invoke(&self, req: InvokeRequest) -> InvokeResult {
+        let version = match req.qualifier.as_deref() {
+            None | Some(LATEST) => LATEST,
+            Some(other) => {
+                return Err(LambdaError::function_not_found(
+                    &self.scope.qualified_arn(&req.function_name, Some(other)),
+                ))
+            }
+        };
+        let stored = self
+            .store
+            .get_function(&req.function_name, version)
+            .map_err(|e| LambdaError::service(format!("load function {}: {e}", req.function_name)))?
+            .ok_or_else(|| {
+                LambdaError::function_not_found(
+                    &self
+                        .scope
+                        .qualified_arn(&req.function_name, req.qualifier.as_deref()),
+                )
+            })?;
+        let payload = normalize_payload(req.payload.clone())?;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let executed_version = stored.config.version.clone();
+        match req.invocation_type {
+            InvocationType::DryRun => {
+                return Ok(InvokeResponse {
+                    status: 204,
+                    request_id,
+                    payload: Bytes::new(),
+                    function_error: None,
+                    log_result: None,
+                    executed_version,
+                })
+            }
+            InvocationType::Event | InvocationType::RequestResponse => {}
+        }
+        let code_dir = self
+            .store
+            .code()
+            .extracted_dir(&stored.code_sha256_hex)
+            .map_err(|e| {
+                LambdaError::service(format!("load code of {}: {e}", req.function_name))
+            })?;
+        let spec = Arc::new(env_spec(&stored.config, code_dir, &self.scope));
+        let invocation = Invocation {
+            request_id: request_id.clone(),
+            payload,
+            invoked_arn: self
+                .scope
+                .qualified_arn(&req.function_name, req.qualifier.as_deref()),
+            trace_id: trace_id(req.trace_id.as_deref()),
+            client_context: req.client_context.clone(),
+            cognito_identity: None,
+            tail_logs: req.tail_logs && req.invocation_type == InvocationType::RequestResponse,
+        };
+        let span = info_span!("invoke", function = %req.function_name, version = %executed_version, request_id = %request_id);
+        if req.invocation_type == InvocationType::Event {
+            // Not yet durable: the queue with retries and destinations is a later issue.
+            let pool = self.pool.clone();
+            tokio::spawn(async move { pool.invoke(spec, invocation).await }.instrument(span));
+            return Ok(InvokeResponse {
+                status: 202,
+                request_id,
+                payload: Bytes::new(),
+                function_error: None,
+                log_result: None,
+                executed_version,
+            });
+        }
+        let outcome = self.pool.invoke(spec, invocation).instrument(span).await;
+        Ok(InvokeResponse {
+            status: 200,
+            request_id,
+            payload: outcome.body,
+            function_error: outcome.error_type.map(|_| "Unhandled".to_string()),
+            log_result: outcome
+                .log
+                .map(|log| base64::engine::general_purpose::STANDARD.encode(log.as_bytes())),
+            executed_version,
+        })
+    }
+
+    /// Stop every environment of `function_name` (after a code or configuration update, or
+    /// a delete), so the next invocation starts from the new state.
+    pub async fn retire(&self, function_name: &str) {
+        self.pool.retire(function_name);
+    }
+}
+
+/// The event a function receives: the payload as given, `{}` when empty. A payload that is
+/// not JSON is refused as Lambda refuses it.
+fn normalize_payload(payload: Bytes) -> Result<Bytes, LambdaError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    match serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        Ok(_) => Ok(payload),
+        Err(e) => Err(LambdaError::new(
+            ErrorCode::InvalidRequestContentException,
+            format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            ),
+        )),
+    }
+}
+
+fn env_spec(cfg: &FunctionConfiguration, code_dir: std::path::PathBuf, scope: &Scope) -> EnvSpec {
+    EnvSpec {
+        function_name: cfg.function_name.clone(),
+        version: cfg.version.clone(),
+        revision_id: cfg.revision_id.clone(),
+        memory_mb: cfg.memory_size,
+        timeout_s: cfg.timeout,
+        handler: cfg.handler.clone().unwrap_or_default(),
+        runtime: cfg.runtime.clone().unwrap_or_default(),
+        code_dir,
+        variables: cfg.variables(),
+        region: scope.region.clone(),
+        log_group: cfg
+            .logging_config
+            .log_group
+            .clone()
+            .unwrap_or_else(|| format!("/aws/lambda/{}", cfg.function_name)),
+    }
+}
+
+/// The X-Ray trace header of an invocation: the caller's when it sent one, else a new root.
+fn trace_id(caller: Option<&str>) -> String {
+    if let Some(t) = caller.filter(|t| t.starts_with("Root=")) {
+        return t.to_string();
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
+        &a[..24],
+        &b[..16]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads() {
+        assert_eq!(
+            normalize_payload(Bytes::new()).unwrap(),
+            Bytes::from_static(b"{}")
+        );
+        assert_eq!(
+            normalize_payload(Bytes::from_static(b"\"ok\"")).unwrap(),
+            Bytes::from_static(b"\"ok\"")
+        );
+        let e = normalize_payload(Bytes::from_static(b"{nope")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequestContentException);
+    }
+
+    #[test]
+    fn trace_ids() {
+        assert!(trace_id(None).starts_with("Root=1-"));
+        assert_eq!(trace_id(Some("Root=1-abc")), "Root=1-abc");
+    }
+}

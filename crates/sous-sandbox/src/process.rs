@@ -1,0 +1,77 @@
+//! Process lifecycle helpers for execution environments.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// Arrange for `cmd`'s child to start in a new process group (its pid is the group id) and to
+/// receive SIGKILL when the thread that spawned it exits, so that no environment outlives
+/// `sous serve` even when Sous itself is killed with SIGKILL.
+pub fn detach_with_parent_death(cmd: &mut Command) {
+    cmd.process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and only calls `prctl`, which
+    // is async-signal-safe; it allocates nothing and touches no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Kill every process of the process group `pgid` with SIGKILL. A group that no longer exists
+/// is not an error.
+pub fn kill_group(pgid: i32) -> io::Result<()> {
+    match killpg(Pid::from_raw(pgid), Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`),
+/// used to tell a process Sous started from a later process that reused its pid.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces; fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Peak resident memory of process `pid` in KiB (`VmHWM` of `/proc/PID/status`).
+pub fn peak_rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_start_time_and_memory() {
+        let me = std::process::id() as i32;
+        assert!(start_time(me).is_some());
+        assert!(peak_rss_kib(me).unwrap() > 0);
+    }
+
+    #[test]
+    fn killing_a_missing_group_is_fine() {
+        // Pid numbers near the maximum are practically never in use.
+        kill_group(4_194_000).unwrap();
+    }
+}

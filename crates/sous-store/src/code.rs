@@ -1,0 +1,1241 @@
+//! The content-addressed code blob store and its extraction cache.
+//!
+//! What we store, and why: every uploaded deployment package once, as `code/<sha256>.zip`, so
+//! identical packages share one blob and `CodeSha256` is the file's name; and each package
+//! extracted once, as `extract/<sha256>/`, so a cold start never unzips.
+//!
+//! A package is validated completely while it is extracted, before anything becomes visible:
+//! names that are absolute or contain `..`, special files, symlinks that resolve outside the
+//! package (following other symlinks of the package) and more than 250 MB of actually
+//! decompressed bytes are all refused with Lambda's `InvalidParameterValueException`.
+//! Extraction writes into `extract/.tmp-*` and renames the finished tree into place; the blob
+//! is written to `code/.tmp-*`, fsynced and renamed. A failed upload leaves nothing behind, and
+//! [`CodeStore::open`] removes temp entries an interrupted run left.
+//!
+//! Inside the temp tree, regular files and directories are written first and symlinks are
+//! created last, so no write can ever pass through a symlink; an entry below a symlink entry is
+//! refused.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Cursor, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use sous_types::limits::{UNZIPPED_MAX_BYTES, ZIPPED_MAX_BYTES};
+use sous_types::{ErrorCode, LambdaError};
+
+/// AWS's message for bytes that are not a readable zip.
+const NOT_A_ZIP: &str =
+    "Could not unzip uploaded file. Please check your file, then try to upload again.";
+/// AWS's message for a zip without entries.
+const EMPTY_ZIP: &str = "Uploaded file must be a non-empty zip";
+/// Prefix of every temp entry in `code/` and `extract/`.
+const TMP_PREFIX: &str = ".tmp-";
+/// Longest symlink target we accept (Linux `PATH_MAX`).
+const SYMLINK_TARGET_MAX: u64 = 4096;
+/// Symlinks followed while resolving one target before we call it a loop (Linux's limit).
+const SYMLINK_HOPS_MAX: usize = 40;
+
+const S_IFMT: u32 = 0o170_000;
+const S_IFREG: u32 = 0o100_000;
+const S_IFDIR: u32 = 0o040_000;
+const S_IFLNK: u32 = 0o120_000;
+
+/// A package in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCode {
+    /// Lowercase hex of the zip's SHA-256: the blob's and the extraction's name.
+    pub sha256_hex: String,
+    /// base64 (standard, padded) of the raw SHA-256 digest: Lambda's `CodeSha256`.
+    pub sha256_b64: String,
+    /// Size of the zip in bytes: Lambda's `CodeSize`.
+    pub size: u64,
+    /// Bytes of the extracted package: regular files' lengths plus symlinks' target lengths.
+    pub unzipped_size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    /// The bytes are not a zip we can read (or an entry's data is corrupt or encrypted).
+    #[error("not a zip: {reason}")]
+    NotAZip { reason: String },
+    /// A zip without a single entry.
+    #[error("empty zip")]
+    EmptyZip,
+    /// An entry that would write outside the package, or one we do not create.
+    #[error("unsafe zip entry {name:?}: {reason}")]
+    UnsafeEntry { name: String, reason: &'static str },
+    /// More than [`UNZIPPED_MAX_BYTES`] decompressed (counted, not declared).
+    #[error("unzipped size exceeds {UNZIPPED_MAX_BYTES} bytes")]
+    UnzippedTooLarge,
+    /// A zip of more than [`ZIPPED_MAX_BYTES`].
+    #[error("zipped size {size} exceeds {ZIPPED_MAX_BYTES} bytes")]
+    ZippedTooLarge { size: u64 },
+    /// A malformed sha256 hex handed to the store (a caller bug, never user input).
+    #[error("invalid code sha256 {0:?}")]
+    InvalidSha(String),
+    /// The blob for a sha is not in the store.
+    #[error("code blob {0} is missing")]
+    MissingBlob(String),
+    /// The blob on disk no longer hashes to its name.
+    #[error("code blob {0} is corrupt: its content hashes to {1}")]
+    CorruptBlob(String, String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl CodeError {
+    /// The error a Lambda client sees.
+    pub fn to_lambda_error(&self) -> LambdaError {
+        match self {
+            Self::NotAZip { .. } => LambdaError::invalid_parameter(NOT_A_ZIP),
+            Self::EmptyZip => LambdaError::invalid_parameter(EMPTY_ZIP),
+            Self::UnsafeEntry { name, reason } => LambdaError::invalid_parameter(format!(
+                "Could not unzip uploaded file. Entry {name:?} is not allowed: {reason}."
+            )),
+            Self::UnzippedTooLarge => LambdaError::invalid_parameter(format!(
+                "Unzipped size must be smaller than {UNZIPPED_MAX_BYTES} bytes"
+            )),
+            Self::ZippedTooLarge { .. } => LambdaError::new(
+                ErrorCode::RequestEntityTooLargeException,
+                format!("Zipped size must be smaller than {ZIPPED_MAX_BYTES} bytes"),
+            ),
+            Self::InvalidSha(_)
+            | Self::MissingBlob(_)
+            | Self::CorruptBlob(..)
+            | Self::Io { .. } => LambdaError::service(format!("code store: {self}")),
+        }
+    }
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> CodeError {
+    let context = context.into();
+    move |source| CodeError::Io { context, source }
+}
+
+fn unsafe_entry(name: &str, reason: &'static str) -> CodeError {
+    CodeError::UnsafeEntry {
+        name: name.to_owned(),
+        reason,
+    }
+}
+
+/// The code blob store and extraction cache under one data dir.
+#[derive(Debug, Clone)]
+pub struct CodeStore {
+    code_dir: PathBuf,
+    extract_dir: PathBuf,
+}
+
+impl CodeStore {
+    /// `data_dir/code/<hex>.zip` blobs, `data_dir/extract/<hex>/` extracted packages; creates
+    /// the dirs; removes leftover temp entries from an interrupted earlier run.
+    pub fn open(data_dir: &Path) -> Result<CodeStore, CodeError> {
+        let store = CodeStore {
+            code_dir: data_dir.join("code"),
+            extract_dir: data_dir.join("extract"),
+        };
+        for dir in [&store.code_dir, &store.extract_dir] {
+            fs::create_dir_all(dir)
+                .map_err(io_err(format!("open code store: create {}", dir.display())))?;
+            remove_leftover_temps(dir)?;
+        }
+        Ok(store)
+    }
+
+    /// Validate the zip fully and extract it into the cache, then store the blob; idempotent
+    /// for identical bytes (same sha → reuse). On any failure nothing is left behind: no
+    /// blob, no extract dir, no temp dir, nothing written outside the temp extraction dir.
+    pub fn put_zip(&self, bytes: &[u8]) -> Result<StoredCode, CodeError> {
+        let size = bytes.len() as u64;
+        if size > ZIPPED_MAX_BYTES {
+            return Err(CodeError::ZippedTooLarge { size });
+        }
+        let digest = Sha256::digest(bytes);
+        let sha256_hex = hex::encode(digest);
+        let sha256_b64 = base64_standard(&digest);
+        let blob = self.zip_path(&sha256_hex);
+        let dir = self.extract_dir.join(&sha256_hex);
+
+        // Identical bytes were validated when they were first stored: reuse what is there.
+        let created_dir = if dir.is_dir() {
+            None
+        } else {
+            self.extract_into_cache(bytes, &sha256_hex)?
+        };
+        let finish = || -> Result<u64, CodeError> {
+            let unzipped_size = tree_size(&dir)?;
+            if !blob.is_file() {
+                self.write_blob(bytes, &sha256_hex)?;
+            }
+            Ok(unzipped_size)
+        };
+        match finish() {
+            Ok(unzipped_size) => Ok(StoredCode {
+                sha256_hex,
+                sha256_b64,
+                size,
+                unzipped_size,
+            }),
+            Err(e) => {
+                if let Some(created) = created_dir {
+                    // Leave nothing behind: the extraction has no blob to back it.
+                    if let Err(cleanup) = self.remove_extraction(&created) {
+                        tracing::warn!(sha256 = %sha256_hex, error = %cleanup,
+                            "put code: remove extraction after failed blob write");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Where the blob of `sha256_hex` lives (whether or not it exists).
+    pub fn zip_path(&self, sha256_hex: &str) -> PathBuf {
+        self.code_dir.join(format!("{sha256_hex}.zip"))
+    }
+
+    /// The extracted package dir; re-extracts from the blob if the cache entry is missing
+    /// (e.g. deleted by an operator).
+    pub fn extracted_dir(&self, sha256_hex: &str) -> Result<PathBuf, CodeError> {
+        check_sha(sha256_hex)?;
+        let dir = self.extract_dir.join(sha256_hex);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let blob = self.zip_path(sha256_hex);
+        let bytes = match fs::read(&blob) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(CodeError::MissingBlob(sha256_hex.to_owned()))
+            }
+            Err(e) => {
+                return Err(io_err(format!("re-extract code: read {}", blob.display()))(
+                    e,
+                ))
+            }
+        };
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != sha256_hex {
+            return Err(CodeError::CorruptBlob(sha256_hex.to_owned(), actual));
+        }
+        tracing::info!(sha256 = %sha256_hex, "re-extracting code package missing from the cache");
+        self.extract_into_cache(&bytes, sha256_hex)?;
+        Ok(dir)
+    }
+
+    /// Delete blob and extraction (called when no function version references it any more).
+    /// Removing what is already gone is not an error.
+    pub fn remove(&self, sha256_hex: &str) -> Result<(), CodeError> {
+        check_sha(sha256_hex)?;
+        let blob = self.zip_path(sha256_hex);
+        match fs::remove_file(&blob) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(format!("remove code: delete {}", blob.display()))(e)),
+        }
+        self.remove_extraction(&self.extract_dir.join(sha256_hex))
+    }
+
+    /// Extract `bytes` into `extract/<sha>/`. Returns the dir if this call created it, `None`
+    /// if a concurrent call got there first.
+    fn extract_into_cache(
+        &self,
+        bytes: &[u8],
+        sha256_hex: &str,
+    ) -> Result<Option<PathBuf>, CodeError> {
+        let tmp = TempPath::create_dir(&self.extract_dir)?;
+        extract_zip(bytes, tmp.path())?;
+        let dir = self.extract_dir.join(sha256_hex);
+        match fs::rename(tmp.path(), &dir) {
+            Ok(()) => {}
+            // Another put of the same bytes finished first; ours is dropped with `tmp`.
+            Err(_) if dir.is_dir() => return Ok(None),
+            Err(e) => {
+                return Err(io_err(format!(
+                    "extract code: rename into {}",
+                    dir.display()
+                ))(e))
+            }
+        }
+        tmp.disarm();
+        sync_dir(&self.extract_dir)?;
+        Ok(Some(dir))
+    }
+
+    fn write_blob(&self, bytes: &[u8], sha256_hex: &str) -> Result<(), CodeError> {
+        let (tmp, mut file) = TempPath::create_file(&self.code_dir)?;
+        file.write_all(bytes)
+            .map_err(io_err("store code: write blob"))?;
+        file.sync_all().map_err(io_err("store code: fsync blob"))?;
+        drop(file);
+        let blob = self.zip_path(sha256_hex);
+        fs::rename(tmp.path(), &blob).map_err(io_err(format!(
+            "store code: rename blob to {}",
+            blob.display()
+        )))?;
+        tmp.disarm();
+        sync_dir(&self.code_dir)
+    }
+
+    /// Remove an extraction: first renamed away, so a half-deleted tree is never mistaken for
+    /// a complete one.
+    fn remove_extraction(&self, dir: &Path) -> Result<(), CodeError> {
+        let doomed = self.extract_dir.join(temp_name());
+        match fs::rename(dir, &doomed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(io_err(format!(
+                    "remove code: rename {} away",
+                    dir.display()
+                ))(e))
+            }
+        }
+        fs::remove_dir_all(&doomed)
+            .map_err(io_err(format!("remove code: delete {}", doomed.display())))
+    }
+}
+
+/// A temp file or dir that is removed when dropped, unless disarmed after its rename.
+struct TempPath {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempPath {
+    fn create_dir(parent: &Path) -> Result<TempPath, CodeError> {
+        loop {
+            let path = parent.join(temp_name());
+            match fs::DirBuilder::new().mode(0o755).create(&path) {
+                Ok(()) => {
+                    let tmp = TempPath { path, armed: true };
+                    set_mode(tmp.path(), 0o755, "extract code: chmod package root")?;
+                    return Ok(tmp);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(io_err(format!(
+                        "extract code: create temp dir in {}",
+                        parent.display()
+                    ))(e))
+                }
+            }
+        }
+    }
+
+    fn create_file(parent: &Path) -> Result<(TempPath, File), CodeError> {
+        loop {
+            let path = parent.join(temp_name());
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&path)
+            {
+                Ok(file) => return Ok((TempPath { path, armed: true }, file)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(io_err(format!(
+                        "store code: create temp file in {}",
+                        parent.display()
+                    ))(e))
+                }
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let result = match fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&self.path),
+            Ok(_) => fs::remove_file(&self.path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(path = %self.path.display(), error = %e, "remove temp code entry");
+        }
+    }
+}
+
+/// `.tmp-<pid>-<nanos>-<counter>`: unique within this process, unlikely across processes, and
+/// `create_new` / `create_dir` retry on the rare collision.
+fn temp_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{TMP_PREFIX}{}-{nanos:x}-{n}", std::process::id())
+}
+
+fn remove_leftover_temps(dir: &Path) -> Result<(), CodeError> {
+    let context = || format!("open code store: clean temp entries in {}", dir.display());
+    for entry in fs::read_dir(dir).map_err(io_err(context()))? {
+        let entry = entry.map_err(io_err(context()))?;
+        if !entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let kind = entry.file_type().map_err(io_err(context()))?;
+        let removed = if kind.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(io_err(format!(
+            "open code store: remove {}",
+            path.display()
+        )))?;
+        tracing::info!(path = %path.display(), "removed temp entry left by an interrupted run");
+    }
+    Ok(())
+}
+
+fn check_sha(sha256_hex: &str) -> Result<(), CodeError> {
+    let ok = sha256_hex.len() == 64
+        && sha256_hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(CodeError::InvalidSha(sha256_hex.to_owned()))
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CodeError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(format!("fsync {}", dir.display())))
+}
+
+fn set_mode(path: &Path, mode: u32, context: &str) -> Result<(), CodeError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err(context))
+}
+
+/// Bytes of an extracted tree: regular files' lengths plus symlinks' target lengths.
+fn tree_size(dir: &Path) -> Result<u64, CodeError> {
+    let mut total = 0u64;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let context = || format!("measure code: read {}", d.display());
+        for entry in fs::read_dir(&d).map_err(io_err(context()))? {
+            let entry = entry.map_err(io_err(context()))?;
+            let meta = fs::symlink_metadata(entry.path()).map_err(io_err(context()))?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                total = total.saturating_add(meta.len());
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// What a zip entry becomes on disk.
+enum Kind {
+    Dir,
+    File { executable: bool },
+    Symlink,
+}
+
+/// Classify by the unix mode in the external attributes (absent for zips from tools that do
+/// not record one: then a trailing `/` means a directory, anything else a file).
+fn classify(name: &str, mode: Option<u32>) -> Result<Kind, CodeError> {
+    let name_is_dir = name.ends_with('/') || name.ends_with('\\');
+    let Some(mode) = mode else {
+        return Ok(if name_is_dir {
+            Kind::Dir
+        } else {
+            Kind::File { executable: false }
+        });
+    };
+    match mode & S_IFMT {
+        S_IFDIR => Ok(Kind::Dir),
+        S_IFLNK => Ok(Kind::Symlink),
+        // No type bits (0): some tools record only the permissions.
+        S_IFREG | 0 if name_is_dir => Ok(Kind::Dir),
+        S_IFREG | 0 => Ok(Kind::File {
+            executable: mode & 0o111 != 0,
+        }),
+        _ => Err(unsafe_entry(
+            name,
+            "devices, fifos, sockets and hard links are not allowed",
+        )),
+    }
+}
+
+/// The entry's path as components below the package root: backslashes count as separators,
+/// empty and `.` components are dropped; absolute paths, drive prefixes, `..` and NUL are
+/// refused. Empty for a name that denotes the root itself (`./`).
+fn entry_components(name: &str) -> Result<Vec<String>, CodeError> {
+    let normalized = name.replace('\\', "/");
+    if normalized.starts_with('/') {
+        return Err(unsafe_entry(name, "absolute path"));
+    }
+    if normalized.contains('\0') {
+        return Err(unsafe_entry(name, "NUL in name"));
+    }
+    let mut components = Vec::new();
+    for (i, c) in normalized.split('/').enumerate() {
+        match c {
+            "" | "." => {}
+            ".." => return Err(unsafe_entry(name, "path contains '..'")),
+            c if i == 0 && is_drive(c) => return Err(unsafe_entry(name, "absolute path")),
+            c => components.push(c.to_owned()),
+        }
+    }
+    Ok(components)
+}
+
+fn is_drive(c: &str) -> bool {
+    let b = c.as_bytes();
+    b.len() == 2 && b[0].is_ascii_alphabetic() && b[1] == b':'
+}
+
+fn join(root: &Path, components: &[String]) -> PathBuf {
+    let mut p = root.to_path_buf();
+    p.extend(components);
+    p
+}
+
+/// Validate `bytes` as a deployment package and extract it under `root` (an empty dir).
+/// Regular files and dirs are written first; symlinks are checked against each other and
+/// created last. On error `root` may hold a partial tree: the caller removes it.
+fn extract_zip(bytes: &[u8], root: &Path) -> Result<(), CodeError> {
+    let not_a_zip = |e: zip::result::ZipError| CodeError::NotAZip {
+        reason: e.to_string(),
+    };
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(not_a_zip)?;
+    if archive.is_empty() {
+        return Err(CodeError::EmptyZip);
+    }
+    // Honest headers fail fast; lying ones are caught by counting below.
+    if archive
+        .decompressed_size()
+        .is_some_and(|declared| declared > u128::from(UNZIPPED_MAX_BYTES))
+    {
+        return Err(CodeError::UnzippedTooLarge);
+    }
+
+    let mut budget = Budget { used: 0 };
+    let mut known_dirs: HashSet<Vec<String>> = HashSet::new();
+    // Symlink entries by path; last entry for a path wins.
+    let mut links: BTreeMap<Vec<String>, (String, String)> = BTreeMap::new();
+    let mut buf = vec![0u8; 64 * 1024];
+
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(not_a_zip)?;
+        let name = entry.name().to_owned();
+        let components = entry_components(&name)?;
+        let kind = classify(&name, entry.unix_mode())?;
+        if components.is_empty() {
+            // `./` and the like: the root itself.
+            continue;
+        }
+        // Nothing may be written below a symlink entry: it would go through the link.
+        if (1..components.len()).any(|n| links.contains_key(&components[..n])) {
+            return Err(unsafe_entry(&name, "path goes through a symlink entry"));
+        }
+        let parent = &components[..components.len() - 1];
+        create_parents(root, parent, &mut known_dirs, &name)?;
+        let path = join(root, &components);
+        match kind {
+            Kind::Dir => {
+                links.remove(&components);
+                if !known_dirs.contains(&components) {
+                    make_dir(&path, &name)?;
+                    known_dirs.insert(components);
+                }
+            }
+            Kind::File { executable } => {
+                links.remove(&components);
+                if known_dirs.contains(&components) {
+                    return Err(unsafe_entry(&name, "a directory of the same name exists"));
+                }
+                let context = || format!("extract code: write {}", components.join("/"));
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o644)
+                    .open(&path)
+                    .map_err(io_err(context()))?;
+                loop {
+                    let n = match entry.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            return Err(CodeError::NotAZip {
+                                reason: format!("{name}: {e}"),
+                            })
+                        }
+                    };
+                    budget.take(n as u64)?;
+                    file.write_all(&buf[..n]).map_err(io_err(context()))?;
+                }
+                let mode = if executable { 0o755 } else { 0o644 };
+                file.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(io_err(context()))?;
+                // The rename into the cache must not become durable before the contents.
+                file.sync_data().map_err(io_err(context()))?;
+            }
+            Kind::Symlink => {
+                if known_dirs.contains(&components) {
+                    return Err(unsafe_entry(&name, "a directory of the same name exists"));
+                }
+                let mut target = Vec::new();
+                (&mut entry)
+                    .take(SYMLINK_TARGET_MAX + 1)
+                    .read_to_end(&mut target)
+                    .map_err(|e| CodeError::NotAZip {
+                        reason: format!("{name}: {e}"),
+                    })?;
+                budget.take(target.len() as u64)?;
+                if target.len() as u64 > SYMLINK_TARGET_MAX {
+                    return Err(unsafe_entry(&name, "symlink target too long"));
+                }
+                let Ok(target) = String::from_utf8(target) else {
+                    return Err(unsafe_entry(&name, "symlink target is not UTF-8"));
+                };
+                if target.is_empty() || target.contains('\0') {
+                    return Err(unsafe_entry(&name, "empty symlink target"));
+                }
+                links.insert(components, (name, target));
+            }
+        }
+    }
+
+    let targets: BTreeMap<&[String], &str> = links
+        .iter()
+        .map(|(k, (_, t))| (k.as_slice(), t.as_str()))
+        .collect();
+    for (components, (name, target)) in &links {
+        if symlink_escapes(&targets, components, target) {
+            return Err(unsafe_entry(name, "symlink points outside the package"));
+        }
+        let path = join(root, components);
+        let context = || format!("extract code: symlink {}", components.join("/"));
+        // A regular file entry of the same name came earlier: the later symlink wins.
+        match fs::symlink_metadata(&path) {
+            Ok(_) => fs::remove_file(&path).map_err(io_err(context()))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(context())(e)),
+        }
+        std::os::unix::fs::symlink(target, &path).map_err(io_err(context()))?;
+    }
+    Ok(())
+}
+
+/// Counts decompressed bytes against [`UNZIPPED_MAX_BYTES`].
+struct Budget {
+    used: u64,
+}
+
+impl Budget {
+    fn take(&mut self, n: u64) -> Result<(), CodeError> {
+        self.used = self.used.saturating_add(n);
+        if self.used > UNZIPPED_MAX_BYTES {
+            Err(CodeError::UnzippedTooLarge)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn create_parents(
+    root: &Path,
+    parent: &[String],
+    known_dirs: &mut HashSet<Vec<String>>,
+    name: &str,
+) -> Result<(), CodeError> {
+    for n in 1..=parent.len() {
+        let prefix = &parent[..n];
+        if known_dirs.contains(prefix) {
+            continue;
+        }
+        make_dir(&join(root, prefix), name)?;
+        known_dirs.insert(prefix.to_vec());
+    }
+    Ok(())
+}
+
+/// Create a directory of the package (mode 0755); an existing file of that name is a
+/// conflict between entries.
+fn make_dir(path: &Path, name: &str) -> Result<(), CodeError> {
+    match fs::DirBuilder::new().mode(0o755).create(path) {
+        Ok(()) => set_mode(
+            path,
+            0o755,
+            &format!("extract code: chmod directory of {name}"),
+        ),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            _ => Err(unsafe_entry(
+                name,
+                "a file of the same name as its directory exists",
+            )),
+        },
+        Err(e) => Err(io_err(format!("extract code: create directory for {name}"))(e)),
+    }
+}
+
+/// Whether the symlink at `link` (components below the root) resolves outside the package,
+/// resolving like the kernel does: relative to the link's own directory, following the
+/// package's other symlinks. Absolute targets and loops count as escapes.
+fn symlink_escapes(links: &BTreeMap<&[String], &str>, link: &[String], target: &str) -> bool {
+    let mut dir: Vec<String> = link[..link.len() - 1].to_vec();
+    let mut pending: VecDeque<String> = VecDeque::new();
+    let mut hops = 0;
+    if push_target(&mut pending, target) {
+        return true;
+    }
+    while let Some(c) = pending.pop_front() {
+        match c.as_str() {
+            "" | "." => {}
+            ".." => {
+                if dir.pop().is_none() {
+                    return true;
+                }
+            }
+            _ => {
+                dir.push(c);
+                if let Some(next) = links.get(dir.as_slice()) {
+                    hops += 1;
+                    if hops > SYMLINK_HOPS_MAX {
+                        return true;
+                    }
+                    dir.pop();
+                    if push_target(&mut pending, next) {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Put `target`'s components in front of `pending`. Backslashes count as separators, which
+/// only ever makes the check stricter. Returns true for an absolute target.
+fn push_target(pending: &mut VecDeque<String>, target: &str) -> bool {
+    let normalized = target.replace('\\', "/");
+    if normalized.starts_with('/') {
+        return true;
+    }
+    let parts: Vec<&str> = normalized.split('/').collect();
+    if parts.first().is_some_and(|p| is_drive(p)) {
+        return true;
+    }
+    for part in parts.into_iter().rev() {
+        pending.push_front(part.to_owned());
+    }
+    false
+}
+
+/// Standard, padded base64 (RFC 4648 §4), as Lambda prints `CodeSha256`.
+fn base64_standard(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Seek;
+    use std::os::unix::fs::MetadataExt;
+    use zip::write::SimpleFileOptions;
+    use zip::ZipWriter;
+
+    type Writer = ZipWriter<Cursor<Vec<u8>>>;
+
+    fn writer() -> Writer {
+        ZipWriter::new(Cursor::new(Vec::new()))
+    }
+
+    fn file(w: &mut Writer, name: &str, mode: u32, content: &[u8]) {
+        w.start_file(name, SimpleFileOptions::default().unix_permissions(mode))
+            .unwrap();
+        w.write_all(content).unwrap();
+    }
+
+    fn link(w: &mut Writer, name: &str, target: &str) {
+        w.add_symlink(name, target, SimpleFileOptions::default())
+            .unwrap();
+    }
+
+    fn finish(w: Writer) -> Vec<u8> {
+        w.finish().unwrap().into_inner()
+    }
+
+    fn store() -> (tempfile::TempDir, CodeStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CodeStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The store holds nothing: no blob, no extraction, no temp entry.
+    fn assert_empty(data: &Path) {
+        assert_eq!(entries(&data.join("code")), Vec::<String>::new());
+        assert_eq!(entries(&data.join("extract")), Vec::<String>::new());
+    }
+
+    fn refused(bytes: &[u8], want: &str) {
+        let (data, store) = store();
+        let err = store.put_zip(bytes).unwrap_err();
+        let lambda = err.to_lambda_error();
+        assert_eq!(
+            lambda.code,
+            ErrorCode::InvalidParameterValueException,
+            "{err}"
+        );
+        assert!(
+            lambda.message.contains(want),
+            "{:?} should contain {want:?}",
+            lambda.message
+        );
+        assert_empty(data.path());
+    }
+
+    fn unsafe_zip(build: impl FnOnce(&mut Writer)) -> Vec<u8> {
+        let mut w = writer();
+        file(&mut w, "ok.txt", 0o644, b"fine");
+        build(&mut w);
+        finish(w)
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_standard(input.as_bytes()), want);
+        }
+        assert_eq!(base64_standard(&[0xfb, 0xff]), "+/8=");
+    }
+
+    #[test]
+    fn stores_valid_zip_with_executable_bootstrap() {
+        let (data, store) = store();
+        let mut w = writer();
+        file(&mut w, "bootstrap", 0o755, b"#!/bin/sh\necho hi\n");
+        file(
+            &mut w,
+            "lib/handler.py",
+            0o600,
+            b"def handler(e, c): pass\n",
+        );
+        w.add_directory("empty/", SimpleFileOptions::default())
+            .unwrap();
+        link(&mut w, "lib/current", "handler.py");
+        link(&mut w, "lib/up", "../bootstrap");
+        let bytes = finish(w);
+
+        let stored = store.put_zip(&bytes).unwrap();
+        let digest = Sha256::digest(&bytes);
+        assert_eq!(stored.sha256_hex, hex::encode(digest));
+        assert_eq!(stored.sha256_b64, base64_standard(&digest));
+        assert_eq!(stored.sha256_b64.len(), 44);
+        assert_eq!(stored.size, bytes.len() as u64);
+        let want_unzipped = 18 + 24 + "handler.py".len() + "../bootstrap".len();
+        assert_eq!(stored.unzipped_size, want_unzipped as u64);
+
+        assert_eq!(fs::read(store.zip_path(&stored.sha256_hex)).unwrap(), bytes);
+        let dir = store.extracted_dir(&stored.sha256_hex).unwrap();
+        assert_eq!(dir, data.path().join("extract").join(&stored.sha256_hex));
+        let mode = |p: &str| fs::symlink_metadata(dir.join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(mode("bootstrap"), 0o755);
+        assert_eq!(mode("lib/handler.py"), 0o644);
+        assert_eq!(mode("lib"), 0o755);
+        assert_eq!(mode("empty"), 0o755);
+        assert_eq!(
+            fs::read_link(dir.join("lib/current")).unwrap(),
+            Path::new("handler.py")
+        );
+        assert_eq!(
+            fs::read(dir.join("lib/up")).unwrap(),
+            b"#!/bin/sh\necho hi\n"
+        );
+        assert_eq!(
+            entries(&data.path().join("code")),
+            vec![format!("{}.zip", stored.sha256_hex)]
+        );
+        assert_eq!(
+            entries(&data.path().join("extract")),
+            vec![stored.sha256_hex.clone()]
+        );
+    }
+
+    #[test]
+    fn put_is_idempotent() {
+        let (data, store) = store();
+        let mut w = writer();
+        file(
+            &mut w,
+            "index.js",
+            0o644,
+            b"exports.handler = async () => 1;",
+        );
+        let bytes = finish(w);
+        let first = store.put_zip(&bytes).unwrap();
+        let second = store.put_zip(&bytes).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(entries(&data.path().join("code")).len(), 1);
+        assert_eq!(entries(&data.path().join("extract")).len(), 1);
+
+        // A blob whose extraction vanished, or the reverse, is completed by the next put.
+        fs::remove_file(store.zip_path(&first.sha256_hex)).unwrap();
+        assert_eq!(store.put_zip(&bytes).unwrap(), first);
+        assert!(store.zip_path(&first.sha256_hex).is_file());
+        fs::remove_dir_all(data.path().join("extract").join(&first.sha256_hex)).unwrap();
+        assert_eq!(store.put_zip(&bytes).unwrap(), first);
+        assert_eq!(
+            entries(&data.path().join("extract")),
+            vec![first.sha256_hex]
+        );
+    }
+
+    #[test]
+    fn refuses_non_zip() {
+        refused(b"this is not a zip file at all", NOT_A_ZIP);
+        refused(b"", NOT_A_ZIP);
+        // A truncated zip.
+        let mut w = writer();
+        file(&mut w, "a", 0o644, &[7u8; 1000]);
+        let bytes = finish(w);
+        refused(&bytes[..bytes.len() / 2], NOT_A_ZIP);
+    }
+
+    #[test]
+    fn refuses_empty_zip() {
+        refused(&finish(writer()), EMPTY_ZIP);
+    }
+
+    #[test]
+    fn refuses_corrupt_entry_data() {
+        let mut w = writer();
+        w.start_file(
+            "a",
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored),
+        )
+        .unwrap();
+        w.write_all(b"AAAAAAAAAAAAAAAA").unwrap();
+        let mut bytes = finish(w);
+        let at = bytes
+            .windows(16)
+            .position(|w| w == b"AAAAAAAAAAAAAAAA")
+            .unwrap();
+        bytes[at] = b'B'; // CRC mismatch
+        refused(&bytes, NOT_A_ZIP);
+    }
+
+    #[test]
+    fn refuses_dot_dot() {
+        refused(&unsafe_zip(|w| file(w, "../evil", 0o644, b"x")), "'..'");
+        refused(&unsafe_zip(|w| file(w, "a/../../b", 0o644, b"x")), "'..'");
+        refused(
+            &unsafe_zip(|w| file(w, "a\\..\\..\\b", 0o644, b"x")),
+            "'..'",
+        );
+        refused(&unsafe_zip(|w| file(w, "a/..", 0o644, b"x")), "'..'");
+    }
+
+    #[test]
+    fn refuses_absolute_paths() {
+        refused(
+            &unsafe_zip(|w| file(w, "/abs", 0o644, b"x")),
+            "absolute path",
+        );
+        refused(
+            &unsafe_zip(|w| file(w, "\\abs", 0o644, b"x")),
+            "absolute path",
+        );
+        refused(
+            &unsafe_zip(|w| file(w, "C:/abs", 0o644, b"x")),
+            "absolute path",
+        );
+    }
+
+    #[test]
+    fn refuses_escaping_symlinks() {
+        let outside = "points outside the package";
+        refused(&unsafe_zip(|w| link(w, "link", "../../etc")), outside);
+        refused(&unsafe_zip(|w| link(w, "a/b/link", "../../..")), outside);
+        refused(&unsafe_zip(|w| link(w, "abs", "/etc/passwd")), outside);
+        refused(&unsafe_zip(|w| link(w, "win", "..\\..\\x")), outside);
+        // Each lexically inside, together outside: `l2` goes through `a/l1` (the root) to `..`.
+        refused(
+            &unsafe_zip(|w| {
+                link(w, "l2", "a/l1/..");
+                link(w, "a/l1", "..");
+            }),
+            outside,
+        );
+        refused(
+            &unsafe_zip(|w| {
+                link(w, "loop1", "loop2");
+                link(w, "loop2", "loop1");
+            }),
+            outside,
+        );
+    }
+
+    #[test]
+    fn refuses_writes_through_symlinks() {
+        let through = "goes through a symlink";
+        refused(
+            &unsafe_zip(|w| {
+                link(w, "a", ".");
+                file(w, "a/x", 0o644, b"x");
+            }),
+            through,
+        );
+        refused(
+            &unsafe_zip(|w| {
+                w.add_directory("sub/", SimpleFileOptions::default())
+                    .unwrap();
+                link(w, "a", "sub");
+                file(w, "a/b/x", 0o644, b"x");
+            }),
+            through,
+        );
+        refused(
+            &unsafe_zip(|w| {
+                link(w, "a", ".");
+                file(w, "a/../../x", 0o644, b"x");
+            }),
+            "'..'",
+        );
+        // A symlink replacing a directory that already has content.
+        refused(
+            &unsafe_zip(|w| {
+                file(w, "d/x", 0o644, b"x");
+                link(w, "d", "/etc");
+            }),
+            "same name",
+        );
+    }
+
+    /// A zip whose one entry has its external attributes (unix mode) patched to `mode`.
+    fn with_mode(mode: u32) -> Vec<u8> {
+        let mut w = writer();
+        file(&mut w, "special", 0o644, b"");
+        let mut bytes = finish(w);
+        let central = bytes.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+        let attrs = central + 38;
+        bytes[attrs..attrs + 4].copy_from_slice(&(mode << 16).to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn refuses_special_files() {
+        assert!(store().1.put_zip(&with_mode(S_IFREG | 0o644)).is_ok());
+        for mode in [0o020_644, 0o060_644, 0o010_644, 0o140_644] {
+            refused(&with_mode(mode), "devices, fifos");
+        }
+    }
+
+    #[test]
+    fn refuses_zip_bomb_by_counting() {
+        // 300 MB of zeros deflate to ~300 KB; the header even claims the truth here, so lie
+        // about it to prove the count, not the header, stops it.
+        const SIZE: usize = 300 * 1024 * 1024;
+        let mut w = writer();
+        let options = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .compression_level(Some(1))
+            .large_file(false);
+        w.start_file("zeros", options).unwrap();
+        let chunk = vec![0u8; 1024 * 1024];
+        for _ in 0..SIZE / chunk.len() {
+            w.write_all(&chunk).unwrap();
+        }
+        let mut bytes = finish(w);
+        assert!(bytes.len() < 2 * 1024 * 1024);
+        // Patch both headers' uncompressed size to 1 byte.
+        for (sig, offset) in [(b"PK\x03\x04", 22), (b"PK\x01\x02", 24)] {
+            let at = bytes.windows(4).position(|w| w == sig).unwrap() + offset;
+            bytes[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
+        }
+        refused(&bytes, "Unzipped size must be smaller than 262144000 bytes");
+    }
+
+    #[test]
+    fn refuses_oversized_zip() {
+        let (data, store) = store();
+        let err = store
+            .put_zip(&vec![0u8; ZIPPED_MAX_BYTES as usize + 1])
+            .unwrap_err();
+        let lambda = err.to_lambda_error();
+        assert_eq!(lambda.code, ErrorCode::RequestEntityTooLargeException);
+        assert_eq!(
+            lambda.message,
+            "Zipped size must be smaller than 52428800 bytes"
+        );
+        assert_empty(data.path());
+    }
+
+    #[test]
+    fn duplicate_entries_last_wins() {
+        let (_data, store) = store();
+        // The writer refuses duplicate names: write `a` and `b`, then rename `b` to `a`.
+        let mut w = writer();
+        file(&mut w, "a", 0o644, b"first");
+        file(&mut w, "b", 0o755, b"second");
+        let mut bytes = finish(w);
+        for (sig, name_at) in [(b"PK\x03\x04", 30), (b"PK\x01\x02", 46)] {
+            let header = bytes
+                .windows(4)
+                .enumerate()
+                .filter(|(_, w)| w == sig)
+                .map(|(i, _)| i)
+                .nth(1)
+                .unwrap();
+            assert_eq!(bytes[header + name_at], b'b');
+            bytes[header + name_at] = b'a';
+        }
+        let stored = store.put_zip(&bytes).unwrap();
+        let dir = store.extracted_dir(&stored.sha256_hex).unwrap();
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"second");
+    }
+
+    #[test]
+    fn extracted_dir_re_extracts_missing_cache() {
+        let (data, store) = store();
+        let mut w = writer();
+        file(&mut w, "bootstrap", 0o755, b"#!/bin/sh\n");
+        let stored = store.put_zip(&finish(w)).unwrap();
+        let dir = store.extracted_dir(&stored.sha256_hex).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(store.extracted_dir(&stored.sha256_hex).unwrap(), dir);
+        assert_eq!(fs::read(dir.join("bootstrap")).unwrap(), b"#!/bin/sh\n");
+        assert_eq!(
+            fs::metadata(dir.join("bootstrap")).unwrap().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(
+            entries(&data.path().join("extract")),
+            vec![stored.sha256_hex.clone()]
+        );
+
+        // Without the blob there is nothing to re-extract from.
+        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_file(store.zip_path(&stored.sha256_hex)).unwrap();
+        assert!(matches!(
+            store.extracted_dir(&stored.sha256_hex),
+            Err(CodeError::MissingBlob(_))
+        ));
+        assert!(matches!(
+            store.extracted_dir("../x"),
+            Err(CodeError::InvalidSha(_))
+        ));
+    }
+
+    #[test]
+    fn extracted_dir_refuses_corrupt_blob() {
+        let (_data, store) = store();
+        let mut w = writer();
+        file(&mut w, "a", 0o644, b"a");
+        let stored = store.put_zip(&finish(w)).unwrap();
+        fs::remove_dir_all(store.extracted_dir(&stored.sha256_hex).unwrap()).unwrap();
+        let mut blob = OpenOptions::new()
+            .write(true)
+            .open(store.zip_path(&stored.sha256_hex))
+            .unwrap();
+        blob.seek(io::SeekFrom::End(0)).unwrap();
+        blob.write_all(b"junk").unwrap();
+        assert!(matches!(
+            store.extracted_dir(&stored.sha256_hex),
+            Err(CodeError::CorruptBlob(..))
+        ));
+    }
+
+    #[test]
+    fn remove_deletes_blob_and_extraction() {
+        let (data, store) = store();
+        let mut w = writer();
+        file(&mut w, "a/b/c", 0o644, b"c");
+        let stored = store.put_zip(&finish(w)).unwrap();
+        store.remove(&stored.sha256_hex).unwrap();
+        assert_empty(data.path());
+        // Already gone is fine.
+        store.remove(&stored.sha256_hex).unwrap();
+    }
+
+    #[test]
+    fn open_removes_leftover_temps() {
+        let (data, store) = store();
+        fs::create_dir_all(data.path().join("extract/.tmp-1-2-3/sub")).unwrap();
+        fs::write(data.path().join("extract/.tmp-1-2-3/sub/f"), b"x").unwrap();
+        fs::write(data.path().join("code/.tmp-4-5-6"), b"partial").unwrap();
+        let mut w = writer();
+        file(&mut w, "a", 0o644, b"a");
+        let stored = store.put_zip(&finish(w)).unwrap();
+        drop(store);
+        let store = CodeStore::open(data.path()).unwrap();
+        assert_eq!(
+            entries(&data.path().join("extract")),
+            vec![stored.sha256_hex.clone()]
+        );
+        assert_eq!(
+            entries(&data.path().join("code")),
+            vec![format!("{}.zip", stored.sha256_hex)]
+        );
+        assert!(store.extracted_dir(&stored.sha256_hex).is_ok());
+    }
+}

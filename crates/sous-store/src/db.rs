@@ -1,0 +1,507 @@
+//! Function metadata in SQLite.
+//!
+//! What we store, and why: every function version's `FunctionConfiguration` (exactly the JSON
+//! shape the API returns, so a read never re-derives it) and the SHA-256 of the code zip it
+//! runs, in `<data-dir>/sous.db`. SQLite runs in WAL mode with `synchronous=NORMAL`: a committed
+//! API write survives a process kill (the WAL is written before `COMMIT` returns; only an OS
+//! crash or power loss can lose the last transactions), and readers never block the writer.
+//! The `functions` table holds what belongs to the function rather than to a version (its
+//! creation time and the next version number to publish); `versions` holds `$LATEST` and, once
+//! versions are published, each immutable `N`. The code blobs themselves live in the
+//! [`CodeStore`] beside the database; rows reference them by hex digest, and a blob no row
+//! references any more is garbage-collected through [`Store::gc_code`].
+//!
+//! Migrations are numbered by `PRAGMA user_version` and applied idempotently at open, so any
+//! earlier data dir opens with the current schema.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use sous_types::config::FunctionConfiguration;
+
+use crate::code::{CodeError, CodeStore};
+
+/// `$LATEST`, the version every function has.
+pub const LATEST: &str = "$LATEST";
+
+/// One function version as stored: its configuration and the digest of its code zip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFunction {
+    pub config: FunctionConfiguration,
+    /// Hex SHA-256 of the code zip in the [`CodeStore`].
+    pub code_sha256_hex: String,
+}
+
+/// Totals for GetAccountSettings' `AccountUsage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Sum of `CodeSize` over every stored version.
+    pub total_code_size: u64,
+    pub function_count: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("function already exists")]
+    Exists,
+    #[error("function not found")]
+    NotFound,
+    #[error("revision id does not match the stored revision")]
+    RevisionMismatch,
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("code store: {0}")]
+    Code(#[from] CodeError),
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+    #[error("open metadata database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+}
+
+/// Schema migrations; `user_version` = number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: functions and their versions.
+    "CREATE TABLE functions (
+        name          TEXT PRIMARY KEY NOT NULL,
+        created_at    INTEGER NOT NULL,
+        next_version  INTEGER NOT NULL DEFAULT 1,
+        tags_json     TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE versions (
+        function_name    TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        version          TEXT NOT NULL,
+        config_json      TEXT NOT NULL,
+        code_sha256_hex  TEXT NOT NULL,
+        revision_id      TEXT NOT NULL,
+        code_size        INTEGER NOT NULL,
+        PRIMARY KEY (function_name, version)
+    );
+    CREATE INDEX versions_by_code ON versions(code_sha256_hex);",
+];
+
+/// The metadata database and the code blob store of one data dir.
+pub struct Store {
+    conn: Mutex<Connection>,
+    code: CodeStore,
+    /// Held shared while a blob is written and the row referencing it is committed; held
+    /// exclusively by [`Store::gc_code`], so a blob is never removed between the two.
+    code_gate: RwLock<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Open (creating if needed) `<data_dir>/sous.db` and the code store under `data_dir`,
+    /// and bring the schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Corrupt(format!("create data dir {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join("sous.db");
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&conn)?;
+        let code = CodeStore::open(data_dir)?;
+        Ok(Store { conn: Mutex::new(conn), code, code_gate: RwLock::new(()) })
+    }
+
+    /// The code blob store.
+    pub fn code(&self) -> &CodeStore {
+        &self.code
+    }
+
+    /// Hold the returned guard while writing a blob with [`CodeStore::put_zip`] and committing
+    /// the row that references it; garbage collection waits for it.
+    pub fn pin_code(&self) -> RwLockReadGuard<'_, ()> {
+        self.code_gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back on drop), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Create a function: its `functions` row and its `$LATEST` version, atomically.
+    pub fn insert_function(&self, f: &StoredFunction) -> Result<(), StoreError> {
+        self.insert_function_with_tags(f, &BTreeMap::new())
+    }
+
+    /// [`Store::insert_function`] with the function's tags.
+    pub fn insert_function_with_tags(
+        &self,
+        f: &StoredFunction,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let json = to_json(&f.config)?;
+        let tags_json = serde_json::to_string(tags)
+            .map_err(|e| StoreError::Corrupt(format!("serialize tags of {}: {e}", f.config.function_name)))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO functions (name, created_at, next_version, tags_json) VALUES (?1, ?2, 1, ?3)",
+            params![f.config.function_name, now_ms(), tags_json],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Exists);
+        }
+        tx.execute(
+            "INSERT INTO versions (function_name, version, config_json, code_sha256_hex, revision_id, code_size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                f.config.function_name,
+                LATEST,
+                json,
+                f.code_sha256_hex,
+                f.config.revision_id,
+                size_i64(f.config.code_size)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One version of a function (`$LATEST` or `N`), if it exists.
+    pub fn get_function(&self, name: &str, version: &str) -> Result<Option<StoredFunction>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT config_json, code_sha256_hex FROM versions WHERE function_name = ?1 AND version = ?2",
+        )?;
+        let row = stmt
+            .query_row(params![name, version], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .optional()?;
+        drop(stmt);
+        drop(conn);
+        row.map(|(json, hex)| decode(name, &json, hex)).transpose()
+    }
+
+    /// A function's tags (`None` if the function does not exist).
+    pub fn get_tags(&self, name: &str) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+        let conn = self.conn();
+        let json: Option<String> = conn
+            .query_row("SELECT tags_json FROM functions WHERE name = ?1", params![name], |r| r.get(0))
+            .optional()?;
+        drop(conn);
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("tags of function {name}: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Replace a version's configuration (`f.config.function_name` / `f.config.version`) if
+    /// its stored RevisionId is still `expected_revision_id`. Returns the code digests no row
+    /// references any more (the replaced code, when the code changed), for [`Store::gc_code`].
+    pub fn replace_function(
+        &self,
+        f: &StoredFunction,
+        expected_revision_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let json = to_json(&f.config)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<(String, String)> = tx
+            .query_row(
+                "SELECT revision_id, code_sha256_hex FROM versions WHERE function_name = ?1 AND version = ?2",
+                params![f.config.function_name, f.config.version],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((revision, old_hex)) = current else {
+            return Err(StoreError::NotFound);
+        };
+        if revision != expected_revision_id {
+            return Err(StoreError::RevisionMismatch);
+        }
+        tx.execute(
+            "UPDATE versions SET config_json = ?3, code_sha256_hex = ?4, revision_id = ?5, code_size = ?6
+             WHERE function_name = ?1 AND version = ?2",
+            params![
+                f.config.function_name,
+                f.config.version,
+                json,
+                f.code_sha256_hex,
+                f.config.revision_id,
+                size_i64(f.config.code_size)
+            ],
+        )?;
+        let orphans = unreferenced(&tx, std::iter::once(old_hex))?;
+        tx.commit()?;
+        Ok(orphans)
+    }
+
+    /// `$LATEST` of up to `limit` functions whose names sort after `after`, by name.
+    pub fn list_functions(&self, after: Option<&str>, limit: usize) -> Result<Vec<StoredFunction>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT function_name, config_json, code_sha256_hex FROM versions
+             WHERE version = ?1 AND function_name > ?2 ORDER BY function_name LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![LATEST, after.unwrap_or(""), i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        drop(conn);
+        rows.into_iter().map(|(name, json, hex)| decode(&name, &json, hex)).collect()
+    }
+
+    /// Delete a function and all its versions. Returns the code digests no row references any
+    /// more, for [`Store::gc_code`].
+    pub fn delete_function(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let hexes: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT DISTINCT code_sha256_hex FROM versions WHERE function_name = ?1")?;
+            let rows = stmt.query_map(params![name], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        tx.execute("DELETE FROM versions WHERE function_name = ?1", params![name])?;
+        let deleted = tx.execute("DELETE FROM functions WHERE name = ?1", params![name])?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let orphans = unreferenced(&tx, hexes)?;
+        tx.commit()?;
+        Ok(orphans)
+    }
+
+    /// Remove the blobs (zip and extraction) of `hexes` that no row references. Safe against
+    /// a concurrent create that is storing the same blob (see [`Store::pin_code`]).
+    pub fn gc_code(&self, hexes: &[String]) -> Result<(), StoreError> {
+        if hexes.is_empty() {
+            return Ok(());
+        }
+        let _gate = self.code_gate.write().unwrap_or_else(|p| p.into_inner());
+        let still_orphans = {
+            let conn = self.conn();
+            unreferenced(&conn, hexes.iter().cloned())?
+        };
+        for hex in still_orphans {
+            self.code.remove(&hex)?;
+        }
+        Ok(())
+    }
+
+    /// Code size over all versions and the number of functions.
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        let conn = self.conn();
+        let (size, count): (i64, i64) = conn.query_row(
+            "SELECT (SELECT COALESCE(SUM(code_size), 0) FROM versions), (SELECT COUNT(*) FROM functions)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(Usage {
+            total_code_size: u64::try_from(size).unwrap_or(0),
+            function_count: u64::try_from(count).unwrap_or(0),
+        })
+    }
+
+    /// Sum of `CodeSize` over every stored version.
+    pub fn code_size_total(&self) -> Result<u64, StoreError> {
+        Ok(self.usage()?.total_code_size)
+    }
+
+    /// Number of functions.
+    pub fn function_count(&self) -> Result<u64, StoreError> {
+        Ok(self.usage()?.function_count)
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let current = usize::try_from(current)
+        .map_err(|_| StoreError::Corrupt(format!("negative schema version {current}")))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "schema version {current} is newer than this Sous ({}); refusing to open",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "metadata schema migrated");
+    }
+    Ok(())
+}
+
+/// Those of `hexes` that no version row references.
+fn unreferenced(conn: &Connection, hexes: impl IntoIterator<Item = String>) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM versions WHERE code_sha256_hex = ?1)")?;
+    let mut out = Vec::new();
+    for hex in hexes {
+        let used: bool = stmt.query_row(params![hex], |r| r.get(0))?;
+        if !used && !out.contains(&hex) {
+            out.push(hex);
+        }
+    }
+    Ok(out)
+}
+
+fn decode(name: &str, json: &str, code_sha256_hex: String) -> Result<StoredFunction, StoreError> {
+    let config = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("configuration of function {name}: {e}")))?;
+    Ok(StoredFunction { config, code_sha256_hex })
+}
+
+fn to_json(config: &FunctionConfiguration) -> Result<String, StoreError> {
+    serde_json::to_string(config)
+        .map_err(|e| StoreError::Corrupt(format!("serialize configuration of {}: {e}", config.function_name)))
+}
+
+fn size_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sous_types::config::{EphemeralStorage, LoggingConfig, TracingConfig};
+
+    fn config(name: &str, revision: &str, size: u64) -> FunctionConfiguration {
+        FunctionConfiguration {
+            function_name: name.into(),
+            function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{name}"),
+            runtime: Some("provided.al2023".into()),
+            role: "arn:aws:iam::000000000000:role/r".into(),
+            handler: Some("bootstrap".into()),
+            code_size: size,
+            description: String::new(),
+            timeout: 3,
+            memory_size: 128,
+            last_modified: "2020-04-10T19:06:32.563+0000".into(),
+            code_sha256: "x".into(),
+            version: LATEST.into(),
+            environment: None,
+            tracing_config: TracingConfig { mode: Some("PassThrough".into()) },
+            revision_id: revision.into(),
+            dead_letter_config: None,
+            state: Some("Active".into()),
+            last_update_status: Some("Successful".into()),
+            package_type: "Zip".into(),
+            architectures: vec!["x86_64".into()],
+            ephemeral_storage: EphemeralStorage { size: 512 },
+            snap_start: serde_json::json!({"ApplyOn": "None", "OptimizationStatus": "Off"}),
+            runtime_version_config: None,
+            logging_config: LoggingConfig::default(),
+        }
+    }
+
+    fn func(name: &str, revision: &str, hex: &str) -> StoredFunction {
+        StoredFunction { config: config(name, revision, 10), code_sha256_hex: hex.into() }
+    }
+
+    #[test]
+    fn insert_get_and_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let f = func("a", "r1", "aa");
+        store.insert_function(&f).unwrap();
+        assert!(matches!(store.insert_function(&f), Err(StoreError::Exists)));
+        assert_eq!(store.get_function("a", LATEST).unwrap(), Some(f));
+        assert_eq!(store.get_function("a", "1").unwrap(), None);
+        assert_eq!(store.get_function("b", LATEST).unwrap(), None);
+        assert_eq!(store.get_tags("a").unwrap(), Some(BTreeMap::new()));
+        assert_eq!(store.get_tags("b").unwrap(), None);
+        let tags: BTreeMap<String, String> = [("k".to_string(), "v".to_string())].into();
+        store.insert_function_with_tags(&func("t", "r", "aa"), &tags).unwrap();
+        assert_eq!(store.get_tags("t").unwrap(), Some(tags));
+    }
+
+    #[test]
+    fn replace_is_compare_and_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_function(&func("a", "r1", "aa")).unwrap();
+        store.insert_function(&func("b", "r1", "bb")).unwrap();
+        let next = func("a", "r2", "bb");
+        assert!(matches!(store.replace_function(&next, "r0"), Err(StoreError::RevisionMismatch)));
+        // "aa" is no longer referenced; "bb" still is.
+        assert_eq!(store.replace_function(&next, "r1").unwrap(), vec!["aa".to_string()]);
+        assert_eq!(store.get_function("a", LATEST).unwrap().unwrap().config.revision_id, "r2");
+        assert!(matches!(store.replace_function(&func("zz", "r", "x"), "r"), Err(StoreError::NotFound)));
+    }
+
+    #[test]
+    fn list_pages_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in ["c", "a", "b", "d"] {
+            store.insert_function(&func(n, "r", "h")).unwrap();
+        }
+        let names = |v: Vec<StoredFunction>| v.into_iter().map(|f| f.config.function_name).collect::<Vec<_>>();
+        assert_eq!(names(store.list_functions(None, 2).unwrap()), ["a", "b"]);
+        assert_eq!(names(store.list_functions(Some("b"), 10).unwrap()), ["c", "d"]);
+        assert!(store.list_functions(Some("d"), 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn delete_returns_orphans_and_usage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_function(&func("a", "r", "shared")).unwrap();
+        store.insert_function(&func("b", "r", "shared")).unwrap();
+        store.insert_function(&func("c", "r", "own")).unwrap();
+        assert_eq!(store.usage().unwrap(), Usage { total_code_size: 30, function_count: 3 });
+        assert!(store.delete_function("a").unwrap().is_empty());
+        assert_eq!(store.delete_function("b").unwrap(), vec!["shared".to_string()]);
+        assert!(matches!(store.delete_function("b"), Err(StoreError::NotFound)));
+        assert_eq!(store.usage().unwrap(), Usage { total_code_size: 10, function_count: 1 });
+        assert_eq!(store.function_count().unwrap(), 1);
+        assert_eq!(store.code_size_total().unwrap(), 10);
+    }
+
+    #[test]
+    fn data_persists_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.insert_function(&func("a", "r1", "aa")).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.get_function("a", LATEST).unwrap().unwrap().config.revision_id, "r1");
+        // Migrations are idempotent.
+        drop(store);
+        Store::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn corrupt_rows_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_function(&func("a", "r1", "aa")).unwrap();
+        store.conn().execute("UPDATE versions SET config_json = '{not json'", []).unwrap();
+        assert!(matches!(store.get_function("a", LATEST), Err(StoreError::Corrupt(_))));
+        assert!(matches!(store.list_functions(None, 10), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("sous.db")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt(_))));
+    }
+}

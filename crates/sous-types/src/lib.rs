@@ -1,0 +1,12 @@
+//! Names, ARNs, limits and function configuration of Sous, with AWS Lambda's validation
+//! rules. No I/O: everything here is a pure function of its input, so the rules are unit
+//! tested directly and every other crate shares one definition of them.
+
+pub mod config;
+pub mod error;
+pub mod limits;
+pub mod names;
+pub mod runtime;
+pub mod timefmt;
+
+pub use error::{ErrorCode, LambdaError};

@@ -1,0 +1,522 @@
+//! One execution environment: start (init phase), invoke, stop.
+//!
+//! Until the sandbox issue lands, an environment is a plain child process in its own process
+//! group, killed with its group when the environment stops and by a parent-death signal if
+//! Sous dies. Each live environment has a run file (`<data-dir>/run/envs/<id>`) naming its
+//! process group, so a restart after a crash kills what the last run left.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use sous_types::limits::SYNC_RESPONSE_MAX_BYTES;
+use sous_types::{names, runtime, timefmt};
+
+use crate::logs::{self, LogStream, StreamTarget};
+use crate::runtime_api::{InitResult, PendingEvent, RuntimeApi, RuntimeResult};
+use crate::spec::{EnvSpec, Invocation, Outcome};
+
+/// Paths and switches shared by all environments.
+#[derive(Debug, Clone)]
+pub struct EnvContext {
+    pub logs_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub echo_logs: bool,
+}
+
+/// How an init phase failed.
+pub enum InitFailure {
+    /// Init did not finish within its limit.
+    Timeout { duration_ms: f64 },
+    /// The runtime reported an init error or exited; the outcome is what the caller gets.
+    Error(Outcome),
+}
+
+pub struct Environment {
+    pub id: String,
+    pub spec: Arc<EnvSpec>,
+    /// Pool generation of the function when this environment started.
+    pub generation: u64,
+    api: Arc<RuntimeApi>,
+    server: JoinHandle<()>,
+    pgid: i32,
+    exited: watch::Receiver<Option<String>>,
+    logs: LogStream,
+    run_file: PathBuf,
+    /// Init duration, reported in the REPORT line of the first invocation only.
+    pending_init_ms: Option<f64>,
+    stopped: bool,
+}
+
+impl Environment {
+    /// Start an environment and run its init phase, bounded by `init_limit`. `request_id` is
+    /// the invocation that caused the cold start (used in error messages).
+    pub async fn start(
+        spec: Arc<EnvSpec>,
+        ctx: &EnvContext,
+        generation: u64,
+        request_id: &str,
+        init_limit: Duration,
+        init_type: &str,
+    ) -> Result<Environment, (InitFailure, Option<Environment>)> {
+        let started = Instant::now();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let stream = names::log_stream_name(
+            &timefmt::stream_date(time::OffsetDateTime::now_utc()),
+            &spec.version,
+            &id,
+        );
+        let (read_end, write_end) = match pipe() {
+            Ok(p) => p,
+            Err(e) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
+        };
+        let target = StreamTarget {
+            path: logs::stream_path(&ctx.logs_dir, &spec.function_name, &stream),
+            echo_prefix: ctx.echo_logs.then(|| format!("[{}]", spec.function_name)),
+        };
+        let logs = match LogStream::start(read_end, target) {
+            Ok(l) => l,
+            Err(e) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
+        };
+        logs.platform(vec![format!(
+            "INIT_START Runtime Version: {}.v1\tRuntime Version ARN: {}",
+            spec.runtime.replace('.', ":"),
+            runtime::version_arn(&spec.region, &spec.runtime)
+        )]);
+
+        let listener = match TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
+        };
+        let addr = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
+        };
+        let (api, init_rx) = RuntimeApi::new();
+        let server = tokio::spawn(api.clone().serve(listener));
+
+        let bootstrap = spec.code_dir.join("bootstrap");
+        let mut cmd = std::process::Command::new(&bootstrap);
+        cmd.current_dir(&spec.code_dir)
+            .env_clear()
+            .envs(environment_variables(
+                &spec,
+                &addr.to_string(),
+                &stream,
+                init_type,
+            ))
+            .stdin(Stdio::null());
+        match write_end.try_clone() {
+            Ok(dup) => {
+                cmd.stdout(Stdio::from(dup));
+                cmd.stderr(Stdio::from(write_end));
+            }
+            Err(e) => {
+                server.abort();
+                return Err((InitFailure::Error(service_fault(request_id, &e)), None));
+            }
+        }
+        sous_sandbox::process::detach_with_parent_death(&mut cmd);
+        let child = tokio::process::Command::from(cmd).spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                server.abort();
+                let message = if e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "RequestId: {request_id} Error: Couldn't find valid bootstrap(s): [{} /opt/bootstrap]",
+                        bootstrap.display()
+                    )
+                } else {
+                    format!(
+                        "RequestId: {request_id} Error: fork/exec {}: {e}",
+                        bootstrap.display()
+                    )
+                };
+                logs.platform(vec![message.clone(), "Runtime.InvalidEntrypoint".into()]);
+                return Err((
+                    InitFailure::Error(Outcome::platform_error(
+                        "Runtime.InvalidEntrypoint",
+                        message,
+                    )),
+                    None,
+                ));
+            }
+        };
+        let pgid = child.id().map(|p| p as i32).unwrap_or_default();
+        let run_file = ctx.run_dir.join(&id);
+        record_run_file(&run_file, pgid);
+        let (exit_tx, exited) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let text = match status {
+                Ok(s) => describe_exit(s),
+                Err(e) => format!("wait: {e}"),
+            };
+            let _ = exit_tx.send(Some(text));
+        });
+
+        let mut env = Environment {
+            id,
+            spec: spec.clone(),
+            generation,
+            api,
+            server,
+            pgid,
+            exited,
+            logs,
+            run_file,
+            pending_init_ms: None,
+            stopped: false,
+        };
+        debug!(function = %spec.function_name, env = %env.id, pgid, "environment starting");
+
+        let mut exited = env.exited.clone();
+        let result = tokio::select! {
+            r = init_rx => r.ok(),
+            _ = wait_exit(&mut exited) => None,
+            _ = tokio::time::sleep(init_limit) => {
+                let duration_ms = ms(started.elapsed());
+                env.logs.platform(vec![format!(
+                    "INIT_REPORT Init Duration: {duration_ms:.2} ms\tPhase: init\tStatus: timeout"
+                )]);
+                env.stop();
+                return Err((InitFailure::Timeout { duration_ms }, Some(env)));
+            }
+        };
+        let duration_ms = ms(started.elapsed());
+        match result {
+            Some(InitResult::Ready) => {
+                env.pending_init_ms = Some(duration_ms);
+                Ok(env)
+            }
+            Some(InitResult::Failed { error_type, body }) => {
+                let error_type = error_type.unwrap_or_else(|| "Runtime.Unknown".into());
+                env.logs.platform(vec![format!(
+                    "INIT_REPORT Init Duration: {duration_ms:.2} ms\tPhase: init\tStatus: error\tError Type: {error_type}"
+                )]);
+                env.stop();
+                let outcome = Outcome {
+                    body,
+                    error_type: Some(error_type),
+                    log: None,
+                };
+                Err((InitFailure::Error(outcome), Some(env)))
+            }
+            None => {
+                let how = env.exit_description();
+                let message =
+                    format!("RequestId: {request_id} Error: Runtime exited with error: {how}");
+                env.logs.platform(vec![
+                    message.clone(),
+                    "Runtime.ExitError".into(),
+                    format!(
+                        "INIT_REPORT Init Duration: {duration_ms:.2} ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError"
+                    ),
+                ]);
+                env.stop();
+                Err((
+                    InitFailure::Error(Outcome::platform_error("Runtime.ExitError", message)),
+                    Some(env),
+                ))
+            }
+        }
+    }
+
+    /// Run one invocation. Returns the outcome and whether the environment can be reused.
+    pub async fn invoke(&mut self, inv: Invocation) -> (Outcome, bool) {
+        let started = Instant::now();
+        let timeout = Duration::from_secs(self.spec.timeout_s.max(1) as u64);
+        let deadline_ms = epoch_ms() + timeout.as_millis() as u64;
+        let request_id = inv.request_id.clone();
+        self.logs.begin(vec![format!(
+            "START RequestId: {request_id} Version: {}",
+            self.spec.version
+        )]);
+        let (reply, rx) = oneshot::channel();
+        self.api.deliver(PendingEvent {
+            request_id: request_id.clone(),
+            payload: inv.payload,
+            deadline_ms,
+            invoked_arn: inv.invoked_arn,
+            trace_id: inv.trace_id,
+            client_context: inv.client_context,
+            cognito_identity: inv.cognito_identity,
+            reply,
+        });
+        let mut exited = self.exited.clone();
+        let mut lines = Vec::new();
+        let mut status = None;
+        let (outcome, alive) = tokio::select! {
+            r = rx => match r {
+                Ok(RuntimeResult::Response(body)) => {
+                    (Outcome { body, error_type: None, log: None }, true)
+                }
+                Ok(RuntimeResult::Error { error_type, body }) => {
+                    let error_type = error_type.unwrap_or_else(|| "Runtime.Unknown".into());
+                    (Outcome { body, error_type: Some(error_type), log: None }, true)
+                }
+                Ok(RuntimeResult::ResponseTooLarge) => (
+                    Outcome::platform_error(
+                        "Function.ResponseSizeTooLarge",
+                        format!("Response payload size exceeded maximum allowed payload size ({SYNC_RESPONSE_MAX_BYTES} bytes)."),
+                    ),
+                    true,
+                ),
+                Err(_) => self.crashed(&request_id, &mut lines, &mut status).await,
+            },
+            _ = wait_exit(&mut exited) => self.crashed(&request_id, &mut lines, &mut status).await,
+            _ = tokio::time::sleep(timeout) => {
+                let secs = self.spec.timeout_s;
+                let message = format!("RequestId: {request_id} Error: Task timed out after {secs}.00 seconds");
+                lines.push(format!(
+                    "{} {request_id} Task timed out after {secs}.00 seconds",
+                    timefmt::log_time(time::OffsetDateTime::now_utc())
+                ));
+                status = Some("timeout");
+                (Outcome::platform_error("Sandbox.Timedout", message), false)
+            }
+        };
+        let duration = ms(started.elapsed());
+        let max_memory_mb = sous_sandbox::process::peak_rss_kib(self.pgid)
+            .map(|kib| kib.div_ceil(1024))
+            .unwrap_or(0);
+        if !alive {
+            self.stop();
+        }
+        lines.push(format!("END RequestId: {request_id}"));
+        let mut report = format!(
+            "REPORT RequestId: {request_id}\tDuration: {duration:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {max_memory_mb} MB\t",
+            duration.ceil() as u64,
+            self.spec.memory_mb
+        );
+        if let Some(init) = self.pending_init_ms.take() {
+            report.push_str(&format!("Init Duration: {init:.2} ms\t"));
+        }
+        if let Some(s) = status {
+            report.push_str(&format!("Status: {s}"));
+            if let Some(t) = outcome.error_type.as_deref().filter(|_| s == "error") {
+                report.push_str(&format!("\tError Type: {t}"));
+            }
+        }
+        lines.push(report);
+        let log = self.logs.finish(lines).await;
+        (
+            Outcome {
+                log: inv.tail_logs.then_some(log),
+                ..outcome
+            },
+            alive,
+        )
+    }
+
+    /// Report an invocation that never reached a runtime because init failed: START, END and
+    /// REPORT lines (with the error status), returning the log.
+    pub async fn report_failed_start(
+        logs_of: &Environment,
+        request_id: &str,
+        error_type: &str,
+        started: Instant,
+    ) -> String {
+        logs_of.logs.begin(vec![format!(
+            "START RequestId: {request_id} Version: {}",
+            logs_of.spec.version
+        )]);
+        let duration = ms(started.elapsed());
+        logs_of
+            .logs
+            .finish(vec![
+                format!("END RequestId: {request_id}"),
+                format!(
+                    "REPORT RequestId: {request_id}\tDuration: {duration:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: 0 MB\tStatus: error\tError Type: {error_type}",
+                    duration.ceil() as u64,
+                    logs_of.spec.memory_mb
+                ),
+            ])
+            .await
+    }
+
+    async fn crashed(
+        &mut self,
+        request_id: &str,
+        lines: &mut Vec<String>,
+        status: &mut Option<&'static str>,
+    ) -> (Outcome, bool) {
+        // The runtime is gone (or its reply channel is); wait briefly for the exit status.
+        let mut exited = self.exited.clone();
+        let _ = tokio::time::timeout(Duration::from_millis(200), wait_exit(&mut exited))
+            .await;
+        let how = self.exit_description();
+        let message = format!("RequestId: {request_id} Error: Runtime exited with error: {how}");
+        lines.push(message.clone());
+        lines.push("Runtime.ExitError".into());
+        *status = Some("error");
+        (Outcome::platform_error("Runtime.ExitError", message), false)
+    }
+
+    fn exit_description(&self) -> String {
+        self.exited
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| "signal: killed".into())
+    }
+
+    /// Whether the runtime process is still running.
+    pub fn is_alive(&self) -> bool {
+        !self.stopped && self.exited.borrow().is_none()
+    }
+
+    /// Kill the environment's process group and stop its Runtime API. Idempotent.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        if self.pgid > 0 {
+            if let Err(e) = sous_sandbox::process::kill_group(self.pgid) {
+                warn!(env = %self.id, error = %e, "kill environment process group");
+            }
+        }
+        self.server.abort();
+        let _ = std::fs::remove_file(&self.run_file);
+        debug!(function = %self.spec.function_name, env = %self.id, "environment stopped");
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Every variable Lambda sets for a custom runtime, over the function's own.
+fn environment_variables(
+    spec: &EnvSpec,
+    api_addr: &str,
+    stream: &str,
+    init_type: &str,
+) -> BTreeMap<String, String> {
+    let task_root = spec.code_dir.display().to_string();
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    // Unreserved defaults the function may override.
+    vars.insert(
+        "PATH".into(),
+        "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into(),
+    );
+    vars.insert("LANG".into(), "en_US.UTF-8".into());
+    vars.insert("TZ".into(), ":UTC".into());
+    vars.insert(
+        "LD_LIBRARY_PATH".into(),
+        format!(
+            "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:{task_root}:{task_root}/lib:/opt/lib"
+        ),
+    );
+    vars.extend(spec.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // Reserved: always Lambda's values.
+    let reserved = [
+        ("_HANDLER", spec.handler.clone()),
+        ("AWS_REGION", spec.region.clone()),
+        ("AWS_DEFAULT_REGION", spec.region.clone()),
+        ("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            spec.memory_mb.to_string(),
+        ),
+        ("AWS_LAMBDA_FUNCTION_VERSION", spec.version.clone()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", init_type.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group.clone()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", stream.to_string()),
+        ("AWS_LAMBDA_RUNTIME_API", api_addr.to_string()),
+        ("LAMBDA_TASK_ROOT", task_root),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime".to_string()),
+    ];
+    vars.extend(reserved.into_iter().map(|(k, v)| (k.to_string(), v)));
+    vars
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // Only the read end is non-blocking: the runtime writes with ordinary blocking writes.
+    fcntl(&r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    Ok((r, w))
+}
+
+fn record_run_file(path: &Path, pgid: i32) {
+    let start = sous_sandbox::process::start_time(pgid).unwrap_or(0);
+    if let Err(e) = std::fs::write(path, format!("{pgid} {start}\n")) {
+        warn!(path = %path.display(), error = %e, "record environment run file");
+    }
+}
+
+/// Kill the process groups of environments a previous run of Sous left behind.
+pub fn clean_leftovers(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let mut it = text.split_whitespace();
+            let pgid: Option<i32> = it.next().and_then(|v| v.parse().ok());
+            let start: Option<u64> = it.next().and_then(|v| v.parse().ok());
+            if let (Some(pgid), Some(start)) = (pgid, start) {
+                // Only a process that is still the one we started (same start time).
+                if pgid > 0 && sous_sandbox::process::start_time(pgid) == Some(start) {
+                    let _ = sous_sandbox::process::kill_group(pgid);
+                    tracing::info!(pgid, "killed an environment left by an earlier run");
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Go-style exit descriptions, as Lambda prints them (`exit status 1`, `signal: killed`).
+fn describe_exit(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exit status {code}");
+    }
+    match status.signal() {
+        Some(9) => "signal: killed".into(),
+        Some(15) => "signal: terminated".into(),
+        Some(11) => "signal: segmentation fault".into(),
+        Some(6) => "signal: aborted".into(),
+        Some(2) => "signal: interrupt".into(),
+        Some(s) => format!("signal: {s}"),
+        None => "exit status unknown".into(),
+    }
+}
+
+fn service_fault(request_id: &str, e: &std::io::Error) -> Outcome {
+    warn!(error = %e, "start execution environment");
+    Outcome::platform_error(
+        "Runtime.Unknown",
+        format!("RequestId: {request_id} Error: could not start the execution environment: {e}"),
+    )
+}
+
+/// Wait until the runtime process has exited (holding no borrow of the channel afterwards).
+async fn wait_exit(rx: &mut watch::Receiver<Option<String>>) {
+    let _ = rx.wait_for(Option::is_some).await;
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,285 @@
+//! An environment's log stream.
+//!
+//! The runtime's stdout and stderr share one pipe, read by one task per environment. That
+//! task also writes the platform lines (INIT_START, START, END, REPORT, ...), so that every
+//! line lands in the stream in the order Lambda would show it: before a platform line is
+//! written, whatever the runtime wrote before it (already in the pipe) is drained. Lines go to
+//! `<data-dir>/logs/<function>/<stream name>` as `epoch-ms TAB message`, optionally echoed on
+//! Sous's stdout, and the lines of the current invocation are kept for `LogType: Tail`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+use sous_types::limits::LOG_TAIL_BYTES;
+
+/// What to do with the invocation capture along with a batch of platform lines.
+enum Capture {
+    Keep,
+    /// Start capturing (the batch's lines are the first captured).
+    Start,
+    /// Stop capturing and send the captured text (the batch's lines included).
+    Finish(oneshot::Sender<String>),
+}
+
+struct Cmd {
+    lines: Vec<String>,
+    capture: Capture,
+}
+
+/// Handle to an environment's log task.
+#[derive(Clone)]
+pub struct LogStream {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+/// Where a stream lives and whether it is echoed.
+pub struct StreamTarget {
+    pub path: PathBuf,
+    pub echo_prefix: Option<String>,
+}
+
+impl LogStream {
+    /// Start the log task reading `pipe` (the read end of the runtime's stdout/stderr).
+    pub fn start(pipe: OwnedFd, target: StreamTarget) -> io::Result<Self> {
+        if let Some(dir) = target.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&target.path)?;
+        // `new` is deprecated for types whose fd may be closed behind tokio's back; an
+        // `OwnedFd` owned by the AsyncFd cannot be, so the safe constructor is sound here.
+        #[allow(deprecated)]
+        let fd = AsyncFd::new(pipe)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = LogTask {
+            fd: Some(fd),
+            partial: Vec::new(),
+            out: BufWriter::new(file),
+            echo_prefix: target.echo_prefix,
+            capture: None,
+            path: target.path,
+        };
+        tokio::spawn(task.run(rx));
+        Ok(Self { tx })
+    }
+
+    /// Write platform lines after everything the runtime has printed so far.
+    pub fn platform(&self, lines: Vec<String>) {
+        let _ = self.tx.send(Cmd {
+            lines,
+            capture: Capture::Keep,
+        });
+    }
+
+    /// Write the START line and begin capturing the invocation's log.
+    pub fn begin(&self, lines: Vec<String>) {
+        let _ = self.tx.send(Cmd {
+            lines,
+            capture: Capture::Start,
+        });
+    }
+
+    /// Write the closing lines (END, REPORT) and return the invocation's log, last 4 KB.
+    pub async fn finish(&self, lines: Vec<String>) -> String {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd {
+            lines,
+            capture: Capture::Finish(reply),
+        });
+        rx.await.unwrap_or_default()
+    }
+}
+
+struct LogTask {
+    fd: Option<AsyncFd<OwnedFd>>,
+    partial: Vec<u8>,
+    out: BufWriter<File>,
+    echo_prefix: Option<String>,
+    capture: Option<String>,
+    path: PathBuf,
+}
+
+impl LogTask {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        loop {
+            tokio::select! {
+                biased;
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+                ready = readable(&self.fd) => {
+                    if let Ok(mut guard) = ready {
+                        guard.clear_ready();
+                    }
+                    self.drain();
+                    self.flush();
+                }
+            }
+        }
+        self.drain();
+        self.flush_partial();
+        self.flush();
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        // Everything the runtime wrote before this command was issued is in the pipe now.
+        self.drain();
+        if matches!(cmd.capture, Capture::Start) {
+            self.flush_partial();
+            self.capture = Some(String::new());
+        }
+        if matches!(cmd.capture, Capture::Finish(_)) {
+            self.flush_partial();
+        }
+        for line in &cmd.lines {
+            self.line(line);
+        }
+        self.flush();
+        if let Capture::Finish(reply) = cmd.capture {
+            let text = self.capture.take().unwrap_or_default();
+            let _ = reply.send(tail(&text, LOG_TAIL_BYTES).to_string());
+        }
+    }
+
+    /// Read everything currently in the pipe without waiting.
+    fn drain(&mut self) {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let Some(fd) = &self.fd else { return };
+            match nix::unistd::read(fd.get_ref(), &mut buf) {
+                Ok(0) => {
+                    self.fd = None;
+                    return;
+                }
+                Ok(n) => self.bytes(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn bytes(&mut self, chunk: &[u8]) {
+        self.partial.extend_from_slice(chunk);
+        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
+            let rest = self.partial.split_off(pos + 1);
+            let mut line = std::mem::replace(&mut self.partial, rest);
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            let line = String::from_utf8_lossy(&line).into_owned();
+            self.line(&line);
+        }
+    }
+
+    fn flush_partial(&mut self) {
+        if !self.partial.is_empty() {
+            let line = String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
+            self.line(&line);
+        }
+    }
+
+    fn line(&mut self, message: &str) {
+        let now = time::OffsetDateTime::now_utc();
+        let ms = now.unix_timestamp_nanos() / 1_000_000;
+        if let Err(e) = writeln!(self.out, "{ms}\t{message}") {
+            warn!(path = %self.path.display(), error = %e, "write log stream");
+        }
+        if let Some(prefix) = &self.echo_prefix {
+            let stdout = io::stdout();
+            let mut lock = stdout.lock();
+            let _ = writeln!(lock, "{prefix} {message}");
+        }
+        if let Some(cap) = &mut self.capture {
+            cap.push_str(message);
+            cap.push('\n');
+            // Keep the capture bounded; only the tail is ever returned.
+            if cap.len() > 16 * LOG_TAIL_BYTES {
+                let keep = tail(cap, 2 * LOG_TAIL_BYTES).to_string();
+                *cap = keep;
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+async fn readable(
+    fd: &Option<AsyncFd<OwnedFd>>,
+) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>> {
+    match fd {
+        Some(fd) => fd.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+pub fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// The file of a log stream: `<logs>/<function>/<stream name>`.
+pub fn stream_path(logs_dir: &Path, function: &str, stream: &str) -> PathBuf {
+    logs_dir.join(function).join(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_cuts_at_char_boundary() {
+        assert_eq!(tail("abc", 10), "abc");
+        assert_eq!(tail("abcdef", 3), "def");
+        assert_eq!(tail("aé", 1), "");
+    }
+
+    #[tokio::test]
+    async fn orders_runtime_output_before_platform_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .unwrap();
+        let path = dir.path().join("f/stream");
+        let logs = LogStream::start(
+            r,
+            StreamTarget {
+                path: path.clone(),
+                echo_prefix: None,
+            },
+        )
+        .unwrap();
+        logs.begin(vec!["START".into()]);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        nix::unistd::write(&w, b"hello\nno newline").unwrap();
+        let text = logs.finish(vec!["END".into()]).await;
+        assert_eq!(text, "START\nhello\nno newline\nEND\n");
+        drop(logs);
+        drop(w);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let stored = std::fs::read_to_string(&path).unwrap();
+        let messages: Vec<&str> = stored
+            .lines()
+            .map(|l| l.split_once('\t').unwrap().1)
+            .collect();
+        assert_eq!(messages, ["START", "hello", "no newline", "END"]);
+    }
+}

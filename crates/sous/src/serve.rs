@@ -1,0 +1,131 @@
+//! `sous serve`: the store, the pool of execution environments and the Lambda API, with a
+//! clean shutdown on SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::info;
+
+use sous_api::ApiState;
+use sous_invoke::Invoker;
+use sous_store::Store;
+use sous_types::names::Scope;
+use sous_worker::{Pool, PoolConfig};
+
+use crate::credentials::{self, Origin};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Where functions, code and logs live [default: $XDG_DATA_HOME/sous or ~/.local/share/sous]
+    #[arg(long, env = "SOUS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the Lambda API.
+    #[arg(long, default_value = "127.0.0.1:3001")]
+    api_addr: SocketAddr,
+    /// Address of the HTTP front door (function URLs, API routes).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    gateway_addr: SocketAddr,
+    /// Region named in ARNs and given to functions.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Account id named in ARNs.
+    #[arg(long, default_value = "000000000000")]
+    account_id: String,
+    /// Do not echo function logs on standard output.
+    #[arg(long)]
+    no_echo_logs: bool,
+}
+
+/// The data dir from the flag, else `$XDG_DATA_HOME/sous`, else `~/.local/share/sous`.
+pub fn data_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(d) = flag {
+        return Ok(d);
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("sous"));
+    }
+    let home = std::env::var_os("HOME").context("no --data-dir, XDG_DATA_HOME or HOME")?;
+    Ok(PathBuf::from(home).join(".local/share/sous"))
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SOUS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = data_dir(args.data_dir)?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("create data dir {}", data_dir.display()))?;
+    let (creds, origin) = credentials::load(&data_dir)?;
+    match origin {
+        Origin::Environment => info!("credentials: access key from SOUS_ACCESS_KEY_ID"),
+        Origin::File => info!(
+            "credentials: profile [{}] of {}",
+            credentials::PROFILE,
+            data_dir.join("credentials").display()
+        ),
+        Origin::Generated => info!(
+            "credentials: generated a key pair into {} (profile [{}]); use it with AWS_SHARED_CREDENTIALS_FILE={} AWS_PROFILE={}",
+            data_dir.join("credentials").display(),
+            credentials::PROFILE,
+            data_dir.join("credentials").display(),
+            credentials::PROFILE
+        ),
+    }
+
+    let store = Arc::new(
+        Store::open(&data_dir).with_context(|| format!("open store in {}", data_dir.display()))?,
+    );
+    let pool = Pool::new(PoolConfig {
+        data_dir: data_dir.clone(),
+        echo_logs: !args.no_echo_logs,
+    })
+    .context("prepare execution environments")?;
+    let scope = Scope::new(args.region.clone(), args.account_id.clone());
+    let invoker = Arc::new(Invoker::new(store.clone(), pool.clone(), scope.clone()));
+    let listener = tokio::net::TcpListener::bind(args.api_addr)
+        .await
+        .with_context(|| format!("listen on {}", args.api_addr))?;
+    let api_addr = listener.local_addr().context("api address")?;
+    let state = Arc::new(ApiState {
+        store,
+        invoker,
+        scope,
+        credentials: creds,
+        public_url: format!("http://{api_addr}"),
+    });
+    info!(gateway = %args.gateway_addr, "the HTTP front door is not served yet (function URLs and routes come later)");
+    println!(
+        "sous: Lambda API listening on http://{api_addr} (region {}, account {})",
+        args.region, args.account_id
+    );
+
+    let shutdown = async {
+        let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = int.recv() => info!("SIGINT: shutting down"),
+        }
+    };
+    let result = sous_api::serve(listener, state, shutdown).await;
+    pool.shutdown();
+    result.context("serve the Lambda API")?;
+    info!("stopped");
+    Ok(())
+}
