@@ -12,7 +12,8 @@ pub const VALIDITY_SECS: i64 = 600;
 pub const PREFIX: &str = "/_sous/code/";
 
 fn mac(secret: &str, hex: &str, expires: i64) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(hex.as_bytes());
     mac.update(b":");
     mac.update(expires.to_string().as_bytes());
@@ -23,7 +24,10 @@ fn mac(secret: &str, hex: &str, expires: i64) -> Hmac<Sha256> {
 pub fn sign(public_url: &str, secret: &str, hex: &str, now_epoch: i64) -> String {
     let expires = now_epoch + VALIDITY_SECS;
     let signature = hex::encode(mac(secret, hex, expires).finalize().into_bytes());
-    format!("{}{PREFIX}{hex}.zip?expires={expires}&signature={signature}", public_url.trim_end_matches('/'))
+    format!(
+        "{}{PREFIX}{hex}.zip?expires={expires}&signature={signature}",
+        public_url.trim_end_matches('/')
+    )
 }
 
 /// Why a download was refused.
@@ -36,9 +40,18 @@ pub enum Refusal {
 
 /// Check a download request: `file` is the last path segment, `raw_query` the query string.
 /// Returns the blob's hex digest (64 lowercase hex characters, safe to use in a path).
-pub fn verify<'a>(file: &'a str, raw_query: &str, secret: &str, now_epoch: i64) -> Result<&'a str, Refusal> {
+pub fn verify<'a>(
+    file: &'a str,
+    raw_query: &str,
+    secret: &str,
+    now_epoch: i64,
+) -> Result<&'a str, Refusal> {
     let hex = file.strip_suffix(".zip").ok_or(Refusal::Malformed)?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(Refusal::Malformed);
     }
     let mut expires = None;
@@ -54,7 +67,9 @@ pub fn verify<'a>(file: &'a str, raw_query: &str, secret: &str, now_epoch: i64) 
         return Err(Refusal::Malformed);
     };
     // Constant-time comparison.
-    mac(secret, hex, expires).verify_slice(&signature).map_err(|_| Refusal::BadSignature)?;
+    mac(secret, hex, expires)
+        .verify_slice(&signature)
+        .map_err(|_| Refusal::BadSignature)?;
     if now_epoch > expires {
         return Err(Refusal::Expired);
     }
@@ -75,14 +90,32 @@ mod tests {
     #[test]
     fn round_trip_and_refusals() {
         let url = sign("http://127.0.0.1:3001/", "secret", HEX, 1000);
-        assert!(url.starts_with("http://127.0.0.1:3001/_sous/code/"), "{url}");
+        assert!(
+            url.starts_with("http://127.0.0.1:3001/_sous/code/"),
+            "{url}"
+        );
         let (file, query) = split(&url);
         assert_eq!(verify(file, query, "secret", 1000), Ok(HEX));
-        assert_eq!(verify(file, query, "secret", 1000 + VALIDITY_SECS + 1), Err(Refusal::Expired));
-        assert_eq!(verify(file, query, "other", 1000), Err(Refusal::BadSignature));
-        let forged = query.replace(&format!("expires={}", 1000 + VALIDITY_SECS), "expires=99999999");
-        assert_eq!(verify(file, &forged, "secret", 1000), Err(Refusal::BadSignature));
-        assert_eq!(verify("../x.zip", query, "secret", 1000), Err(Refusal::Malformed));
+        assert_eq!(
+            verify(file, query, "secret", 1000 + VALIDITY_SECS + 1),
+            Err(Refusal::Expired)
+        );
+        assert_eq!(
+            verify(file, query, "other", 1000),
+            Err(Refusal::BadSignature)
+        );
+        let forged = query.replace(
+            &format!("expires={}", 1000 + VALIDITY_SECS),
+            "expires=99999999",
+        );
+        assert_eq!(
+            verify(file, &forged, "secret", 1000),
+            Err(Refusal::BadSignature)
+        );
+        assert_eq!(
+            verify("../x.zip", query, "secret", 1000),
+            Err(Refusal::Malformed)
+        );
         assert_eq!(verify(file, "", "secret", 1000), Err(Refusal::Malformed));
     }
 }

@@ -9,13 +9,20 @@ use sous_types::LambdaError;
 
 /// The HTTP response for `err`, answering the request `request_id`.
 pub fn error_response(err: &LambdaError, request_id: &str) -> Response {
-    let status = StatusCode::from_u16(err.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(err.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(&err.body()).unwrap_or_default();
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert("x-amzn-errortype", HeaderValue::from_static(err.code.as_str()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static(err.code.as_str()),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-amzn-requestid", v);
     }
@@ -37,7 +44,10 @@ mod tests {
     async fn renders_as_aws() {
         let resp = error_response(&LambdaError::function_not_found("arn:x"), "rid");
         assert_eq!(resp.status(), 404);
-        assert_eq!(resp.headers()["x-amzn-ErrorType"], "ResourceNotFoundException");
+        assert_eq!(
+            resp.headers()["x-amzn-ErrorType"],
+            "ResourceNotFoundException"
+        );
         assert_eq!(resp.headers()["x-amzn-RequestId"], "rid");
         assert_eq!(resp.headers()["content-type"], "application/json");
         let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -45,8 +55,14 @@ mod tests {
         assert_eq!(v["Message"], "Function not found: arn:x");
         assert_eq!(v["Type"], "User");
 
-        let resp = error_response(&LambdaError::new(ErrorCode::RequestEntityTooLargeException, "big"), "r");
+        let resp = error_response(
+            &LambdaError::new(ErrorCode::RequestEntityTooLargeException, "big"),
+            "r",
+        );
         assert_eq!(resp.status(), 413);
-        assert_eq!(resp.headers()["x-amzn-ErrorType"], "RequestEntityTooLargeException");
+        assert_eq!(
+            resp.headers()["x-amzn-ErrorType"],
+            "RequestEntityTooLargeException"
+        );
     }
 }

@@ -75,7 +75,9 @@ pub async fn serve(
             tracing::debug!(error = %e, "set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Every Lambda operation: read, authenticate, parse, execute, answer.
@@ -102,7 +104,11 @@ async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
         Ok(cmd) => cmd,
         Err(e) => return error_response(&e, &new_request_id()),
     };
-    let span = tracing::info_span!("api", op = cmd.operation(), function = cmd.function_name().unwrap_or(""));
+    let span = tracing::info_span!(
+        "api",
+        op = cmd.operation(),
+        function = cmd.function_name().unwrap_or("")
+    );
     async move {
         match service::execute(&state, cmd, now).await {
             Ok(reply) => reply_response(reply),
@@ -127,7 +133,14 @@ fn authenticate_and_parse(
         body: &body,
     };
     sigv4::verify(&signed, &state.credentials, "lambda", now)?;
-    routes::parse(&parts.method, parts.uri.path(), parts.uri.query(), &parts.headers, body, &state.scope)
+    routes::parse(
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query(),
+        &parts.headers,
+        body,
+        &state.scope,
+    )
 }
 
 enum ReadError {
@@ -139,9 +152,10 @@ impl ReadError {
     fn into_lambda_error(self, limit: usize, operation: &str) -> LambdaError {
         match self {
             ReadError::TooLarge => routes::too_large(limit, operation),
-            ReadError::Broken(e) => {
-                LambdaError::new(ErrorCode::SerializationException, format!("Could not read the request body: {e}"))
-            }
+            ReadError::Broken(e) => LambdaError::new(
+                ErrorCode::SerializationException,
+                format!("Could not read the request body: {e}"),
+            ),
         }
     }
 }
@@ -192,7 +206,10 @@ fn json_response<T: Serialize>(status: u16, value: &T) -> Response {
     };
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     set_request_id(resp.headers_mut(), &new_request_id());
     resp
 }
@@ -201,7 +218,10 @@ fn invoke_response(out: InvokeResponse) -> Response {
     let mut resp = Response::new(Body::from(out.payload));
     *resp.status_mut() = StatusCode::from_u16(out.status).unwrap_or(StatusCode::OK);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     set_request_id(h, &out.request_id);
     put_header(h, "x-amz-executed-version", &out.executed_version);
     if let Some(fe) = &out.function_error {
@@ -222,13 +242,20 @@ fn put_header(h: &mut HeaderMap, name: &'static str, value: &str) {
         Ok(v) => {
             h.insert(name, v);
         }
-        Err(_) => tracing::warn!(header = name, "dropped a response header that is not valid HTTP"),
+        Err(_) => tracing::warn!(
+            header = name,
+            "dropped a response header that is not valid HTTP"
+        ),
     }
 }
 
 /// `GET /_sous/code/{sha256}.zip?expires=..&signature=..`: the zip behind GetFunction's
 /// `Code.Location`.
-async fn download_code(State(state): State<Arc<ApiState>>, Path(file): Path<String>, req: Request) -> Response {
+async fn download_code(
+    State(state): State<Arc<ApiState>>,
+    Path(file): Path<String>,
+    req: Request,
+) -> Response {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let query = req.uri().query().unwrap_or("");
     let hex = match code_url::verify(&file, query, &state.credentials.secret_access_key, now) {
@@ -246,13 +273,17 @@ async fn download_code(State(state): State<Arc<ApiState>>, Path(file): Path<Stri
     match tokio::fs::read(state.store.code().zip_path(hex)).await {
         Ok(bytes) => {
             let mut resp = Response::new(Body::from(bytes));
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            );
             set_request_id(resp.headers_mut(), &new_request_id());
             resp
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            plain(StatusCode::NOT_FOUND, "NoSuchKey: The specified key does not exist.")
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => plain(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey: The specified key does not exist.",
+        ),
         Err(e) => {
             tracing::error!(error = %e, code = hex, "read code zip for download");
             plain(StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
@@ -263,7 +294,11 @@ async fn download_code(State(state): State<Arc<ApiState>>, Path(file): Path<Stri
 fn plain(status: StatusCode, text: &'static str) -> Response {
     let mut resp = Response::new(Body::from(text));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     set_request_id(resp.headers_mut(), &new_request_id());
     resp
 }
+
+#[cfg(test)]
+mod tests;

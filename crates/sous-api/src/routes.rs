@@ -38,17 +38,30 @@ pub struct Target {
 #[derive(Debug)]
 pub enum Command {
     /// `POST /2015-03-31/functions`
-    CreateFunction { name: String, input: Box<CreateFunctionInput> },
+    CreateFunction {
+        name: String,
+        input: Box<CreateFunctionInput>,
+    },
     /// `GET /2015-03-31/functions/{FunctionName}[?Qualifier=]`
     GetFunction(Target),
     /// `GET /2015-03-31/functions/{FunctionName}/configuration[?Qualifier=]`
     GetFunctionConfiguration(Target),
     /// `GET /2015-03-31/functions/[?Marker=&MaxItems=&FunctionVersion=ALL]`
-    ListFunctions { marker: Option<String>, max_items: Option<usize>, all_versions: bool },
+    ListFunctions {
+        marker: Option<String>,
+        max_items: Option<usize>,
+        all_versions: bool,
+    },
     /// `PUT /2015-03-31/functions/{FunctionName}/code`
-    UpdateFunctionCode { target: Target, input: Box<UpdateCodeInput> },
+    UpdateFunctionCode {
+        target: Target,
+        input: Box<UpdateCodeInput>,
+    },
     /// `PUT /2015-03-31/functions/{FunctionName}/configuration`
-    UpdateFunctionConfiguration { target: Target, input: Box<SettingsInput> },
+    UpdateFunctionConfiguration {
+        target: Target,
+        input: Box<SettingsInput>,
+    },
     /// `DELETE /2015-03-31/functions/{FunctionName}[?Qualifier=]`
     DeleteFunction(Target),
     /// `GET /2016-08-19/account-settings/`
@@ -124,22 +137,31 @@ pub fn parse(
     match (method, segments.as_slice()) {
         (&Method::POST, ["2015-03-31", "functions"]) => create_function(&body, scope),
         (&Method::GET, ["2015-03-31", "functions"]) => list_functions(&query),
-        (&Method::GET, ["2015-03-31", "functions", name]) => {
-            Ok(Command::GetFunction(target(name, &query, scope, NAME_MAX_READ)?))
-        }
-        (&Method::DELETE, ["2015-03-31", "functions", name]) => {
-            Ok(Command::DeleteFunction(target(name, &query, scope, NAME_MAX_READ)?))
-        }
-        (&Method::GET, ["2015-03-31", "functions", name, "configuration"]) => {
-            Ok(Command::GetFunctionConfiguration(target(name, &query, scope, NAME_MAX_READ)?))
-        }
+        (&Method::GET, ["2015-03-31", "functions", name]) => Ok(Command::GetFunction(target(
+            name,
+            &query,
+            scope,
+            NAME_MAX_READ,
+        )?)),
+        (&Method::DELETE, ["2015-03-31", "functions", name]) => Ok(Command::DeleteFunction(
+            target(name, &query, scope, NAME_MAX_READ)?,
+        )),
+        (&Method::GET, ["2015-03-31", "functions", name, "configuration"]) => Ok(
+            Command::GetFunctionConfiguration(target(name, &query, scope, NAME_MAX_READ)?),
+        ),
         (&Method::PUT, ["2015-03-31", "functions", name, "configuration"]) => {
             let target = target(name, &query, scope, NAME_MAX_WRITE)?;
-            Ok(Command::UpdateFunctionConfiguration { target, input: Box::new(json(&body)?) })
+            Ok(Command::UpdateFunctionConfiguration {
+                target,
+                input: Box::new(json(&body)?),
+            })
         }
         (&Method::PUT, ["2015-03-31", "functions", name, "code"]) => {
             let target = target(name, &query, scope, NAME_MAX_WRITE)?;
-            Ok(Command::UpdateFunctionCode { target, input: Box::new(json(&body)?) })
+            Ok(Command::UpdateFunctionCode {
+                target,
+                input: Box::new(json(&body)?),
+            })
         }
         (&Method::POST, ["2015-03-31", "functions", name, "invocations"]) => {
             invoke(name, &query, headers, body, scope)
@@ -168,7 +190,11 @@ fn create_function(body: &[u8], scope: &Scope) -> Result<Command, LambdaError> {
     }
     if let Some(p) = input.package_type.as_deref() {
         if p != "Zip" && p != "Image" {
-            v.push(p, "packageType", "Member must satisfy enum value set: [Image, Zip]");
+            v.push(
+                p,
+                "packageType",
+                "Member must satisfy enum value set: [Image, Zip]",
+            );
         }
     }
     v.into_result()?;
@@ -179,7 +205,10 @@ fn create_function(body: &[u8], scope: &Scope) -> Result<Command, LambdaError> {
             "The function name {raw} carries the qualifier {q}; CreateFunction takes an unqualified name."
         )));
     }
-    Ok(Command::CreateFunction { name: fref.name, input: Box::new(input) })
+    Ok(Command::CreateFunction {
+        name: fref.name,
+        input: Box::new(input),
+    })
 }
 
 fn list_functions(query: &Query<'_>) -> Result<Command, LambdaError> {
@@ -187,8 +216,16 @@ fn list_functions(query: &Query<'_>) -> Result<Command, LambdaError> {
     let mut max_items = None;
     if let Some(raw) = query.get("MaxItems") {
         match raw.parse::<i64>() {
-            Ok(n) if n < 1 => v.push(&raw, "maxItems", "Member must have value greater than or equal to 1"),
-            Ok(n) if n > 10_000 => v.push(&raw, "maxItems", "Member must have value less than or equal to 10000"),
+            Ok(n) if n < 1 => v.push(
+                &raw,
+                "maxItems",
+                "Member must have value greater than or equal to 1",
+            ),
+            Ok(n) if n > 10_000 => v.push(
+                &raw,
+                "maxItems",
+                "Member must have value less than or equal to 10000",
+            ),
             Ok(n) => max_items = usize::try_from(n).ok(),
             Err(_) => {
                 return Err(LambdaError::new(
@@ -203,7 +240,11 @@ fn list_functions(query: &Query<'_>) -> Result<Command, LambdaError> {
         if fv == "ALL" {
             all_versions = true;
         } else {
-            v.push(&fv, "functionVersion", "Member must satisfy enum value set: [ALL]");
+            v.push(
+                &fv,
+                "functionVersion",
+                "Member must satisfy enum value set: [ALL]",
+            );
         }
     }
     v.into_result()?;
@@ -228,7 +269,11 @@ fn invoke(
         Some("Event") => InvocationType::Event,
         Some("DryRun") => InvocationType::DryRun,
         Some(other) => {
-            v.push(other, "invocationType", "Member must satisfy enum value set: [DryRun, RequestResponse, Event]");
+            v.push(
+                other,
+                "invocationType",
+                "Member must satisfy enum value set: [DryRun, RequestResponse, Event]",
+            );
             InvocationType::RequestResponse
         }
     };
@@ -236,12 +281,18 @@ fn invoke(
         None | Some("None") => false,
         Some("Tail") => true,
         Some(other) => {
-            v.push(other, "logType", "Member must satisfy enum value set: [Tail, None]");
+            v.push(
+                other,
+                "logType",
+                "Member must satisfy enum value set: [Tail, None]",
+            );
             false
         }
     };
     v.into_result()?;
-    let client_context = header(headers, "x-amz-client-context")?.map(decode_client_context).transpose()?;
+    let client_context = header(headers, "x-amz-client-context")?
+        .map(decode_client_context)
+        .transpose()?;
     let trace_id = header(headers, "x-amzn-trace-id")?.map(str::to_string);
     Ok(Command::Invoke(InvokeRequest {
         function_name: t.name,
@@ -269,7 +320,9 @@ fn decode_client_context(raw: &str) -> Result<String, LambdaError> {
             "Client context must be a valid Base64-encoded JSON object.",
         )
     };
-    let decoded = base64::engine::general_purpose::STANDARD.decode(raw.trim()).map_err(|_| invalid())?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(raw.trim())
+        .map_err(|_| invalid())?;
     let text = String::from_utf8(decoded).map_err(|_| invalid())?;
     match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(serde_json::Value::Object(_)) => Ok(text),
@@ -290,11 +343,19 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Lam
 }
 
 /// Parse the `{FunctionName}` path label and reconcile it with `?Qualifier=`.
-fn target(raw_label: &str, query: &Query<'_>, scope: &Scope, max_len: usize) -> Result<Target, LambdaError> {
+fn target(
+    raw_label: &str,
+    query: &Query<'_>,
+    scope: &Scope,
+    max_len: usize,
+) -> Result<Target, LambdaError> {
     let label = decode(raw_label)?;
     let fref = parse_function_name(&label, scope, max_len)?;
     let qualifier = resolve_qualifier(fref.qualifier, query.get("Qualifier").as_deref())?;
-    Ok(Target { name: fref.name, qualifier })
+    Ok(Target {
+        name: fref.name,
+        qualifier,
+    })
 }
 
 fn json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, LambdaError> {
@@ -302,13 +363,19 @@ fn json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, LambdaError> {
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| {
-        LambdaError::new(ErrorCode::SerializationException, format!("Could not parse request body: {e}"))
+        LambdaError::new(
+            ErrorCode::SerializationException,
+            format!("Could not parse request body: {e}"),
+        )
     })
 }
 
 fn decode(raw: &str) -> Result<Cow<'_, str>, LambdaError> {
     percent_decode_str(raw).decode_utf8().map_err(|_| {
-        LambdaError::new(ErrorCode::SerializationException, "Request URI is not valid percent-encoded UTF-8")
+        LambdaError::new(
+            ErrorCode::SerializationException,
+            "Request URI is not valid percent-encoded UTF-8",
+        )
     })
 }
 
@@ -326,7 +393,10 @@ impl<'a> Query<'a> {
     }
 
     fn get(&self, key: &str) -> Option<Cow<'a, str>> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -342,12 +412,24 @@ mod tests {
         p_with(method, path_and_query, HeaderMap::new(), "")
     }
 
-    fn p_with(method: Method, pq: &str, headers: HeaderMap, body: &'static str) -> Result<Command, LambdaError> {
+    fn p_with(
+        method: Method,
+        pq: &str,
+        headers: HeaderMap,
+        body: &'static str,
+    ) -> Result<Command, LambdaError> {
         let (path, query) = match pq.split_once('?') {
             Some((a, b)) => (a, Some(b)),
             None => (pq, None),
         };
-        parse(&method, path, query, &headers, Bytes::from_static(body.as_bytes()), &scope())
+        parse(
+            &method,
+            path,
+            query,
+            &headers,
+            Bytes::from_static(body.as_bytes()),
+            &scope(),
+        )
     }
 
     #[test]
@@ -357,11 +439,25 @@ mod tests {
             "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Amy-fn%3A%24LATEST/configuration",
         )
         .unwrap();
-        let Command::GetFunctionConfiguration(t) = cmd else { panic!("{cmd:?}") };
-        assert_eq!(t, Target { name: "my-fn".into(), qualifier: Some("$LATEST".into()) });
+        let Command::GetFunctionConfiguration(t) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(
+            t,
+            Target {
+                name: "my-fn".into(),
+                qualifier: Some("$LATEST".into())
+            }
+        );
 
-        let cmd = p(Method::GET, "/2015-03-31/functions/my-fn?Qualifier=%24LATEST").unwrap();
-        let Command::GetFunction(t) = cmd else { panic!("{cmd:?}") };
+        let cmd = p(
+            Method::GET,
+            "/2015-03-31/functions/my-fn?Qualifier=%24LATEST",
+        )
+        .unwrap();
+        let Command::GetFunction(t) = cmd else {
+            panic!("{cmd:?}")
+        };
         assert_eq!(t.qualifier.as_deref(), Some("$LATEST"));
     }
 
@@ -374,10 +470,22 @@ mod tests {
 
     #[test]
     fn trailing_slashes_are_accepted() {
-        assert!(matches!(p(Method::GET, "/2015-03-31/functions/"), Ok(Command::ListFunctions { .. })));
-        assert!(matches!(p(Method::GET, "/2015-03-31/functions"), Ok(Command::ListFunctions { .. })));
-        assert!(matches!(p(Method::GET, "/2016-08-19/account-settings/"), Ok(Command::GetAccountSettings)));
-        assert!(matches!(p(Method::GET, "/2016-08-19/account-settings"), Ok(Command::GetAccountSettings)));
+        assert!(matches!(
+            p(Method::GET, "/2015-03-31/functions/"),
+            Ok(Command::ListFunctions { .. })
+        ));
+        assert!(matches!(
+            p(Method::GET, "/2015-03-31/functions"),
+            Ok(Command::ListFunctions { .. })
+        ));
+        assert!(matches!(
+            p(Method::GET, "/2016-08-19/account-settings/"),
+            Ok(Command::GetAccountSettings)
+        ));
+        assert!(matches!(
+            p(Method::GET, "/2016-08-19/account-settings"),
+            Ok(Command::GetAccountSettings)
+        ));
     }
 
     #[test]
@@ -388,14 +496,29 @@ mod tests {
             (Method::GET, "/"),
             (Method::GET, "/2015-03-31/functions/f/code"),
         ] {
-            assert_eq!(p(m, path).unwrap_err().code, ErrorCode::UnknownOperationException, "{path}");
+            assert_eq!(
+                p(m, path).unwrap_err().code,
+                ErrorCode::UnknownOperationException,
+                "{path}"
+            );
         }
     }
 
     #[test]
     fn list_parameters() {
-        let cmd = p(Method::GET, "/2015-03-31/functions/?FunctionVersion=ALL&Marker=abc%3D&MaxItems=10").unwrap();
-        let Command::ListFunctions { marker, max_items, all_versions } = cmd else { panic!() };
+        let cmd = p(
+            Method::GET,
+            "/2015-03-31/functions/?FunctionVersion=ALL&Marker=abc%3D&MaxItems=10",
+        )
+        .unwrap();
+        let Command::ListFunctions {
+            marker,
+            max_items,
+            all_versions,
+        } = cmd
+        else {
+            panic!()
+        };
         assert_eq!(marker.as_deref(), Some("abc="));
         assert_eq!(max_items, Some(10));
         assert!(all_versions);
@@ -407,24 +530,61 @@ mod tests {
 
     #[test]
     fn create_requires_members_and_parses_name() {
-        let e = p_with(Method::POST, "/2015-03-31/functions", HeaderMap::new(), r#"{"FunctionName":"f"}"#)
-            .unwrap_err();
+        let e = p_with(
+            Method::POST,
+            "/2015-03-31/functions",
+            HeaderMap::new(),
+            r#"{"FunctionName":"f"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::ValidationException);
-        assert!(e.message.starts_with("2 validation errors detected"), "{}", e.message);
+        assert!(
+            e.message.starts_with("2 validation errors detected"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("Value null at 'role'"), "{}", e.message);
 
         let body = r#"{"FunctionName":"arn:aws:lambda:us-east-1:000000000000:function:f","Role":"arn:aws:iam::000000000000:role/r","Code":{"ZipFile":"UEs="},"Runtime":"provided.al2023","Handler":"h"}"#;
-        let cmd = p_with(Method::POST, "/2015-03-31/functions", HeaderMap::new(), body).unwrap();
-        let Command::CreateFunction { name, input } = cmd else { panic!() };
+        let cmd = p_with(
+            Method::POST,
+            "/2015-03-31/functions",
+            HeaderMap::new(),
+            body,
+        )
+        .unwrap();
+        let Command::CreateFunction { name, input } = cmd else {
+            panic!()
+        };
         assert_eq!(name, "f");
         assert_eq!(input.settings.runtime.as_deref(), Some("provided.al2023"));
 
-        let e = p_with(Method::POST, "/2015-03-31/functions", HeaderMap::new(), "{not json").unwrap_err();
+        let e = p_with(
+            Method::POST,
+            "/2015-03-31/functions",
+            HeaderMap::new(),
+            "{not json",
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::SerializationException);
-        let name141 = format!(r#"{{"FunctionName":"{}","Role":"r","Code":{{}}}}"#, "a".repeat(141));
-        let e = parse(&Method::POST, "/2015-03-31/functions", None, &HeaderMap::new(), Bytes::from(name141), &scope())
-            .unwrap_err();
-        assert!(e.message.contains("less than or equal to 140"), "{}", e.message);
+        let name141 = format!(
+            r#"{{"FunctionName":"{}","Role":"r","Code":{{}}}}"#,
+            "a".repeat(141)
+        );
+        let e = parse(
+            &Method::POST,
+            "/2015-03-31/functions",
+            None,
+            &HeaderMap::new(),
+            Bytes::from(name141),
+            &scope(),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("less than or equal to 140"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -433,7 +593,13 @@ mod tests {
         h.insert("x-amz-invocation-type", "DryRun".parse().unwrap());
         h.insert("x-amz-log-type", "Tail".parse().unwrap());
         h.insert("x-amz-client-context", "eyJhIjoxfQ==".parse().unwrap());
-        let cmd = p_with(Method::POST, "/2015-03-31/functions/f/invocations?Qualifier=%24LATEST", h, "{}").unwrap();
+        let cmd = p_with(
+            Method::POST,
+            "/2015-03-31/functions/f/invocations?Qualifier=%24LATEST",
+            h,
+            "{}",
+        )
+        .unwrap();
         let Command::Invoke(r) = cmd else { panic!() };
         assert_eq!(r.invocation_type, InvocationType::DryRun);
         assert!(r.tail_logs);
@@ -459,8 +625,14 @@ mod tests {
 
     #[test]
     fn body_limits() {
-        assert_eq!(body_limit(&Method::POST, "/2015-03-31/functions/f/invocations").0, 6_291_456);
-        assert_eq!(body_limit(&Method::POST, "/2015-03-31/functions").0, CODE_REQUEST_MAX_BYTES);
+        assert_eq!(
+            body_limit(&Method::POST, "/2015-03-31/functions/f/invocations").0,
+            6_291_456
+        );
+        assert_eq!(
+            body_limit(&Method::POST, "/2015-03-31/functions").0,
+            CODE_REQUEST_MAX_BYTES
+        );
         assert_eq!(
             too_large(6_291_456, "InvokeFunction").message,
             "Request must be smaller than 6291456 bytes for the InvokeFunction operation"

@@ -11,11 +11,12 @@ use sous_invoke::InvokeResponse;
 use sous_store::db::LATEST;
 use sous_store::{StoreError, StoredFunction};
 use sous_types::config::{
-    host_architecture, validate_architectures, validate_settings, CreateFunctionInput, EphemeralStorage,
-    FunctionConfiguration, LoggingConfig, SettingsInput, TracingConfig, UpdateCodeInput,
+    host_architecture, validate_architectures, validate_settings, CreateFunctionInput,
+    EphemeralStorage, FunctionConfiguration, LoggingConfig, SettingsInput, TracingConfig,
+    UpdateCodeInput,
 };
 use sous_types::limits::*;
-use sous_types::{runtime, timefmt, ErrorCode, LambdaError};
+use sous_types::{timefmt, ErrorCode, LambdaError};
 use time::OffsetDateTime;
 
 use crate::routes::{Command, Target};
@@ -25,7 +26,10 @@ use crate::{code_url, ApiState};
 #[derive(Debug)]
 pub enum Reply {
     /// A `FunctionConfiguration` with status 200 or 201.
-    Function { status: u16, config: Box<FunctionConfiguration> },
+    Function {
+        status: u16,
+        config: Box<FunctionConfiguration>,
+    },
     GetFunction(Box<GetFunctionOutput>),
     ListFunctions(ListFunctionsOutput),
     AccountSettings(AccountSettings),
@@ -83,17 +87,30 @@ pub struct AccountUsage {
 }
 
 /// Execute one command. `now` is the request's clock reading (injected for tests).
-pub async fn execute(state: &Arc<ApiState>, cmd: Command, now: OffsetDateTime) -> Result<Reply, LambdaError> {
+pub async fn execute(
+    state: &Arc<ApiState>,
+    cmd: Command,
+    now: OffsetDateTime,
+) -> Result<Reply, LambdaError> {
     match cmd {
         Command::Invoke(req) => state.invoker.invoke(req).await.map(Reply::Invoke),
         Command::CreateFunction { name, input } => create_function(state, name, *input, now).await,
         Command::GetFunction(t) => get_function(state, &t, now),
         Command::GetFunctionConfiguration(t) => {
             let (config, _) = lookup(state, &t)?;
-            Ok(Reply::Function { status: 200, config: Box::new(config) })
+            Ok(Reply::Function {
+                status: 200,
+                config: Box::new(config),
+            })
         }
-        Command::ListFunctions { marker, max_items, all_versions: _ } => list_functions(state, marker, max_items),
-        Command::UpdateFunctionCode { target, input } => update_code(state, &target, *input, now).await,
+        Command::ListFunctions {
+            marker,
+            max_items,
+            all_versions: _,
+        } => list_functions(state, marker, max_items),
+        Command::UpdateFunctionCode { target, input } => {
+            update_code(state, &target, *input, now).await
+        }
         Command::UpdateFunctionConfiguration { target, input } => {
             update_configuration(state, &target, *input, now).await
         }
@@ -116,7 +133,9 @@ async fn create_function(
         return Err(zip_only());
     }
     let Some(zip_b64) = code.zip_file else {
-        return Err(LambdaError::invalid_parameter("Please provide a source for function code."));
+        return Err(LambdaError::invalid_parameter(
+            "Please provide a source for function code.",
+        ));
     };
     let settings = input.settings;
     if settings.runtime.is_none() || settings.handler.is_none() {
@@ -131,7 +150,12 @@ async fn create_function(
     };
     let arn = state.scope.function_arn(&name);
     // Refuse a duplicate before the (possibly large) zip is hashed and stored.
-    if state.store.get_function(&name, LATEST).map_err(|e| store_error(e, &arn))?.is_some() {
+    if state
+        .store
+        .get_function(&name, LATEST)
+        .map_err(|e| store_error(e, &arn))?
+        .is_some()
+    {
         return Err(already_exists(&name));
     }
     let tags = input.tags.unwrap_or_default();
@@ -139,9 +163,16 @@ async fn create_function(
     let created = blocking(move || {
         let zip = decode_zip(&zip_b64, "CreateFunction")?;
         let pin = st.store.pin_code();
-        let code = st.store.code().put_zip(&zip).map_err(|e| e.to_lambda_error())?;
+        let code = st
+            .store
+            .code()
+            .put_zip(&zip)
+            .map_err(|e| e.to_lambda_error())?;
         let config = new_configuration(&st, &name, &settings, architecture, &code, now);
-        let stored = StoredFunction { config, code_sha256_hex: code.sha256_hex.clone() };
+        let stored = StoredFunction {
+            config,
+            code_sha256_hex: code.sha256_hex.clone(),
+        };
         match st.store.insert_function_with_tags(&stored, &tags) {
             Ok(()) => Ok(stored.config),
             Err(StoreError::Exists) => {
@@ -154,7 +185,10 @@ async fn create_function(
     })
     .await?;
     tracing::info!(function = %created.function_name, code_sha256 = %created.code_sha256, "function created");
-    Ok(Reply::Function { status: 201, config: Box::new(created) })
+    Ok(Reply::Function {
+        status: 201,
+        config: Box::new(created),
+    })
 }
 
 /// The `$LATEST` configuration of a new function: the request's settings over Lambda's
@@ -182,14 +216,18 @@ fn new_configuration(
         code_sha256: code.sha256_b64.clone(),
         version: LATEST.to_string(),
         environment: None,
-        tracing_config: TracingConfig { mode: Some("PassThrough".into()) },
+        tracing_config: TracingConfig {
+            mode: Some("PassThrough".into()),
+        },
         revision_id: new_revision(),
         dead_letter_config: None,
         state: Some("Active".into()),
         last_update_status: Some("Successful".into()),
         package_type: "Zip".into(),
         architectures: vec![architecture],
-        ephemeral_storage: EphemeralStorage { size: EPHEMERAL_DEFAULT_MB },
+        ephemeral_storage: EphemeralStorage {
+            size: EPHEMERAL_DEFAULT_MB,
+        },
         snap_start: serde_json::json!({ "ApplyOn": "None", "OptimizationStatus": "Off" }),
         runtime_version_config: None,
         logging_config: LoggingConfig {
@@ -198,18 +236,19 @@ fn new_configuration(
             ..LoggingConfig::default()
         },
     };
+    // Runtime (required for Zip) also sets RuntimeVersionConfig.
     config.apply(s, region);
-    if let Some(r) = &config.runtime {
-        config.runtime_version_config =
-            Some(serde_json::json!({ "RuntimeVersionArn": runtime::version_arn(region, r) }));
-    }
     config
 }
 
 fn get_function(state: &ApiState, t: &Target, now: OffsetDateTime) -> Result<Reply, LambdaError> {
     let (configuration, hex) = lookup(state, t)?;
     let arn = state.scope.function_arn(&t.name);
-    let tags = state.store.get_tags(&t.name).map_err(|e| store_error(e, &arn))?.filter(|t| !t.is_empty());
+    let tags = state
+        .store
+        .get_tags(&t.name)
+        .map_err(|e| store_error(e, &arn))?
+        .filter(|t| !t.is_empty());
     let location = code_url::sign(
         &state.public_url,
         &state.credentials.secret_access_key,
@@ -218,7 +257,10 @@ fn get_function(state: &ApiState, t: &Target, now: OffsetDateTime) -> Result<Rep
     );
     Ok(Reply::GetFunction(Box::new(GetFunctionOutput {
         configuration,
-        code: CodeLocation { repository_type: "S3", location },
+        code: CodeLocation {
+            repository_type: "S3",
+            location,
+        },
         tags,
     })))
 }
@@ -227,8 +269,15 @@ fn get_function(state: &ApiState, t: &Target, now: OffsetDateTime) -> Result<Rep
 fn lookup(state: &ApiState, t: &Target) -> Result<(FunctionConfiguration, String), LambdaError> {
     let version = t.qualifier.as_deref().unwrap_or(LATEST);
     let arn = state.scope.qualified_arn(&t.name, t.qualifier.as_deref());
-    let found = state.store.get_function(&t.name, version).map_err(|e| store_error(e, &arn))?;
-    let Some(StoredFunction { mut config, code_sha256_hex }) = found else {
+    let found = state
+        .store
+        .get_function(&t.name, version)
+        .map_err(|e| store_error(e, &arn))?;
+    let Some(StoredFunction {
+        mut config,
+        code_sha256_hex,
+    }) = found
+    else {
         return Err(LambdaError::function_not_found(&arn));
     };
     if t.qualifier.is_some() {
@@ -237,19 +286,27 @@ fn lookup(state: &ApiState, t: &Target) -> Result<(FunctionConfiguration, String
     Ok((config, code_sha256_hex))
 }
 
-fn list_functions(state: &ApiState, marker: Option<String>, max_items: Option<usize>) -> Result<Reply, LambdaError> {
+fn list_functions(
+    state: &ApiState,
+    marker: Option<String>,
+    max_items: Option<usize>,
+) -> Result<Reply, LambdaError> {
     let after = match marker.as_deref() {
         None | Some("") => None,
         Some(m) => Some(decode_marker(m)?),
     };
-    let page = max_items.unwrap_or(LIST_FUNCTIONS_PAGE).min(LIST_FUNCTIONS_PAGE);
+    let page = max_items
+        .unwrap_or(LIST_FUNCTIONS_PAGE)
+        .min(LIST_FUNCTIONS_PAGE);
     let mut rows = state
         .store
         .list_functions(after.as_deref(), page + 1)
         .map_err(|e| store_error(e, "ListFunctions"))?;
     let more = rows.len() > page;
     rows.truncate(page);
-    let next_marker = more.then(|| rows.last().map(|f| encode_marker(&f.config.function_name))).flatten();
+    let next_marker = more
+        .then(|| rows.last().map(|f| encode_marker(&f.config.function_name)))
+        .flatten();
     Ok(Reply::ListFunctions(ListFunctionsOutput {
         functions: rows.into_iter().map(|f| f.config.for_listing()).collect(),
         next_marker,
@@ -283,9 +340,15 @@ async fn update_code(
         return Err(zip_only());
     }
     let Some(zip_b64) = input.zip_file else {
-        return Err(LambdaError::invalid_parameter("Please provide a source for function code."));
+        return Err(LambdaError::invalid_parameter(
+            "Please provide a source for function code.",
+        ));
     };
-    let architecture = input.architectures.as_deref().map(validate_architectures).transpose()?;
+    let architecture = input
+        .architectures
+        .as_deref()
+        .map(validate_architectures)
+        .transpose()?;
     let current = current_latest(state, t, input.revision_id.as_deref())?;
     let dry_run = input.dry_run.unwrap_or(false);
     let user_revision = input.revision_id.is_some();
@@ -293,7 +356,11 @@ async fn update_code(
     let (config, orphans) = blocking(move || {
         let zip = decode_zip(&zip_b64, "UpdateFunctionCode")?;
         let _pin = st.store.pin_code();
-        let code = st.store.code().put_zip(&zip).map_err(|e| e.to_lambda_error())?;
+        let code = st
+            .store
+            .code()
+            .put_zip(&zip)
+            .map_err(|e| e.to_lambda_error())?;
         let mut config = current.config.clone();
         config.code_sha256 = code.sha256_b64.clone();
         config.code_size = code.size;
@@ -307,7 +374,10 @@ async fn update_code(
         config.last_modified = timefmt::last_modified(now);
         config.revision_id = new_revision();
         config.last_update_status = Some("Successful".into());
-        let stored = StoredFunction { config, code_sha256_hex: code.sha256_hex };
+        let stored = StoredFunction {
+            config,
+            code_sha256_hex: code.sha256_hex,
+        };
         let orphans = st
             .store
             .replace_function(&stored, &current.config.revision_id)
@@ -320,7 +390,10 @@ async fn update_code(
         tracing::info!(function = %t.name, code_sha256 = %config.code_sha256, "function code updated");
     }
     gc_async(state, orphans);
-    Ok(Reply::Function { status: 200, config: Box::new(config) })
+    Ok(Reply::Function {
+        status: 200,
+        config: Box::new(config),
+    })
 }
 
 async fn update_configuration(
@@ -337,7 +410,10 @@ async fn update_configuration(
     config.last_modified = timefmt::last_modified(now);
     config.revision_id = new_revision();
     config.last_update_status = Some("Successful".into());
-    let stored = StoredFunction { config, code_sha256_hex: current.code_sha256_hex };
+    let stored = StoredFunction {
+        config,
+        code_sha256_hex: current.code_sha256_hex,
+    };
     let orphans = state
         .store
         .replace_function(&stored, &current.config.revision_id)
@@ -345,11 +421,18 @@ async fn update_configuration(
     state.invoker.retire(&t.name).await;
     tracing::info!(function = %t.name, "function configuration updated");
     gc_async(state, orphans);
-    Ok(Reply::Function { status: 200, config: Box::new(stored.config) })
+    Ok(Reply::Function {
+        status: 200,
+        config: Box::new(stored.config),
+    })
 }
 
 /// `$LATEST` of the target, checked against the caller's RevisionId precondition.
-fn current_latest(state: &ApiState, t: &Target, revision_id: Option<&str>) -> Result<StoredFunction, LambdaError> {
+fn current_latest(
+    state: &ApiState,
+    t: &Target,
+    revision_id: Option<&str>,
+) -> Result<StoredFunction, LambdaError> {
     let arn = state.scope.function_arn(&t.name);
     let current = state
         .store
@@ -380,7 +463,10 @@ async fn delete_function(state: &Arc<ApiState>, t: &Target) -> Result<Reply, Lam
         )));
     }
     let arn = state.scope.function_arn(&t.name);
-    let orphans = state.store.delete_function(&t.name).map_err(|e| store_error(e, &arn))?;
+    let orphans = state
+        .store
+        .delete_function(&t.name)
+        .map_err(|e| store_error(e, &arn))?;
     state.invoker.retire(&t.name).await;
     tracing::info!(function = %t.name, "function deleted");
     gc_async(state, orphans);
@@ -388,7 +474,10 @@ async fn delete_function(state: &Arc<ApiState>, t: &Target) -> Result<Reply, Lam
 }
 
 fn account_settings(state: &ApiState) -> Result<Reply, LambdaError> {
-    let usage = state.store.usage().map_err(|e| store_error(e, "GetAccountSettings"))?;
+    let usage = state
+        .store
+        .usage()
+        .map_err(|e| store_error(e, "GetAccountSettings"))?;
     Ok(Reply::AccountSettings(AccountSettings {
         account_limit: AccountLimit {
             total_code_size: TOTAL_CODE_SIZE_BYTES,
@@ -397,18 +486,29 @@ fn account_settings(state: &ApiState) -> Result<Reply, LambdaError> {
             concurrent_executions: ACCOUNT_CONCURRENCY,
             unreserved_concurrent_executions: ACCOUNT_CONCURRENCY,
         },
-        account_usage: AccountUsage { total_code_size: usage.total_code_size, function_count: usage.function_count },
+        account_usage: AccountUsage {
+            total_code_size: usage.total_code_size,
+            function_count: usage.function_count,
+        },
     }))
 }
 
 fn decode_zip(b64: &str, operation: &str) -> Result<Vec<u8>, LambdaError> {
-    let zip = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| {
-        LambdaError::new(ErrorCode::SerializationException, "ZipFile is not valid base64")
-    })?;
+    let zip = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| {
+            LambdaError::new(
+                ErrorCode::SerializationException,
+                "ZipFile is not valid base64",
+            )
+        })?;
     if zip.len() as u64 > ZIPPED_MAX_BYTES {
         return Err(LambdaError::new(
             ErrorCode::RequestEntityTooLargeException,
-            format!("Request must be smaller than {} bytes for the {operation} operation", crate::routes::CODE_REQUEST_MAX_BYTES),
+            format!(
+                "Request must be smaller than {} bytes for the {operation} operation",
+                crate::routes::CODE_REQUEST_MAX_BYTES
+            ),
         ));
     }
     Ok(zip)
@@ -457,7 +557,9 @@ fn store_error(e: StoreError, what: &str) -> LambdaError {
         StoreError::Code(c) => c.to_lambda_error(),
         other => {
             tracing::error!(error = %other, %what, "metadata store failed");
-            LambdaError::service("Sous could not read or write its metadata store; see the server log.")
+            LambdaError::service(
+                "Sous could not read or write its metadata store; see the server log.",
+            )
         }
     }
 }

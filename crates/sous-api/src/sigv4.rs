@@ -133,25 +133,82 @@ pub fn verify(
         canonical_query(&query, auth.presigned.then_some("X-Amz-Signature")),
         auth.signed_headers,
     );
-    let scope = format!("{scope_date}/{region}/{scope_service}/aws4_request");
-    let string_to_sign = format!(
-        "{ALGORITHM}\n{}\n{scope}\n{}",
-        auth.date,
-        hex::encode(Sha256::digest(&canonical))
+    let expected = signature(
+        &creds.secret_access_key,
+        &auth.date,
+        [scope_date, region, scope_service],
+        &canonical,
     );
-    let mut key = hmac(
-        format!("AWS4{}", creds.secret_access_key).as_bytes(),
-        scope_date.as_bytes(),
-    );
-    for part in [region, scope_service, "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
     if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
         Ok(())
     } else {
         Err(invalid(MISMATCH))
     }
+}
+
+/// The hex signature of a canonical request for the scope `[date, region, service]`.
+fn signature(secret: &str, date: &str, scope: [&str; 3], canonical: &str) -> String {
+    let [scope_date, region, service] = scope;
+    let string_to_sign = format!(
+        "{ALGORITHM}\n{date}\n{scope_date}/{region}/{service}/aws4_request\n{}",
+        hex::encode(Sha256::digest(canonical))
+    );
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), scope_date.as_bytes());
+    for part in [region, service, "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    hex::encode(hmac(&key, string_to_sign.as_bytes()))
+}
+
+/// Sign a request as an AWS SDK would: add `x-amz-date` and `authorization` headers, signing
+/// every header present (which must include `host`). Used by Sous's own clients (tests,
+/// benchmarks) that speak raw HTTP.
+pub fn sign(
+    req: &mut SigningInput<'_>,
+    creds: &Credentials,
+    region: &str,
+    service: &str,
+    now: OffsetDateTime,
+) {
+    let date = format_basic(now);
+    if let Ok(v) = http::HeaderValue::from_str(&date) {
+        req.headers.insert("x-amz-date", v);
+    }
+    let mut names: Vec<String> = req.headers.keys().map(|k| k.as_str().to_string()).collect();
+    names.sort();
+    names.dedup();
+    let signed_headers = names.join(";");
+    let headers = canonical_headers(req.headers, &signed_headers).unwrap_or_default();
+    let canonical = format!(
+        "{}\n{}\n{}\n{headers}\n{signed_headers}\n{}",
+        req.method,
+        canonical_uri(req.raw_path),
+        canonical_query(&query_pairs(req.raw_query), None),
+        hex::encode(Sha256::digest(req.body))
+    );
+    let sig = signature(
+        &creds.secret_access_key,
+        &date,
+        [&date[..8], region, service],
+        &canonical,
+    );
+    let auth = format!(
+        "{ALGORITHM} Credential={}/{}/{region}/{service}/aws4_request, SignedHeaders={signed_headers}, Signature={sig}",
+        creds.access_key_id,
+        &date[..8]
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&auth) {
+        req.headers.insert("authorization", v);
+    }
+}
+
+/// A request to sign in place (see [`sign`]).
+pub struct SigningInput<'a> {
+    pub method: &'a str,
+    pub raw_path: &'a str,
+    pub raw_query: &'a str,
+    pub headers: &'a mut http::HeaderMap,
+    pub body: &'a [u8],
 }
 
 /// What the client claims, from the `Authorization` header or the presigned query.
@@ -458,6 +515,38 @@ mod tests {
     const SIGNED_AT: OffsetDateTime = datetime!(2026-11-26 15:47:30 UTC);
     const SCOPE: &str = "AKIDEXAMPLE/20261126/us-east-1/lambda/aws4_request";
     const PRESIGNED: &str = "MaxItems=5&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20261126%2Fus-east-1%2Flambda%2Faws4_request&X-Amz-Date=20261126T154730Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=4f55248d5f762a6f766307f4db1d7b68a6e42079d8b2074a920e7102267c5a64";
+
+    #[test]
+    fn sign_then_verify_round_trips() {
+        let creds = creds();
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1:3001"));
+        let path = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af/invocations";
+        let body = br#"{"a":1}"#;
+        sign(
+            &mut SigningInput {
+                method: "POST",
+                raw_path: path,
+                raw_query: "Qualifier=%24LATEST",
+                headers: &mut headers,
+                body,
+            },
+            &creds,
+            "us-east-1",
+            "lambda",
+            SIGNED_AT,
+        );
+        let req = SignedRequest {
+            method: "POST",
+            raw_path: path,
+            raw_query: "Qualifier=%24LATEST",
+            headers: &headers,
+            body,
+        };
+        verify(&req, &creds, "lambda", SIGNED_AT).unwrap();
+        let tampered = SignedRequest { body: b"{}", ..req };
+        assert!(verify(&tampered, &creds, "lambda", SIGNED_AT).is_err());
+    }
 
     #[derive(Clone)]
     struct Vector {

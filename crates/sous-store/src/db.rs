@@ -58,7 +58,10 @@ pub enum StoreError {
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
     #[error("open metadata database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
 }
 
 /// Schema migrations; `user_version` = number applied.
@@ -105,14 +108,21 @@ impl Store {
             StoreError::Corrupt(format!("create data dir {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join("sous.db");
-        let conn = Connection::open(&path).map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&conn)?;
         let code = CodeStore::open(data_dir)?;
-        Ok(Store { conn: Mutex::new(conn), code, code_gate: RwLock::new(()) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            code,
+            code_gate: RwLock::new(()),
+        })
     }
 
     /// The code blob store.
@@ -144,8 +154,9 @@ impl Store {
         tags: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let json = to_json(&f.config)?;
-        let tags_json = serde_json::to_string(tags)
-            .map_err(|e| StoreError::Corrupt(format!("serialize tags of {}: {e}", f.config.function_name)))?;
+        let tags_json = serde_json::to_string(tags).map_err(|e| {
+            StoreError::Corrupt(format!("serialize tags of {}: {e}", f.config.function_name))
+        })?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let inserted = tx.execute(
@@ -172,13 +183,19 @@ impl Store {
     }
 
     /// One version of a function (`$LATEST` or `N`), if it exists.
-    pub fn get_function(&self, name: &str, version: &str) -> Result<Option<StoredFunction>, StoreError> {
+    pub fn get_function(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<StoredFunction>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT config_json, code_sha256_hex FROM versions WHERE function_name = ?1 AND version = ?2",
         )?;
         let row = stmt
-            .query_row(params![name, version], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_row(params![name, version], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .optional()?;
         drop(stmt);
         drop(conn);
@@ -189,11 +206,16 @@ impl Store {
     pub fn get_tags(&self, name: &str) -> Result<Option<BTreeMap<String, String>>, StoreError> {
         let conn = self.conn();
         let json: Option<String> = conn
-            .query_row("SELECT tags_json FROM functions WHERE name = ?1", params![name], |r| r.get(0))
+            .query_row(
+                "SELECT tags_json FROM functions WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
             .optional()?;
         drop(conn);
         json.map(|j| {
-            serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("tags of function {name}: {e}")))
+            serde_json::from_str(&j)
+                .map_err(|e| StoreError::Corrupt(format!("tags of function {name}: {e}")))
         })
         .transpose()
     }
@@ -240,20 +262,37 @@ impl Store {
     }
 
     /// `$LATEST` of up to `limit` functions whose names sort after `after`, by name.
-    pub fn list_functions(&self, after: Option<&str>, limit: usize) -> Result<Vec<StoredFunction>, StoreError> {
+    pub fn list_functions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredFunction>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT function_name, config_json, code_sha256_hex FROM versions
              WHERE version = ?1 AND function_name > ?2 ORDER BY function_name LIMIT ?3",
         )?;
         let rows = stmt
-            .query_map(params![LATEST, after.unwrap_or(""), i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-            })?
+            .query_map(
+                params![
+                    LATEST,
+                    after.unwrap_or(""),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         drop(stmt);
         drop(conn);
-        rows.into_iter().map(|(name, json, hex)| decode(&name, &json, hex)).collect()
+        rows.into_iter()
+            .map(|(name, json, hex)| decode(&name, &json, hex))
+            .collect()
     }
 
     /// Delete a function and all its versions. Returns the code digests no row references any
@@ -262,11 +301,18 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let hexes: Vec<String> = {
-            let mut stmt = tx.prepare("SELECT DISTINCT code_sha256_hex FROM versions WHERE function_name = ?1")?;
-            let rows = stmt.query_map(params![name], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = tx.prepare(
+                "SELECT DISTINCT code_sha256_hex FROM versions WHERE function_name = ?1",
+            )?;
+            let rows = stmt
+                .query_map(params![name], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
             rows
         };
-        tx.execute("DELETE FROM versions WHERE function_name = ?1", params![name])?;
+        tx.execute(
+            "DELETE FROM versions WHERE function_name = ?1",
+            params![name],
+        )?;
         let deleted = tx.execute("DELETE FROM functions WHERE name = ?1", params![name])?;
         if deleted == 0 {
             return Err(StoreError::NotFound);
@@ -331,7 +377,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
         tx.commit()?;
         tracing::info!(version = i + 1, "metadata schema migrated");
     }
@@ -339,8 +389,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Those of `hexes` that no version row references.
-fn unreferenced(conn: &Connection, hexes: impl IntoIterator<Item = String>) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM versions WHERE code_sha256_hex = ?1)")?;
+fn unreferenced(
+    conn: &Connection,
+    hexes: impl IntoIterator<Item = String>,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM versions WHERE code_sha256_hex = ?1)")?;
     let mut out = Vec::new();
     for hex in hexes {
         let used: bool = stmt.query_row(params![hex], |r| r.get(0))?;
@@ -354,12 +408,19 @@ fn unreferenced(conn: &Connection, hexes: impl IntoIterator<Item = String>) -> R
 fn decode(name: &str, json: &str, code_sha256_hex: String) -> Result<StoredFunction, StoreError> {
     let config = serde_json::from_str(json)
         .map_err(|e| StoreError::Corrupt(format!("configuration of function {name}: {e}")))?;
-    Ok(StoredFunction { config, code_sha256_hex })
+    Ok(StoredFunction {
+        config,
+        code_sha256_hex,
+    })
 }
 
 fn to_json(config: &FunctionConfiguration) -> Result<String, StoreError> {
-    serde_json::to_string(config)
-        .map_err(|e| StoreError::Corrupt(format!("serialize configuration of {}: {e}", config.function_name)))
+    serde_json::to_string(config).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "serialize configuration of {}: {e}",
+            config.function_name
+        ))
+    })
 }
 
 fn size_i64(n: u64) -> i64 {
@@ -393,7 +454,9 @@ mod tests {
             code_sha256: "x".into(),
             version: LATEST.into(),
             environment: None,
-            tracing_config: TracingConfig { mode: Some("PassThrough".into()) },
+            tracing_config: TracingConfig {
+                mode: Some("PassThrough".into()),
+            },
             revision_id: revision.into(),
             dead_letter_config: None,
             state: Some("Active".into()),
@@ -408,7 +471,10 @@ mod tests {
     }
 
     fn func(name: &str, revision: &str, hex: &str) -> StoredFunction {
-        StoredFunction { config: config(name, revision, 10), code_sha256_hex: hex.into() }
+        StoredFunction {
+            config: config(name, revision, 10),
+            code_sha256_hex: hex.into(),
+        }
     }
 
     #[test]
@@ -424,7 +490,9 @@ mod tests {
         assert_eq!(store.get_tags("a").unwrap(), Some(BTreeMap::new()));
         assert_eq!(store.get_tags("b").unwrap(), None);
         let tags: BTreeMap<String, String> = [("k".to_string(), "v".to_string())].into();
-        store.insert_function_with_tags(&func("t", "r", "aa"), &tags).unwrap();
+        store
+            .insert_function_with_tags(&func("t", "r", "aa"), &tags)
+            .unwrap();
         assert_eq!(store.get_tags("t").unwrap(), Some(tags));
     }
 
@@ -435,11 +503,28 @@ mod tests {
         store.insert_function(&func("a", "r1", "aa")).unwrap();
         store.insert_function(&func("b", "r1", "bb")).unwrap();
         let next = func("a", "r2", "bb");
-        assert!(matches!(store.replace_function(&next, "r0"), Err(StoreError::RevisionMismatch)));
+        assert!(matches!(
+            store.replace_function(&next, "r0"),
+            Err(StoreError::RevisionMismatch)
+        ));
         // "aa" is no longer referenced; "bb" still is.
-        assert_eq!(store.replace_function(&next, "r1").unwrap(), vec!["aa".to_string()]);
-        assert_eq!(store.get_function("a", LATEST).unwrap().unwrap().config.revision_id, "r2");
-        assert!(matches!(store.replace_function(&func("zz", "r", "x"), "r"), Err(StoreError::NotFound)));
+        assert_eq!(
+            store.replace_function(&next, "r1").unwrap(),
+            vec!["aa".to_string()]
+        );
+        assert_eq!(
+            store
+                .get_function("a", LATEST)
+                .unwrap()
+                .unwrap()
+                .config
+                .revision_id,
+            "r2"
+        );
+        assert!(matches!(
+            store.replace_function(&func("zz", "r", "x"), "r"),
+            Err(StoreError::NotFound)
+        ));
     }
 
     #[test]
@@ -449,9 +534,16 @@ mod tests {
         for n in ["c", "a", "b", "d"] {
             store.insert_function(&func(n, "r", "h")).unwrap();
         }
-        let names = |v: Vec<StoredFunction>| v.into_iter().map(|f| f.config.function_name).collect::<Vec<_>>();
+        let names = |v: Vec<StoredFunction>| {
+            v.into_iter()
+                .map(|f| f.config.function_name)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(store.list_functions(None, 2).unwrap()), ["a", "b"]);
-        assert_eq!(names(store.list_functions(Some("b"), 10).unwrap()), ["c", "d"]);
+        assert_eq!(
+            names(store.list_functions(Some("b"), 10).unwrap()),
+            ["c", "d"]
+        );
         assert!(store.list_functions(Some("d"), 10).unwrap().is_empty());
     }
 
@@ -462,11 +554,29 @@ mod tests {
         store.insert_function(&func("a", "r", "shared")).unwrap();
         store.insert_function(&func("b", "r", "shared")).unwrap();
         store.insert_function(&func("c", "r", "own")).unwrap();
-        assert_eq!(store.usage().unwrap(), Usage { total_code_size: 30, function_count: 3 });
+        assert_eq!(
+            store.usage().unwrap(),
+            Usage {
+                total_code_size: 30,
+                function_count: 3
+            }
+        );
         assert!(store.delete_function("a").unwrap().is_empty());
-        assert_eq!(store.delete_function("b").unwrap(), vec!["shared".to_string()]);
-        assert!(matches!(store.delete_function("b"), Err(StoreError::NotFound)));
-        assert_eq!(store.usage().unwrap(), Usage { total_code_size: 10, function_count: 1 });
+        assert_eq!(
+            store.delete_function("b").unwrap(),
+            vec!["shared".to_string()]
+        );
+        assert!(matches!(
+            store.delete_function("b"),
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(
+            store.usage().unwrap(),
+            Usage {
+                total_code_size: 10,
+                function_count: 1
+            }
+        );
         assert_eq!(store.function_count().unwrap(), 1);
         assert_eq!(store.code_size_total().unwrap(), 10);
     }
@@ -479,7 +589,15 @@ mod tests {
             store.insert_function(&func("a", "r1", "aa")).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.get_function("a", LATEST).unwrap().unwrap().config.revision_id, "r1");
+        assert_eq!(
+            store
+                .get_function("a", LATEST)
+                .unwrap()
+                .unwrap()
+                .config
+                .revision_id,
+            "r1"
+        );
         // Migrations are idempotent.
         drop(store);
         Store::open(dir.path()).unwrap();
@@ -490,9 +608,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.insert_function(&func("a", "r1", "aa")).unwrap();
-        store.conn().execute("UPDATE versions SET config_json = '{not json'", []).unwrap();
-        assert!(matches!(store.get_function("a", LATEST), Err(StoreError::Corrupt(_))));
-        assert!(matches!(store.list_functions(None, 10), Err(StoreError::Corrupt(_))));
+        store
+            .conn()
+            .execute("UPDATE versions SET config_json = '{not json'", [])
+            .unwrap();
+        assert!(matches!(
+            store.get_function("a", LATEST),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.list_functions(None, 10),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -502,6 +629,9 @@ mod tests {
         let conn = Connection::open(dir.path().join("sous.db")).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

@@ -353,8 +353,7 @@ impl Environment {
     ) -> (Outcome, bool) {
         // The runtime is gone (or its reply channel is); wait briefly for the exit status.
         let mut exited = self.exited.clone();
-        let _ = tokio::time::timeout(Duration::from_millis(200), wait_exit(&mut exited))
-            .await;
+        let _ = tokio::time::timeout(Duration::from_millis(200), wait_exit(&mut exited)).await;
         let how = self.exit_description();
         let message = format!("RequestId: {request_id} Error: Runtime exited with error: {how}");
         lines.push(message.clone());

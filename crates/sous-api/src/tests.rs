@@ -1,0 +1,555 @@
+//! Router-level tests: signed requests through the whole stack (transport, SigV4, routes,
+//! service, error mapping) against a temp-dir store and the invoker.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use axum::body::Body;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sous_invoke::Invoker;
+use sous_store::Store;
+use sous_types::names::Scope;
+use sous_worker::{Pool, PoolConfig};
+use time::macros::format_description;
+use time::OffsetDateTime;
+use tower::ServiceExt as _;
+
+use crate::{router, sigv4, ApiState};
+
+const KEY_ID: &str = "AKIDSOUSTEST";
+const SECRET: &str = "sous-test-secret";
+const ROLE: &str = "arn:aws:iam::000000000000:role/lambda-role";
+const PATH_SAFE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+struct Api {
+    router: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let scope = Scope::new("us-east-1", "000000000000");
+    let pool = Pool::new(PoolConfig {
+        data_dir: dir.path().to_path_buf(),
+        echo_logs: false,
+    })
+    .unwrap();
+    let state = Arc::new(ApiState {
+        invoker: Arc::new(Invoker::new(store.clone(), pool, scope.clone())),
+        store,
+        scope,
+        credentials: sigv4::Credentials {
+            access_key_id: KEY_ID.into(),
+            secret_access_key: SECRET.into(),
+        },
+        public_url: "http://127.0.0.1:3001".into(),
+    });
+    Api {
+        router: router(state),
+        _dir: dir,
+    }
+}
+
+fn hmac(key: &[u8], data: &str) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    m.update(data.as_bytes());
+    m.finalize().into_bytes().to_vec()
+}
+
+/// Sign as botocore does (lambda-wire.md §7.1): double-encoded path, sorted query, signed
+/// host/x-amz-date(/content-type).
+fn signed(
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Request<Body> {
+    let now = OffsetDateTime::now_utc();
+    let amz_date = now
+        .format(format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap();
+    let date = &amz_date[..8];
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    pairs.sort();
+    let mut hm = HeaderMap::new();
+    hm.insert("host", "127.0.0.1:3001".parse().unwrap());
+    hm.insert("x-amz-date", amz_date.parse().unwrap());
+    for (k, v) in headers {
+        hm.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let mut names: Vec<&str> = hm.keys().map(|k| k.as_str()).collect();
+    names.sort();
+    let canonical_headers: String = names
+        .iter()
+        .map(|n| format!("{n}:{}\n", hm[*n].to_str().unwrap().trim()))
+        .collect();
+    let signed_headers = names.join(";");
+    let canonical = format!(
+        "{method}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{}",
+        utf8_percent_encode(path, PATH_SAFE),
+        pairs.join("&"),
+        hex::encode(Sha256::digest(&body))
+    );
+    let scope = format!("{date}/us-east-1/lambda/aws4_request");
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
+    let k = hmac(format!("AWS4{SECRET}").as_bytes(), date);
+    let k = hmac(&k, "us-east-1");
+    let k = hmac(&k, "lambda");
+    let k = hmac(&k, "aws4_request");
+    let signature = hex::encode(hmac(&k, &to_sign));
+    let mut req = Request::builder().method(method).uri(path_and_query);
+    for (k, v) in hm.iter() {
+        req = req.header(k, v);
+    }
+    req.header(
+        "authorization",
+        format!("AWS4-HMAC-SHA256 Credential={KEY_ID}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"),
+    )
+    .body(Body::from(body))
+    .unwrap()
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    fn error_type(&self) -> &str {
+        self.headers
+            .get("x-amzn-ErrorType")
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+impl Api {
+    async fn send(&self, req: Request<Body>) -> Resp {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        assert!(
+            headers.contains_key("x-amzn-RequestId"),
+            "every response carries a request id"
+        );
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn call(&self, method: &str, pq: &str, body: Option<Value>) -> Resp {
+        let (headers, bytes): (&[(&str, &str)], Vec<u8>) = match &body {
+            Some(b) => (
+                &[("content-type", "application/json")],
+                serde_json::to_vec(b).unwrap(),
+            ),
+            None => (&[], Vec::new()),
+        };
+        self.send(signed(method, pq, headers, bytes)).await
+    }
+
+    async fn create(&self, name: &str, zip: &[u8]) -> Resp {
+        self.call(
+            "POST",
+            "/2015-03-31/functions",
+            Some(create_body(name, zip)),
+        )
+        .await
+    }
+}
+
+fn zip_with(content: &[u8]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+    w.start_file("bootstrap", opts).unwrap();
+    w.write_all(content).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn create_body(name: &str, zip: &[u8]) -> Value {
+    json!({
+        "FunctionName": name,
+        "Role": ROLE,
+        "Runtime": "provided.al2023",
+        "Handler": "bootstrap",
+        "Code": {"ZipFile": b64(zip)},
+        "Tags": {"team": "sous"},
+    })
+}
+
+#[tokio::test]
+async fn create_get_update_delete() {
+    let api = api();
+    let zip = zip_with(b"#!/bin/sh\necho hi\n");
+    let r = api.create("hello", &zip).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let c = r.json();
+    assert_eq!(c["FunctionName"], "hello");
+    assert_eq!(
+        c["FunctionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:hello"
+    );
+    assert_eq!(c["Version"], "$LATEST");
+    assert_eq!(c["State"], "Active");
+    assert_eq!(c["LastUpdateStatus"], "Successful");
+    assert_eq!(c["CodeSize"], zip.len());
+    assert_eq!(c["CodeSha256"], b64(&Sha256::digest(&zip)));
+    assert_eq!(c["Timeout"], 3);
+    assert_eq!(c["MemorySize"], 128);
+    assert_eq!(c["Description"], "");
+    assert_eq!(c["PackageType"], "Zip");
+    assert_eq!(c["EphemeralStorage"]["Size"], 512);
+    assert_eq!(c["TracingConfig"]["Mode"], "PassThrough");
+    assert_eq!(c["LoggingConfig"]["LogGroup"], "/aws/lambda/hello");
+    assert_eq!(c["LoggingConfig"]["LogFormat"], "Text");
+    assert_eq!(c["SnapStart"]["ApplyOn"], "None");
+    assert!(c["RuntimeVersionConfig"]["RuntimeVersionArn"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws:lambda:us-east-1::runtime:"));
+    assert!(c["LastModified"].as_str().unwrap().ends_with("+0000"));
+    let rev1 = c["RevisionId"].as_str().unwrap().to_string();
+
+    // Duplicate.
+    let r = api.create("hello", &zip).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.error_type(), "ResourceConflictException");
+    assert_eq!(r.json()["message"], "Function already exist: hello");
+
+    // GetFunction by ARN, with the code URL.
+    let r = api
+        .call("GET", "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Ahello", None)
+        .await;
+    assert_eq!(r.status, 200);
+    let g = r.json();
+    assert_eq!(g["Configuration"]["RevisionId"], rev1.as_str());
+    assert_eq!(g["Code"]["RepositoryType"], "S3");
+    assert_eq!(g["Tags"]["team"], "sous");
+    let location = g["Code"]["Location"].as_str().unwrap();
+    let path = location.strip_prefix("http://127.0.0.1:3001").unwrap();
+    let dl = api
+        .send(Request::get(path).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(dl.status, 200);
+    assert_eq!(dl.headers["content-type"], "application/zip");
+    assert_eq!(dl.body, zip);
+    let tampered = path.replace("signature=", "signature=00");
+    let dl = api
+        .send(Request::get(tampered).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(dl.status, 403);
+
+    // GetFunctionConfiguration with an explicit $LATEST: qualified ARN.
+    let r = api
+        .call(
+            "GET",
+            "/2015-03-31/functions/hello/configuration?Qualifier=%24LATEST",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["FunctionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:hello:$LATEST"
+    );
+    let r = api
+        .call(
+            "GET",
+            "/2015-03-31/functions/hello/configuration?Qualifier=7",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json()["Message"],
+        "Function not found: arn:aws:lambda:us-east-1:000000000000:function:hello:7"
+    );
+
+    // UpdateFunctionConfiguration: stale revision, validation, success.
+    let r = api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/hello/configuration",
+            Some(json!({"Timeout": 10, "RevisionId": "stale"})),
+        )
+        .await;
+    assert_eq!(r.status, 412);
+    assert_eq!(r.error_type(), "PreconditionFailedException");
+    let r = api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/hello/configuration",
+            Some(json!({"Timeout": 901})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "ValidationException");
+    let r = api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/hello/configuration",
+            Some(json!({"Timeout": 10, "MemorySize": 256, "Environment": {"Variables": {"AB": "1"}}, "RevisionId": rev1})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let u = r.json();
+    assert_eq!(u["Timeout"], 10);
+    assert_eq!(u["MemorySize"], 256);
+    assert_eq!(u["Environment"]["Variables"]["AB"], "1");
+    assert_ne!(u["RevisionId"], rev1.as_str());
+
+    // UpdateFunctionCode: dry run changes nothing; a real one changes sha, size, revision.
+    let zip2 = zip_with(b"#!/bin/sh\necho bye\n");
+    let r = api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/hello/code",
+            Some(json!({"ZipFile": b64(&zip2), "DryRun": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = api
+        .call("GET", "/2015-03-31/functions/hello/configuration", None)
+        .await;
+    assert_eq!(r.json()["CodeSha256"], b64(&Sha256::digest(&zip)));
+    let r = api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/hello/code",
+            Some(json!({"ZipFile": b64(&zip2)})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let u2 = r.json();
+    assert_eq!(u2["CodeSha256"], b64(&Sha256::digest(&zip2)));
+    assert_eq!(u2["CodeSize"], zip2.len());
+    assert_eq!(u2["Timeout"], 10);
+    assert_ne!(u2["RevisionId"], u["RevisionId"]);
+    let r = api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/hello/code",
+            Some(json!({"ZipFile": b64(b"not a zip")})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "InvalidParameterValueException");
+
+    // Account settings count it.
+    let r = api.call("GET", "/2016-08-19/account-settings/", None).await;
+    assert_eq!(r.status, 200);
+    let a = r.json();
+    assert_eq!(a["AccountLimit"]["CodeSizeZipped"], 52_428_800);
+    assert_eq!(a["AccountLimit"]["UnreservedConcurrentExecutions"], 1000);
+    assert_eq!(a["AccountUsage"]["FunctionCount"], 1);
+    assert_eq!(a["AccountUsage"]["TotalCodeSize"], zip2.len());
+
+    // Delete, then it is gone.
+    let r = api
+        .call("DELETE", "/2015-03-31/functions/hello?Qualifier=3", None)
+        .await;
+    assert_eq!(r.status, 400);
+    let r = api
+        .call("DELETE", "/2015-03-31/functions/hello", None)
+        .await;
+    assert_eq!(r.status, 204);
+    let r = api
+        .call("DELETE", "/2015-03-31/functions/hello", None)
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_type(), "ResourceNotFoundException");
+    let r = api.call("GET", "/2015-03-31/functions/hello", None).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn list_paginates() {
+    let api = api();
+    let zip = zip_with(b"x");
+    for i in 0..55 {
+        assert_eq!(api.create(&format!("f{i:02}"), &zip).await.status, 201);
+    }
+    let r = api.call("GET", "/2015-03-31/functions/", None).await;
+    let page = r.json();
+    assert_eq!(page["Functions"].as_array().unwrap().len(), 50);
+    assert!(
+        page["Functions"][0].get("State").is_none(),
+        "listing omits State"
+    );
+    let marker = page["NextMarker"].as_str().unwrap().to_string();
+    let r = api
+        .call(
+            "GET",
+            &format!("/2015-03-31/functions/?Marker={marker}&MaxItems=100"),
+            None,
+        )
+        .await;
+    let page = r.json();
+    assert_eq!(page["Functions"].as_array().unwrap().len(), 5);
+    assert_eq!(page["Functions"][0]["FunctionName"], "f50");
+    assert!(page.get("NextMarker").is_none());
+    let r = api
+        .call(
+            "GET",
+            "/2015-03-31/functions?MaxItems=2&FunctionVersion=ALL",
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["Functions"].as_array().unwrap().len(), 2);
+    let r = api
+        .call("GET", "/2015-03-31/functions?MaxItems=0", None)
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "ValidationException");
+}
+
+#[tokio::test]
+async fn create_refusals() {
+    let api = api();
+    let zip = zip_with(b"x");
+    let mut body = create_body("f", &zip);
+    body.as_object_mut().unwrap().remove("Runtime");
+    let r = api.call("POST", "/2015-03-31/functions", Some(body)).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "Runtime and Handler are mandatory parameters for functions created with deployment packages."
+    );
+
+    let mut body = create_body("f", &zip);
+    body["Code"] = json!({"S3Bucket": "b", "S3Key": "k"});
+    let r = api.call("POST", "/2015-03-31/functions", Some(body)).await;
+    assert_eq!(r.error_type(), "InvalidParameterValueException");
+
+    let mut body = create_body("f", &zip);
+    body["Runtime"] = json!("python2.7");
+    let r = api.call("POST", "/2015-03-31/functions", Some(body)).await;
+    assert_eq!(r.error_type(), "InvalidParameterValueException");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("provided.al2023"));
+
+    let mut body = create_body("f", &zip);
+    body.as_object_mut().unwrap().remove("Role");
+    let r = api.call("POST", "/2015-03-31/functions", Some(body)).await;
+    assert_eq!(r.error_type(), "ValidationException");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("Value null at 'role'"));
+
+    let r = api
+        .send(signed(
+            "POST",
+            "/2015-03-31/functions",
+            &[],
+            b"{oops".to_vec(),
+        ))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "SerializationException");
+
+    let r = api.create("f", b"PK not really").await;
+    assert_eq!(r.error_type(), "InvalidParameterValueException");
+    // Nothing was stored.
+    let r = api.call("GET", "/2015-03-31/functions/f", None).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn authentication_and_front_door() {
+    let api = api();
+    // No signature at all.
+    let r = api
+        .send(
+            Request::get("/2015-03-31/functions/")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // A body changed after signing.
+    let mut req = signed(
+        "POST",
+        "/2015-03-31/functions/f/invocations",
+        &[],
+        b"{}".to_vec(),
+    );
+    *req.body_mut() = Body::from("{\"x\":1}");
+    let r = api.send(req).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.error_type(), "InvalidSignatureException");
+
+    // Oversized invoke payload: 413 before anything else.
+    let big = vec![b' '; 6_291_457];
+    let r = api
+        .send(signed(
+            "POST",
+            "/2015-03-31/functions/f/invocations",
+            &[],
+            big,
+        ))
+        .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_type(), "RequestEntityTooLargeException");
+    assert_eq!(
+        r.json()["Message"],
+        "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+    );
+
+    // Unknown operation.
+    let r = api.call("GET", "/2015-03-31/nothing-here", None).await;
+    assert_eq!(r.error_type(), "UnknownOperationException");
+
+    // Bad invocation type.
+    let req = signed(
+        "POST",
+        "/2015-03-31/functions/f/invocations",
+        &[("x-amz-invocation-type", "Later")],
+        vec![],
+    );
+    let r = api.send(req).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "ValidationException");
+}

@@ -1,0 +1,443 @@
+//! `sous-bench`: measures the performance promises of docs/PERFORMANCE.md against the real
+//! `sous` binary, each beside a baseline measured in the same run.
+//!
+//! Run: `cargo build --release --bins && target/release/sous-bench [--quick]`
+//!
+//! - warm invoke latency (concurrency 1) vs. three loopback HTTP round trips made with the
+//!   same client library (hyper, HTTP/1.1 keep-alive) to an in-process echo server;
+//! - warm throughput at concurrency 8, beside the baseline's at concurrency 8;
+//! - cold start: Init Duration (spawn to first `/next`) and end-to-end cold invoke latency of
+//!   a native `provided.al2023` function built with `lambda_runtime`, beside the bare start
+//!   of the same executable.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{HeaderMap, Request};
+use hyper_util::rt::TokioIo;
+use sous_api::sigv4::{self, Credentials, SigningInput};
+use tokio::net::{TcpListener, TcpStream};
+
+const REGION: &str = "us-east-1";
+const PAYLOAD: &[u8] = br#"{"hello":"world"}"#;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), BoxError> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(quick))
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    creds: Credentials,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+async fn run(quick: bool) -> Result<(), BoxError> {
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .ok_or("no exe dir")?
+        .to_path_buf();
+    let sous = bin_dir.join("sous");
+    let bootstrap = bin_dir.join("minimal-bootstrap");
+    for p in [&sous, &bootstrap] {
+        if !p.exists() {
+            return Err(format!(
+                "{} missing: run `cargo build --release --bins` first",
+                p.display()
+            )
+            .into());
+        }
+    }
+    let (warm_n, c8_n, cold_n) = if quick {
+        (500, 4000, 10)
+    } else {
+        (5000, 40000, 60)
+    };
+    let server = start_sous(&sous).await?;
+    let zip = zip_bootstrap(&bootstrap)?;
+
+    // Baseline: three round trips to an in-process echo server.
+    let echo = start_echo().await?;
+    let mut base = connect(echo).await?;
+    let baseline_req = || {
+        Request::post("/echo")
+            .header("host", "bench")
+            .body(Full::new(Bytes::from_static(PAYLOAD)))
+    };
+    for _ in 0..200 {
+        for _ in 0..3 {
+            send(&mut base, baseline_req()?).await?;
+        }
+    }
+    let mut baseline = Vec::with_capacity(warm_n);
+    for _ in 0..warm_n {
+        let t = Instant::now();
+        for _ in 0..3 {
+            send(&mut base, baseline_req()?).await?;
+        }
+        baseline.push(t.elapsed());
+    }
+
+    // Warm invoke, concurrency 1.
+    create_function(&server, "bench-warm", &zip).await?;
+    let invoke = signed_invoke(&server, "bench-warm", false);
+    let mut conn = connect(server.addr).await?;
+    for _ in 0..200 {
+        let (status, _) = send(&mut conn, invoke.clone_request()?).await?;
+        assert_eq!(status, 200, "warm-up invoke failed");
+    }
+    let mut warm = Vec::with_capacity(warm_n);
+    for _ in 0..warm_n {
+        let t = Instant::now();
+        send(&mut conn, invoke.clone_request()?).await?;
+        warm.push(t.elapsed());
+    }
+
+    // Throughput, concurrency 8 (eight environments warm up first).
+    let (sous_c8_rate, sous_c8) =
+        concurrent(8, c8_n, server.addr, || invoke.clone_request()).await?;
+    let (base_c8_rate, _) = concurrent(8, c8_n / 3, echo, baseline_req).await?;
+
+    // Cold starts: each function's first invocation.
+    let mut cold_e2e = Vec::new();
+    let mut init = Vec::new();
+    for i in 0..cold_n {
+        let name = format!("bench-cold-{i}");
+        create_function(&server, &name, &zip).await?;
+        let req = signed_invoke(&server, &name, true);
+        let mut c = connect(server.addr).await?;
+        let t = Instant::now();
+        let resp = c.send_request(req.clone_request()?).await?;
+        let elapsed = t.elapsed();
+        let log = resp
+            .headers()
+            .get("x-amz-log-result")
+            .and_then(|v| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(v.as_bytes())
+                    .ok()
+            })
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        resp.into_body().collect().await?;
+        cold_e2e.push(elapsed);
+        if let Some(ms) = init_duration(&log) {
+            init.push(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let bare = bare_starts(&bootstrap, cold_n)?;
+
+    let p = |v: &mut Vec<Duration>, q: usize| -> f64 {
+        v.sort();
+        v[(v.len() * q / 100).min(v.len() - 1)].as_secs_f64() * 1000.0
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "| measurement | p50 (ms) | p99 (ms) |")?;
+    writeln!(out, "| --- | --- | --- |")?;
+    let (mut sous_c8, mut bare) = (sous_c8, bare);
+    let rows: Vec<(&str, &mut Vec<Duration>)> = vec![
+        ("baseline: 3 loopback round trips (hyper)", &mut baseline),
+        ("warm invoke, concurrency 1", &mut warm),
+        ("warm invoke, concurrency 8 (per request)", &mut sous_c8),
+        ("cold invoke, end to end", &mut cold_e2e),
+        (
+            "cold start: Init Duration (spawn to first /next)",
+            &mut init,
+        ),
+        (
+            "baseline: bare start of the bootstrap executable",
+            &mut bare,
+        ),
+    ];
+    let mut medians = Vec::new();
+    for (name, v) in rows {
+        let (p50, p99) = (p(v, 50), p(v, 99));
+        medians.push(p50);
+        writeln!(out, "| {name} | {p50:.3} | {p99:.3} |")?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "added warm latency at p50: {:.3} ms over the baseline",
+        medians[1] - medians[0]
+    )?;
+    writeln!(out, "throughput at concurrency 8: {sous_c8_rate:.0} invokes/s (baseline: {base_c8_rate:.0} single loopback round trips/s)")?;
+    writeln!(
+        out,
+        "samples: warm {warm_n}, concurrency-8 {c8_n}, cold {cold_n}"
+    )?;
+    drop(server);
+    Ok(())
+}
+
+/// A request that can be re-sent as is: SigV4 signatures stay valid for 15 minutes and carry
+/// no nonce, so signing once keeps client-side cost out of the measurement.
+struct Prepared {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Prepared {
+    fn clone_request(&self) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+        let mut req = Request::post(&self.path).body(Full::new(self.body.clone()))?;
+        *req.headers_mut() = self.headers.clone();
+        Ok(req)
+    }
+}
+
+fn signed(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&'static str, &str)],
+    body: &[u8],
+) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    map.insert(
+        "host",
+        server.addr.to_string().parse().expect("host header"),
+    );
+    for (k, v) in headers {
+        map.insert(*k, v.parse().expect("header value"));
+    }
+    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
+    sigv4::sign(
+        &mut SigningInput {
+            method,
+            raw_path,
+            raw_query,
+            headers: &mut map,
+            body,
+        },
+        &server.creds,
+        REGION,
+        "lambda",
+        time::OffsetDateTime::now_utc(),
+    );
+    map
+}
+
+fn signed_invoke(server: &Server, function: &str, tail: bool) -> Prepared {
+    let path = format!("/2015-03-31/functions/{function}/invocations");
+    let log_type = if tail { "Tail" } else { "None" };
+    let headers = signed(
+        server,
+        "POST",
+        &path,
+        &[("x-amz-log-type", log_type)],
+        PAYLOAD,
+    );
+    Prepared {
+        path,
+        headers,
+        body: Bytes::from_static(PAYLOAD),
+    }
+}
+
+async fn create_function(server: &Server, name: &str, zip: &[u8]) -> Result<(), BoxError> {
+    let body = serde_json::json!({
+        "FunctionName": name,
+        "Runtime": "provided.al2023",
+        "Role": "arn:aws:iam::000000000000:role/bench",
+        "Handler": "bootstrap",
+        "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
+    })
+    .to_string();
+    let path = "/2015-03-31/functions";
+    let headers = signed(
+        server,
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    let mut req = Request::post(path).body(Full::new(Bytes::from(body)))?;
+    *req.headers_mut() = headers;
+    let mut c = connect(server.addr).await?;
+    let (status, body) = send(&mut c, req).await?;
+    if status != 201 {
+        return Err(format!(
+            "CreateFunction {name}: {status} {}",
+            String::from_utf8_lossy(&body)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BoxError> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn send(
+    c: &mut SendRequest<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> Result<(u16, Bytes), BoxError> {
+    c.ready().await?;
+    let resp = c.send_request(req).await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+/// `tasks` connections sending `total` requests between them; returns requests per second and
+/// per-request latencies.
+async fn concurrent<F, E>(
+    tasks: usize,
+    total: usize,
+    addr: SocketAddr,
+    make: F,
+) -> Result<(f64, Vec<Duration>), BoxError>
+where
+    F: Fn() -> Result<Request<Full<Bytes>>, E>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let per_task = total / tasks;
+    let mut batches = Vec::new();
+    for _ in 0..tasks {
+        let mut reqs = Vec::with_capacity(per_task + 20);
+        for _ in 0..per_task + 20 {
+            reqs.push(make()?);
+        }
+        batches.push(reqs);
+    }
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for reqs in batches {
+        handles.push(tokio::spawn(async move {
+            let mut c = connect(addr).await?;
+            let mut lat = Vec::with_capacity(reqs.len());
+            for (i, req) in reqs.into_iter().enumerate() {
+                let t = Instant::now();
+                send(&mut c, req).await?;
+                if i >= 20 {
+                    lat.push(t.elapsed());
+                }
+            }
+            Ok::<_, BoxError>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await??);
+    }
+    let rate = all.len() as f64 / start.elapsed().as_secs_f64();
+    Ok((rate, all))
+}
+
+async fn start_echo() -> Result<SocketAddr, BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let body = req.into_body().collect().await?.to_bytes();
+                        Ok::<_, hyper::Error>(hyper::Response::new(Full::new(body)))
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn start_sous(sous: &Path) -> Result<Server, BoxError> {
+    let dir = tempfile::tempdir()?;
+    let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let creds = Credentials {
+        access_key_id: "AKIDBENCH".into(),
+        secret_access_key: "bench-secret".into(),
+    };
+    let child = Command::new(sous)
+        .args([
+            "serve",
+            "--no-echo-logs",
+            "--api-addr",
+            &addr.to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("SOUS_ACCESS_KEY_ID", &creds.access_key_id)
+        .env("SOUS_SECRET_ACCESS_KEY", &creds.secret_access_key)
+        .env("SOUS_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
+    let server = Server {
+        child,
+        addr,
+        creds,
+        _dir: dir,
+    };
+    for _ in 0..200 {
+        if TcpStream::connect(addr).await.is_ok() {
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err("sous serve did not start listening".into())
+}
+
+fn zip_bootstrap(bootstrap: &PathBuf) -> Result<Vec<u8>, BoxError> {
+    let bytes = std::fs::read(bootstrap)?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut w = zip::ZipWriter::new(&mut out);
+    let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+    w.start_file("bootstrap", opts)?;
+    w.write_all(&bytes)?;
+    w.finish()?;
+    Ok(out.into_inner())
+}
+
+/// `Init Duration: 4.56 ms` from a REPORT line.
+fn init_duration(log: &str) -> Option<f64> {
+    let rest = &log[log.find("Init Duration: ")? + "Init Duration: ".len()..];
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// Start the bootstrap executable bare (no Runtime API: it exits at once) `n` times.
+fn bare_starts(bootstrap: &Path, n: usize) -> Result<Vec<Duration>, BoxError> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        Command::new(bootstrap)
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        v.push(t.elapsed());
+    }
+    Ok(v)
+}
