@@ -143,7 +143,7 @@ async fn create_function(
             "Runtime and Handler are mandatory parameters for functions created with deployment packages.",
         ));
     }
-    validate_settings(&settings)?;
+    validate_settings(&settings, &state.invoker.runtimes().available())?;
     let architecture = match &input.architectures {
         Some(a) => validate_architectures(a)?,
         None => host_architecture().to_string(),
@@ -403,7 +403,7 @@ async fn update_configuration(
     now: OffsetDateTime,
 ) -> Result<Reply, LambdaError> {
     unqualified_for_update(t)?;
-    validate_settings(&input)?;
+    validate_settings(&input, &state.invoker.runtimes().available())?;
     let current = current_latest(state, t, input.revision_id.as_deref())?;
     let mut config = current.config.clone();
     config.apply(&input, &state.scope.region);

@@ -47,7 +47,12 @@ fn api() -> Api {
     })
     .unwrap();
     let state = Arc::new(ApiState {
-        invoker: Arc::new(Invoker::new(store.clone(), pool, scope.clone())),
+        invoker: Arc::new(Invoker::new(
+            store.clone(),
+            pool,
+            Arc::new(sous_runtimes::Catalog::custom_only()),
+            scope.clone(),
+        )),
         store,
         scope,
         credentials: sigv4::Credentials {

@@ -53,6 +53,7 @@ use std::sync::Arc;
 use base64::Engine;
 use tracing::{info_span, Instrument};
 
+use sous_runtimes::{Catalog, Launch};
 use sous_store::Store;
 use sous_types::config::FunctionConfiguration;
 use sous_types::names::Scope;
@@ -66,12 +67,23 @@ pub const LATEST: &str = "$LATEST";
 pub struct Invoker {
     store: Arc<Store>,
     pool: Arc<Pool>,
+    runtimes: Arc<Catalog>,
     scope: Scope,
 }
 
 impl Invoker {
-    pub fn new(store: Arc<Store>, pool: Arc<Pool>, scope: Scope) -> Self {
-        Self { store, pool, scope }
+    pub fn new(store: Arc<Store>, pool: Arc<Pool>, runtimes: Arc<Catalog>, scope: Scope) -> Self {
+        Self {
+            store,
+            pool,
+            runtimes,
+            scope,
+        }
+    }
+
+    /// The runtimes this host serves (for validating configurations).
+    pub fn runtimes(&self) -> &Catalog {
+        &self.runtimes
     }
 
     /// Run one invocation (RequestResponse, Event or DryRun) and build Invoke's answer.
@@ -118,7 +130,19 @@ impl Invoker {
             .map_err(|e| {
                 LambdaError::service(format!("load code of {}: {e}", req.function_name))
             })?;
-        let spec = Arc::new(env_spec(&stored.config, code_dir, &self.scope));
+        let runtime = stored.config.runtime.clone().unwrap_or_default();
+        let launch = self.runtimes.launch(&runtime).map_err(|_| {
+            LambdaError::new(
+                ErrorCode::InvalidRuntimeException,
+                format!("The runtime parameter of {runtime} is not supported by this Sous host any more."),
+            )
+        })?;
+        let spec = Arc::new(env_spec(
+            &stored.config,
+            code_dir,
+            launch.cloned(),
+            &self.scope,
+        ));
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload,
@@ -181,7 +205,12 @@ fn normalize_payload(payload: Bytes) -> Result<Bytes, LambdaError> {
     }
 }
 
-fn env_spec(cfg: &FunctionConfiguration, code_dir: std::path::PathBuf, scope: &Scope) -> EnvSpec {
+fn env_spec(
+    cfg: &FunctionConfiguration,
+    code_dir: std::path::PathBuf,
+    launch: Option<Launch>,
+    scope: &Scope,
+) -> EnvSpec {
     EnvSpec {
         function_name: cfg.function_name.clone(),
         version: cfg.version.clone(),
@@ -198,6 +227,7 @@ fn env_spec(cfg: &FunctionConfiguration, code_dir: std::path::PathBuf, scope: &S
             .log_group
             .clone()
             .unwrap_or_else(|| format!("/aws/lambda/{}", cfg.function_name)),
+        launch,
     }
 }
 

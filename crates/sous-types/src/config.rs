@@ -257,7 +257,8 @@ fn handler_re() -> &'static Regex {
 
 /// Validate settings as Lambda does: model constraints first (ValidationException, all
 /// violations in one message), then semantic checks (InvalidParameterValueException).
-pub fn validate_settings(s: &SettingsInput) -> Result<(), LambdaError> {
+/// `runtimes` lists the runtime ids this host can serve.
+pub fn validate_settings(s: &SettingsInput, runtimes: &[&str]) -> Result<(), LambdaError> {
     let mut v = Violations::default();
     if let Some(t) = s.timeout {
         if t < TIMEOUT_MIN_S {
@@ -361,10 +362,10 @@ pub fn validate_settings(s: &SettingsInput) -> Result<(), LambdaError> {
     v.into_result()?;
 
     if let Some(r) = &s.runtime {
-        if runtime::lookup(r).is_none() {
+        if !runtimes.contains(&r.as_str()) {
             return Err(LambdaError::invalid_parameter(format!(
                 "The runtime parameter of {r} is not supported by this Sous host. Supported runtimes: {}",
-                runtime::supported_list()
+                runtimes.join(", ")
             )));
         }
     }
@@ -461,6 +462,8 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
 
+    const HOST: &[&str] = &["provided.al2023", "provided.al2"];
+
     fn settings() -> SettingsInput {
         SettingsInput::default()
     }
@@ -504,7 +507,7 @@ mod tests {
                 "'ephemeralStorage.size'",
             ),
         ] {
-            let e = validate_settings(&s).unwrap_err();
+            let e = validate_settings(&s, HOST).unwrap_err();
             assert_eq!(e.code, ErrorCode::ValidationException);
             assert!(e.message.contains(member), "{}", e.message);
         }
@@ -513,7 +516,7 @@ mod tests {
             memory_size: Some(10240),
             ..settings()
         };
-        validate_settings(&ok).unwrap();
+        validate_settings(&ok, HOST).unwrap();
     }
 
     #[test]
@@ -526,29 +529,38 @@ mod tests {
                     .collect(),
             ),
         };
-        let e = validate_settings(&SettingsInput {
-            environment: Some(vars(&[("AWS_REGION", "x".into())])),
-            ..settings()
-        })
+        let e = validate_settings(
+            &SettingsInput {
+                environment: Some(vars(&[("AWS_REGION", "x".into())])),
+                ..settings()
+            },
+            HOST,
+        )
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
         assert!(e
             .message
             .ends_with("Reserved keys used in this request: AWS_REGION"));
-        let e = validate_settings(&SettingsInput {
-            environment: Some(vars(&[("BIG", "x".repeat(4100))])),
-            ..settings()
-        })
+        let e = validate_settings(
+            &SettingsInput {
+                environment: Some(vars(&[("BIG", "x".repeat(4100))])),
+                ..settings()
+            },
+            HOST,
+        )
         .unwrap_err();
         assert!(e.message.contains("exceeded the 4KB limit"));
     }
 
     #[test]
     fn unknown_runtime_names_the_available_ones() {
-        let e = validate_settings(&SettingsInput {
-            runtime: Some("cobol85".into()),
-            ..settings()
-        })
+        let e = validate_settings(
+            &SettingsInput {
+                runtime: Some("cobol85".into()),
+                ..settings()
+            },
+            HOST,
+        )
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
         assert!(e.message.contains("provided.al2023"), "{}", e.message);

@@ -25,6 +25,7 @@ pub enum ErrorCode {
     AccessDeniedException,
     UnknownOperationException,
     SerializationException,
+    InvalidRuntimeException,
 }
 
 impl ErrorCode {
@@ -48,6 +49,7 @@ impl ErrorCode {
             Self::AccessDeniedException => "AccessDeniedException",
             Self::UnknownOperationException => "UnknownOperationException",
             Self::SerializationException => "SerializationException",
+            Self::InvalidRuntimeException => "InvalidRuntimeException",
         }
     }
 
@@ -71,6 +73,7 @@ impl ErrorCode {
             Self::UnsupportedMediaTypeException => 415,
             Self::TooManyRequestsException => 429,
             Self::ServiceException => 500,
+            Self::InvalidRuntimeException => 502,
         }
     }
 

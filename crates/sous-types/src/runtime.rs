@@ -1,22 +1,28 @@
-//! The runtime catalog: which runtime identifiers Sous knows and which this host can serve.
+//! The runtime identifiers Sous knows. Which of them this host can serve is decided at start
+//! by `sous-runtimes` (an interpreter must be present); validation takes that list.
 
 /// How an execution environment of a runtime is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeKind {
     /// `provided.*`: the zip's own `bootstrap` executable.
     Custom,
+    /// Sous's Python bootstrap under the host's CPython.
+    Python,
+    /// Sous's Node.js bootstrap under the host's node.
+    Node,
+    /// Sous's Java bootstrap under the host's JVM.
+    Java,
 }
 
-/// A runtime this build of Sous can serve.
+/// A runtime identifier Sous knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Runtime {
     pub id: &'static str,
     pub kind: RuntimeKind,
 }
 
-/// Runtimes served today. The managed runtimes (python3.11, nodejs20.x, java17) join this
-/// list with their bootstraps.
-pub const SUPPORTED: &[Runtime] = &[
+/// Every runtime Sous can serve on a host that has what it needs.
+pub const KNOWN: &[Runtime] = &[
     Runtime {
         id: "provided.al2023",
         kind: RuntimeKind::Custom,
@@ -25,19 +31,22 @@ pub const SUPPORTED: &[Runtime] = &[
         id: "provided.al2",
         kind: RuntimeKind::Custom,
     },
+    Runtime {
+        id: "python3.11",
+        kind: RuntimeKind::Python,
+    },
+    Runtime {
+        id: "nodejs20.x",
+        kind: RuntimeKind::Node,
+    },
+    Runtime {
+        id: "java17",
+        kind: RuntimeKind::Java,
+    },
 ];
 
 pub fn lookup(id: &str) -> Option<Runtime> {
-    SUPPORTED.iter().copied().find(|r| r.id == id)
-}
-
-/// The comma-separated list used in error messages.
-pub fn supported_list() -> String {
-    SUPPORTED
-        .iter()
-        .map(|r| r.id)
-        .collect::<Vec<_>>()
-        .join(", ")
+    KNOWN.iter().copied().find(|r| r.id == id)
 }
 
 /// Lambda's runtime version ARN for a runtime (stable per runtime id in Sous).

@@ -6,7 +6,7 @@
 //! process group, so a restart after a crash kills what the last run left.
 
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -83,7 +83,20 @@ impl Environment {
             path: logs::stream_path(&ctx.logs_dir, &spec.function_name, &stream),
             echo_prefix: ctx.echo_logs.then(|| format!("[{}]", spec.function_name)),
         };
-        let logs = match LogStream::start(read_end, target) {
+        // Managed runtimes write framed records to a telemetry pipe, as Lambda's do.
+        let telemetry = if spec.launch.is_some() {
+            match pipe() {
+                Ok(p) => Some(p),
+                Err(e) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
+            }
+        } else {
+            None
+        };
+        let (telemetry_read, telemetry_write) = match telemetry {
+            Some((r, w)) => (Some(r), Some(w)),
+            None => (None, None),
+        };
+        let logs = match LogStream::start(read_end, telemetry_read, target) {
             Ok(l) => l,
             Err(e) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
         };
@@ -104,8 +117,14 @@ impl Environment {
         let (api, init_rx) = RuntimeApi::new();
         let server = tokio::spawn(api.clone().serve(listener));
 
-        let bootstrap = spec.code_dir.join("bootstrap");
+        let bootstrap = match &spec.launch {
+            Some(launch) => launch.program.clone(),
+            None => spec.code_dir.join("bootstrap"),
+        };
         let mut cmd = std::process::Command::new(&bootstrap);
+        if let Some(launch) = &spec.launch {
+            cmd.args(&launch.args);
+        }
         cmd.current_dir(&spec.code_dir)
             .env_clear()
             .envs(environment_variables(
@@ -125,8 +144,15 @@ impl Environment {
                 return Err((InitFailure::Error(service_fault(request_id, &e)), None));
             }
         }
+        if let Some(w) = &telemetry_write {
+            let fd = w.as_raw_fd();
+            cmd.env("_LAMBDA_TELEMETRY_LOG_FD", fd.to_string());
+            sous_sandbox::process::inherit_fd(&mut cmd, fd);
+        }
         sous_sandbox::process::detach_with_parent_death(&mut cmd);
         let child = tokio::process::Command::from(cmd).spawn();
+        // The child has its own copy; ours must close so the pipe ends with the runtime.
+        drop(telemetry_write);
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -405,6 +431,10 @@ fn environment_variables(
     init_type: &str,
 ) -> BTreeMap<String, String> {
     let task_root = spec.code_dir.display().to_string();
+    let runtime_dir = match &spec.launch {
+        Some(launch) => launch.runtime_dir.display().to_string(),
+        None => "/var/runtime".to_string(),
+    };
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     // Unreserved defaults the function may override.
     vars.insert(
@@ -436,9 +466,12 @@ fn environment_variables(
         ("AWS_LAMBDA_LOG_STREAM_NAME", stream.to_string()),
         ("AWS_LAMBDA_RUNTIME_API", api_addr.to_string()),
         ("LAMBDA_TASK_ROOT", task_root),
-        ("LAMBDA_RUNTIME_DIR", "/var/runtime".to_string()),
+        ("LAMBDA_RUNTIME_DIR", runtime_dir),
     ];
     vars.extend(reserved.into_iter().map(|(k, v)| (k.to_string(), v)));
+    if let Some(launch) = &spec.launch {
+        vars.extend(launch.env.iter().cloned());
+    }
     vars
 }
 

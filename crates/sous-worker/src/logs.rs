@@ -4,8 +4,14 @@
 //! task also writes the platform lines (INIT_START, START, END, REPORT, ...), so that every
 //! line lands in the stream in the order Lambda would show it: before a platform line is
 //! written, whatever the runtime wrote before it (already in the pipe) is drained. Lines go to
-//! `<data-dir>/logs/<function>/<stream name>` as `epoch-ms TAB message`, optionally echoed on
-//! Sous's stdout, and the lines of the current invocation are kept for `LogType: Tail`.
+//! `<data-dir>/logs/<function>/<stream name>` as `epoch-ms TAB message` (with `\\` and `\n`
+//! escaped, so a multi-line event stays one line), optionally echoed on Sous's stdout, and the
+//! lines of the current invocation are kept for `LogType: Tail`.
+//!
+//! Managed runtimes also get a telemetry pipe (`_LAMBDA_TELEMETRY_LOG_FD`), as on Lambda: each
+//! record is a frame — 4-byte type (`0xa55a0003` text, `0xa55a0002` JSON), 4-byte length and
+//! 8-byte timestamp in microseconds (all big-endian), then the message — so a multi-line
+//! message (a stack trace) stays one log event.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -45,8 +51,13 @@ pub struct StreamTarget {
 }
 
 impl LogStream {
-    /// Start the log task reading `pipe` (the read end of the runtime's stdout/stderr).
-    pub fn start(pipe: OwnedFd, target: StreamTarget) -> io::Result<Self> {
+    /// Start the log task reading `pipe` (the read end of the runtime's stdout/stderr) and,
+    /// when given, `telemetry` (the read end of the framed telemetry log pipe).
+    pub fn start(
+        pipe: OwnedFd,
+        telemetry: Option<OwnedFd>,
+        target: StreamTarget,
+    ) -> io::Result<Self> {
         if let Some(dir) = target.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -58,10 +69,14 @@ impl LogStream {
         // `OwnedFd` owned by the AsyncFd cannot be, so the safe constructor is sound here.
         #[allow(deprecated)]
         let fd = AsyncFd::new(pipe)?;
+        #[allow(deprecated)]
+        let tfd = telemetry.map(AsyncFd::new).transpose()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let task = LogTask {
             fd: Some(fd),
             partial: Vec::new(),
+            tfd,
+            frames: Vec::new(),
             out: BufWriter::new(file),
             echo_prefix: target.echo_prefix,
             capture: None,
@@ -101,6 +116,8 @@ impl LogStream {
 struct LogTask {
     fd: Option<AsyncFd<OwnedFd>>,
     partial: Vec<u8>,
+    tfd: Option<AsyncFd<OwnedFd>>,
+    frames: Vec<u8>,
     out: BufWriter<File>,
     echo_prefix: Option<String>,
     capture: Option<String>,
@@ -117,6 +134,13 @@ impl LogTask {
                     None => break,
                 },
                 ready = readable(&self.fd) => {
+                    if let Ok(mut guard) = ready {
+                        guard.clear_ready();
+                    }
+                    self.drain();
+                    self.flush();
+                }
+                ready = readable(&self.tfd) => {
                     if let Ok(mut guard) = ready {
                         guard.clear_ready();
                     }
@@ -150,8 +174,9 @@ impl LogTask {
         }
     }
 
-    /// Read everything currently in the pipe without waiting.
+    /// Read everything currently in the pipes without waiting.
     fn drain(&mut self) {
+        self.drain_telemetry();
         let mut buf = [0u8; 16 * 1024];
         loop {
             let Some(fd) = &self.fd else { return };
@@ -164,6 +189,28 @@ impl LogTask {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => return,
             }
+        }
+    }
+
+    fn drain_telemetry(&mut self) {
+        let mut buf = [0u8; 16 * 1024];
+        while let Some(fd) = &self.tfd {
+            match nix::unistd::read(fd.get_ref(), &mut buf) {
+                Ok(0) => {
+                    self.tfd = None;
+                    break;
+                }
+                Ok(n) => self.frames.extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+        while let Some((micros, message, used)) = parse_frame(&self.frames) {
+            let message = String::from_utf8_lossy(message)
+                .trim_end_matches('\n')
+                .to_string();
+            self.frames.drain(..used);
+            self.event(&message, Some((micros / 1000) as i128));
         }
     }
 
@@ -189,9 +236,14 @@ impl LogTask {
     }
 
     fn line(&mut self, message: &str) {
-        let now = time::OffsetDateTime::now_utc();
-        let ms = now.unix_timestamp_nanos() / 1_000_000;
-        if let Err(e) = writeln!(self.out, "{ms}\t{message}") {
+        self.event(message, None);
+    }
+
+    /// One log event (which may span lines), at `ms` or now.
+    fn event(&mut self, message: &str, ms: Option<i128>) {
+        let ms = ms
+            .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000);
+        if let Err(e) = writeln!(self.out, "{ms}\t{}", escape(message)) {
             warn!(path = %self.path.display(), error = %e, "write log stream");
         }
         if let Some(prefix) = &self.echo_prefix {
@@ -224,6 +276,40 @@ async fn readable(
     }
 }
 
+/// One telemetry frame at the start of `buf`: (timestamp µs, message, bytes used).
+fn parse_frame(buf: &[u8]) -> Option<(u64, &[u8], usize)> {
+    if buf.len() < 16 {
+        return None;
+    }
+    let len = u32::from_be_bytes(buf[4..8].try_into().ok()?) as usize;
+    let micros = u64::from_be_bytes(buf[8..16].try_into().ok()?);
+    let end = 16usize.checked_add(len)?;
+    (buf.len() >= end).then(|| (micros, &buf[16..end], end))
+}
+
+/// Escape a message for the one-line-per-event stream file.
+pub fn escape(message: &str) -> String {
+    message.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// Undo [`escape`].
+pub fn unescape(stored: &str) -> String {
+    let mut out = String::with_capacity(stored.len());
+    let mut chars = stored.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The last `max` bytes of `text`, cut at a character boundary.
 pub fn tail(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -252,6 +338,46 @@ mod tests {
         assert_eq!(tail("aé", 1), "");
     }
 
+    #[test]
+    fn escaping_round_trips() {
+        for s in ["plain", "two\nlines", "back\\slash\\n", ""] {
+            assert_eq!(unescape(&escape(s)), s);
+            assert!(!escape(s).contains('\n'));
+        }
+    }
+
+    #[tokio::test]
+    async fn telemetry_frames_keep_multiline_messages_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+        let (r, w) = nix::unistd::pipe2(flags).unwrap();
+        let (tr, tw) = nix::unistd::pipe2(flags).unwrap();
+        let target = StreamTarget {
+            path: dir.path().join("s"),
+            echo_prefix: None,
+        };
+        let logs = LogStream::start(r, Some(tr), target).unwrap();
+        logs.begin(vec!["START".into()]);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let msg = b"[ERROR] boom\nTraceback:\n  line 1";
+        let mut frame = 0xa55a_0003u32.to_be_bytes().to_vec();
+        frame.extend((msg.len() as u32).to_be_bytes());
+        frame.extend(1_700_000_000_000_000u64.to_be_bytes());
+        frame.extend(msg);
+        nix::unistd::write(&tw, &frame).unwrap();
+        let text = logs.finish(vec!["END".into()]).await;
+        assert_eq!(text, "START\n[ERROR] boom\nTraceback:\n  line 1\nEND\n");
+        drop((logs, w, tw));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let stored = std::fs::read_to_string(dir.path().join("s")).unwrap();
+        let events: Vec<&str> = stored.lines().collect();
+        assert_eq!(events.len(), 3, "{stored}");
+        assert_eq!(
+            events[1],
+            "1700000000000\t[ERROR] boom\\nTraceback:\\n  line 1"
+        );
+    }
+
     #[tokio::test]
     async fn orders_runtime_output_before_platform_lines() {
         let dir = tempfile::tempdir().unwrap();
@@ -261,6 +387,7 @@ mod tests {
         let path = dir.path().join("f/stream");
         let logs = LogStream::start(
             r,
+            None,
             StreamTarget {
                 path: path.clone(),
                 echo_prefix: None,

@@ -23,6 +23,8 @@ pub struct EnvSpec {
     pub variables: BTreeMap<String, String>,
     pub region: String,
     pub log_group: String,
+    /// How to start a managed runtime; `None` runs the zip's own `bootstrap`.
+    pub launch: Option<sous_runtimes::Launch>,
 }
 
 /// One invocation handed to an environment.

@@ -15,7 +15,10 @@ pub fn print(data_dir: &Path, function: &str) -> anyhow::Result<()> {
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
         for line in text.lines() {
             if let Some((ms, message)) = line.split_once('\t') {
-                events.push((ms.parse::<i64>().unwrap_or(0), message.to_string()));
+                events.push((
+                    ms.parse::<i64>().unwrap_or(0),
+                    sous_worker::logs::unescape(message),
+                ));
             }
         }
     }

@@ -12,6 +12,7 @@ use tracing::info;
 
 use sous_api::ApiState;
 use sous_invoke::Invoker;
+use sous_runtimes::Catalog;
 use sous_store::Store;
 use sous_types::names::Scope;
 use sous_worker::{Pool, PoolConfig};
@@ -97,7 +98,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
     .context("prepare execution environments")?;
     let scope = Scope::new(args.region.clone(), args.account_id.clone());
-    let invoker = Arc::new(Invoker::new(store.clone(), pool.clone(), scope.clone()));
+    let runtimes = Arc::new(Catalog::detect(&data_dir).context("prepare managed runtimes")?);
+    info!(runtimes = %runtimes.available().join(", "), "runtimes this host serves");
+    let invoker = Arc::new(Invoker::new(
+        store.clone(),
+        pool.clone(),
+        runtimes,
+        scope.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("listen on {}", args.api_addr))?;

@@ -1,0 +1,144 @@
+//! The managed runtimes of Sous and the catalog of runtimes this host can serve.
+//!
+//! A managed runtime is Sous's own bootstrap, written in the runtime's language and shipped
+//! inside the `sous` binary, run by the host's interpreter: it speaks the Runtime API, loads
+//! the function's handler and calls it, as Lambda's runtime interface clients do. At start,
+//! [`Catalog::detect`] writes each bootstrap to `<data-dir>/runtimes/<id>/` and looks for the
+//! interpreter it needs; a runtime whose interpreter is missing is not offered (CreateFunction
+//! names the ones that are).
+//!
+//! - `python.rs` + `python/`: `python3.11` under CPython 3.11
+//! - `node.rs` + `node/`: `nodejs20.x` under Node.js 20
+//! - `java.rs` + `java/`: `java17` under a Java 17 JVM
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sous_types::runtime::{RuntimeKind, KNOWN};
+
+pub mod java;
+pub mod node;
+pub mod python;
+
+/// How to start a managed runtime's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// The interpreter (absolute path).
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Runtime-specific environment variables (`AWS_EXECUTION_ENV`, `PYTHONPATH`, ...), set
+    /// over the ones every environment gets.
+    pub env: Vec<(String, String)>,
+    /// `LAMBDA_RUNTIME_DIR`: where the bootstrap lives.
+    pub runtime_dir: PathBuf,
+}
+
+/// A runtime id this host does not serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotServed;
+
+/// The runtimes this host can serve.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    entries: Vec<(&'static str, Option<Launch>)>,
+}
+
+impl Catalog {
+    /// Materialize the bootstraps under `data_dir/runtimes` and find the interpreters.
+    pub fn detect(data_dir: &Path) -> io::Result<Catalog> {
+        let root = data_dir.join("runtimes");
+        let mut entries = Vec::new();
+        for rt in KNOWN {
+            let launch = match rt.kind {
+                RuntimeKind::Custom => {
+                    entries.push((rt.id, None));
+                    continue;
+                }
+                RuntimeKind::Python => python::detect(rt.id, &root.join(rt.id))?,
+                RuntimeKind::Node => node::detect(rt.id, &root.join(rt.id))?,
+                RuntimeKind::Java => java::detect(rt.id, &root.join(rt.id))?,
+            };
+            match launch {
+                Some(l) => entries.push((rt.id, Some(l))),
+                None => tracing::info!(runtime = rt.id, "runtime not available on this host"),
+            }
+        }
+        Ok(Catalog { entries })
+    }
+
+    /// Custom runtimes only (no interpreter looked for): for tests of other layers.
+    pub fn custom_only() -> Catalog {
+        let entries = KNOWN
+            .iter()
+            .filter(|r| r.kind == RuntimeKind::Custom)
+            .map(|r| (r.id, None))
+            .collect();
+        Catalog { entries }
+    }
+
+    /// Runtime ids this host serves, in the order Sous lists them.
+    pub fn available(&self) -> Vec<&'static str> {
+        self.entries.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// How to start `id`: `Ok(None)` for a custom runtime (the zip's `bootstrap`), `Err` when
+    /// this host does not serve it.
+    pub fn launch(&self, id: &str) -> Result<Option<&Launch>, NotServed> {
+        self.entries
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, l)| l.as_ref())
+            .ok_or(NotServed)
+    }
+}
+
+/// Write `content` to `path` unless it already holds exactly that (so a running environment
+/// never sees a half-written file, and restarts do no work).
+pub fn materialize(path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::read(path).ok().as_deref() == Some(content) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, content)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The first executable named `name` on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_runtimes_are_always_served() {
+        let c = Catalog::custom_only();
+        assert_eq!(c.available(), ["provided.al2023", "provided.al2"]);
+        assert_eq!(c.launch("provided.al2023"), Ok(None));
+        assert_eq!(c.launch("cobol85"), Err(NotServed));
+    }
+
+    #[test]
+    fn materialize_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b.txt");
+        materialize(&p, b"x", 0o644).unwrap();
+        materialize(&p, b"x", 0o644).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"x");
+    }
+}
