@@ -16,9 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::timeout::TimeoutConfig;
-use aws_sdk_lambda::config::{
-    BehaviorVersion, Credentials, Region, StalledStreamProtectionConfig,
-};
+use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region, StalledStreamProtectionConfig};
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::operation::create_function::builders::CreateFunctionFluentBuilder;
 use aws_sdk_lambda::operation::invoke::builders::InvokeFluentBuilder;
@@ -48,12 +46,18 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     format!("{prefix}-{:x}-{:x}-{n}", std::process::id(), nanos)
 }
 
 pub fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 fn free_port() -> u16 {
@@ -156,10 +160,14 @@ impl Server {
             cmd.arg("--no-echo-logs");
         }
         if let Some((akid, secret)) = &self.options.credentials {
-            cmd.env("SOUS_ACCESS_KEY_ID", akid).env("SOUS_SECRET_ACCESS_KEY", secret);
+            cmd.env("SOUS_ACCESS_KEY_ID", akid)
+                .env("SOUS_SECRET_ACCESS_KEY", secret);
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("spawn {}: {e} (is the binary built?)", Self::binary().display())
+            panic!(
+                "spawn {}: {e} (is the binary built?)",
+                Self::binary().display()
+            )
         });
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -220,7 +228,10 @@ impl Server {
     pub fn output(&self) -> String {
         let mut all = String::new();
         for run in 1..=self.runs {
-            for (what, path) in [("stdout", self.stdout_path(run)), ("stderr", self.stderr_path(run))] {
+            for (what, path) in [
+                ("stdout", self.stdout_path(run)),
+                ("stderr", self.stderr_path(run)),
+            ] {
                 let text = fs::read(&path).map(|b| String::from_utf8_lossy(&b).into_owned());
                 all.push_str(&format!(
                     "----- server run {run} {what} -----\n{}\n",
@@ -246,8 +257,13 @@ impl Server {
 
     /// SIGTERM, then wait (SIGKILL after a bound). Returns the exit status.
     pub fn stop(&mut self) -> ExitStatus {
+        self.stop_with(Signal::SIGTERM)
+    }
+
+    /// Sends `signal`, then waits (SIGKILL after a bound). Returns the exit status.
+    pub fn stop_with(&mut self, signal: Signal) -> ExitStatus {
         let mut child = self.child.take().expect("server not running");
-        stop_child(&mut child)
+        stop_child_with(&mut child, signal)
     }
 
     /// SIGKILL the server (a crash): its function processes are left to the next start.
@@ -284,7 +300,9 @@ impl Drop for Server {
 }
 
 fn walk(dir: &Path, rel: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let rel = rel.join(entry.file_name());
         out.push(rel.display().to_string());
@@ -296,14 +314,18 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<String>) {
 }
 
 fn stop_child(child: &mut Child) -> ExitStatus {
-    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    stop_child_with(child, Signal::SIGTERM)
+}
+
+fn stop_child_with(child: &mut Child, signal: Signal) -> ExitStatus {
+    let _ = kill(Pid::from_raw(child.id() as i32), signal);
     let deadline = Instant::now() + STOP_TIMEOUT;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
         if Instant::now() > deadline {
-            eprintln!("sous serve did not exit within {STOP_TIMEOUT:?} of SIGTERM; killing it");
+            eprintln!("sous serve did not exit within {STOP_TIMEOUT:?} of {signal}; killing it");
             let _ = child.kill();
             return child.wait().unwrap();
         }
@@ -435,13 +457,26 @@ where
 /// One entry of a test zip.
 #[derive(Clone, Debug)]
 pub enum Entry {
-    File { path: String, data: Vec<u8>, mode: u32 },
-    Symlink { path: String, target: String },
-    Dir { path: String },
+    File {
+        path: String,
+        data: Vec<u8>,
+        mode: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    Dir {
+        path: String,
+    },
 }
 
 pub fn file(path: &str, data: impl Into<Vec<u8>>, mode: u32) -> Entry {
-    Entry::File { path: path.to_string(), data: data.into(), mode }
+    Entry::File {
+        path: path.to_string(),
+        data: data.into(),
+        mode,
+    }
 }
 
 /// Builds a zip in memory (deflated files, unix modes).
@@ -472,7 +507,10 @@ pub fn zip_entries(entries: &[Entry]) -> Vec<u8> {
 
 /// Builds a zip from (path, bytes, unix mode) triples.
 pub fn zip_files(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
-    let entries: Vec<Entry> = files.iter().map(|(p, d, m)| file(p, d.to_vec(), *m)).collect();
+    let entries: Vec<Entry> = files
+        .iter()
+        .map(|(p, d, m)| file(p, d.to_vec(), *m))
+        .collect();
     zip_entries(&entries)
 }
 
@@ -483,13 +521,19 @@ pub fn zip_dir(dir: &Path) -> Vec<u8> {
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let path = e.path();
-            let rel = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let meta = fs::symlink_metadata(&path).unwrap();
             if meta.file_type().is_symlink() {
                 let target = fs::read_link(&path).unwrap().to_string_lossy().into_owned();
                 out.push(Entry::Symlink { path: rel, target });
             } else if meta.is_dir() {
-                out.push(Entry::Dir { path: format!("{rel}/") });
+                out.push(Entry::Dir {
+                    path: format!("{rel}/"),
+                });
                 collect(base, &path, out);
             } else {
                 use std::os::unix::fs::PermissionsExt;
@@ -565,7 +609,10 @@ pub fn example_binary(name: &str) -> PathBuf {
 
 /// The repo root (`crates/sous/../..`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// A zip with one executable `bootstrap`.
@@ -616,7 +663,11 @@ pub fn create(client: &Client, name: &str, zip: &[u8]) -> CreateFunctionFluentBu
         .runtime(Runtime::Providedal2023)
         .role(ROLE)
         .handler("handler")
-        .code(FunctionCode::builder().zip_file(Blob::new(zip.to_vec())).build())
+        .code(
+            FunctionCode::builder()
+                .zip_file(Blob::new(zip.to_vec()))
+                .build(),
+        )
 }
 
 pub fn env_vars(pairs: &[(&str, &str)]) -> Environment {
@@ -634,7 +685,11 @@ pub async fn create_ok(
 ) -> aws_sdk_lambda::operation::create_function::CreateFunctionOutput {
     match builder.send().await {
         Ok(out) => out,
-        Err(e) => panic!("CreateFunction failed: {:#?}\n{}", api_error(e), server.output_tail(4000)),
+        Err(e) => panic!(
+            "CreateFunction failed: {:#?}\n{}",
+            api_error(e),
+            server.output_tail(4000)
+        ),
     }
 }
 
@@ -654,7 +709,10 @@ pub struct Invoked {
 impl Invoked {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.payload).unwrap_or_else(|e| {
-            panic!("payload is not JSON ({e}): {}", String::from_utf8_lossy(&self.payload))
+            panic!(
+                "payload is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.payload)
+            )
         })
     }
     pub fn text(&self) -> String {
@@ -675,12 +733,31 @@ pub fn invoke_req(client: &Client, name: &str, payload: &[u8]) -> InvokeFluentBu
 }
 
 pub async fn send_invoke(server: &Server, req: InvokeFluentBuilder) -> Invoked {
+    finish_invoke(server, req.send()).await
+}
+
+type InvokeResult = Result<
+    aws_sdk_lambda::operation::invoke::InvokeOutput,
+    SdkError<
+        aws_sdk_lambda::operation::invoke::InvokeError,
+        aws_sdk_lambda::config::http::HttpResponse,
+    >,
+>;
+
+/// Awaits an Invoke sent any way (e.g. through `.customize()`), panicking on an API error.
+pub async fn finish_invoke(
+    server: &Server,
+    fut: impl std::future::Future<Output = InvokeResult>,
+) -> Invoked {
     let start = Instant::now();
-    match req.send().await {
+    match fut.await {
         Ok(out) => Invoked {
             status: out.status_code(),
             request_id: out.request_id().map(str::to_string),
-            payload: out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default(),
+            payload: out
+                .payload()
+                .map(|b| b.as_ref().to_vec())
+                .unwrap_or_default(),
             function_error: out.function_error().map(str::to_string),
             log: out
                 .log_result()
@@ -688,7 +765,11 @@ pub async fn send_invoke(server: &Server, req: InvokeFluentBuilder) -> Invoked {
             executed_version: out.executed_version().map(str::to_string),
             elapsed: start.elapsed(),
         },
-        Err(e) => panic!("Invoke failed: {:#?}\n{}", api_error(e), server.output_tail(4000)),
+        Err(e) => panic!(
+            "Invoke failed: {:#?}\n{}",
+            api_error(e),
+            server.output_tail(4000)
+        ),
     }
 }
 
@@ -709,11 +790,17 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 }
@@ -740,8 +827,18 @@ pub async fn raw_request(
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-    RawResponse { status, headers, body }
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -751,9 +848,15 @@ pub async fn raw_request(
 pub fn processes_with(marker: &str) -> Vec<(u32, String)> {
     let me = std::process::id();
     let mut found = Vec::new();
-    let Ok(dir) = fs::read_dir("/proc") else { return found };
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return found;
+    };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -775,7 +878,21 @@ pub fn processes_with(marker: &str) -> Vec<(u32, String)> {
             if cmdline.is_empty() {
                 continue;
             }
-            let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let stat = String::from_utf8_lossy(&read("stat")).into_owned();
+            // Fields after the command's closing parenthesis: state ppid pgrp ...
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            let cmd = format!(
+                "{} [state {} ppid {} pgid {}]",
+                String::from_utf8_lossy(&cmdline)
+                    .replace('\0', " ")
+                    .trim_end(),
+                fields.first().unwrap_or(&"?"),
+                fields.get(1).unwrap_or(&"?"),
+                fields.get(2).unwrap_or(&"?"),
+            );
             found.push((pid, cmd));
         }
     }
@@ -794,6 +911,25 @@ pub fn wait_processes_gone(marker: &str, timeout: Duration) -> Vec<(u32, String)
     }
 }
 
+/// Waits (bounded) until none of `pids` is running (a zombie counts as gone); returns the
+/// ones still running otherwise.
+pub fn wait_pids_gone(pids: &[u32], timeout: Duration) -> Vec<(u32, String)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left: Vec<(u32, String)> = pids
+            .iter()
+            .filter_map(|pid| {
+                let cmd = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                (!cmd.is_empty()).then(|| (*pid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+            })
+            .collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Kills processes left by a failed test, so that they do not pile up.
 pub fn reap(marker: &str) {
     for (pid, _) in processes_with(marker) {
@@ -802,11 +938,11 @@ pub fn reap(marker: &str) {
 }
 
 /// A shell runtime that records `marker` in the command line of a background grandchild
-/// (`sh -c 'sleep 600' MARKER`), then echoes events. The function's environment should also
+/// (`sh -c 'sleep 600; true' MARKER`, with `SOUS_TEST_MARKER=MARKER` in its environment), then echoes events. The function's environment should also
 /// carry `SOUS_TEST_MARKER=marker` so that the runtime process itself is found.
 pub fn marked_runtime(marker: &str) -> String {
     shell_runtime(
-        &format!("sh -c 'sleep 600' {marker} </dev/null >/dev/null 2>&1 &"),
+        &format!("SOUS_TEST_MARKER={marker} sh -c 'sleep 600; true' {marker} </dev/null >/dev/null 2>&1 &"),
         r#"  respond "$EVENT""#,
     )
 }
@@ -843,7 +979,10 @@ impl Seen {
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 }
@@ -874,7 +1013,11 @@ impl Intercept for Recorder {
         let resp = context.response();
         let mut seen = self.0.lock().unwrap();
         seen.status = resp.status().as_u16();
-        seen.headers = resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        seen.headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         if let Some(b) = resp.body().bytes() {
             seen.body = b.to_vec();
         }
@@ -935,14 +1078,19 @@ macro_rules! conf {
             last_modified: o.last_modified().map(str::to_string),
             code_sha256: o.code_sha256().map(str::to_string),
             version: o.version().map(str::to_string),
-            environment: o.environment().and_then(|e| e.variables()).map(|v| {
-                v.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-            }),
+            environment: o
+                .environment()
+                .and_then(|e| e.variables())
+                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             revision_id: o.revision_id().map(str::to_string),
             state: o.state().map(|s| s.as_str().to_string()),
             last_update_status: o.last_update_status().map(|s| s.as_str().to_string()),
             package_type: o.package_type().map(|s| s.as_str().to_string()),
-            architectures: o.architectures().iter().map(|a| a.as_str().to_string()).collect(),
+            architectures: o
+                .architectures()
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
             ephemeral_storage: o.ephemeral_storage().map(|e| e.size()),
         }
     }};
