@@ -320,21 +320,15 @@ impl Environment {
             self.stop();
         }
         lines.push(format!("END RequestId: {request_id}"));
-        let mut report = format!(
-            "REPORT RequestId: {request_id}\tDuration: {duration:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {max_memory_mb} MB\t",
-            duration.ceil() as u64,
-            self.spec.memory_mb
-        );
-        if let Some(init) = self.pending_init_ms.take() {
-            report.push_str(&format!("Init Duration: {init:.2} ms\t"));
-        }
-        if let Some(s) = status {
-            report.push_str(&format!("Status: {s}"));
-            if let Some(t) = outcome.error_type.as_deref().filter(|_| s == "error") {
-                report.push_str(&format!("\tError Type: {t}"));
-            }
-        }
-        lines.push(report);
+        lines.push(report_line(&Report {
+            request_id: &request_id,
+            duration_ms: duration,
+            memory_mb: self.spec.memory_mb,
+            max_memory_mb,
+            init_ms: self.pending_init_ms.take(),
+            status,
+            error_type: outcome.error_type.as_deref(),
+        }));
         let log = self.logs.finish(lines).await;
         (
             Outcome {
@@ -348,26 +342,26 @@ impl Environment {
     /// Report an invocation that never reached a runtime because init failed: START, END and
     /// REPORT lines (with the error status), returning the log.
     pub async fn report_failed_start(
-        logs_of: &Environment,
+        &self,
         request_id: &str,
         error_type: &str,
         started: Instant,
     ) -> String {
-        logs_of.logs.begin(vec![format!(
+        self.logs.begin(vec![format!(
             "START RequestId: {request_id} Version: {}",
-            logs_of.spec.version
+            self.spec.version
         )]);
-        let duration = ms(started.elapsed());
-        logs_of
-            .logs
-            .finish(vec![
-                format!("END RequestId: {request_id}"),
-                format!(
-                    "REPORT RequestId: {request_id}\tDuration: {duration:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: 0 MB\tStatus: error\tError Type: {error_type}",
-                    duration.ceil() as u64,
-                    logs_of.spec.memory_mb
-                ),
-            ])
+        let report = report_line(&Report {
+            request_id,
+            duration_ms: ms(started.elapsed()),
+            memory_mb: self.spec.memory_mb,
+            max_memory_mb: 0,
+            init_ms: None,
+            status: Some("error"),
+            error_type: Some(error_type),
+        });
+        self.logs
+            .finish(vec![format!("END RequestId: {request_id}"), report])
             .await
     }
 
@@ -535,6 +529,42 @@ fn service_fault(request_id: &str, e: &std::io::Error) -> Outcome {
         "Runtime.Unknown",
         format!("RequestId: {request_id} Error: could not start the execution environment: {e}"),
     )
+}
+
+/// The figures of a REPORT line.
+struct Report<'a> {
+    request_id: &'a str,
+    duration_ms: f64,
+    memory_mb: i64,
+    max_memory_mb: u64,
+    /// Init duration, on the first invocation of an environment only.
+    init_ms: Option<f64>,
+    /// `timeout` or `error` when the invocation did not complete normally.
+    status: Option<&'static str>,
+    error_type: Option<&'a str>,
+}
+
+/// Lambda's REPORT line: tab-separated figures, `Init Duration` after a cold start, and
+/// `Status` (with `Error Type` for errors) when the invocation failed in the platform.
+fn report_line(r: &Report<'_>) -> String {
+    let mut line = format!(
+        "REPORT RequestId: {}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t",
+        r.request_id,
+        r.duration_ms,
+        r.duration_ms.ceil() as u64,
+        r.memory_mb,
+        r.max_memory_mb
+    );
+    if let Some(init) = r.init_ms {
+        line.push_str(&format!("Init Duration: {init:.2} ms\t"));
+    }
+    if let Some(status) = r.status {
+        line.push_str(&format!("Status: {status}"));
+        if let Some(t) = r.error_type.filter(|_| status == "error") {
+            line.push_str(&format!("\tError Type: {t}"));
+        }
+    }
+    line
 }
 
 /// Wait until the runtime process has exited (holding no borrow of the channel afterwards).

@@ -148,23 +148,7 @@ impl Pool {
                 Ok(env) => return Ok(env),
                 Err((InitFailure::Timeout { .. }, env)) => last_env = env,
                 Err((InitFailure::Error(outcome), env)) => {
-                    let error_type = outcome.error_type.clone().unwrap_or_default();
-                    let log = match &env {
-                        Some(env) => Some(
-                            Environment::report_failed_start(
-                                env,
-                                &inv.request_id,
-                                &error_type,
-                                started,
-                            )
-                            .await,
-                        ),
-                        None => None,
-                    };
-                    return Err(Outcome {
-                        log: log.filter(|_| inv.tail_logs),
-                        ..outcome
-                    });
+                    return Err(failed_start(env, inv, outcome, started).await);
                 }
             }
         }
@@ -176,17 +160,7 @@ impl Pool {
                 inv.request_id
             ),
         );
-        let log = match &last_env {
-            Some(env) => Some(
-                Environment::report_failed_start(env, &inv.request_id, "Sandbox.Timedout", started)
-                    .await,
-            ),
-            None => None,
-        };
-        Err(Outcome {
-            log: log.filter(|_| inv.tail_logs),
-            ..outcome
-        })
+        Err(failed_start(last_env, inv, outcome, started).await)
     }
 
     /// Stop every environment of `function`: idle ones now, busy ones when they finish.
@@ -211,5 +185,28 @@ impl Pool {
         // Busy environments are found through their run files.
         environment::clean_leftovers(&self.ctx.run_dir);
         info!(idle = count, "execution environments stopped");
+    }
+}
+
+/// The outcome of an invocation whose environment never became ready: START, END and REPORT
+/// (with the error status) go to the environment's log stream, whose tail is returned when
+/// asked.
+async fn failed_start(
+    env: Option<Environment>,
+    inv: &Invocation,
+    outcome: Outcome,
+    started: Instant,
+) -> Outcome {
+    let error_type = outcome.error_type.clone().unwrap_or_default();
+    let log = match &env {
+        Some(env) => Some(
+            env.report_failed_start(&inv.request_id, &error_type, started)
+                .await,
+        ),
+        None => None,
+    };
+    Outcome {
+        log: log.filter(|_| inv.tail_logs),
+        ..outcome
     }
 }
