@@ -1,12 +1,103 @@
-//! The `python` managed runtime: not built yet, so never offered.
+//! The `python3.11` managed runtime: Sous's own bootstrap (`python/`, stdlib only) run by the
+//! host's CPython 3.11.
+//!
+//! The bootstrap is two files: `bootstrap.py`, the script the interpreter is started with,
+//! and `_sous_runtime.py`, the runtime itself, imported by it so that its bytecode is cached
+//! (`__pycache__`, written once here at detection) instead of compiled at every cold start.
+//! The interpreter is started with `-u` (unbuffered stdout/stderr, as Lambda's runtime makes
+//! them, so output reaches the log before the response does) and `-B` (no bytecode written
+//! into the function's code, which is read-only on Lambda); the host's site-packages stay
+//! importable (boto3 is importable on Lambda).
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use crate::Launch;
 
+const BOOTSTRAP: &str = include_str!("../python/bootstrap.py");
+const RUNTIME: &str = include_str!("../python/_sous_runtime.py");
+
 /// Materialize the bootstrap into `dir` and find the interpreter; `None` when this host
 /// cannot serve the runtime.
-pub fn detect(_id: &str, _dir: &Path) -> io::Result<Option<Launch>> {
-    Ok(None)
+pub fn detect(id: &str, dir: &Path) -> io::Result<Option<Launch>> {
+    let bootstrap = dir.join("bootstrap.py");
+    crate::materialize(&bootstrap, BOOTSTRAP.as_bytes(), 0o644)?;
+    crate::materialize(&dir.join("_sous_runtime.py"), RUNTIME.as_bytes(), 0o644)?;
+    let Some(program) = find_interpreter(dir) else {
+        return Ok(None);
+    };
+    Ok(Some(Launch {
+        program,
+        args: vec!["-u".into(), "-B".into(), bootstrap.display().to_string()],
+        env: vec![
+            ("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_{id}")),
+            (
+                "PYTHONPATH".into(),
+                "/opt/python/lib/python3.11/site-packages:/opt/python".into(),
+            ),
+        ],
+        runtime_dir: dir.to_path_buf(),
+    }))
+}
+
+/// What the probe prints: the interpreter's real path (not a shim's) and its version. It also
+/// imports the runtime module once, which writes its bytecode next to it.
+const PROBE: &str =
+    "import sys; sys.dont_write_bytecode = False; sys.path.insert(0, sys.argv[1]); \
+import _sous_runtime; print(sys.executable); print('%d.%d' % sys.version_info[:2])";
+
+/// The first of `python3.11`, `python3` on `PATH` that is CPython 3.11, by its real path.
+fn find_interpreter(dir: &Path) -> Option<PathBuf> {
+    for name in ["python3.11", "python3"] {
+        let Some(candidate) = crate::which(name) else {
+            continue;
+        };
+        if let Some(real) = probe(&candidate, dir) {
+            return Some(real);
+        }
+    }
+    None
+}
+
+fn probe(candidate: &Path, dir: &Path) -> Option<PathBuf> {
+    let out = Command::new(candidate)
+        .args(["-s", "-c", PROBE])
+        .arg(dir)
+        .env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        tracing::debug!(interpreter = %candidate.display(), "python probe failed");
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let executable = PathBuf::from(lines.next()?.trim());
+    let version = lines.next()?.trim();
+    (version == "3.11" && executable.is_absolute()).then_some(executable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_the_bootstrap_and_finds_python_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let launch = detect("python3.11", dir.path()).unwrap();
+        assert!(dir.path().join("bootstrap.py").is_file());
+        assert!(dir.path().join("_sous_runtime.py").is_file());
+        if let Some(l) = launch {
+            assert!(l.program.is_absolute());
+            assert_eq!(l.runtime_dir, dir.path());
+            assert!(l
+                .env
+                .contains(&("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3.11".into())));
+            assert!(dir.path().join("__pycache__").is_dir());
+        }
+    }
 }

@@ -264,10 +264,12 @@ impl Environment {
         let timeout = Duration::from_secs(self.spec.timeout_s.max(1) as u64);
         let deadline_ms = epoch_ms() + timeout.as_millis() as u64;
         let request_id = inv.request_id.clone();
-        self.logs.begin(vec![format!(
-            "START RequestId: {request_id} Version: {}",
-            self.spec.version
-        )]);
+        self.logs
+            .begin(vec![format!(
+                "START RequestId: {request_id} Version: {}",
+                self.spec.version
+            )])
+            .await;
         let (reply, rx) = oneshot::channel();
         self.api.deliver(PendingEvent {
             request_id: request_id.clone(),
@@ -347,10 +349,12 @@ impl Environment {
         error_type: &str,
         started: Instant,
     ) -> String {
-        self.logs.begin(vec![format!(
-            "START RequestId: {request_id} Version: {}",
-            self.spec.version
-        )]);
+        self.logs
+            .begin(vec![format!(
+                "START RequestId: {request_id} Version: {}",
+                self.spec.version
+            )])
+            .await;
         let report = report_line(&Report {
             request_id,
             duration_ms: ms(started.elapsed()),

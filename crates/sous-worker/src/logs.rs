@@ -27,8 +27,8 @@ use sous_types::limits::LOG_TAIL_BYTES;
 /// What to do with the invocation capture along with a batch of platform lines.
 enum Capture {
     Keep,
-    /// Start capturing (the batch's lines are the first captured).
-    Start,
+    /// Start capturing (the batch's lines are the first captured); acknowledged once written.
+    Start(oneshot::Sender<()>),
     /// Stop capturing and send the captured text (the batch's lines included).
     Finish(oneshot::Sender<String>),
 }
@@ -95,11 +95,19 @@ impl LogStream {
     }
 
     /// Write the START line and begin capturing the invocation's log.
-    pub fn begin(&self, lines: Vec<String>) {
-        let _ = self.tx.send(Cmd {
+    ///
+    /// Awaited before the event is handed to the runtime: everything the runtime printed
+    /// before (during init or an earlier invocation) is drained first, and nothing it prints
+    /// for this invocation can land before the START line.
+    pub async fn begin(&self, lines: Vec<String>) {
+        let (ack, done) = oneshot::channel();
+        let sent = self.tx.send(Cmd {
             lines,
-            capture: Capture::Start,
+            capture: Capture::Start(ack),
         });
+        if sent.is_ok() {
+            let _ = done.await;
+        }
     }
 
     /// Write the closing lines (END, REPORT) and return the invocation's log, last 4 KB.
@@ -157,7 +165,7 @@ impl LogTask {
     fn command(&mut self, cmd: Cmd) {
         // Everything the runtime wrote before this command was issued is in the pipe now.
         self.drain();
-        if matches!(cmd.capture, Capture::Start) {
+        if matches!(cmd.capture, Capture::Start(_)) {
             self.flush_partial();
             self.capture = Some(String::new());
         }
@@ -168,9 +176,15 @@ impl LogTask {
             self.line(line);
         }
         self.flush();
-        if let Capture::Finish(reply) = cmd.capture {
-            let text = self.capture.take().unwrap_or_default();
-            let _ = reply.send(tail(&text, LOG_TAIL_BYTES).to_string());
+        match cmd.capture {
+            Capture::Finish(reply) => {
+                let text = self.capture.take().unwrap_or_default();
+                let _ = reply.send(tail(&text, LOG_TAIL_BYTES).to_string());
+            }
+            Capture::Start(ack) => {
+                let _ = ack.send(());
+            }
+            Capture::Keep => {}
         }
     }
 
@@ -357,8 +371,7 @@ mod tests {
             echo_prefix: None,
         };
         let logs = LogStream::start(r, Some(tr), target).unwrap();
-        logs.begin(vec!["START".into()]);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        logs.begin(vec!["START".into()]).await;
         let msg = b"[ERROR] boom\nTraceback:\n  line 1";
         let mut frame = 0xa55a_0003u32.to_be_bytes().to_vec();
         frame.extend((msg.len() as u32).to_be_bytes());
@@ -394,8 +407,7 @@ mod tests {
             },
         )
         .unwrap();
-        logs.begin(vec!["START".into()]);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        logs.begin(vec!["START".into()]).await;
         nix::unistd::write(&w, b"hello\nno newline").unwrap();
         let text = logs.finish(vec!["END".into()]).await;
         assert_eq!(text, "START\nhello\nno newline\nEND\n");

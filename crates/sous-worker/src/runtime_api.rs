@@ -286,7 +286,8 @@ impl RuntimeApi {
 }
 
 fn insert(h: &mut hyper::HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
+    // from_bytes keeps UTF-8 (a client context may carry any JSON text).
+    if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
         h.insert(name, v);
     }
 }

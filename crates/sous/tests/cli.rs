@@ -323,7 +323,7 @@ fn aws_cli_create_invoke_list_update_delete() {
             "--function-name",
             &unique("py"),
             "--runtime",
-            "python3.11",
+            "python3.12",
             "--role",
             ROLE,
             "--handler",
