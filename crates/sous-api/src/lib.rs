@@ -217,6 +217,9 @@ fn reply_response(reply: Reply) -> Response {
             resp
         }
         Reply::Invoke(out) => invoke_response(out),
+        Reply::Alias { status, alias } => json_response(status, &alias),
+        Reply::ListVersions(out) => json_response(200, &out),
+        Reply::ListAliases(out) => json_response(200, &out),
     }
 }
 

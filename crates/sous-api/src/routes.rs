@@ -10,6 +10,10 @@ use http::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
 use sous_invoke::{InvocationType, InvokeRequest};
+use sous_types::alias::{
+    check_alias_name, check_description, check_function_version, check_routing_config,
+    CreateAliasInput, PublishVersionInput, UpdateAliasInput,
+};
 use sous_types::config::{CreateFunctionInput, SettingsInput, UpdateCodeInput};
 use sous_types::error::Violations;
 use sous_types::limits::{CLIENT_CONTEXT_MAX_BYTES, SYNC_REQUEST_MAX_BYTES};
@@ -68,6 +72,39 @@ pub enum Command {
     GetAccountSettings,
     /// `POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=]`
     Invoke(InvokeRequest),
+    /// `POST /2015-03-31/functions/{FunctionName}/versions`
+    PublishVersion {
+        function: String,
+        input: PublishVersionInput,
+    },
+    /// `GET /2015-03-31/functions/{FunctionName}/versions[?Marker=&MaxItems=]`
+    ListVersionsByFunction {
+        function: String,
+        marker: Option<String>,
+        max_items: Option<usize>,
+    },
+    /// `POST /2015-03-31/functions/{FunctionName}/aliases`
+    CreateAlias {
+        function: String,
+        input: CreateAliasInput,
+    },
+    /// `GET /2015-03-31/functions/{FunctionName}/aliases/{Name}`
+    GetAlias { function: String, name: String },
+    /// `PUT /2015-03-31/functions/{FunctionName}/aliases/{Name}`
+    UpdateAlias {
+        function: String,
+        name: String,
+        input: UpdateAliasInput,
+    },
+    /// `DELETE /2015-03-31/functions/{FunctionName}/aliases/{Name}`
+    DeleteAlias { function: String, name: String },
+    /// `GET /2015-03-31/functions/{FunctionName}/aliases[?FunctionVersion=&Marker=&MaxItems=]`
+    ListAliases {
+        function: String,
+        function_version: Option<String>,
+        marker: Option<String>,
+        max_items: Option<usize>,
+    },
 }
 
 impl Command {
@@ -83,6 +120,13 @@ impl Command {
             Command::DeleteFunction(_) => "DeleteFunction",
             Command::GetAccountSettings => "GetAccountSettings",
             Command::Invoke(_) => "Invoke",
+            Command::PublishVersion { .. } => "PublishVersion",
+            Command::ListVersionsByFunction { .. } => "ListVersionsByFunction",
+            Command::CreateAlias { .. } => "CreateAlias",
+            Command::GetAlias { .. } => "GetAlias",
+            Command::UpdateAlias { .. } => "UpdateAlias",
+            Command::DeleteAlias { .. } => "DeleteAlias",
+            Command::ListAliases { .. } => "ListAliases",
         }
     }
 
@@ -96,6 +140,13 @@ impl Command {
             | Command::UpdateFunctionCode { target: t, .. }
             | Command::UpdateFunctionConfiguration { target: t, .. } => Some(&t.name),
             Command::Invoke(r) => Some(&r.function_name),
+            Command::PublishVersion { function, .. }
+            | Command::ListVersionsByFunction { function, .. }
+            | Command::CreateAlias { function, .. }
+            | Command::GetAlias { function, .. }
+            | Command::UpdateAlias { function, .. }
+            | Command::DeleteAlias { function, .. }
+            | Command::ListAliases { function, .. } => Some(function),
             Command::ListFunctions { .. } | Command::GetAccountSettings => None,
         }
     }
@@ -166,6 +217,78 @@ pub fn parse(
         (&Method::POST, ["2015-03-31", "functions", name, "invocations"]) => {
             invoke(name, &query, headers, body, scope)
         }
+        (&Method::POST, ["2015-03-31", "functions", name, "versions"]) => {
+            let function = function_of(name, scope, NAME_MAX_WRITE)?;
+            let input: PublishVersionInput = json(&body)?;
+            let mut v = Violations::default();
+            check_description(input.description.as_deref(), &mut v);
+            v.into_result()?;
+            Ok(Command::PublishVersion { function, input })
+        }
+        (&Method::GET, ["2015-03-31", "functions", name, "versions"]) => {
+            let function = function_of(name, scope, NAME_MAX_READ)?;
+            let mut v = Violations::default();
+            let max_items = max_items(&query, &mut v)?;
+            v.into_result()?;
+            Ok(Command::ListVersionsByFunction {
+                function,
+                marker: query.get("Marker").map(|m| m.into_owned()),
+                max_items,
+            })
+        }
+        (&Method::POST, ["2015-03-31", "functions", name, "aliases"]) => {
+            let function = function_of(name, scope, NAME_MAX_WRITE)?;
+            create_alias(function, &body)
+        }
+        (&Method::GET, ["2015-03-31", "functions", name, "aliases"]) => {
+            let function = function_of(name, scope, NAME_MAX_WRITE)?;
+            let mut v = Violations::default();
+            let max_items = max_items(&query, &mut v)?;
+            let function_version = query.get("FunctionVersion").map(|f| f.into_owned());
+            if let Some(fv) = &function_version {
+                check_function_version(fv, &mut v);
+            }
+            v.into_result()?;
+            Ok(Command::ListAliases {
+                function,
+                function_version,
+                marker: query.get("Marker").map(|m| m.into_owned()),
+                max_items,
+            })
+        }
+        (method, ["2015-03-31", "functions", name, "aliases", alias]) => {
+            let function = function_of(name, scope, NAME_MAX_WRITE)?;
+            let alias = decode(alias)?.into_owned();
+            let mut v = Violations::default();
+            check_alias_name(&alias, &mut v);
+            v.into_result()?;
+            match *method {
+                Method::GET => Ok(Command::GetAlias {
+                    function,
+                    name: alias,
+                }),
+                Method::DELETE => Ok(Command::DeleteAlias {
+                    function,
+                    name: alias,
+                }),
+                Method::PUT => {
+                    let input: UpdateAliasInput = json(&body)?;
+                    let mut v = Violations::default();
+                    if let Some(fv) = &input.function_version {
+                        check_function_version(fv, &mut v);
+                    }
+                    check_description(input.description.as_deref(), &mut v);
+                    check_routing_config(input.routing_config.as_ref(), &mut v);
+                    v.into_result()?;
+                    Ok(Command::UpdateAlias {
+                        function,
+                        name: alias,
+                        input,
+                    })
+                }
+                _ => Err(unknown_operation()),
+            }
+        }
         (&Method::GET, ["2016-08-19", "account-settings"]) => Ok(Command::GetAccountSettings),
         _ => Err(unknown_operation()),
     }
@@ -211,30 +334,60 @@ fn create_function(body: &[u8], scope: &Scope) -> Result<Command, LambdaError> {
     })
 }
 
-fn list_functions(query: &Query<'_>) -> Result<Command, LambdaError> {
-    let mut v = Violations::default();
-    let mut max_items = None;
-    if let Some(raw) = query.get("MaxItems") {
-        match raw.parse::<i64>() {
-            Ok(n) if n < 1 => v.push(
-                &raw,
-                "maxItems",
-                "Member must have value greater than or equal to 1",
-            ),
-            Ok(n) if n > 10_000 => v.push(
-                &raw,
-                "maxItems",
-                "Member must have value less than or equal to 10000",
-            ),
-            Ok(n) => max_items = usize::try_from(n).ok(),
-            Err(_) => {
-                return Err(LambdaError::new(
-                    ErrorCode::SerializationException,
-                    format!("Value '{raw}' for MaxItems is not a valid integer"),
-                ))
-            }
+/// `?MaxItems=` (1..=10000), its violations added to `v`.
+fn max_items(query: &Query<'_>, v: &mut Violations) -> Result<Option<usize>, LambdaError> {
+    let Some(raw) = query.get("MaxItems") else {
+        return Ok(None);
+    };
+    match raw.parse::<i64>() {
+        Ok(n) if n < 1 => v.push(
+            &raw,
+            "maxItems",
+            "Member must have value greater than or equal to 1",
+        ),
+        Ok(n) if n > 10_000 => v.push(
+            &raw,
+            "maxItems",
+            "Member must have value less than or equal to 10000",
+        ),
+        Ok(n) => return Ok(usize::try_from(n).ok()),
+        Err(_) => {
+            return Err(LambdaError::new(
+                ErrorCode::SerializationException,
+                format!("Value '{raw}' for MaxItems is not a valid integer"),
+            ))
         }
     }
+    Ok(None)
+}
+
+/// The bare function name of a `{FunctionName}` label for operations on the function itself
+/// (versions, aliases); a qualifier in the name is ignored, as Lambda ignores it there.
+fn function_of(raw_label: &str, scope: &Scope, max_len: usize) -> Result<String, LambdaError> {
+    let label = decode(raw_label)?;
+    Ok(parse_function_name(&label, scope, max_len)?.name)
+}
+
+fn create_alias(function: String, body: &[u8]) -> Result<Command, LambdaError> {
+    let input: CreateAliasInput = json(body)?;
+    let mut v = Violations::default();
+    match input.name.as_deref() {
+        None => v.push_null("name"),
+        Some(n) => check_alias_name(n, &mut v),
+    }
+    match input.function_version.as_deref() {
+        None => v.push_null("functionVersion"),
+        Some(fv) => check_function_version(fv, &mut v),
+    }
+    check_description(input.description.as_deref(), &mut v);
+    check_routing_config(input.routing_config.as_ref(), &mut v);
+    v.into_result()?;
+    Ok(Command::CreateAlias { function, input })
+}
+
+fn list_functions(query: &Query<'_>) -> Result<Command, LambdaError> {
+    let mut v = Violations::default();
+    let max_items = max_items(query, &mut v)?;
     let mut all_versions = false;
     if let Some(fv) = query.get("FunctionVersion") {
         if fv == "ALL" {

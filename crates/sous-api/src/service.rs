@@ -10,6 +10,10 @@ use serde::Serialize;
 use sous_invoke::InvokeResponse;
 use sous_store::db::LATEST;
 use sous_store::{StoreError, StoredFunction};
+use sous_types::alias::{
+    check_routing_semantics, is_version_number, normalize_routing, AliasConfiguration,
+    CreateAliasInput, UpdateAliasInput,
+};
 use sous_types::config::{
     host_architecture, validate_architectures, validate_settings, CreateFunctionInput,
     EphemeralStorage, FunctionConfiguration, LoggingConfig, SettingsInput, TracingConfig,
@@ -36,6 +40,29 @@ pub enum Reply {
     /// 204, empty body.
     NoContent,
     Invoke(InvokeResponse),
+    /// An `AliasConfiguration` with status 200 or 201.
+    Alias {
+        status: u16,
+        alias: Box<AliasConfiguration>,
+    },
+    ListVersions(ListVersionsOutput),
+    ListAliases(ListAliasesOutput),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListVersionsOutput {
+    pub versions: Vec<FunctionConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAliasesOutput {
+    pub aliases: Vec<AliasConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -106,8 +133,8 @@ pub async fn execute(
         Command::ListFunctions {
             marker,
             max_items,
-            all_versions: _,
-        } => list_functions(state, marker, max_items),
+            all_versions,
+        } => list_functions(state, marker, max_items, all_versions),
         Command::UpdateFunctionCode { target, input } => {
             update_code(state, &target, *input, now).await
         }
@@ -116,6 +143,42 @@ pub async fn execute(
         }
         Command::DeleteFunction(t) => delete_function(state, &t).await,
         Command::GetAccountSettings => account_settings(state),
+        Command::PublishVersion { function, input } => {
+            let st = state.clone();
+            let config = blocking(move || {
+                publish(
+                    &st,
+                    &function,
+                    input.code_sha256.as_deref(),
+                    input.revision_id.as_deref(),
+                    input.description,
+                )
+            })
+            .await?;
+            Ok(Reply::Function {
+                status: 201,
+                config: Box::new(config),
+            })
+        }
+        Command::ListVersionsByFunction {
+            function,
+            marker,
+            max_items,
+        } => list_versions(state, &function, marker, max_items),
+        Command::CreateAlias { function, input } => create_alias(state, &function, input),
+        Command::GetAlias { function, name } => get_alias(state, &function, &name),
+        Command::UpdateAlias {
+            function,
+            name,
+            input,
+        } => update_alias(state, &function, &name, input),
+        Command::DeleteAlias { function, name } => delete_alias(state, &function, &name),
+        Command::ListAliases {
+            function,
+            function_version,
+            marker,
+            max_items,
+        } => list_aliases(state, &function, function_version, marker, max_items),
     }
 }
 
@@ -159,6 +222,7 @@ async fn create_function(
         return Err(already_exists(&name));
     }
     let tags = input.tags.unwrap_or_default();
+    let publish_too = input.publish.unwrap_or(false);
     let st = state.clone();
     let created = blocking(move || {
         let zip = decode_zip(&zip_b64, "CreateFunction")?;
@@ -185,6 +249,17 @@ async fn create_function(
     })
     .await?;
     tracing::info!(function = %created.function_name, code_sha256 = %created.code_sha256, "function created");
+    let created = if publish_too {
+        // CreateFunction with Publish answers with the new version (its FunctionArn
+        // unqualified, as Lambda shows it there).
+        let st = state.clone();
+        let name = created.function_name.clone();
+        let mut version = blocking(move || publish(&st, &name, None, None, None)).await?;
+        version.function_arn = state.scope.function_arn(&version.function_name);
+        version
+    } else {
+        created
+    };
     Ok(Reply::Function {
         status: 201,
         config: Box::new(created),
@@ -265,13 +340,25 @@ fn get_function(state: &ApiState, t: &Target, now: OffsetDateTime) -> Result<Rep
     })))
 }
 
-/// The stored version a target names, with the ARN as the caller named it.
+/// The stored version a target names (an alias names its primary version), with the ARN
+/// as the caller named it.
 fn lookup(state: &ApiState, t: &Target) -> Result<(FunctionConfiguration, String), LambdaError> {
-    let version = t.qualifier.as_deref().unwrap_or(LATEST);
     let arn = state.scope.qualified_arn(&t.name, t.qualifier.as_deref());
+    let version = match t.qualifier.as_deref() {
+        None => LATEST.to_string(),
+        Some(q) if q == LATEST || is_version_number(q) => q.to_string(),
+        Some(alias) => {
+            state
+                .store
+                .get_alias(&t.name, alias)
+                .map_err(|e| store_error(e, &arn))?
+                .ok_or_else(|| LambdaError::function_not_found(&arn))?
+                .function_version
+        }
+    };
     let found = state
         .store
-        .get_function(&t.name, version)
+        .get_function(&t.name, &version)
         .map_err(|e| store_error(e, &arn))?;
     let Some(StoredFunction {
         mut config,
@@ -290,6 +377,7 @@ fn list_functions(
     state: &ApiState,
     marker: Option<String>,
     max_items: Option<usize>,
+    all_versions: bool,
 ) -> Result<Reply, LambdaError> {
     let after = match marker.as_deref() {
         None | Some("") => None,
@@ -298,17 +386,54 @@ fn list_functions(
     let page = max_items
         .unwrap_or(LIST_FUNCTIONS_PAGE)
         .min(LIST_FUNCTIONS_PAGE);
-    let mut rows = state
-        .store
-        .list_functions(after.as_deref(), page + 1)
-        .map_err(|e| store_error(e, "ListFunctions"))?;
-    let more = rows.len() > page;
-    rows.truncate(page);
-    let next_marker = more
-        .then(|| rows.last().map(|f| encode_marker(&f.config.function_name)))
-        .flatten();
+    let (functions, next_marker) = if all_versions {
+        // Every version of every function, each with its qualified ARN. The marker is
+        // `name:version` of the last item.
+        let after = after.as_deref().map(|m| {
+            let (name, version) = m.rsplit_once(':').unwrap_or((m, LATEST));
+            (name, sous_store::db::version_order(version))
+        });
+        let mut rows = state
+            .store
+            .list_all_versions(after, page + 1)
+            .map_err(|e| store_error(e, "ListFunctions"))?;
+        let more = rows.len() > page;
+        rows.truncate(page);
+        let next_marker = more
+            .then(|| {
+                rows.last().map(|f| {
+                    encode_marker(&format!("{}:{}", f.config.function_name, f.config.version))
+                })
+            })
+            .flatten();
+        let functions = rows
+            .into_iter()
+            .map(|f| {
+                let mut c = f.config.for_listing();
+                c.function_arn = state
+                    .scope
+                    .qualified_arn(&c.function_name, Some(&c.version));
+                c
+            })
+            .collect();
+        (functions, next_marker)
+    } else {
+        let mut rows = state
+            .store
+            .list_functions(after.as_deref(), page + 1)
+            .map_err(|e| store_error(e, "ListFunctions"))?;
+        let more = rows.len() > page;
+        rows.truncate(page);
+        let next_marker = more
+            .then(|| rows.last().map(|f| encode_marker(&f.config.function_name)))
+            .flatten();
+        (
+            rows.into_iter().map(|f| f.config.for_listing()).collect(),
+            next_marker,
+        )
+    };
     Ok(Reply::ListFunctions(ListFunctionsOutput {
-        functions: rows.into_iter().map(|f| f.config.for_listing()).collect(),
+        functions,
         next_marker,
     }))
 }
@@ -351,6 +476,7 @@ async fn update_code(
         .transpose()?;
     let current = current_latest(state, t, input.revision_id.as_deref())?;
     let dry_run = input.dry_run.unwrap_or(false);
+    let publish_too = input.publish.unwrap_or(false);
     let user_revision = input.revision_id.is_some();
     let st = state.clone();
     let (config, orphans) = blocking(move || {
@@ -390,6 +516,13 @@ async fn update_code(
         tracing::info!(function = %t.name, code_sha256 = %config.code_sha256, "function code updated");
     }
     gc_async(state, orphans);
+    let config = if publish_too && !dry_run {
+        let st = state.clone();
+        let name = t.name.clone();
+        blocking(move || publish(&st, &name, None, None, None)).await?
+    } else {
+        config
+    };
     Ok(Reply::Function {
         status: 200,
         config: Box::new(config),
@@ -457,12 +590,41 @@ fn unqualified_for_update(t: &Target) -> Result<(), LambdaError> {
 }
 
 async fn delete_function(state: &Arc<ApiState>, t: &Target) -> Result<Reply, LambdaError> {
-    if let Some(q) = t.qualifier.as_deref().filter(|q| *q != LATEST) {
-        return Err(LambdaError::invalid_parameter(format!(
-            "Deleting a single function version (qualifier {q}) is not supported yet by this Sous host: it does not publish versions."
-        )));
-    }
     let arn = state.scope.function_arn(&t.name);
+    match t.qualifier.as_deref() {
+        None => {}
+        Some(LATEST) => {
+            return Err(LambdaError::invalid_parameter(
+                "$LATEST version cannot be deleted without deleting the function.",
+            ))
+        }
+        Some(q) if !is_version_number(q) => {
+            return Err(LambdaError::invalid_parameter(
+                "Deletion of aliases is not currently supported.",
+            ))
+        }
+        Some(version) => {
+            // A version that does not exist is no error: Lambda answers 204 and does nothing.
+            let deleted = match state.store.delete_version(&t.name, version) {
+                Ok(d) => d,
+                Err(StoreError::VersionInUse(aliases)) => {
+                    return Err(LambdaError::conflict(format!(
+                        "Unable to delete version because the following aliases reference it: [{}]",
+                        aliases.join(", ")
+                    )))
+                }
+                Err(e) => return Err(store_error(e, &arn)),
+            };
+            if let Some(orphans) = deleted {
+                // The pool retires by function: environments of the other versions start
+                // again on their next invocation.
+                state.invoker.retire(&t.name).await;
+                tracing::info!(function = %t.name, version, "function version deleted");
+                gc_async(state, orphans);
+            }
+            return Ok(Reply::NoContent);
+        }
+    }
     let orphans = state
         .store
         .delete_function(&t.name)
@@ -471,6 +633,300 @@ async fn delete_function(state: &Arc<ApiState>, t: &Target) -> Result<Reply, Lam
     tracing::info!(function = %t.name, "function deleted");
     gc_async(state, orphans);
     Ok(Reply::NoContent)
+}
+
+/// A failure of [`publish`]: the caller's preconditions, or the store.
+enum PublishError {
+    Refused(LambdaError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for PublishError {
+    fn from(e: StoreError) -> Self {
+        PublishError::Store(e)
+    }
+}
+
+/// Publish `$LATEST` of `name` as a new version (or return the last one if nothing changed
+/// since it was published), honouring the caller's CodeSha256 and RevisionId preconditions.
+/// Answers the version's configuration, FunctionArn qualified with its number.
+fn publish(
+    state: &ApiState,
+    name: &str,
+    code_sha256: Option<&str>,
+    revision_id: Option<&str>,
+    description: Option<String>,
+) -> Result<FunctionConfiguration, LambdaError> {
+    let arn = state.scope.function_arn(name);
+    let result = state.store.publish_version(
+        name,
+        &new_revision(),
+        |latest| {
+            if revision_id.is_some_and(|r| r != latest.config.revision_id) {
+                return Err(PublishError::Refused(precondition_failed()));
+            }
+            match code_sha256 {
+                Some(sha) if sha != latest.config.code_sha256 => {
+                    Err(PublishError::Refused(LambdaError::invalid_parameter(format!(
+                        "CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({}). Please try again with the CodeSHA256 in $LATEST.",
+                        latest.config.code_sha256
+                    ))))
+                }
+                _ => Ok(()),
+            }
+        },
+        |latest, number| {
+            let number = number.to_string();
+            let mut config = latest.config.clone();
+            config.function_arn = state.scope.qualified_arn(name, Some(&number));
+            config.version = number;
+            config.revision_id = new_revision();
+            // Published versions have no update status: they never change.
+            config.last_update_status = None;
+            if let Some(d) = description {
+                config.description = d;
+            }
+            StoredFunction {
+                config,
+                code_sha256_hex: latest.code_sha256_hex.clone(),
+            }
+        },
+    );
+    match result {
+        Ok(p) => {
+            if p.created {
+                tracing::info!(function = %name, version = %p.version.config.version, "version published");
+            }
+            Ok(p.version.config)
+        }
+        Err(PublishError::Refused(e)) => Err(e),
+        Err(PublishError::Store(e)) => Err(store_error(e, &arn)),
+    }
+}
+
+fn list_versions(
+    state: &ApiState,
+    function: &str,
+    marker: Option<String>,
+    max_items: Option<usize>,
+) -> Result<Reply, LambdaError> {
+    let arn = state.scope.function_arn(function);
+    let versions = state
+        .store
+        .list_versions(function)
+        .map_err(|e| store_error(e, &arn))?
+        .ok_or_else(|| LambdaError::function_not_found(&arn))?;
+    let items: Vec<FunctionConfiguration> = versions
+        .into_iter()
+        .map(|v| {
+            let mut c = v.config.for_listing();
+            // Every entry carries its qualified ARN, `$LATEST` included.
+            c.function_arn = state.scope.qualified_arn(function, Some(&c.version));
+            c
+        })
+        .collect();
+    let page = max_items
+        .unwrap_or(LIST_FUNCTIONS_PAGE)
+        .min(LIST_FUNCTIONS_PAGE);
+    let (versions, next_marker) = paginate(items, marker.as_deref(), page, |c| &c.version)?;
+    Ok(Reply::ListVersions(ListVersionsOutput {
+        versions,
+        next_marker,
+    }))
+}
+
+/// One page of `items` (in their order) after the item whose key `marker` encodes, and the
+/// marker of the next page.
+fn paginate<T>(
+    items: Vec<T>,
+    marker: Option<&str>,
+    page: usize,
+    key: impl Fn(&T) -> &str,
+) -> Result<(Vec<T>, Option<String>), LambdaError> {
+    let start = match marker {
+        None | Some("") => 0,
+        Some(m) => {
+            let after = decode_marker(m)?;
+            items
+                .iter()
+                .position(|i| key(i) == after)
+                .map(|p| p + 1)
+                .ok_or_else(|| LambdaError::invalid_parameter(format!("Invalid marker: {m}")))?
+        }
+    };
+    let mut rest: Vec<T> = items.into_iter().skip(start).collect();
+    let more = rest.len() > page;
+    rest.truncate(page);
+    let next = more
+        .then(|| rest.last().map(|i| encode_marker(key(i))))
+        .flatten();
+    Ok((rest, next))
+}
+
+/// The function must exist before its aliases are touched.
+fn require_function(state: &ApiState, function: &str) -> Result<(), LambdaError> {
+    let arn = state.scope.function_arn(function);
+    match state.store.get_function(function, LATEST) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(LambdaError::function_not_found(&arn)),
+        Err(e) => Err(store_error(e, &arn)),
+    }
+}
+
+/// Map a store failure of an alias write.
+fn alias_store_error(e: StoreError, state: &ApiState, function: &str, alias: &str) -> LambdaError {
+    match e {
+        StoreError::VersionNotFound(v) => {
+            LambdaError::function_not_found(&state.scope.qualified_arn(function, Some(&v)))
+        }
+        StoreError::NotFound => {
+            LambdaError::function_not_found(&state.scope.function_arn(function))
+        }
+        StoreError::Exists => LambdaError::conflict(format!(
+            "Alias already exists: {}",
+            state.scope.qualified_arn(function, Some(alias))
+        )),
+        other => store_error(other, &state.scope.qualified_arn(function, Some(alias))),
+    }
+}
+
+fn create_alias(
+    state: &ApiState,
+    function: &str,
+    input: CreateAliasInput,
+) -> Result<Reply, LambdaError> {
+    let name = input.name.unwrap_or_default();
+    let function_version = input.function_version.unwrap_or_default();
+    require_function(state, function)?;
+    let routing = normalize_routing(input.routing_config);
+    check_routing_semantics(&function_version, routing.as_ref())?;
+    let alias = AliasConfiguration {
+        alias_arn: state.scope.qualified_arn(function, Some(&name)),
+        name: name.clone(),
+        function_version,
+        description: input.description.unwrap_or_default(),
+        routing_config: routing,
+        revision_id: new_revision(),
+    };
+    state
+        .store
+        .insert_alias(function, &alias)
+        .map_err(|e| alias_store_error(e, state, function, &name))?;
+    tracing::info!(function, alias = %name, version = %alias.function_version, "alias created");
+    Ok(Reply::Alias {
+        status: 201,
+        alias: Box::new(alias),
+    })
+}
+
+fn get_alias(state: &ApiState, function: &str, name: &str) -> Result<Reply, LambdaError> {
+    require_function(state, function)?;
+    let arn = state.scope.qualified_arn(function, Some(name));
+    let alias = state
+        .store
+        .get_alias(function, name)
+        .map_err(|e| store_error(e, &arn))?
+        .ok_or_else(|| LambdaError::not_found(format!("Cannot find alias arn: {arn}")))?;
+    Ok(Reply::Alias {
+        status: 200,
+        alias: Box::new(alias),
+    })
+}
+
+fn update_alias(
+    state: &ApiState,
+    function: &str,
+    name: &str,
+    input: UpdateAliasInput,
+) -> Result<Reply, LambdaError> {
+    require_function(state, function)?;
+    let arn = state.scope.qualified_arn(function, Some(name));
+    let not_found = || LambdaError::not_found(format!("Alias not found: {arn}"));
+    let current = state
+        .store
+        .get_alias(function, name)
+        .map_err(|e| store_error(e, &arn))?
+        .ok_or_else(not_found)?;
+    if input
+        .revision_id
+        .as_deref()
+        .is_some_and(|r| r != current.revision_id)
+    {
+        return Err(precondition_failed());
+    }
+    let mut alias = current.clone();
+    if let Some(v) = input.function_version {
+        alias.function_version = v;
+    }
+    if let Some(d) = input.description {
+        alias.description = d;
+    }
+    if let Some(r) = input.routing_config {
+        alias.routing_config = normalize_routing(Some(r));
+    }
+    check_routing_semantics(&alias.function_version, alias.routing_config.as_ref())?;
+    alias.revision_id = new_revision();
+    match state
+        .store
+        .replace_alias(function, &alias, &current.revision_id)
+    {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(not_found()),
+        Err(StoreError::RevisionMismatch) if input.revision_id.is_some() => {
+            return Err(precondition_failed())
+        }
+        Err(StoreError::RevisionMismatch) => {
+            return Err(LambdaError::conflict(format!(
+                "The operation cannot be performed at this time. An update is in progress for resource: {arn}"
+            )))
+        }
+        Err(e) => return Err(alias_store_error(e, state, function, name)),
+    }
+    tracing::info!(function, alias = %name, version = %alias.function_version, "alias updated");
+    Ok(Reply::Alias {
+        status: 200,
+        alias: Box::new(alias),
+    })
+}
+
+fn delete_alias(state: &ApiState, function: &str, name: &str) -> Result<Reply, LambdaError> {
+    // Lambda answers 204 whether or not the alias (or its function) exists.
+    let deleted = state
+        .store
+        .delete_alias(function, name)
+        .map_err(|e| store_error(e, &state.scope.qualified_arn(function, Some(name))))?;
+    if deleted {
+        tracing::info!(function, alias = %name, "alias deleted");
+    }
+    Ok(Reply::NoContent)
+}
+
+fn list_aliases(
+    state: &ApiState,
+    function: &str,
+    function_version: Option<String>,
+    marker: Option<String>,
+    max_items: Option<usize>,
+) -> Result<Reply, LambdaError> {
+    let arn = state.scope.function_arn(function);
+    let aliases: Vec<AliasConfiguration> = state
+        .store
+        .list_aliases(function)
+        .map_err(|e| store_error(e, &arn))?
+        .ok_or_else(|| LambdaError::function_not_found(&arn))?
+        .into_iter()
+        .filter(|a| {
+            function_version
+                .as_deref()
+                .is_none_or(|v| a.function_version == v)
+        })
+        .collect();
+    let page = max_items.unwrap_or(LIST_FUNCTIONS_PAGE);
+    let (aliases, next_marker) = paginate(aliases, marker.as_deref(), page, |a| &a.name)?;
+    Ok(Reply::ListAliases(ListAliasesOutput {
+        aliases,
+        next_marker,
+    }))
 }
 
 fn account_settings(state: &ApiState) -> Result<Reply, LambdaError> {

@@ -389,11 +389,22 @@ async fn create_get_update_delete() {
     assert_eq!(a["AccountUsage"]["FunctionCount"], 1);
     assert_eq!(a["AccountUsage"]["TotalCodeSize"], zip2.len());
 
-    // Delete, then it is gone.
+    // Deleting a version that does not exist changes nothing (204, as Lambda); $LATEST alone
+    // cannot be deleted.
     let r = api
         .call("DELETE", "/2015-03-31/functions/hello?Qualifier=3", None)
         .await;
+    assert_eq!(r.status, 204);
+    let r = api
+        .call(
+            "DELETE",
+            "/2015-03-31/functions/hello?Qualifier=%24LATEST",
+            None,
+        )
+        .await;
     assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "InvalidParameterValueException");
+    // Delete, then it is gone.
     let r = api
         .call("DELETE", "/2015-03-31/functions/hello", None)
         .await;
@@ -557,4 +568,138 @@ async fn authentication_and_front_door() {
     let r = api.send(req).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.error_type(), "ValidationException");
+}
+
+#[tokio::test]
+async fn versions_and_aliases_on_the_wire() {
+    let api = api();
+    let zip = zip_with(b"#!/bin/sh\necho v\n");
+    let mut body = create_body("fn", &zip);
+    body["Publish"] = json!(true);
+    let r = api.call("POST", "/2015-03-31/functions", Some(body)).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let v1 = r.json();
+    assert_eq!(v1["Version"], "1");
+    assert!(v1.get("LastUpdateStatus").is_none(), "{v1}");
+
+    // PublishVersion answers 201 with the version's own ARN.
+    let r = api
+        .call(
+            "POST",
+            "/2015-03-31/functions/fn/versions",
+            Some(json!({"Description": "same"})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["Version"], "1");
+    assert_eq!(
+        r.json()["FunctionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:fn:1"
+    );
+
+    // ListFunctions with FunctionVersion=ALL lists every version, qualified.
+    let r = api
+        .call("GET", "/2015-03-31/functions?FunctionVersion=ALL", None)
+        .await;
+    let arns: Vec<_> = r.json()["Functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["FunctionArn"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        arns,
+        [
+            "arn:aws:lambda:us-east-1:000000000000:function:fn:$LATEST",
+            "arn:aws:lambda:us-east-1:000000000000:function:fn:1"
+        ]
+    );
+    let r = api
+        .call(
+            "GET",
+            "/2015-03-31/functions?FunctionVersion=ALL&MaxItems=1",
+            None,
+        )
+        .await;
+    let marker = r.json()["NextMarker"].as_str().unwrap().to_string();
+    let r = api
+        .call(
+            "GET",
+            &format!("/2015-03-31/functions?FunctionVersion=ALL&Marker={marker}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["Functions"][0]["Version"], "1");
+    assert!(r.json().get("NextMarker").is_none());
+
+    // Aliases: 201, the AliasConfiguration shape (no RoutingConfig without weights).
+    let r = api
+        .call(
+            "POST",
+            "/2015-03-31/functions/fn/aliases",
+            Some(json!({"Name": "live", "FunctionVersion": "1"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let a = r.json();
+    assert_eq!(
+        a["AliasArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:fn:live"
+    );
+    assert_eq!(a["Description"], "");
+    assert!(a.get("RoutingConfig").is_none(), "{a}");
+    let r = api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/fn/aliases/live",
+            Some(json!({"RoutingConfig": {"AdditionalVersionWeights": {"1": 0.5}}})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Invalid function version 1. Function version 1 is already included in routing configuration.");
+    let r = api
+        .call(
+            "POST",
+            "/2015-03-31/functions/fn/aliases",
+            Some(json!({"Name": "live"})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "ValidationException");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("Value null at 'functionVersion'"));
+    let r = api
+        .call("GET", "/2015-03-31/functions/fn/aliases/123", None)
+        .await;
+    assert_eq!(r.error_type(), "ValidationException");
+    let r = api
+        .call("POST", "/2015-03-31/functions/fn/aliases/live", None)
+        .await;
+    assert_eq!(r.error_type(), "UnknownOperationException");
+    let r = api
+        .call("DELETE", "/2015-03-31/functions/fn/aliases/live", None)
+        .await;
+    assert_eq!(r.status, 204);
+    let r = api
+        .call("GET", "/2015-03-31/functions/fn/aliases?MaxItems=0", None)
+        .await;
+    assert_eq!(r.error_type(), "ValidationException");
+    let r = api
+        .call(
+            "GET",
+            "/2015-03-31/functions/fn/aliases?FunctionVersion=x",
+            None,
+        )
+        .await;
+    assert_eq!(r.error_type(), "ValidationException");
+    let r = api
+        .call(
+            "GET",
+            "/2015-03-31/functions/fn/versions?Marker=bm9wZQ",
+            None,
+        )
+        .await;
+    assert_eq!(r.error_type(), "InvalidParameterValueException");
 }

@@ -54,13 +54,14 @@ use base64::Engine;
 use tracing::{info_span, Instrument};
 
 use sous_runtimes::{Catalog, Launch};
-use sous_store::Store;
+use sous_store::{Store, StoredFunction};
+use sous_types::alias::{is_version_number, AliasConfiguration};
 use sous_types::config::FunctionConfiguration;
 use sous_types::names::Scope;
 use sous_types::ErrorCode;
 use sous_worker::{EnvSpec, Invocation, Pool};
 
-/// `$LATEST`, the only version until versions are published.
+/// `$LATEST`, the version every function has.
 pub const LATEST: &str = "$LATEST";
 
 /// Runs invocations against the store's functions in the worker's pool.
@@ -88,25 +89,7 @@ impl Invoker {
 
     /// Run one invocation (RequestResponse, Event or DryRun) and build Invoke's answer.
     pub async fn invoke(&self, req: InvokeRequest) -> InvokeResult {
-        let version = match req.qualifier.as_deref() {
-            None | Some(LATEST) => LATEST,
-            Some(other) => {
-                return Err(LambdaError::function_not_found(
-                    &self.scope.qualified_arn(&req.function_name, Some(other)),
-                ))
-            }
-        };
-        let stored = self
-            .store
-            .get_function(&req.function_name, version)
-            .map_err(|e| LambdaError::service(format!("load function {}: {e}", req.function_name)))?
-            .ok_or_else(|| {
-                LambdaError::function_not_found(
-                    &self
-                        .scope
-                        .qualified_arn(&req.function_name, req.qualifier.as_deref()),
-                )
-            })?;
+        let stored = self.resolve(&req.function_name, req.qualifier.as_deref())?;
         let payload = normalize_payload(req.payload.clone())?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let executed_version = stored.config.version.clone();
@@ -181,11 +164,56 @@ impl Invoker {
         })
     }
 
+    /// The version an invocation of `name` with `qualifier` runs: `$LATEST` when unqualified,
+    /// the version itself, or an alias's version (its additional version with the alias's
+    /// weight). A qualifier naming nothing is Lambda's `Function not found: <ARN as named>`.
+    pub fn resolve(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<StoredFunction, LambdaError> {
+        let not_found =
+            || LambdaError::function_not_found(&self.scope.qualified_arn(name, qualifier));
+        let load_failed =
+            |e: sous_store::StoreError| LambdaError::service(format!("load function {name}: {e}"));
+        let version = match qualifier {
+            None => LATEST.to_string(),
+            Some(q) if q == LATEST || is_version_number(q) => q.to_string(),
+            Some(alias) => {
+                let alias = self
+                    .store
+                    .get_alias(name, alias)
+                    .map_err(load_failed)?
+                    .ok_or_else(not_found)?;
+                pick_version(&alias, uniform())
+            }
+        };
+        self.store
+            .get_function(name, &version)
+            .map_err(load_failed)?
+            .ok_or_else(not_found)
+    }
+
     /// Stop every environment of `function_name` (after a code or configuration update, or
     /// a delete), so the next invocation starts from the new state.
     pub async fn retire(&self, function_name: &str) {
         self.pool.retire(function_name);
     }
+}
+
+/// The version an alias routes one invocation to, given a uniform sample `u` in `[0, 1)`:
+/// the additional version when `u < weight`, else the primary.
+fn pick_version(alias: &AliasConfiguration, u: f64) -> String {
+    match alias.routing_config.as_ref().and_then(|r| r.additional()) {
+        Some((extra, weight)) if u < weight => extra.to_string(),
+        _ => alias.function_version.clone(),
+    }
+}
+
+/// A uniform sample in `[0, 1)` from the OS's randomness (53 bits of a v4 UUID).
+fn uniform() -> f64 {
+    let bits = uuid::Uuid::new_v4().as_u128() >> 75;
+    bits as f64 / (1u64 << 53) as f64
 }
 
 /// The event a function receives: the payload as given, `{}` when empty. A payload that is
@@ -265,6 +293,33 @@ mod tests {
         );
         let e = normalize_payload(Bytes::from_static(b"{nope")).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequestContentException);
+    }
+
+    #[test]
+    fn alias_routing_picks_by_weight() {
+        use sous_types::alias::AliasRoutingConfiguration;
+        let mut alias = AliasConfiguration {
+            alias_arn: "arn".into(),
+            name: "live".into(),
+            function_version: "1".into(),
+            description: String::new(),
+            routing_config: Some(AliasRoutingConfiguration {
+                additional_version_weights: Some([("2".to_string(), 0.3)].into()),
+            }),
+            revision_id: "r".into(),
+        };
+        assert_eq!(pick_version(&alias, 0.0), "2");
+        assert_eq!(pick_version(&alias, 0.29), "2");
+        assert_eq!(pick_version(&alias, 0.3), "1");
+        assert_eq!(pick_version(&alias, 0.99), "1");
+        alias.routing_config = None;
+        assert_eq!(pick_version(&alias, 0.0), "1");
+        let n = 20_000;
+        let hits = (0..n).filter(|_| uniform() < 0.3).count();
+        assert!((5_400..6_600).contains(&hits), "{hits}");
+        assert!((0..1000)
+            .map(|_| uniform())
+            .all(|u| (0.0..1.0).contains(&u)));
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //! [`CodeStore`] beside the database; rows reference them by hex digest, and a blob no row
 //! references any more is garbage-collected through [`Store::gc_code`].
 //!
+//! Published versions carry `source_fingerprint`, the fingerprint of the `$LATEST` they were
+//! published from, so that publishing an unchanged `$LATEST` again returns the existing
+//! version as Lambda does. `aliases` holds each alias's `AliasConfiguration` JSON with its
+//! primary and additional version in columns, so a version an alias routes to is never deleted
+//! (both checks run inside the same transaction as the write they guard).
+//!
 //! Migrations are numbered by `PRAGMA user_version` and applied idempotently at open, so any
 //! earlier data dir opens with the current schema.
 
@@ -20,6 +26,7 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use sous_types::alias::AliasConfiguration;
 use sous_types::config::FunctionConfiguration;
 
 use crate::code::{CodeError, CodeStore};
@@ -51,6 +58,10 @@ pub enum StoreError {
     NotFound,
     #[error("revision id does not match the stored revision")]
     RevisionMismatch,
+    #[error("function version {0} not found")]
+    VersionNotFound(String),
+    #[error("version is referenced by aliases {0:?}")]
+    VersionInUse(Vec<String>),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("code store: {0}")]
@@ -83,7 +94,27 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (function_name, version)
     );
     CREATE INDEX versions_by_code ON versions(code_sha256_hex);",
+    // 2: published versions remember what they were published from; aliases.
+    "ALTER TABLE versions ADD COLUMN source_fingerprint TEXT;
+    CREATE TABLE aliases (
+        function_name       TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        name                TEXT NOT NULL,
+        function_version    TEXT NOT NULL,
+        additional_version  TEXT,
+        config_json         TEXT NOT NULL,
+        revision_id         TEXT NOT NULL,
+        PRIMARY KEY (function_name, name)
+    );",
 ];
+
+/// What [`Store::publish_version`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    pub version: StoredFunction,
+    /// `false` when `$LATEST` had not changed since the last published version, which is
+    /// returned instead of a new one.
+    pub created: bool,
+}
 
 /// The metadata database and the code blob store of one data dir.
 pub struct Store {
@@ -295,6 +326,46 @@ impl Store {
             .collect()
     }
 
+    /// Up to `limit` versions of all functions, by function name and then `$LATEST` first and
+    /// by number, starting after `after` (a function name and a [`version_order`]).
+    pub fn list_all_versions(
+        &self,
+        after: Option<(&str, i64)>,
+        limit: usize,
+    ) -> Result<Vec<StoredFunction>, StoreError> {
+        let (after_name, after_order) = after.unwrap_or(("", i64::MIN));
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT function_name, config_json, code_sha256_hex,
+                    CASE WHEN version = ?1 THEN -1 ELSE CAST(version AS INTEGER) END AS ord
+             FROM versions
+             WHERE function_name > ?2 OR (function_name = ?2 AND ord > ?3)
+             ORDER BY function_name, ord LIMIT ?4",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![
+                    LATEST,
+                    after_name,
+                    after_order,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        drop(conn);
+        rows.into_iter()
+            .map(|(name, json, hex)| decode(&name, &json, hex))
+            .collect()
+    }
+
     /// Delete a function and all its versions. Returns the code digests no row references any
     /// more, for [`Store::gc_code`].
     pub fn delete_function(&self, name: &str) -> Result<Vec<String>, StoreError> {
@@ -310,6 +381,10 @@ impl Store {
             rows
         };
         tx.execute(
+            "DELETE FROM aliases WHERE function_name = ?1",
+            params![name],
+        )?;
+        tx.execute(
             "DELETE FROM versions WHERE function_name = ?1",
             params![name],
         )?;
@@ -320,6 +395,291 @@ impl Store {
         let orphans = unreferenced(&tx, hexes)?;
         tx.commit()?;
         Ok(orphans)
+    }
+
+    /// Publish `$LATEST` of `name` as the next version, atomically. `check` sees `$LATEST`
+    /// first (the caller's preconditions); when `$LATEST` has not changed since the last
+    /// published version, that version is returned (`created: false`). Otherwise `make` builds
+    /// version `N` (the function's next number, never reused) from `$LATEST`, it is stored,
+    /// and `$LATEST` takes `new_latest_revision` as its RevisionId, as Lambda's does.
+    pub fn publish_version<E: From<StoreError>>(
+        &self,
+        name: &str,
+        new_latest_revision: &str,
+        check: impl FnOnce(&StoredFunction) -> Result<(), E>,
+        make: impl FnOnce(&StoredFunction, u64) -> StoredFunction,
+    ) -> Result<Published, E> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let latest = read_version(&tx, name, LATEST)?.ok_or(StoreError::NotFound)?;
+        check(&latest)?;
+        let fingerprint = fingerprint(&latest)?;
+        let next: i64 = tx
+            .query_row(
+                "SELECT next_version FROM functions WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::from)?;
+        if next > 1 {
+            let previous: Option<(String, String, Option<String>)> = tx
+                .query_row(
+                    "SELECT config_json, code_sha256_hex, source_fingerprint FROM versions
+                     WHERE function_name = ?1 AND version = ?2",
+                    params![name, (next - 1).to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(StoreError::from)?;
+            if let Some((json, hex, Some(source))) = previous {
+                if source == fingerprint {
+                    return Ok(Published {
+                        version: decode(name, &json, hex)?,
+                        created: false,
+                    });
+                }
+            }
+        }
+        let number = u64::try_from(next)
+            .map_err(|_| StoreError::Corrupt(format!("next version {next} of {name}")))?;
+        let version = make(&latest, number);
+        let json = to_json(&version.config)?;
+        tx.execute(
+            "INSERT INTO versions (function_name, version, config_json, code_sha256_hex, revision_id, code_size, source_fingerprint)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                name,
+                number.to_string(),
+                json,
+                version.code_sha256_hex,
+                version.config.revision_id,
+                size_i64(version.config.code_size),
+                fingerprint
+            ],
+        )
+        .map_err(StoreError::from)?;
+        tx.execute(
+            "UPDATE functions SET next_version = ?2 WHERE name = ?1",
+            params![name, next + 1],
+        )
+        .map_err(StoreError::from)?;
+        let mut latest_config = latest.config;
+        latest_config.revision_id = new_latest_revision.to_string();
+        tx.execute(
+            "UPDATE versions SET config_json = ?3, revision_id = ?4 WHERE function_name = ?1 AND version = ?2",
+            params![name, LATEST, to_json(&latest_config)?, new_latest_revision],
+        )
+        .map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(Published {
+            version,
+            created: true,
+        })
+    }
+
+    /// Every version of a function, `$LATEST` first and then by number (`None` if the
+    /// function does not exist).
+    pub fn list_versions(&self, name: &str) -> Result<Option<Vec<StoredFunction>>, StoreError> {
+        let conn = self.conn();
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
+            params![name],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(None);
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT config_json, code_sha256_hex FROM versions WHERE function_name = ?1
+             ORDER BY CASE WHEN version = ?2 THEN -1 ELSE CAST(version AS INTEGER) END",
+        )?;
+        let rows = stmt
+            .query_map(params![name, LATEST], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        drop(conn);
+        rows.into_iter()
+            .map(|(json, hex)| decode(name, &json, hex))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// Delete one published version. `NotFound` if the function does not exist,
+    /// `VersionInUse` if an alias routes to it; a version that does not exist is no error
+    /// (`Ok(None)`). Returns the code digests no row references any more.
+    pub fn delete_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
+            params![name],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        let referencing: Vec<String> = {
+            let mut stmt = tx.prepare(
+                "SELECT name FROM aliases WHERE function_name = ?1
+                 AND (function_version = ?2 OR additional_version = ?2) ORDER BY name",
+            )?;
+            let rows = stmt
+                .query_map(params![name, version], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        if !referencing.is_empty() {
+            return Err(StoreError::VersionInUse(referencing));
+        }
+        let hex: Option<String> = tx
+            .query_row(
+                "SELECT code_sha256_hex FROM versions WHERE function_name = ?1 AND version = ?2",
+                params![name, version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(hex) = hex else {
+            return Ok(None);
+        };
+        tx.execute(
+            "DELETE FROM versions WHERE function_name = ?1 AND version = ?2",
+            params![name, version],
+        )?;
+        let orphans = unreferenced(&tx, std::iter::once(hex))?;
+        tx.commit()?;
+        Ok(Some(orphans))
+    }
+
+    /// Create an alias of `function`. `NotFound` if the function does not exist,
+    /// `VersionNotFound` if a version it routes to does not, `Exists` if the name is taken.
+    pub fn insert_alias(
+        &self,
+        function: &str,
+        alias: &AliasConfiguration,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        require_versions(&tx, function, alias)?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO aliases (function_name, name, function_version, additional_version, config_json, revision_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                function,
+                alias.name,
+                alias.function_version,
+                additional_version(alias),
+                alias_json(alias)?,
+                alias.revision_id
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Exists);
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replace an alias if its stored RevisionId is still `expected_revision_id`:
+    /// `NotFound` if the alias does not exist, `RevisionMismatch`, or `VersionNotFound`.
+    pub fn replace_alias(
+        &self,
+        function: &str,
+        alias: &AliasConfiguration,
+        expected_revision_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT revision_id FROM aliases WHERE function_name = ?1 AND name = ?2",
+                params![function, alias.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match current {
+            None => return Err(StoreError::NotFound),
+            Some(r) if r != expected_revision_id => return Err(StoreError::RevisionMismatch),
+            Some(_) => {}
+        }
+        require_versions(&tx, function, alias)?;
+        tx.execute(
+            "UPDATE aliases SET function_version = ?3, additional_version = ?4, config_json = ?5, revision_id = ?6
+             WHERE function_name = ?1 AND name = ?2",
+            params![
+                function,
+                alias.name,
+                alias.function_version,
+                additional_version(alias),
+                alias_json(alias)?,
+                alias.revision_id
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One alias of a function, if it exists.
+    pub fn get_alias(
+        &self,
+        function: &str,
+        name: &str,
+    ) -> Result<Option<AliasConfiguration>, StoreError> {
+        let conn = self.conn();
+        let json: Option<String> = conn
+            .query_row(
+                "SELECT config_json FROM aliases WHERE function_name = ?1 AND name = ?2",
+                params![function, name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        drop(conn);
+        json.map(|j| decode_alias(function, &j)).transpose()
+    }
+
+    /// Every alias of a function, by name (`None` if the function does not exist).
+    pub fn list_aliases(
+        &self,
+        function: &str,
+    ) -> Result<Option<Vec<AliasConfiguration>>, StoreError> {
+        let conn = self.conn();
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
+            params![function],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(None);
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT config_json FROM aliases WHERE function_name = ?1 ORDER BY name",
+        )?;
+        let rows = stmt
+            .query_map(params![function], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        drop(conn);
+        rows.iter()
+            .map(|j| decode_alias(function, j))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// Delete an alias; whether it existed.
+    pub fn delete_alias(&self, function: &str, name: &str) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "DELETE FROM aliases WHERE function_name = ?1 AND name = ?2",
+            params![function, name],
+        )?;
+        Ok(n > 0)
     }
 
     /// Remove the blobs (zip and extraction) of `hexes` that no row references. Safe against
@@ -403,6 +763,84 @@ fn unreferenced(
         }
     }
     Ok(out)
+}
+
+/// Where a version sorts among its function's versions: `$LATEST` first (-1), then by number.
+pub fn version_order(version: &str) -> i64 {
+    if version == LATEST {
+        -1
+    } else {
+        version.parse().unwrap_or(i64::MAX)
+    }
+}
+
+/// One version row, read inside a transaction.
+fn read_version(
+    conn: &Connection,
+    name: &str,
+    version: &str,
+) -> Result<Option<StoredFunction>, StoreError> {
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT config_json, code_sha256_hex FROM versions WHERE function_name = ?1 AND version = ?2",
+            params![name, version],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(json, hex)| decode(name, &json, hex)).transpose()
+}
+
+/// What identifies the content of `$LATEST` for publishing: its code and configuration, less
+/// the RevisionId (which publishing itself changes).
+fn fingerprint(latest: &StoredFunction) -> Result<String, StoreError> {
+    let mut config = latest.config.clone();
+    config.revision_id = String::new();
+    Ok(format!("{}\n{}", latest.code_sha256_hex, to_json(&config)?))
+}
+
+/// Fail with `VersionNotFound` unless every version `alias` routes to exists (and `NotFound`
+/// unless the function does).
+fn require_versions(
+    conn: &Connection,
+    function: &str,
+    alias: &AliasConfiguration,
+) -> Result<(), StoreError> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM functions WHERE name = ?1)",
+        params![function],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Err(StoreError::NotFound);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM versions WHERE function_name = ?1 AND version = ?2)",
+    )?;
+    for v in alias.versions() {
+        let found: bool = stmt.query_row(params![function, v], |r| r.get(0))?;
+        if !found {
+            return Err(StoreError::VersionNotFound(v.to_string()));
+        }
+    }
+    Ok(())
+}
+
+fn additional_version(alias: &AliasConfiguration) -> Option<&str> {
+    alias
+        .routing_config
+        .as_ref()
+        .and_then(|r| r.additional())
+        .map(|(v, _)| v)
+}
+
+fn alias_json(alias: &AliasConfiguration) -> Result<String, StoreError> {
+    serde_json::to_string(alias)
+        .map_err(|e| StoreError::Corrupt(format!("serialize alias {}: {e}", alias.alias_arn)))
+}
+
+fn decode_alias(function: &str, json: &str) -> Result<AliasConfiguration, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("alias of function {function}: {e}")))
 }
 
 fn decode(name: &str, json: &str, code_sha256_hex: String) -> Result<StoredFunction, StoreError> {
@@ -620,6 +1058,183 @@ mod tests {
             store.list_functions(None, 10),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    fn publish(store: &Store, name: &str, rev: &str) -> Published {
+        store
+            .publish_version::<StoreError>(
+                name,
+                rev,
+                |_| Ok(()),
+                |latest, n| {
+                    let mut v = latest.clone();
+                    v.config.version = n.to_string();
+                    v.config.revision_id = format!("v{n}");
+                    v
+                },
+            )
+            .unwrap()
+    }
+
+    fn alias(name: &str, primary: &str, extra: Option<&str>) -> AliasConfiguration {
+        AliasConfiguration {
+            alias_arn: format!("arn:{name}"),
+            name: name.into(),
+            function_version: primary.into(),
+            description: String::new(),
+            routing_config: extra.map(|e| sous_types::alias::AliasRoutingConfiguration {
+                additional_version_weights: Some([(e.to_string(), 0.5)].into()),
+            }),
+            revision_id: format!("r-{name}"),
+        }
+    }
+
+    #[test]
+    fn publish_numbers_dedups_and_keeps_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_function(&func("a", "r1", "aa")).unwrap();
+        let p1 = publish(&store, "a", "l2");
+        assert!(p1.created);
+        assert_eq!(p1.version.config.version, "1");
+        // $LATEST took the new RevisionId; nothing else of it changed.
+        let latest = store.get_function("a", LATEST).unwrap().unwrap();
+        assert_eq!(latest.config.revision_id, "l2");
+        // Unchanged: the same version, and $LATEST keeps its RevisionId.
+        let again = publish(&store, "a", "l3");
+        assert!(!again.created);
+        assert_eq!(again.version.config.version, "1");
+        assert_eq!(
+            store
+                .get_function("a", LATEST)
+                .unwrap()
+                .unwrap()
+                .config
+                .revision_id,
+            "l2"
+        );
+        // New code: version 2; the old code stays referenced by version 1.
+        let mut next = func("a", "l4", "bb");
+        next.config.code_sha256 = "y".into();
+        assert!(store.replace_function(&next, "l2").unwrap().is_empty());
+        assert_eq!(publish(&store, "a", "l5").version.config.version, "2");
+        let listed: Vec<_> = store
+            .list_versions("a")
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.config.version, v.code_sha256_hex))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("$LATEST".to_string(), "bb".to_string()),
+                ("1".into(), "aa".into()),
+                ("2".into(), "bb".into())
+            ]
+        );
+        assert_eq!(store.list_versions("zz").unwrap(), None);
+        // A refused precondition publishes nothing.
+        let refused = store.publish_version::<StoreError>(
+            "a",
+            "x",
+            |_| Err(StoreError::RevisionMismatch),
+            |_, _| unreachable!(),
+        );
+        assert!(matches!(refused, Err(StoreError::RevisionMismatch)));
+        assert!(matches!(
+            store.publish_version::<StoreError>("zz", "x", |_| Ok(()), |l, _| l.clone()),
+            Err(StoreError::NotFound)
+        ));
+        // ALL lists every version, by function then version.
+        store.insert_function(&func("b", "r", "cc")).unwrap();
+        let all: Vec<_> = store
+            .list_all_versions(None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|v| format!("{}:{}", v.config.function_name, v.config.version))
+            .collect();
+        assert_eq!(all, ["a:$LATEST", "a:1", "a:2", "b:$LATEST"]);
+        let rest: Vec<_> = store
+            .list_all_versions(Some(("a", 1)), 10)
+            .unwrap()
+            .into_iter()
+            .map(|v| format!("{}:{}", v.config.function_name, v.config.version))
+            .collect();
+        assert_eq!(rest, ["a:2", "b:$LATEST"]);
+    }
+
+    #[test]
+    fn versions_in_use_by_aliases_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_function(&func("a", "r1", "aa")).unwrap();
+        publish(&store, "a", "l2");
+        let mut next = func("a", "l3", "bb");
+        next.config.code_sha256 = "y".into();
+        store.replace_function(&next, "l2").unwrap();
+        publish(&store, "a", "l4");
+
+        assert!(matches!(
+            store.insert_alias("a", &alias("x", "9", None)),
+            Err(StoreError::VersionNotFound(v)) if v == "9"
+        ));
+        assert!(matches!(
+            store.insert_alias("a", &alias("x", "1", Some("9"))),
+            Err(StoreError::VersionNotFound(v)) if v == "9"
+        ));
+        assert!(matches!(
+            store.insert_alias("zz", &alias("x", "1", None)),
+            Err(StoreError::NotFound)
+        ));
+        store.insert_alias("a", &alias("live", "1", None)).unwrap();
+        store
+            .insert_alias("a", &alias("canary", "2", Some("1")))
+            .unwrap();
+        assert!(matches!(
+            store.insert_alias("a", &alias("live", "2", None)),
+            Err(StoreError::Exists)
+        ));
+        match store.delete_version("a", "1") {
+            Err(StoreError::VersionInUse(a)) => assert_eq!(a, ["canary", "live"]),
+            other => panic!("{other:?}"),
+        }
+        // Moving the aliases frees version 1; its code "aa" is then unreferenced.
+        let mut moved = alias("live", "2", None);
+        moved.revision_id = "r2".into();
+        assert!(matches!(
+            store.replace_alias("a", &moved, "stale"),
+            Err(StoreError::RevisionMismatch)
+        ));
+        store.replace_alias("a", &moved, "r-live").unwrap();
+        assert!(store.delete_alias("a", "canary").unwrap());
+        assert!(!store.delete_alias("a", "canary").unwrap());
+        assert_eq!(
+            store.delete_version("a", "1").unwrap(),
+            Some(vec!["aa".to_string()])
+        );
+        assert_eq!(store.delete_version("a", "1").unwrap(), None);
+        assert!(matches!(
+            store.delete_version("zz", "1"),
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(store.get_alias("a", "live").unwrap(), Some(moved.clone()));
+        assert_eq!(store.list_aliases("a").unwrap(), Some(vec![moved]));
+        assert_eq!(store.list_aliases("zz").unwrap(), None);
+        // Numbers are never reused.
+        let mut next = func("a", "l6", "cc");
+        next.config.code_sha256 = "z".into();
+        let current = store.get_function("a", LATEST).unwrap().unwrap();
+        store
+            .replace_function(&next, &current.config.revision_id)
+            .unwrap();
+        assert_eq!(publish(&store, "a", "l7").version.config.version, "3");
+        // Deleting the function deletes its versions and aliases.
+        let orphans = store.delete_function("a").unwrap();
+        assert_eq!(orphans.len(), 2, "{orphans:?}");
+        store.insert_function(&func("a", "r1", "aa")).unwrap();
+        assert_eq!(store.list_aliases("a").unwrap(), Some(vec![]));
+        assert_eq!(store.list_versions("a").unwrap().unwrap().len(), 1);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! rules. No I/O: everything here is a pure function of its input, so the rules are unit
 //! tested directly and every other crate shares one definition of them.
 
+pub mod alias;
 pub mod config;
 pub mod error;
 pub mod limits;

@@ -103,16 +103,22 @@ impl Pool {
         let mut stale = Vec::new();
         let mut found = None;
         if let Some(list) = inner.idle.get_mut(&spec.function_name) {
-            while let Some(env) = list.pop() {
-                if env.spec.revision_id == spec.revision_id
-                    && env.spec.version == spec.version
-                    && env.generation == generation
-                    && env.is_alive()
-                {
-                    found = Some(env);
-                    break;
-                }
-                stale.push(env);
+            // Drop what can never be used again (retired, dead, or an older revision of this
+            // version); keep the warm environments of other versions.
+            let (keep, gone): (Vec<_>, Vec<_>) =
+                std::mem::take(list).into_iter().partition(|env| {
+                    env.generation == generation
+                        && env.is_alive()
+                        && (env.spec.version != spec.version
+                            || env.spec.revision_id == spec.revision_id)
+                });
+            *list = keep;
+            stale = gone;
+            if let Some(i) = list
+                .iter()
+                .rposition(|env| env.spec.version == spec.version)
+            {
+                found = Some(list.remove(i));
             }
         }
         drop(inner);
