@@ -220,6 +220,10 @@ fn reply_response(reply: Reply) -> Response {
         Reply::Alias { status, alias } => json_response(status, &alias),
         Reply::ListVersions(out) => json_response(200, &out),
         Reply::ListAliases(out) => json_response(200, &out),
+        Reply::Concurrency(out) => json_response(200, &out),
+        Reply::Provisioned { status, config } => json_response(status, &config),
+        Reply::ListProvisioned(out) => json_response(200, &out),
+        Reply::Status(out) => json_response(200, &out),
     }
 }
 

@@ -14,6 +14,7 @@ use sous_types::alias::{
     check_alias_name, check_description, check_function_version, check_routing_config,
     CreateAliasInput, PublishVersionInput, UpdateAliasInput,
 };
+use sous_types::concurrency::{Concurrency, PutProvisionedInput};
 use sous_types::config::{CreateFunctionInput, SettingsInput, UpdateCodeInput};
 use sous_types::error::Violations;
 use sous_types::limits::{CLIENT_CONTEXT_MAX_BYTES, SYNC_REQUEST_MAX_BYTES};
@@ -105,6 +106,26 @@ pub enum Command {
         marker: Option<String>,
         max_items: Option<usize>,
     },
+    /// `PUT /2017-10-31/functions/{FunctionName}/concurrency`
+    PutFunctionConcurrency { function: String, reserved: u64 },
+    /// `GET /2019-09-30/functions/{FunctionName}/concurrency`
+    GetFunctionConcurrency { function: String },
+    /// `DELETE /2017-10-31/functions/{FunctionName}/concurrency`
+    DeleteFunctionConcurrency { function: String },
+    /// `PUT /2019-09-30/functions/{FunctionName}/provisioned-concurrency?Qualifier=`
+    PutProvisionedConcurrencyConfig { target: Target, requested: u64 },
+    /// `GET /2019-09-30/functions/{FunctionName}/provisioned-concurrency?Qualifier=`
+    GetProvisionedConcurrencyConfig(Target),
+    /// `DELETE /2019-09-30/functions/{FunctionName}/provisioned-concurrency?Qualifier=`
+    DeleteProvisionedConcurrencyConfig(Target),
+    /// `GET /2019-09-30/functions/{FunctionName}/provisioned-concurrency?List=ALL[&Marker=&MaxItems=]`
+    ListProvisionedConcurrencyConfigs {
+        function: String,
+        marker: Option<String>,
+        max_items: Option<usize>,
+    },
+    /// `GET /_sous/status`: Sous's own view of environments, concurrency and memory.
+    Status,
 }
 
 impl Command {
@@ -127,6 +148,16 @@ impl Command {
             Command::UpdateAlias { .. } => "UpdateAlias",
             Command::DeleteAlias { .. } => "DeleteAlias",
             Command::ListAliases { .. } => "ListAliases",
+            Command::PutFunctionConcurrency { .. } => "PutFunctionConcurrency",
+            Command::GetFunctionConcurrency { .. } => "GetFunctionConcurrency",
+            Command::DeleteFunctionConcurrency { .. } => "DeleteFunctionConcurrency",
+            Command::PutProvisionedConcurrencyConfig { .. } => "PutProvisionedConcurrencyConfig",
+            Command::GetProvisionedConcurrencyConfig(_) => "GetProvisionedConcurrencyConfig",
+            Command::DeleteProvisionedConcurrencyConfig(_) => "DeleteProvisionedConcurrencyConfig",
+            Command::ListProvisionedConcurrencyConfigs { .. } => {
+                "ListProvisionedConcurrencyConfigs"
+            }
+            Command::Status => "SousStatus",
         }
     }
 
@@ -146,8 +177,15 @@ impl Command {
             | Command::GetAlias { function, .. }
             | Command::UpdateAlias { function, .. }
             | Command::DeleteAlias { function, .. }
-            | Command::ListAliases { function, .. } => Some(function),
-            Command::ListFunctions { .. } | Command::GetAccountSettings => None,
+            | Command::ListAliases { function, .. }
+            | Command::PutFunctionConcurrency { function, .. }
+            | Command::GetFunctionConcurrency { function }
+            | Command::DeleteFunctionConcurrency { function }
+            | Command::ListProvisionedConcurrencyConfigs { function, .. } => Some(function),
+            Command::PutProvisionedConcurrencyConfig { target: t, .. }
+            | Command::GetProvisionedConcurrencyConfig(t)
+            | Command::DeleteProvisionedConcurrencyConfig(t) => Some(&t.name),
+            Command::ListFunctions { .. } | Command::GetAccountSettings | Command::Status => None,
         }
     }
 }
@@ -290,6 +328,111 @@ pub fn parse(
             }
         }
         (&Method::GET, ["2016-08-19", "account-settings"]) => Ok(Command::GetAccountSettings),
+        (&Method::PUT, ["2017-10-31", "functions", name, "concurrency"]) => {
+            let function = function_of(name, scope, NAME_MAX_WRITE)?;
+            let input: Concurrency = json(&body)?;
+            let mut v = Violations::default();
+            let reserved = match input.reserved_concurrent_executions {
+                None => {
+                    v.push_null("reservedConcurrentExecutions");
+                    0
+                }
+                Some(n) if n < 0 => {
+                    v.push(
+                        &n.to_string(),
+                        "reservedConcurrentExecutions",
+                        "Member must have value greater than or equal to 0",
+                    );
+                    0
+                }
+                Some(n) => n.unsigned_abs(),
+            };
+            v.into_result()?;
+            Ok(Command::PutFunctionConcurrency { function, reserved })
+        }
+        (&Method::GET, ["2019-09-30", "functions", name, "concurrency"]) => {
+            Ok(Command::GetFunctionConcurrency {
+                function: function_of(name, scope, NAME_MAX_WRITE)?,
+            })
+        }
+        (&Method::DELETE, ["2017-10-31", "functions", name, "concurrency"]) => {
+            Ok(Command::DeleteFunctionConcurrency {
+                function: function_of(name, scope, NAME_MAX_WRITE)?,
+            })
+        }
+        (method, ["2019-09-30", "functions", name, "provisioned-concurrency"]) => {
+            provisioned_concurrency(method, name, &query, &body, scope)
+        }
+        (&Method::GET, ["_sous", "status"]) => Ok(Command::Status),
+        _ => Err(unknown_operation()),
+    }
+}
+
+/// The provisioned concurrency operations, which share one path.
+fn provisioned_concurrency(
+    method: &Method,
+    name: &str,
+    query: &Query<'_>,
+    body: &[u8],
+    scope: &Scope,
+) -> Result<Command, LambdaError> {
+    if *method == Method::GET && query.get("List").is_some() {
+        let function = function_of(name, scope, NAME_MAX_WRITE)?;
+        let mut v = Violations::default();
+        if let Some(list) = query.get("List") {
+            if list != "ALL" {
+                v.push(&list, "list", "Member must satisfy enum value set: [ALL]");
+            }
+        }
+        let max_items = max_items(query, &mut v)?;
+        if let Some(n) = max_items.filter(|n| *n > 50) {
+            v.push(
+                &n.to_string(),
+                "maxItems",
+                "Member must have value less than or equal to 50",
+            );
+        }
+        v.into_result()?;
+        return Ok(Command::ListProvisionedConcurrencyConfigs {
+            function,
+            marker: query.get("Marker").map(|m| m.into_owned()),
+            max_items,
+        });
+    }
+    let target = target(name, query, scope, NAME_MAX_WRITE)?;
+    let mut v = Violations::default();
+    if target.qualifier.is_none() {
+        v.push_null("qualifier");
+    }
+    match *method {
+        Method::PUT => {
+            let input: PutProvisionedInput = json(body)?;
+            let requested = match input.provisioned_concurrent_executions {
+                None => {
+                    v.push_null("provisionedConcurrentExecutions");
+                    0
+                }
+                Some(n) if n < 1 => {
+                    v.push(
+                        &n.to_string(),
+                        "provisionedConcurrentExecutions",
+                        "Member must have value greater than or equal to 1",
+                    );
+                    0
+                }
+                Some(n) => n.unsigned_abs(),
+            };
+            v.into_result()?;
+            Ok(Command::PutProvisionedConcurrencyConfig { target, requested })
+        }
+        Method::GET => {
+            v.into_result()?;
+            Ok(Command::GetProvisionedConcurrencyConfig(target))
+        }
+        Method::DELETE => {
+            v.into_result()?;
+            Ok(Command::DeleteProvisionedConcurrencyConfig(target))
+        }
         _ => Err(unknown_operation()),
     }
 }
@@ -774,6 +917,99 @@ mod tests {
         // Name length for Invoke is 256, and a bad name is a ValidationException.
         let e = p(Method::POST, "/2015-03-31/functions/bad%20name/invocations").unwrap_err();
         assert_eq!(e.code, ErrorCode::ValidationException);
+    }
+
+    #[test]
+    fn concurrency_routes() {
+        let cmd = p_with(
+            Method::PUT,
+            "/2017-10-31/functions/f/concurrency",
+            HeaderMap::new(),
+            r#"{"ReservedConcurrentExecutions":0}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            cmd,
+            Command::PutFunctionConcurrency { reserved: 0, .. }
+        ));
+        let e = p_with(
+            Method::PUT,
+            "/2017-10-31/functions/f/concurrency",
+            HeaderMap::new(),
+            r#"{"ReservedConcurrentExecutions":-1}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationException);
+        assert!(matches!(
+            p(Method::GET, "/2019-09-30/functions/f/concurrency"),
+            Ok(Command::GetFunctionConcurrency { .. })
+        ));
+        assert!(matches!(
+            p(Method::DELETE, "/2017-10-31/functions/f/concurrency"),
+            Ok(Command::DeleteFunctionConcurrency { .. })
+        ));
+        // GetFunctionConcurrency lives under 2019-09-30 only.
+        assert_eq!(
+            p(Method::GET, "/2017-10-31/functions/f/concurrency")
+                .unwrap_err()
+                .code,
+            ErrorCode::UnknownOperationException
+        );
+        let cmd = p_with(
+            Method::PUT,
+            "/2019-09-30/functions/f/provisioned-concurrency?Qualifier=live",
+            HeaderMap::new(),
+            r#"{"ProvisionedConcurrentExecutions":2}"#,
+        )
+        .unwrap();
+        let Command::PutProvisionedConcurrencyConfig { target, requested } = cmd else {
+            panic!()
+        };
+        assert_eq!(target.qualifier.as_deref(), Some("live"));
+        assert_eq!(requested, 2);
+        let e = p_with(
+            Method::PUT,
+            "/2019-09-30/functions/f/provisioned-concurrency?Qualifier=1",
+            HeaderMap::new(),
+            r#"{"ProvisionedConcurrentExecutions":0}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("greater than or equal to 1"),
+            "{}",
+            e.message
+        );
+        let e = p(
+            Method::GET,
+            "/2019-09-30/functions/f/provisioned-concurrency",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("Value null at 'qualifier'"),
+            "{}",
+            e.message
+        );
+        assert!(matches!(
+            p(
+                Method::GET,
+                "/2019-09-30/functions/f/provisioned-concurrency?List=ALL&MaxItems=5"
+            ),
+            Ok(Command::ListProvisionedConcurrencyConfigs {
+                max_items: Some(5),
+                ..
+            })
+        ));
+        assert!(matches!(
+            p(
+                Method::DELETE,
+                "/2019-09-30/functions/f:1/provisioned-concurrency"
+            ),
+            Ok(Command::DeleteProvisionedConcurrencyConfig(_))
+        ));
+        assert!(matches!(
+            p(Method::GET, "/_sous/status"),
+            Ok(Command::Status)
+        ));
     }
 
     #[test]

@@ -9,10 +9,14 @@ use base64::Engine as _;
 use serde::Serialize;
 use sous_invoke::InvokeResponse;
 use sous_store::db::LATEST;
+use sous_store::db::{ConcurrencyView, StoredProvisioned};
 use sous_store::{StoreError, StoredFunction};
 use sous_types::alias::{
     check_routing_semantics, is_version_number, normalize_routing, AliasConfiguration,
     CreateAliasInput, UpdateAliasInput,
+};
+use sous_types::concurrency::{
+    self as cc, Concurrency, ProvisionedConcurrencyConfig, ProvisionedStatus,
 };
 use sous_types::config::{
     host_architecture, validate_architectures, validate_settings, CreateFunctionInput,
@@ -47,6 +51,24 @@ pub enum Reply {
     },
     ListVersions(ListVersionsOutput),
     ListAliases(ListAliasesOutput),
+    /// 200 with a `Concurrency` (Put/GetFunctionConcurrency).
+    Concurrency(Concurrency),
+    /// A provisioned concurrency configuration, with status 200 or 202.
+    Provisioned {
+        status: u16,
+        config: ProvisionedConcurrencyConfig,
+    },
+    ListProvisioned(ListProvisionedOutput),
+    /// Sous's status document.
+    Status(serde_json::Value),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListProvisionedOutput {
+    pub provisioned_concurrency_configs: Vec<ProvisionedConcurrencyConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +94,8 @@ pub struct GetFunctionOutput {
     pub code: CodeLocation,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,6 +118,24 @@ pub struct ListFunctionsOutput {
 pub struct AccountSettings {
     pub account_limit: AccountLimit,
     pub account_usage: AccountUsage,
+    /// Sous's host capacity (not an AWS member; SDKs ignore members they do not model).
+    pub sous: SousCapacity,
+}
+
+/// The host's memory budget as Sous admits environments against it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SousCapacity {
+    #[serde(rename = "HostMemoryMB")]
+    pub host_memory_mb: u64,
+    #[serde(rename = "MemoryHeadroomMB")]
+    pub memory_headroom_mb: u64,
+    #[serde(rename = "MemoryCapacityMB")]
+    pub memory_capacity_mb: u64,
+    #[serde(rename = "MemoryReservedMB")]
+    pub memory_reserved_mb: u64,
+    #[serde(rename = "MemoryAvailableMB")]
+    pub memory_available_mb: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -179,6 +221,288 @@ pub async fn execute(
             marker,
             max_items,
         } => list_aliases(state, &function, function_version, marker, max_items),
+        Command::PutFunctionConcurrency { function, reserved } => {
+            put_function_concurrency(state, &function, reserved)
+        }
+        Command::GetFunctionConcurrency { function } => {
+            let reserved = reserved_of(state, &function)?;
+            Ok(Reply::Concurrency(Concurrency {
+                reserved_concurrent_executions: reserved.map(saturating_i64),
+            }))
+        }
+        Command::DeleteFunctionConcurrency { function } => {
+            delete_function_concurrency(state, &function)
+        }
+        Command::PutProvisionedConcurrencyConfig { target, requested } => {
+            put_provisioned(state, &target, requested, now)
+        }
+        Command::GetProvisionedConcurrencyConfig(t) => {
+            let qualifier = provisioned_qualifier(state, &t)?;
+            let stored = state
+                .store
+                .get_provisioned(&t.name, qualifier)
+                .map_err(|e| store_error(e, &state.scope.function_arn(&t.name)))?
+                .ok_or_else(cc::provisioned_not_found)?;
+            Ok(Reply::Provisioned {
+                status: 200,
+                config: provisioned_config(state, &stored, false),
+            })
+        }
+        Command::DeleteProvisionedConcurrencyConfig(t) => {
+            let qualifier = provisioned_qualifier(state, &t)?;
+            let deleted = state
+                .store
+                .delete_provisioned(&t.name, qualifier)
+                .map_err(|e| store_error(e, &state.scope.function_arn(&t.name)))?;
+            state.invoker.unprovision(&t.name, qualifier);
+            if deleted {
+                tracing::info!(function = %t.name, qualifier, "provisioned concurrency deleted");
+            }
+            Ok(Reply::NoContent)
+        }
+        Command::ListProvisionedConcurrencyConfigs {
+            function,
+            marker,
+            max_items,
+        } => {
+            require_function(state, &function)?;
+            let configs: Vec<ProvisionedConcurrencyConfig> = state
+                .store
+                .list_provisioned(Some(&function))
+                .map_err(|e| store_error(e, &state.scope.function_arn(&function)))?
+                .iter()
+                .map(|p| provisioned_config(state, p, true))
+                .collect();
+            let page = max_items.unwrap_or(50).min(50);
+            let (configs, next_marker) = paginate(configs, marker.as_deref(), page, |c| {
+                c.function_arn.as_deref().unwrap_or_default()
+            })?;
+            Ok(Reply::ListProvisioned(ListProvisionedOutput {
+                provisioned_concurrency_configs: configs,
+                next_marker,
+            }))
+        }
+        Command::Status => Ok(Reply::Status(state.invoker.pool().status())),
+    }
+}
+
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A function's reserved concurrency; 404 when the function does not exist.
+fn reserved_of(state: &ApiState, function: &str) -> Result<Option<u64>, LambdaError> {
+    let arn = state.scope.function_arn(function);
+    state
+        .store
+        .reserved_concurrency(function)
+        .map_err(|e| store_error(e, &arn))?
+        .ok_or_else(|| LambdaError::function_not_found(&arn))
+}
+
+/// Map a failure of a concurrency write: the caller's refusal, or the store's.
+enum ConcurrencyError {
+    Refused(LambdaError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ConcurrencyError {
+    fn from(e: StoreError) -> Self {
+        ConcurrencyError::Store(e)
+    }
+}
+
+fn concurrency_error(e: ConcurrencyError, arn: &str) -> LambdaError {
+    match e {
+        ConcurrencyError::Refused(e) => e,
+        ConcurrencyError::Store(e) => store_error(e, arn),
+    }
+}
+
+/// PutFunctionConcurrency: the reservation must leave the account its minimum unreserved
+/// concurrency (100, or the whole limit when smaller) and cover the function's provisioned
+/// concurrency.
+fn put_function_concurrency(
+    state: &ApiState,
+    function: &str,
+    reserved: u64,
+) -> Result<Reply, LambdaError> {
+    let arn = state.scope.function_arn(function);
+    let (account, ..) = state.invoker.pool().capacity();
+    let minimum = cc::min_unreserved(account);
+    state
+        .store
+        .put_reserved_concurrency(function, Some(reserved), |v: &ConcurrencyView| {
+            let unreserved = account
+                .saturating_sub(v.others_reserved)
+                .saturating_sub(v.others_unreserved_provisioned);
+            if unreserved < reserved.saturating_add(minimum) {
+                return Err(ConcurrencyError::Refused(cc::reserved_below_minimum(minimum)));
+            }
+            if reserved < v.own_provisioned {
+                return Err(ConcurrencyError::Refused(LambdaError::invalid_parameter(format!(
+                    "ReservedConcurrentExecutions ({reserved}) cannot be less than the function's provisioned concurrency ({}).",
+                    v.own_provisioned
+                ))));
+            }
+            Ok(())
+        })
+        .map_err(|e| concurrency_error(e, &arn))?;
+    state.invoker.set_reserved(function, Some(reserved));
+    tracing::info!(function, reserved, "reserved concurrency set");
+    Ok(Reply::Concurrency(Concurrency {
+        reserved_concurrent_executions: Some(saturating_i64(reserved)),
+    }))
+}
+
+fn delete_function_concurrency(state: &ApiState, function: &str) -> Result<Reply, LambdaError> {
+    let arn = state.scope.function_arn(function);
+    state
+        .store
+        .put_reserved_concurrency::<StoreError>(function, None, |_| Ok(()))
+        .map_err(|e| store_error(e, &arn))?;
+    state.invoker.set_reserved(function, None);
+    tracing::info!(function, "reserved concurrency removed");
+    Ok(Reply::NoContent)
+}
+
+/// The qualifier of a provisioned concurrency request, checked as AWS checks it: a
+/// published version or an alias of an existing function.
+fn provisioned_qualifier<'t>(state: &ApiState, t: &'t Target) -> Result<&'t str, LambdaError> {
+    let qualifier = t.qualifier.as_deref().unwrap_or_default();
+    if qualifier == LATEST {
+        return Err(cc::provisioned_needs_published());
+    }
+    provisioned_target_exists(state, &t.name, qualifier)?;
+    Ok(qualifier)
+}
+
+/// The function, and the version or alias `qualifier` names, must exist.
+fn provisioned_target_exists(
+    state: &ApiState,
+    function: &str,
+    qualifier: &str,
+) -> Result<(), LambdaError> {
+    require_function(state, function)?;
+    let arn = state.scope.qualified_arn(function, Some(qualifier));
+    if is_version_number(qualifier) {
+        state
+            .store
+            .get_function(function, qualifier)
+            .map_err(|e| store_error(e, &arn))?
+            .ok_or_else(|| LambdaError::function_not_found(&arn))?;
+    } else {
+        state
+            .store
+            .get_alias(function, qualifier)
+            .map_err(|e| store_error(e, &arn))?
+            .ok_or_else(|| LambdaError::not_found(format!("Cannot find alias arn: {arn}")))?;
+    }
+    Ok(())
+}
+
+fn put_provisioned(
+    state: &ApiState,
+    t: &Target,
+    requested: u64,
+    now: OffsetDateTime,
+) -> Result<Reply, LambdaError> {
+    let qualifier = t.qualifier.as_deref().unwrap_or_default();
+    if qualifier == LATEST {
+        return Err(cc::provisioned_on_latest());
+    }
+    provisioned_target_exists(state, &t.name, qualifier)?;
+    let arn = state.scope.function_arn(&t.name);
+    // A version and an alias routing to it cannot both be provisioned.
+    let configs = state
+        .store
+        .list_provisioned(Some(&t.name))
+        .map_err(|e| store_error(e, &arn))?;
+    let aliases = state
+        .store
+        .list_aliases(&t.name)
+        .map_err(|e| store_error(e, &arn))?
+        .unwrap_or_default();
+    let version_of = |q: &str| -> String {
+        aliases
+            .iter()
+            .find(|a| a.name == q)
+            .map(|a| a.function_version.clone())
+            .unwrap_or_else(|| q.to_string())
+    };
+    for c in configs.iter().filter(|c| c.qualifier != qualifier) {
+        if version_of(&c.qualifier) == version_of(qualifier) {
+            let message = if is_version_number(qualifier) {
+                "Version is pointed by a Provisioned Concurrency alias"
+            } else {
+                "Alias can't be used for Provisioned Concurrency configuration on an already Provisioned version"
+            };
+            return Err(LambdaError::conflict(message));
+        }
+    }
+    let (account, ..) = state.invoker.pool().capacity();
+    let minimum = cc::min_unreserved(account);
+    let stored = StoredProvisioned {
+        function_name: t.name.clone(),
+        qualifier: qualifier.to_string(),
+        requested,
+        last_modified: timefmt::last_modified(now),
+    };
+    state
+        .store
+        .put_provisioned(&stored, |v: &ConcurrencyView| {
+            let total = v.own_provisioned.saturating_add(requested);
+            match v.current {
+                Some(reserved) if total > reserved => {
+                    Err(ConcurrencyError::Refused(cc::provisioned_above_reserved()))
+                }
+                Some(_) => Ok(()),
+                None => {
+                    let unreserved = account
+                        .saturating_sub(v.others_reserved)
+                        .saturating_sub(v.others_unreserved_provisioned);
+                    if unreserved < total.saturating_add(minimum) {
+                        Err(ConcurrencyError::Refused(cc::provisioned_below_minimum(
+                            minimum,
+                        )))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }
+        })
+        .map_err(|e| concurrency_error(e, &arn))?;
+    state.invoker.provision(&t.name, qualifier, requested)?;
+    tracing::info!(function = %t.name, qualifier, requested, "provisioned concurrency set");
+    Ok(Reply::Provisioned {
+        status: 202,
+        config: provisioned_config(state, &stored, false),
+    })
+}
+
+/// A stored configuration with the pool's live allocation.
+fn provisioned_config(
+    state: &ApiState,
+    p: &StoredProvisioned,
+    with_arn: bool,
+) -> ProvisionedConcurrencyConfig {
+    let (allocated, status, reason) = state
+        .invoker
+        .pool()
+        .provisioned_state(&p.function_name, &p.qualifier)
+        .unwrap_or((0, ProvisionedStatus::InProgress, None));
+    ProvisionedConcurrencyConfig {
+        function_arn: with_arn.then(|| {
+            state
+                .scope
+                .qualified_arn(&p.function_name, Some(&p.qualifier))
+        }),
+        requested_provisioned_concurrent_executions: p.requested,
+        available_provisioned_concurrent_executions: allocated,
+        allocated_provisioned_concurrent_executions: allocated,
+        status,
+        status_reason: reason,
+        last_modified: p.last_modified.clone(),
     }
 }
 
@@ -324,6 +648,14 @@ fn get_function(state: &ApiState, t: &Target, now: OffsetDateTime) -> Result<Rep
         .get_tags(&t.name)
         .map_err(|e| store_error(e, &arn))?
         .filter(|t| !t.is_empty());
+    let concurrency = state
+        .store
+        .reserved_concurrency(&t.name)
+        .map_err(|e| store_error(e, &arn))?
+        .flatten()
+        .map(|r| Concurrency {
+            reserved_concurrent_executions: Some(saturating_i64(r)),
+        });
     let location = code_url::sign(
         &state.public_url,
         &state.credentials.secret_access_key,
@@ -337,6 +669,7 @@ fn get_function(state: &ApiState, t: &Target, now: OffsetDateTime) -> Result<Rep
             location,
         },
         tags,
+        concurrency,
     })))
 }
 
@@ -512,7 +845,7 @@ async fn update_code(
     })
     .await?;
     if !dry_run {
-        state.invoker.retire(&t.name).await;
+        state.invoker.retire_version(&t.name, LATEST).await;
         tracing::info!(function = %t.name, code_sha256 = %config.code_sha256, "function code updated");
     }
     gc_async(state, orphans);
@@ -551,7 +884,7 @@ async fn update_configuration(
         .store
         .replace_function(&stored, &current.config.revision_id)
         .map_err(|e| update_error(e, state, &t.name, input.revision_id.is_some()))?;
-    state.invoker.retire(&t.name).await;
+    state.invoker.retire_version(&t.name, LATEST).await;
     tracing::info!(function = %t.name, "function configuration updated");
     gc_async(state, orphans);
     Ok(Reply::Function {
@@ -616,9 +949,8 @@ async fn delete_function(state: &Arc<ApiState>, t: &Target) -> Result<Reply, Lam
                 Err(e) => return Err(store_error(e, &arn)),
             };
             if let Some(orphans) = deleted {
-                // The pool retires by function: environments of the other versions start
-                // again on their next invocation.
-                state.invoker.retire(&t.name).await;
+                state.invoker.unprovision(&t.name, version);
+                state.invoker.retire_version(&t.name, version).await;
                 tracing::info!(function = %t.name, version, "function version deleted");
                 gc_async(state, orphans);
             }
@@ -629,7 +961,7 @@ async fn delete_function(state: &Arc<ApiState>, t: &Target) -> Result<Reply, Lam
         .store
         .delete_function(&t.name)
         .map_err(|e| store_error(e, &arn))?;
-    state.invoker.retire(&t.name).await;
+    state.invoker.forget_function(&t.name).await;
     tracing::info!(function = %t.name, "function deleted");
     gc_async(state, orphans);
     Ok(Reply::NoContent)
@@ -882,6 +1214,9 @@ fn update_alias(
         }
         Err(e) => return Err(alias_store_error(e, state, function, name)),
     }
+    if let Err(e) = state.invoker.refresh_provisioned(function) {
+        tracing::warn!(function, alias = %name, error = %e, "re-provision concurrency after an alias update");
+    }
     tracing::info!(function, alias = %name, version = %alias.function_version, "alias updated");
     Ok(Reply::Alias {
         status: 200,
@@ -896,6 +1231,7 @@ fn delete_alias(state: &ApiState, function: &str, name: &str) -> Result<Reply, L
         .delete_alias(function, name)
         .map_err(|e| store_error(e, &state.scope.qualified_arn(function, Some(name))))?;
     if deleted {
+        state.invoker.unprovision(function, name);
         tracing::info!(function, alias = %name, "alias deleted");
     }
     Ok(Reply::NoContent)
@@ -934,17 +1270,25 @@ fn account_settings(state: &ApiState) -> Result<Reply, LambdaError> {
         .store
         .usage()
         .map_err(|e| store_error(e, "GetAccountSettings"))?;
+    let (account, unreserved, memory, reserved_mb) = state.invoker.pool().capacity();
     Ok(Reply::AccountSettings(AccountSettings {
         account_limit: AccountLimit {
             total_code_size: TOTAL_CODE_SIZE_BYTES,
             code_size_unzipped: UNZIPPED_MAX_BYTES,
             code_size_zipped: ZIPPED_MAX_BYTES,
-            concurrent_executions: ACCOUNT_CONCURRENCY,
-            unreserved_concurrent_executions: ACCOUNT_CONCURRENCY,
+            concurrent_executions: account,
+            unreserved_concurrent_executions: unreserved,
         },
         account_usage: AccountUsage {
             total_code_size: usage.total_code_size,
             function_count: usage.function_count,
+        },
+        sous: SousCapacity {
+            host_memory_mb: memory.host_mb,
+            memory_headroom_mb: memory.headroom_mb,
+            memory_capacity_mb: memory.capacity_mb(),
+            memory_reserved_mb: reserved_mb,
+            memory_available_mb: memory.capacity_mb().saturating_sub(reserved_mb),
         },
     }))
 }

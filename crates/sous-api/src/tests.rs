@@ -41,11 +41,7 @@ fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let scope = Scope::new("us-east-1", "000000000000");
-    let pool = Pool::new(PoolConfig {
-        data_dir: dir.path().to_path_buf(),
-        echo_logs: false,
-    })
-    .unwrap();
+    let pool = Pool::new(PoolConfig::new(dir.path().to_path_buf(), false)).unwrap();
     let state = Arc::new(ApiState {
         invoker: Arc::new(Invoker::new(
             store.clone(),

@@ -106,26 +106,7 @@ impl Invoker {
             }
             InvocationType::Event | InvocationType::RequestResponse => {}
         }
-        let code_dir = self
-            .store
-            .code()
-            .extracted_dir(&stored.code_sha256_hex)
-            .map_err(|e| {
-                LambdaError::service(format!("load code of {}: {e}", req.function_name))
-            })?;
-        let runtime = stored.config.runtime.clone().unwrap_or_default();
-        let launch = self.runtimes.launch(&runtime).map_err(|_| {
-            LambdaError::new(
-                ErrorCode::InvalidRuntimeException,
-                format!("The runtime parameter of {runtime} is not supported by this Sous host any more."),
-            )
-        })?;
-        let spec = Arc::new(env_spec(
-            &stored.config,
-            code_dir,
-            launch.cloned(),
-            &self.scope,
-        ));
+        let spec = self.spec_for(&stored)?;
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload,
@@ -139,9 +120,12 @@ impl Invoker {
         };
         let span = info_span!("invoke", function = %req.function_name, version = %executed_version, request_id = %request_id);
         if req.invocation_type == InvocationType::Event {
-            // Not yet durable: the queue with retries and destinations is a later issue.
+            // Not yet durable: the queue with retries and destinations is a later issue. A
+            // throttled event is retried, as Lambda retries throttled asynchronous events.
             let pool = self.pool.clone();
-            tokio::spawn(async move { pool.invoke(spec, invocation).await }.instrument(span));
+            tokio::spawn(
+                async move { invoke_event(pool, spec, invocation).await }.instrument(span),
+            );
             return Ok(InvokeResponse {
                 status: 202,
                 request_id,
@@ -151,7 +135,15 @@ impl Invoker {
                 executed_version,
             });
         }
-        let outcome = self.pool.invoke(spec, invocation).instrument(span).await;
+        let outcome = self
+            .pool
+            .invoke(spec, invocation)
+            .instrument(span)
+            .await
+            .map_err(|refusal| {
+                tracing::debug!(function = %req.function_name, ?refusal, "invocation throttled");
+                LambdaError::throttled(refusal.reason())
+            })?;
         Ok(InvokeResponse {
             status: 200,
             request_id,
@@ -194,10 +186,154 @@ impl Invoker {
             .ok_or_else(not_found)
     }
 
-    /// Stop every environment of `function_name` (after a code or configuration update, or
-    /// a delete), so the next invocation starts from the new state.
+    /// Stop every environment of `function_name`, so the next invocation starts from the
+    /// new state.
     pub async fn retire(&self, function_name: &str) {
         self.pool.retire(function_name);
+    }
+
+    /// Stop the environments of one version (after an update of `$LATEST`, or a version
+    /// deleted); other versions, and their provisioned concurrency, are untouched.
+    pub async fn retire_version(&self, function_name: &str, version: &str) {
+        self.pool.retire_version(function_name, version);
+    }
+
+    /// A function was deleted: drop its environments, reservation and provisioned
+    /// concurrency.
+    pub async fn forget_function(&self, function_name: &str) {
+        self.pool.forget_function(function_name);
+    }
+
+    /// The worker's pool (capacity and status figures).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Apply a function's reserved concurrency (`None` = unreserved) to admission.
+    pub fn set_reserved(&self, function_name: &str, value: Option<u64>) {
+        self.pool.set_reserved(function_name, value);
+    }
+
+    /// Keep `requested` environments initialized for the provisioned concurrency
+    /// configuration `qualifier` (a version, or an alias: its primary version) of `function`.
+    pub fn provision(
+        &self,
+        function_name: &str,
+        qualifier: &str,
+        requested: u64,
+    ) -> Result<(), LambdaError> {
+        let version = if is_version_number(qualifier) {
+            qualifier.to_string()
+        } else {
+            let alias = self
+                .store
+                .get_alias(function_name, qualifier)
+                .map_err(|e| LambdaError::service(format!("load alias {qualifier}: {e}")))?
+                .ok_or_else(|| {
+                    LambdaError::function_not_found(
+                        &self.scope.qualified_arn(function_name, Some(qualifier)),
+                    )
+                })?;
+            alias.function_version
+        };
+        let stored = self
+            .store
+            .get_function(function_name, &version)
+            .map_err(|e| LambdaError::service(format!("load function {function_name}: {e}")))?
+            .ok_or_else(|| {
+                LambdaError::function_not_found(
+                    &self.scope.qualified_arn(function_name, Some(&version)),
+                )
+            })?;
+        let spec = self.spec_for(&stored)?;
+        self.pool
+            .provision(function_name, qualifier, spec, requested);
+        Ok(())
+    }
+
+    /// Stop keeping environments for a provisioned concurrency configuration.
+    pub fn unprovision(&self, function_name: &str, qualifier: &str) {
+        self.pool.unprovision(function_name, qualifier);
+    }
+
+    /// Re-apply a function's provisioned concurrency configurations (after an alias moved
+    /// to another version).
+    pub fn refresh_provisioned(&self, function_name: &str) -> Result<(), LambdaError> {
+        let configs = self
+            .store
+            .list_provisioned(Some(function_name))
+            .map_err(|e| LambdaError::service(format!("load provisioned concurrency: {e}")))?;
+        for c in configs {
+            self.provision(&c.function_name, &c.qualifier, c.requested)?;
+        }
+        Ok(())
+    }
+
+    /// At start-up: apply every stored reservation and re-provision every stored provisioned
+    /// concurrency configuration. Returns how many configurations were re-provisioned.
+    pub fn restore(&self) -> Result<usize, LambdaError> {
+        let load = |e: sous_store::StoreError| {
+            LambdaError::service(format!("load concurrency settings: {e}"))
+        };
+        for (name, value) in self.store.all_reserved_concurrency().map_err(load)? {
+            self.pool.set_reserved(&name, Some(value));
+        }
+        let configs = self.store.list_provisioned(None).map_err(load)?;
+        let mut count = 0;
+        for c in configs {
+            match self.provision(&c.function_name, &c.qualifier, c.requested) {
+                Ok(()) => count += 1,
+                Err(e) => {
+                    tracing::warn!(function = %c.function_name, qualifier = %c.qualifier, error = %e, "cannot re-provision concurrency")
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// What an environment of a stored version runs.
+    fn spec_for(&self, stored: &StoredFunction) -> Result<Arc<EnvSpec>, LambdaError> {
+        let name = &stored.config.function_name;
+        let code_dir = self
+            .store
+            .code()
+            .extracted_dir(&stored.code_sha256_hex)
+            .map_err(|e| LambdaError::service(format!("load code of {name}: {e}")))?;
+        let runtime = stored.config.runtime.clone().unwrap_or_default();
+        let launch = self.runtimes.launch(&runtime).map_err(|_| {
+            LambdaError::new(
+                ErrorCode::InvalidRuntimeException,
+                format!("The runtime parameter of {runtime} is not supported by this Sous host any more."),
+            )
+        })?;
+        Ok(Arc::new(env_spec(
+            &stored.config,
+            code_dir,
+            launch.cloned(),
+            &self.scope,
+        )))
+    }
+}
+
+/// Run an asynchronous invocation, retrying while it is throttled (as Lambda retries
+/// throttled events: with backoff, up to the event's maximum age of 6 hours).
+async fn invoke_event(pool: Arc<Pool>, spec: Arc<EnvSpec>, invocation: Invocation) {
+    const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+    let started = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        match pool.invoke(spec.clone(), invocation.clone()).await {
+            Ok(_) => return,
+            Err(refusal) if started.elapsed() < MAX_AGE => {
+                tracing::debug!(?refusal, "asynchronous invocation throttled; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(60));
+            }
+            Err(refusal) => {
+                tracing::warn!(?refusal, request_id = %invocation.request_id, "asynchronous invocation dropped: throttled for longer than its maximum age");
+                return;
+            }
+        }
     }
 }
 
@@ -244,6 +380,7 @@ fn env_spec(
         version: cfg.version.clone(),
         revision_id: cfg.revision_id.clone(),
         memory_mb: cfg.memory_size,
+        ephemeral_mb: cfg.ephemeral_storage.size,
         timeout_s: cfg.timeout,
         handler: cfg.handler.clone().unwrap_or_default(),
         runtime: cfg.runtime.clone().unwrap_or_default(),

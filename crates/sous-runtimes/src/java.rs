@@ -1,12 +1,494 @@
-//! The `java` managed runtime: not built yet, so never offered.
+//! The `java17` managed runtime: Sous's own Java bootstrap (`java/runtime`, package
+//! `dev.sous.runtime`) run by the host's Java 17 JVM.
+//!
+//! `build.rs` compiles two jars into the binary: the runtime jar (the
+//! `com.amazonaws.services.lambda.runtime` interfaces plus the bootstrap), written to the
+//! runtime directory at detection and put on the JVM's class path, and the SDK jar (the
+//! interfaces alone), which `sous sdk java --out FILE` hands to users to compile against
+//! ([`sdk_jar`]).
+//!
+//! The JVM flags aim at Lambda's behaviour and a fast cold start: C1 only
+//! (`TieredStopAtLevel=1`, Lambda's default for java17), no perf-data file, and the heap
+//! sized from the environment's memory limit (the cgroup) as Lambda sizes it from the
+//! function's memory. The collector stays G1, the JVM's default: on JDK 17 only G1 maps the
+//! JDK archive's pre-built heap objects (the module graph), and the serial collector starts
+//! about 10 ms slower for want of them. No `--add-opens`/`--add-exports` either: any of them
+//! makes the JVM build its module graph at start instead of mapping it.
+//!
+//! Class data sharing: besides the JDK's own archive, the JVM maps a dynamic archive of the
+//! classes a cold start loads (the runtime's and the JDK's it uses), which saves loading,
+//! parsing and verifying them at every start. The archive is made once per runtime jar and
+//! JVM, in the background after detection, by a training run: the JVM started as for a
+//! function, with `-XX:ArchiveClassesAtExit`, against a scripted Runtime API served here and a
+//! small training function. It is written under a temporary name, checked (`-Xshare:on`), then
+//! renamed into place; until then, or when the JVM finds it unusable (another JVM, a moved
+//! jar), the JVM runs without it, silently (`-Xlog:cds=off`).
 
-use std::io;
-use std::path::Path;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::Launch;
 
-/// Materialize the bootstrap into `dir` and find the interpreter; `None` when this host
-/// cannot serve the runtime.
-pub fn detect(_id: &str, _dir: &Path) -> io::Result<Option<Launch>> {
-    Ok(None)
+const RUNTIME_JAR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sous-java-runtime.jar"));
+const SDK_JAR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sous-java-sdk.jar"));
+const TRAINING_HANDLER: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/java-training-classes/sous/training/Handler.class"
+));
+const TRAINING_LIB_JAR: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/sous-java-training-lib.jar"));
+
+/// The runtime jar's file name in the runtime directory.
+const RUNTIME_JAR_NAME: &str = "sous-java-runtime.jar";
+/// The bootstrap's main class.
+const MAIN_CLASS: &str = "dev.sous.runtime.Bootstrap";
+/// The Java major version the `java17` runtime needs.
+const MAJOR: u32 = 17;
+
+/// The jar of the `com.amazonaws.services.lambda.runtime` interfaces (`Context`,
+/// `RequestHandler`, `RequestStreamHandler`, `LambdaLogger`, `ClientContext`,
+/// `CognitoIdentity`, `Client`, `LambdaRuntime`, `logging.LogLevel`...), with the same
+/// signatures as AWS's `aws-lambda-java-core`: what `sous sdk java --out FILE` writes.
+pub fn sdk_jar() -> &'static [u8] {
+    SDK_JAR
+}
+
+/// How long after detection the class-data archive is made: the first seconds of `sous serve`
+/// are left to starting up (and a short-lived server, as in tests, never pays for it).
+const TRAINING_DELAY: Duration = Duration::from_secs(3);
+/// The longest a training run may take.
+const TRAINING_LIMIT: Duration = Duration::from_secs(60);
+
+/// Materialize the runtime jar into `dir` and find a Java 17 JVM; `None` when this host has
+/// none. When the class-data archive for this jar and JVM is missing, a background thread
+/// makes it.
+pub fn detect(id: &str, dir: &Path) -> io::Result<Option<Launch>> {
+    let jar = dir.join(RUNTIME_JAR_NAME);
+    crate::materialize(&jar, RUNTIME_JAR, 0o644)?;
+    let Some(java) = find_java() else {
+        return Ok(None);
+    };
+    let archive = dir.join(format!("sous-java-{:016x}.jsa", archive_key(&java)));
+    if !archive.is_file() {
+        remove_stale_archives(dir, &archive);
+        let (java, jar, dir, archive) = (
+            java.clone(),
+            jar.clone(),
+            dir.to_path_buf(),
+            archive.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("java-cds".into())
+            .spawn(move || {
+                std::thread::sleep(TRAINING_DELAY);
+                match make_archive(&java, &jar, &dir, &archive) {
+                    Ok(()) => tracing::debug!(archive = %archive.display(), "java17 class-data archive made"),
+                    Err(e) => tracing::info!("java17: no class-data archive (cold starts are slower): {e}"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::info!(
+                "java17: no class-data archive (cold starts are slower): start thread: {e}"
+            );
+        }
+    }
+    let java_home = java
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.display().to_string());
+    let mut env = vec![("AWS_EXECUTION_ENV".to_string(), format!("AWS_Lambda_{id}"))];
+    if let Some(home) = java_home {
+        env.push(("JAVA_HOME".into(), home));
+    }
+    let mut args = jvm_flags();
+    // The JVM cannot see the environment's memory cgroup from inside the sandbox: size the
+    // heap from the function's MemorySize, as the JVM on Lambda does from its cgroup.
+    args.push(format!("-XX:MaxRAM={}m", crate::MEMORY_MB));
+    args.push("-Xlog:cds=off,cds+dynamic=off".into());
+    args.push(format!("-XX:SharedArchiveFile={}", archive.display()));
+    args.extend(["-cp".into(), jar.display().to_string(), MAIN_CLASS.into()]);
+    Ok(Some(Launch {
+        program: java,
+        args,
+        env,
+        runtime_dir: dir.to_path_buf(),
+    }))
+}
+
+/// The JVM flags of every start (the training run's too).
+fn jvm_flags() -> Vec<String> {
+    [
+        "-XX:+TieredCompilation",
+        "-XX:TieredStopAtLevel=1",
+        "-XX:-UsePerfData",
+        "-Xshare:auto",
+        "-XX:MaxRAMPercentage=85",
+        "-Djava.net.preferIPv4Stack=true",
+        "-Dfile.encoding=UTF-8",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Identifies the archive's inputs: the runtime jar, the JVM's path and its `release` file (a
+/// JVM update makes a new archive).
+fn archive_key(java: &Path) -> u64 {
+    let release = java
+        .parent()
+        .and_then(Path::parent)
+        .and_then(|home| std::fs::read(home.join("release")).ok())
+        .unwrap_or_default();
+    let mut h = Fnv::new();
+    h.write(RUNTIME_JAR);
+    h.write(java.as_os_str().as_encoded_bytes());
+    h.write(&release);
+    h.0
+}
+
+/// FNV-1a, 64 bits: enough to tell archives apart (not a defence against anything).
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // Separates consecutive writes.
+        self.0 = (self.0 ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+}
+
+/// Removes archives of earlier jars or JVMs, and leftovers of interrupted training runs.
+fn remove_stale_archives(dir: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path != keep && name.starts_with("sous-java-") && name.contains(".jsa") {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// The training run: the JVM started as for a function, dumping the classes it loaded into
+/// `archive`, against a scripted Runtime API.
+fn make_archive(java: &Path, jar: &Path, dir: &Path, archive: &Path) -> io::Result<()> {
+    let root = dir.join("cds-training");
+    crate::materialize(
+        &root.join("sous/training/Handler.class"),
+        TRAINING_HANDLER,
+        0o644,
+    )?;
+    crate::materialize(&root.join("lib/training.jar"), TRAINING_LIB_JAR, 0o644)?;
+    let tmp = dir.join(format!("sous-java-training-{}.jsa.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let mut child = Command::new(java)
+        .args(jvm_flags())
+        .arg(format!("-XX:ArchiveClassesAtExit={}", tmp.display()))
+        .args(["-cp", &jar.display().to_string(), MAIN_CLASS])
+        .current_dir(&root)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("_HANDLER", "sous.training.Handler")
+        .env("LAMBDA_TASK_ROOT", &root)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "sous-cds-training")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("_LAMBDA_TELEMETRY_LOG_FD", "1")
+        .env("LANG", "en_US.UTF-8")
+        .env("TZ", ":UTC")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let served = serve_training(&listener, Instant::now() + TRAINING_LIMIT);
+    let status = wait_bounded(&mut child, Instant::now() + TRAINING_LIMIT)?;
+    served?;
+    if !tmp.is_file() {
+        return Err(io::Error::other(format!(
+            "the training run ({status}) wrote no archive"
+        )));
+    }
+    // The archive must map (`-Xshare:on` fails otherwise) before functions get it.
+    let check = Command::new(java)
+        .args(jvm_flags())
+        .arg("-Xshare:on")
+        .arg(format!("-XX:SharedArchiveFile={}", tmp.display()))
+        .args(["-cp", &jar.display().to_string(), "-version"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !check.success() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io::Error::other(format!(
+            "the archive does not map ({check})"
+        )));
+    }
+    std::fs::rename(&tmp, archive)
+}
+
+fn wait_bounded(
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> io::Result<std::process::ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Serves the training run's Runtime API on one connection at a time: two events (the second
+/// makes the training function throw), then a 500 to `/next`, on which the runtime exits.
+fn serve_training(listener: &TcpListener, deadline: Instant) -> io::Result<()> {
+    const EVENTS: [&str; 2] = [
+        r#"{"name":"training","numbers":[1,2.5,-3],"flag":true,"none":null,"nested":{"k":"v"}}"#,
+        r#"{"fail":true}"#,
+    ];
+    let mut next_calls = 0;
+    listener.set_nonblocking(true)?;
+    loop {
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    return Err(io::Error::other("the training run did not finish in time"));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(TRAINING_LIMIT))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut writer = stream;
+        while let Some((method, path)) = read_request(&mut reader)? {
+            if method == "GET" && path.ends_with("/invocation/next") {
+                next_calls += 1;
+                match EVENTS.get(next_calls - 1) {
+                    Some(event) => {
+                        let deadline_ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_millis() + 30_000)
+                            .unwrap_or_default();
+                        let id = format!("00000000-0000-4000-8000-00000000000{next_calls}");
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: {deadline_ms}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:sous-cds-training\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000;Sampled=0\r\nContent-Length: {}\r\n\r\n",
+                            event.len()
+                        );
+                        writer.write_all(head.as_bytes())?;
+                        writer.write_all(event.as_bytes())?;
+                    }
+                    None => {
+                        let body =
+                            r#"{"errorMessage":"training done","errorType":"Sous.TrainingDone"}"#;
+                        let head = format!(
+                            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        writer.write_all(head.as_bytes())?;
+                        writer.write_all(body.as_bytes())?;
+                        return Ok(());
+                    }
+                }
+            } else {
+                let body = r#"{"status":"OK"}"#;
+                let head = format!(
+                    "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                writer.write_all(head.as_bytes())?;
+                writer.write_all(body.as_bytes())?;
+            }
+            writer.flush()?;
+        }
+    }
+}
+
+/// Reads one request (head and body); `None` at the end of the connection.
+fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<(String, String)>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 {
+            return Ok(None);
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(Some((method, path)))
+}
+
+/// A Java 17 `java` by its real path: `$JAVA_HOME/bin/java`, then `java` on `PATH`, then the
+/// JDKs installed under `/usr/lib/jvm` (a host whose default `java` is another version may
+/// still have a 17).
+fn find_java() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(home) = std::env::var_os("JAVA_HOME") {
+        candidates.push(Path::new(&home).join("bin/java"));
+    }
+    if let Some(p) = crate::which("java") {
+        candidates.push(p);
+    }
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/jvm") {
+        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        candidates.extend(dirs.into_iter().map(|d| d.join("bin/java")));
+    }
+    candidates.into_iter().find_map(|c| {
+        let real = std::fs::canonicalize(&c).ok()?;
+        (major_version(&real)? == MAJOR).then_some(real)
+    })
+}
+
+/// The major version of the JVM at `java` (a real path): from the JDK's `release` file when
+/// it has one (no JVM started), else from `java -version`.
+fn major_version(java: &Path) -> Option<u32> {
+    if !java.is_file() {
+        return None;
+    }
+    let release = java.parent()?.parent()?.join("release");
+    if let Ok(text) = std::fs::read_to_string(release) {
+        if let Some(v) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("JAVA_VERSION="))
+            .and_then(|v| parse_major(v.trim().trim_matches('"')))
+        {
+            return Some(v);
+        }
+    }
+    let out = Command::new(java)
+        .arg("-version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let quoted = text.split('"').nth(1)?;
+    parse_major(quoted)
+}
+
+/// `17.0.15` → 17, `1.8.0_392` → 8, `21` → 21.
+fn parse_major(version: &str) -> Option<u32> {
+    let mut parts = version.split(['.', '_', '-', '+']);
+    let first: u32 = parts.next()?.parse().ok()?;
+    if first == 1 {
+        return parts.next()?.parse().ok();
+    }
+    Some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_java_versions() {
+        assert_eq!(parse_major("17.0.15"), Some(17));
+        assert_eq!(parse_major("17"), Some(17));
+        assert_eq!(parse_major("1.8.0_392"), Some(8));
+        assert_eq!(parse_major("21-ea"), Some(21));
+        assert_eq!(parse_major("x"), None);
+    }
+
+    #[test]
+    fn jars_are_zips_holding_the_interfaces() {
+        for jar in [SDK_JAR, RUNTIME_JAR] {
+            assert_eq!(&jar[..4], b"PK\x03\x04");
+            let has = |name: &str| jar.windows(name.len()).any(|w| w == name.as_bytes());
+            assert!(has("com/amazonaws/services/lambda/runtime/Context.class"));
+            assert!(has(
+                "com/amazonaws/services/lambda/runtime/RequestHandler.class"
+            ));
+        }
+        let has_bootstrap = |jar: &[u8]| {
+            let name = b"dev/sous/runtime/Bootstrap.class";
+            jar.windows(name.len()).any(|w| w == name)
+        };
+        assert!(has_bootstrap(RUNTIME_JAR));
+        assert!(!has_bootstrap(SDK_JAR));
+    }
+
+    #[test]
+    fn writes_the_runtime_jar_and_finds_java_17_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let launch = detect("java17", dir.path()).unwrap();
+        let jar = dir.path().join(RUNTIME_JAR_NAME);
+        assert_eq!(std::fs::read(&jar).unwrap(), RUNTIME_JAR);
+        if let Some(l) = launch {
+            assert!(l.program.is_absolute());
+            assert_eq!(major_version(&l.program), Some(17));
+            assert_eq!(l.runtime_dir, dir.path());
+            assert_eq!(l.args.last().map(String::as_str), Some(MAIN_CLASS));
+            assert!(l.args.contains(&jar.display().to_string()));
+            assert!(l
+                .env
+                .contains(&("AWS_EXECUTION_ENV".into(), "AWS_Lambda_java17".into())));
+        }
+    }
+
+    #[test]
+    fn the_training_run_makes_an_archive_the_jvm_maps() {
+        let Some(java) = find_java() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let jar = dir.path().join(RUNTIME_JAR_NAME);
+        crate::materialize(&jar, RUNTIME_JAR, 0o644).unwrap();
+        let archive = dir.path().join("test.jsa");
+        make_archive(&java, &jar, dir.path(), &archive).unwrap();
+        assert!(archive.is_file());
+        // It holds the runtime's classes: the JVM loads the bootstrap from it.
+        let out = Command::new(&java)
+            .args(jvm_flags())
+            .arg("-Xshare:on")
+            .arg(format!("-XX:SharedArchiveFile={}", archive.display()))
+            .arg("-Xlog:class+load=info")
+            .args(["-cp", &jar.display().to_string(), MAIN_CLASS])
+            .env_clear()
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.lines().any(|l| l.contains("dev.sous.runtime.Bootstrap source: shared objects file (top)")),
+            "{text}"
+        );
+    }
 }

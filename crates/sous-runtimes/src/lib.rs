@@ -20,11 +20,18 @@ pub mod java;
 pub mod node;
 pub mod python;
 
+/// Written in a [`Launch`] argument, replaced by the function's MemorySize in MB.
+pub const MEMORY_MB: &str = "{memory_mb}";
+
 /// How to start a managed runtime's process.
+///
+/// Paths are host paths: inside a sandbox the runtime directory and the interpreter's
+/// installation ([`Launch::host_paths`]) are shown read-only at the same paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
     /// The interpreter (absolute path).
     pub program: PathBuf,
+    /// Arguments; [`MEMORY_MB`] in any of them is replaced by the function's MemorySize.
     pub args: Vec<String>,
     /// Runtime-specific environment variables (`AWS_EXECUTION_ENV`, `PYTHONPATH`, ...), set
     /// over the ones every environment gets.
@@ -36,6 +43,42 @@ pub struct Launch {
 /// A runtime id this host does not serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotServed;
+
+impl Launch {
+    /// The host paths a sandboxed environment must show (read-only, at the same path) for
+    /// this runtime to start: the runtime directory, the interpreter's installation prefix
+    /// when the base system does not already show it, and the JVM's configuration under
+    /// `/etc` (Debian links `$JAVA_HOME/conf` there).
+    pub fn host_paths(&self) -> Vec<PathBuf> {
+        let mut paths = vec![self.runtime_dir.clone()];
+        let real = std::fs::canonicalize(&self.program).unwrap_or_else(|_| self.program.clone());
+        if let Some(prefix) = real.parent().and_then(Path::parent) {
+            let shown = ["/", "/usr", "/usr/local"]
+                .iter()
+                .any(|s| prefix == Path::new(s))
+                || prefix.starts_with("/usr/lib");
+            if !shown {
+                paths.push(prefix.to_path_buf());
+            }
+        }
+        if real.starts_with("/usr/lib/jvm") {
+            for etc in ["/etc/java-17-openjdk", "/etc/ssl/certs/java"] {
+                if Path::new(etc).exists() {
+                    paths.push(PathBuf::from(etc));
+                }
+            }
+        }
+        paths
+    }
+
+    /// The arguments for a function of `memory_mb`.
+    pub fn args_for(&self, memory_mb: i64) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| a.replace(MEMORY_MB, &memory_mb.to_string()))
+            .collect()
+    }
+}
 
 /// The runtimes this host can serve.
 #[derive(Debug, Clone, Default)]

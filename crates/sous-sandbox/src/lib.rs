@@ -1,7 +1,713 @@
-//! The kernel-facing layer of Sous. Every raw syscall the project makes is wrapped here,
-//! once, with a `SAFETY:` note, so the rest of the workspace stays free of `unsafe`.
+//! The kernel-facing layer of Sous: it turns "run this program" into "run this program in a
+//! Lambda-like execution environment", and holds the process-lifecycle helpers. Every raw
+//! syscall the project makes is wrapped here, once, with a `SAFETY:` note ([`syscalls`]).
 //!
-//! Issue 2 needs only process-lifecycle helpers: a child that runs in its own process group
-//! and dies with Sous. Namespaces, cgroups and mounts arrive with the sandbox issue.
+//! An environment is: cgroups (memory = MemorySize without swap, CPU proportional to memory,
+//! pids ≤ 1024; [`cgroups`]), its own network namespace with the Runtime API socket on its
+//! loopback and, with outbound networking, a veth pair to the NATed host ([`network`]), mount/PID/IPC/UTS namespaces, a pivot_root'ed read-only view
+//! of the host's system directories plus `/var/task`, `/var/runtime`, `/opt` and a private
+//! `/tmp` filesystem image ([`mounts`], [`storage`]), the unprivileged uid 993 / gid 990 (as
+//! Lambda's `sbx_user1051`), no capabilities, `no_new_privs` and a seccomp filter
+//! ([`seccomp`]). [`init`] is the small init that sets it up between the worker's spawn and
+//! the runtime's exec.
+//!
+//! Use: one [`Sandbox`] per `sous serve`; [`Sandbox::prepare`] per environment; then
+//! [`Prepared::command`] to spawn, [`Prepared::kill_all`] / [`Prepared::destroy`] to end it.
 
+pub mod cgroups;
+pub mod init;
+pub mod mounts;
+pub mod network;
 pub mod process;
+pub mod seccomp;
+pub mod storage;
+pub mod syscalls;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+pub use init::{init_main, INIT_ARG};
+pub use network::RUNTIME_API_ADDR;
+
+/// Lambda runs functions as `sbx_user1051`, uid 993, gid 990.
+pub const SANDBOX_UID: u32 = 993;
+pub const SANDBOX_GID: u32 = 990;
+pub const SANDBOX_USER: &str = "sbx_user1051";
+/// Lambda's open-files limit.
+pub const NOFILE: u64 = 1024;
+
+/// Outbound network access of functions (`--function-network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// As Lambda without VPC: functions may open outbound connections.
+    Outbound,
+    /// Loopback only (the Runtime API).
+    None,
+}
+
+/// Whether environments are isolated (`--isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    Full,
+    /// Plain child processes, for hosts where isolation is impossible; nothing is enforced.
+    None,
+}
+
+/// Configuration of the [`Sandbox`] manager.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// `<data-dir>/sandbox`: the root mount point and the /tmp images live here.
+    pub state_dir: PathBuf,
+    pub network: NetworkMode,
+    pub isolation: Isolation,
+    /// The cgroup hierarchy root; `None` means `/sys/fs/cgroup`.
+    pub cgroup_root: Option<PathBuf>,
+    /// How many network namespaces and default-size /tmp images to keep ready.
+    pub pool_size: usize,
+    /// Remount the host's cgroup2 hierarchy with `favordynmods` (host-wide; Linux 6.0+), which
+    /// takes moving a process into a cgroup from several milliseconds (an RCU grace period) to
+    /// tens of microseconds, at a small cost to every fork and exit on the host. Only applied
+    /// with the default cgroup root.
+    pub favor_dynmods: bool,
+    /// Cap each environment's CPU at its Lambda share (a CFS quota: 1,769 MB = one vCPU).
+    /// Off: the share is a weight (`cpu.shares` / `cpu.weight`), so environments get CPU in
+    /// proportion to memory when the host is busy and may use idle cores otherwise.
+    pub cpu_cap: bool,
+}
+
+impl SandboxConfig {
+    /// Full isolation, outbound network, `/sys/fs/cgroup`, a pool of 2.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        SandboxConfig {
+            state_dir: state_dir.into(),
+            network: NetworkMode::Outbound,
+            isolation: Isolation::Full,
+            cgroup_root: None,
+            pool_size: 2,
+            favor_dynmods: true,
+            cpu_cap: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// Full isolation cannot work on this host (the caller may offer `--isolation none`).
+    #[error("function isolation is not possible on this host: {0}")]
+    Unsupported(String),
+    #[error("cgroups: {0}")]
+    Cgroup(#[from] cgroups::CgroupError),
+    #[error("network namespace: {0}")]
+    Network(io::Error),
+    /// Outbound networking cannot be set up (e.g. iptables is missing).
+    #[error("outbound networking (--function-network outbound): {0}")]
+    Outbound(String),
+    #[error("/tmp storage: {0}")]
+    Storage(#[from] storage::StorageError),
+    #[error("filesystem view: {0}")]
+    Plan(#[from] mounts::PlanError),
+    #[error("{what}: {err}")]
+    Io { what: String, err: io::Error },
+}
+
+/// What an environment is made of.
+#[derive(Debug, Clone)]
+pub struct EnvSandboxSpec {
+    /// The environment id (used in cgroup names; any string).
+    pub id: String,
+    pub memory_mb: u64,
+    pub ephemeral_mb: u64,
+    /// Host directory shown read-only at `/var/task`.
+    pub task_dir: PathBuf,
+    /// Host directory shown read-only at `/var/runtime`.
+    pub runtime_dir: Option<PathBuf>,
+    /// Host directory shown read-only at `/opt` (merged layers).
+    pub opt_dir: Option<PathBuf>,
+    /// Extra host directories (or files) shown read-only at the same path.
+    pub host_paths: Vec<PathBuf>,
+    pub hostname: String,
+}
+
+struct Shared {
+    cfg: SandboxConfig,
+    cgroups: Option<cgroups::Hierarchy>,
+    /// Distinguishes this data dir's cgroups from another Sous on the same host.
+    tag: String,
+    host_cpus: u64,
+    counter: AtomicU64,
+    nets: Mutex<Vec<network::NetNs>>,
+    /// Veth + NAT for environments, with `NetworkMode::Outbound`.
+    outbound: Option<network::Outbound>,
+    tmps: Mutex<Vec<storage::TmpImage>>,
+    wake: Condvar,
+    wake_lock: Mutex<()>,
+    stop: AtomicBool,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn next(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.cfg.state_dir.join("tmp")
+    }
+
+    fn root_dir(&self) -> PathBuf {
+        self.cfg.state_dir.join("root")
+    }
+
+    fn new_tmp(&self, size_mb: u64) -> Result<storage::TmpImage, storage::StorageError> {
+        storage::create(
+            &self.tmp_dir(),
+            &format!("{}-{}", self.tag, self.next()),
+            size_mb,
+        )
+    }
+
+    /// Keep the pools full; runs on the background thread.
+    fn refill(&self) {
+        let target = self.cfg.pool_size;
+        while !self.stop.load(Ordering::Relaxed) && self.nets.lock().unwrap().len() < target {
+            match network::create(RUNTIME_API_ADDR, self.outbound.as_ref()) {
+                Ok(n) => self.nets.lock().unwrap().push(n),
+                Err(e) => {
+                    self.warn(format!("prepare network namespace: {e}"));
+                    break;
+                }
+            }
+        }
+        while !self.stop.load(Ordering::Relaxed) && self.tmps.lock().unwrap().len() < target {
+            match self.new_tmp(storage::DEFAULT_EPHEMERAL_MB) {
+                Ok(t) => self.tmps.lock().unwrap().push(t),
+                Err(e) => {
+                    self.warn(format!("prepare /tmp image: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn warn(&self, w: String) {
+        let mut ws = self.warnings.lock().unwrap();
+        if !ws.contains(&w) {
+            ws.push(w);
+        }
+    }
+}
+
+/// The sandbox manager: created once at `sous serve` start.
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    filler: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("isolation", &self.shared.cfg.isolation)
+            .field("state_dir", &self.shared.cfg.state_dir)
+            .finish()
+    }
+}
+
+fn io_ctx(what: impl Into<String>) -> impl FnOnce(io::Error) -> SandboxError {
+    let what = what.into();
+    move |err| SandboxError::Io { what, err }
+}
+
+fn find_program(name: &str) -> bool {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(name).exists())
+}
+
+impl Sandbox {
+    /// Check that isolation is possible here (root, cgroups v1 or v2, mkfs.ext4 and mount, a
+    /// network namespace can be made; with outbound networking, iptables: the firewall and NAT
+    /// chains are installed and IPv4 forwarding turned on), clean up what a crashed earlier
+    /// run of this data dir left (cgroups, /tmp images and their mounts, veth pairs), and
+    /// start the background pool.
+    /// `Isolation::None` checks nothing.
+    pub fn new(cfg: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let host_cpus = std::thread::available_parallelism()
+            .map(|n| n.get() as u64)
+            .unwrap_or(1);
+        let mut tag_hash = DefaultHasher::new();
+        cfg.state_dir.hash(&mut tag_hash);
+        let tag = format!("{:08x}", tag_hash.finish() as u32);
+        let full = cfg.isolation == Isolation::Full;
+        let mut hierarchy = None;
+        if full {
+            if !cfg!(target_os = "linux") {
+                return Err(SandboxError::Unsupported("not Linux".into()));
+            }
+            if syscalls::geteuid() != 0 {
+                return Err(SandboxError::Unsupported(
+                    "Sous must run as root to create namespaces, cgroups and mounts \
+                     (rootless isolation is not implemented)"
+                        .into(),
+                ));
+            }
+            for p in ["mkfs.ext4", "mount"] {
+                if !find_program(p) {
+                    return Err(SandboxError::Unsupported(format!(
+                        "{p} not found (needed for /tmp images; Debian: e2fsprogs, mount)"
+                    )));
+                }
+            }
+            let root = cfg
+                .cgroup_root
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+            hierarchy =
+                Some(cgroups::detect(&root).map_err(|e| SandboxError::Unsupported(e.to_string()))?);
+            let tmp = cfg.state_dir.join("tmp");
+            std::fs::create_dir_all(&tmp).map_err(io_ctx(format!("create {}", tmp.display())))?;
+            // The root template is rebuilt at every start (fresh copies of the /etc entries).
+            // Nothing is ever mounted on it in the host's namespace, only in environments'.
+            let root = cfg.state_dir.join("root");
+            if root.exists() {
+                std::fs::remove_dir_all(&root)
+                    .map_err(io_ctx(format!("remove old {}", root.display())))?;
+            }
+            mounts::build_template(
+                &syscalls::LinuxKernel,
+                &root,
+                &mounts::SandboxUser {
+                    uid: SANDBOX_UID,
+                    gid: SANDBOX_GID,
+                    name: SANDBOX_USER.into(),
+                },
+                &mounts::probe_host,
+                true,
+            )?;
+        }
+        let outbound = match full && cfg.network == NetworkMode::Outbound {
+            true => Some(network::Outbound::setup(&tag).map_err(SandboxError::Outbound)?),
+            false => None,
+        };
+        let shared = Arc::new(Shared {
+            cfg,
+            outbound,
+            cgroups: hierarchy,
+            tag,
+            host_cpus,
+            counter: AtomicU64::new(0),
+            nets: Mutex::new(Vec::new()),
+            tmps: Mutex::new(Vec::new()),
+            wake: Condvar::new(),
+            wake_lock: Mutex::new(()),
+            stop: AtomicBool::new(false),
+            warnings: Mutex::new(Vec::new()),
+        });
+        if !full {
+            return Ok(Sandbox {
+                shared,
+                filler: None,
+            });
+        }
+        shared.cleanup_leftovers();
+        if shared.cfg.favor_dynmods && shared.cfg.cgroup_root.is_none() {
+            if let Err(e) = cgroups::favor_dynmods() {
+                shared.warn(format!(
+                    "cgroup2 favordynmods not enabled ({e}): every environment start pays an \
+                     RCU grace period (several ms) to join its cgroup"
+                ));
+            }
+        }
+        // One namespace now proves the host allows them.
+        let first = network::create(RUNTIME_API_ADDR, shared.outbound.as_ref())
+            .map_err(|e| SandboxError::Unsupported(format!("create a network namespace: {e}")))?;
+        shared.nets.lock().unwrap().push(first);
+        let bg = shared.clone();
+        let filler = std::thread::Builder::new()
+            .name("sous-sandbox-pool".into())
+            .spawn(move || {
+                while !bg.stop.load(Ordering::Relaxed) {
+                    bg.refill();
+                    let g = bg.wake_lock.lock().unwrap();
+                    let _ = bg.wake.wait_timeout(g, Duration::from_secs(5)).unwrap();
+                }
+            })
+            .map_err(io_ctx("start sandbox pool thread"))?;
+        Ok(Sandbox {
+            shared,
+            filler: Some(filler),
+        })
+    }
+
+    pub fn isolation(&self) -> Isolation {
+        self.shared.cfg.isolation
+    }
+
+    /// The cgroup version in use (`None` without isolation).
+    pub fn cgroup_version(&self) -> Option<cgroups::Version> {
+        self.shared.cgroups.as_ref().map(|h| h.version())
+    }
+
+    /// Ready network namespaces and default-size /tmp images in the pool.
+    pub fn pool_status(&self) -> (usize, usize) {
+        (
+            self.shared.nets.lock().unwrap().len(),
+            self.shared.tmps.lock().unwrap().len(),
+        )
+    }
+
+    /// Things the operator should know (features that are off, pool failures), once each.
+    pub fn warnings(&self) -> Vec<String> {
+        self.shared.warnings.lock().unwrap().clone()
+    }
+
+    /// Prepare an environment: cgroup with its limits, network namespace with the Runtime API
+    /// listener, /tmp image, and the filesystem plan. Cheap when the pool is warm.
+    pub fn prepare(&self, spec: &EnvSandboxSpec) -> Result<Prepared, SandboxError> {
+        let sh = &self.shared;
+        let Some(hierarchy) = &sh.cgroups else {
+            let listener = TcpListener::bind("127.0.0.1:0").map_err(io_ctx("bind runtime API"))?;
+            return Ok(Prepared {
+                listener,
+                spec: spec.clone(),
+                env: None,
+            });
+        };
+        let name = format!("{}-{}-{}", sh.tag, sh.next(), sanitize(&spec.id));
+        let cgroup = hierarchy.create(
+            &name,
+            &cgroups::limits_for(spec.memory_mb, sh.host_cpus, sh.cfg.cpu_cap),
+        );
+        let cgroup = match cgroup {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = hierarchy.open_existing(&name).remove();
+                return Err(e.into());
+            }
+        };
+        let mut env = Isolated {
+            cgroup,
+            cgroup_fds: Vec::new(),
+            netns: None,
+            veth: None,
+            tmp: None,
+            mounts: Vec::new(),
+            shared: sh.clone(),
+            done: false,
+        };
+        // From here on, dropping `env` undoes everything made so far.
+        for f in env.cgroup.procs_files() {
+            let fd = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&f)
+                .map_err(io_ctx(format!("open {}", f.display())))?;
+            env.cgroup_fds.push(Arc::new(OwnedFd::from(fd)));
+        }
+        let pooled = sh.nets.lock().unwrap().pop();
+        let net = match pooled {
+            Some(n) => n,
+            None => network::create(RUNTIME_API_ADDR, sh.outbound.as_ref())
+                .map_err(SandboxError::Network)?,
+        };
+        let listener = net.listener;
+        env.netns = Some(Arc::new(net.ns));
+        env.veth = net.veth;
+        let pooled = (spec.ephemeral_mb == storage::DEFAULT_EPHEMERAL_MB)
+            .then(|| sh.tmps.lock().unwrap().pop())
+            .flatten();
+        env.tmp = Some(match pooled {
+            Some(t) => t,
+            None => sh.new_tmp(spec.ephemeral_mb)?,
+        });
+        sh.wake.notify_one();
+        mounts::ensure_mount_points(&sh.root_dir(), &spec.host_paths)?;
+        env.mounts = mounts::build_plan(
+            &mounts::RootInputs {
+                new_root: sh.root_dir(),
+                task_dir: spec.task_dir.clone(),
+                runtime_dir: spec.runtime_dir.clone(),
+                opt_dir: spec.opt_dir.clone(),
+                host_paths: spec.host_paths.clone(),
+                tmp_source: env.tmp.as_ref().map(|t| t.mountpoint.clone()),
+            },
+            &mounts::probe_host,
+        )?;
+        Ok(Prepared {
+            listener,
+            spec: spec.clone(),
+            env: Some(env),
+        })
+    }
+}
+
+impl Shared {
+    fn cleanup_leftovers(&self) {
+        if let Some(h) = &self.cgroups {
+            let prefix = format!("{}-", self.tag);
+            for name in h.existing().into_iter().filter(|n| n.starts_with(&prefix)) {
+                if let Err(e) = h.open_existing(&name).remove() {
+                    self.warn(format!("remove leftover cgroup {name}: {e}"));
+                }
+            }
+        }
+        storage::cleanup_dir(&self.tmp_dir());
+        // A crashed run can leave the root's mount point mounted only if it crashed inside a
+        // private namespace, which dies with it; nothing to do. Network namespaces are held by
+        // descriptors only and die with the process.
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.wake.notify_all();
+        if let Some(t) = self.filler.take() {
+            let _ = t.join();
+        }
+        for t in self.shared.tmps.lock().unwrap().drain(..) {
+            let _ = storage::release(&t);
+        }
+        self.shared.nets.lock().unwrap().clear();
+    }
+}
+
+/// Cgroup-name-safe form of an environment id.
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
+}
+
+/// The isolated parts of a prepared environment.
+struct Isolated {
+    cgroup: cgroups::Cgroup,
+    cgroup_fds: Vec<Arc<OwnedFd>>,
+    netns: Option<Arc<OwnedFd>>,
+    /// Deleted (both ends) on teardown.
+    veth: Option<network::Veth>,
+    tmp: Option<storage::TmpImage>,
+    mounts: Vec<mounts::Step>,
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl Isolated {
+    fn teardown(&mut self) -> io::Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        self.done = true;
+        let mut first: Option<io::Error> = None;
+        if let Err(e) = self.cgroup.remove() {
+            first.get_or_insert(io::Error::other(e.to_string()));
+        }
+        self.cgroup_fds.clear();
+        self.netns = None;
+        self.veth = None;
+        if let Some(t) = self.tmp.take() {
+            if let Err(e) = storage::release(&t) {
+                first.get_or_insert(e);
+            }
+        }
+        self.shared.wake.notify_one();
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
+
+/// A prepared environment. Dropping it destroys it.
+pub struct Prepared {
+    /// The Runtime API socket, listening on [`Prepared::runtime_api_addr`] inside the
+    /// environment's network namespace. Serve it with
+    /// `tokio::net::TcpListener::from_std(listener.try_clone()?)` after `set_nonblocking(true)`.
+    pub listener: TcpListener,
+    spec: EnvSandboxSpec,
+    env: Option<Isolated>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("id", &self.spec.id)
+            .field("isolated", &self.env.is_some())
+            .finish()
+    }
+}
+
+impl Prepared {
+    /// The value of `AWS_LAMBDA_RUNTIME_API` as the function must see it (`127.0.0.1:9001`
+    /// when isolated, the host port otherwise).
+    pub fn runtime_api_addr(&self) -> SocketAddr {
+        match &self.env {
+            Some(_) => RUNTIME_API_ADDR,
+            None => self
+                .listener
+                .local_addr()
+                .unwrap_or(network::RUNTIME_API_ADDR),
+        }
+    }
+
+    /// Whether this environment is isolated.
+    pub fn is_isolated(&self) -> bool {
+        self.env.is_some()
+    }
+
+    /// Where a host path under the task, runtime or layers directory appears to the function
+    /// (`/var/task/...`, `/var/runtime/...`, `/opt/...`); host paths exposed as they are and,
+    /// without isolation, every path map to themselves. `None`: not visible inside.
+    pub fn sandbox_path(&self, host: &Path) -> Option<PathBuf> {
+        if self.env.is_none() {
+            return Some(host.to_path_buf());
+        }
+        let s = &self.spec;
+        let maps = [
+            (Some(&s.task_dir), "/var/task"),
+            (s.runtime_dir.as_ref(), "/var/runtime"),
+            (s.opt_dir.as_ref(), "/opt"),
+        ];
+        for (from, to) in maps {
+            if let Some(rest) = from.and_then(|f| host.strip_prefix(f).ok()) {
+                // `join("")` would add a trailing slash to the directory itself.
+                return Some(match rest.as_os_str().is_empty() {
+                    true => PathBuf::from(to),
+                    false => Path::new(to).join(rest),
+                });
+            }
+        }
+        let shared_dirs = ["/usr", "/bin", "/sbin", "/lib", "/lib64"];
+        let visible = s.host_paths.iter().any(|p| host.starts_with(p))
+            || shared_dirs.iter().any(|d| host.starts_with(d));
+        visible.then(|| host.to_path_buf())
+    }
+
+    /// The command that starts the environment's program. Isolated: `init_exe __sandbox-init
+    /// <fd>` (the init joins the cgroup and netns, builds the sandbox and execs `program`,
+    /// a path as seen inside, with exactly `args` and `env`, in `cwd`, also inside). The
+    /// worker adds stdio, `process::inherit_fd` descriptors and
+    /// `process::detach_with_parent_death`, and must keep `self` alive until spawn returns.
+    /// Environment variables must be passed here (the init's own environment is cleared and
+    /// not passed on). Without isolation: `program` itself.
+    pub fn command(
+        &self,
+        init_exe: &Path,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        cwd: &Path,
+    ) -> Command {
+        let Some(iso) = &self.env else {
+            let mut cmd = Command::new(program);
+            cmd.args(args)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .current_dir(cwd);
+            return cmd;
+        };
+        let mut argv = vec![program.to_string_lossy().into_owned()];
+        argv.extend(args.iter().cloned());
+        let plan = init::InitPlan {
+            cgroup_fds: iso.cgroup_fds.iter().map(|f| f.as_raw_fd()).collect(),
+            netns_fd: iso.netns.as_ref().map(|f| f.as_raw_fd()),
+            mounts: iso.mounts.clone(),
+            hostname: if self.spec.hostname.is_empty() {
+                "localhost".into()
+            } else {
+                self.spec.hostname.clone()
+            },
+            uid: SANDBOX_UID,
+            gid: SANDBOX_GID,
+            nofile: NOFILE,
+            program: program.to_path_buf(),
+            argv,
+            env: env.to_vec(),
+            cwd: cwd.to_path_buf(),
+        };
+        let mut cmd = Command::new(init_exe);
+        cmd.env_clear();
+        let json = serde_json::to_vec(&plan).unwrap_or_default();
+        let plan_fd = match syscalls::memfd_with("sous-sandbox-plan", &json) {
+            Ok(fd) => Arc::new(fd),
+            Err(e) => {
+                // `command` cannot fail; make the spawn fail with the reason instead.
+                let (kind, msg) = (e.kind(), format!("create sandbox plan: {e}"));
+                // SAFETY: the closure only builds an error value.
+                unsafe { cmd.pre_exec(move || Err(io::Error::new(kind, msg.clone()))) };
+                return cmd;
+            }
+        };
+        cmd.arg(INIT_ARG).arg(plan_fd.as_raw_fd().to_string());
+        let mut keep: Vec<Arc<OwnedFd>> = vec![plan_fd];
+        keep.extend(iso.cgroup_fds.iter().cloned());
+        keep.extend(iso.netns.iter().cloned());
+        // SAFETY: runs in the forked child before exec; it only calls fcntl (async-signal-safe)
+        // on descriptors that `keep`, owned by the closure, holds open.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in &keep {
+                    syscalls::clear_cloexec(fd.as_raw_fd())?;
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    /// Kill every process of the environment (freeze + SIGKILL the cgroup: double forks
+    /// cannot escape). A no-op without isolation.
+    pub fn kill_all(&self) -> io::Result<()> {
+        match &self.env {
+            Some(e) => e
+                .cgroup
+                .kill_all()
+                .map_err(|e| io::Error::other(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Peak memory of the environment in bytes (the cgroup's high-water mark).
+    pub fn peak_memory(&self) -> Option<u64> {
+        self.env.as_ref()?.cgroup.peak_memory()
+    }
+
+    /// Whether the kernel's OOM killer killed a process of the environment.
+    pub fn oom_killed(&self) -> bool {
+        self.env.as_ref().is_some_and(|e| e.cgroup.oom_killed())
+    }
+
+    /// Pids (host view) of the environment's processes.
+    pub fn pids(&self) -> Vec<i32> {
+        self.env
+            .as_ref()
+            .map(|e| e.cgroup.pids())
+            .unwrap_or_default()
+    }
+
+    /// Kill everything, remove the cgroup, unmount and delete the /tmp image, release the
+    /// network namespace. Also done on drop.
+    pub fn destroy(mut self) -> io::Result<()> {
+        match self.env.as_mut() {
+            Some(e) => e.teardown(),
+            None => Ok(()),
+        }
+    }
+}

@@ -26,6 +26,7 @@ pub enum ErrorCode {
     UnknownOperationException,
     SerializationException,
     InvalidRuntimeException,
+    ProvisionedConcurrencyConfigNotFoundException,
 }
 
 impl ErrorCode {
@@ -50,6 +51,9 @@ impl ErrorCode {
             Self::UnknownOperationException => "UnknownOperationException",
             Self::SerializationException => "SerializationException",
             Self::InvalidRuntimeException => "InvalidRuntimeException",
+            Self::ProvisionedConcurrencyConfigNotFoundException => {
+                "ProvisionedConcurrencyConfigNotFoundException"
+            }
         }
     }
 
@@ -66,7 +70,8 @@ impl ErrorCode {
             | Self::IncompleteSignatureException
             | Self::MissingAuthenticationTokenException
             | Self::AccessDeniedException => 403,
-            Self::ResourceNotFoundException => 404,
+            Self::ResourceNotFoundException
+            | Self::ProvisionedConcurrencyConfigNotFoundException => 404,
             Self::ResourceConflictException => 409,
             Self::PreconditionFailedException => 412,
             Self::RequestTooLargeException | Self::RequestEntityTooLargeException => 413,
@@ -88,6 +93,7 @@ impl ErrorCode {
             | Self::RequestTooLargeException
             | Self::UnsupportedMediaTypeException
             | Self::TooManyRequestsException
+            | Self::ProvisionedConcurrencyConfigNotFoundException
             | Self::ValidationException => "message",
             _ => "Message",
         }

@@ -3,6 +3,7 @@
 //! tested directly and every other crate shares one definition of them.
 
 pub mod alias;
+pub mod concurrency;
 pub mod config;
 pub mod error;
 pub mod limits;

@@ -25,6 +25,11 @@ pub const ZIPPED_MAX_BYTES: u64 = 52_428_800;
 pub const TOTAL_CODE_SIZE_BYTES: u64 = 80_530_636_800;
 /// Default account concurrency.
 pub const ACCOUNT_CONCURRENCY: u64 = 1000;
+/// Unreserved concurrency an account must keep (or its whole limit, when smaller).
+pub const MIN_UNRESERVED_CONCURRENCY: u64 = 100;
+/// Default idle period after which a warm on-demand environment is stopped (Sous's reuse
+/// window; Lambda does not publish one, observed reuse lasts minutes).
+pub const IDLE_TIMEOUT_DEFAULT_S: u64 = 300;
 /// Init phase limit for on-demand environments.
 pub const INIT_TIMEOUT_MS: u64 = 10_000;
 /// Bytes of log returned in `X-Amz-Log-Result`.

@@ -1,9 +1,12 @@
 //! One execution environment: start (init phase), invoke, stop.
 //!
-//! Until the sandbox issue lands, an environment is a plain child process in its own process
-//! group, killed with its group when the environment stops and by a parent-death signal if
-//! Sous dies. Each live environment has a run file (`<data-dir>/run/envs/<id>`) naming its
-//! process group, so a restart after a crash kills what the last run left.
+//! An environment is a sandbox prepared by `sous-sandbox` (cgroups, network namespace with
+//! the Runtime API listener on its loopback, a new root with the code at `/var/task`, a `/tmp`
+//! of its own) and the runtime process started in it through the sandbox init. The process
+//! is also in its own process group with a parent-death signal, so nothing outlives Sous;
+//! each live environment has a run file (`<data-dir>/run/envs/<id>`) naming that group, so a
+//! restart after a crash kills what the last run left. With `--isolation none` the same
+//! steps run without namespaces (the sandbox hands back a plain command).
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -21,9 +24,20 @@ use tracing::{debug, warn};
 use sous_types::limits::SYNC_RESPONSE_MAX_BYTES;
 use sous_types::{names, runtime, timefmt};
 
+use sous_sandbox::{EnvSandboxSpec, Prepared, Sandbox};
+
 use crate::logs::{self, LogStream, StreamTarget};
 use crate::runtime_api::{InitResult, PendingEvent, RuntimeApi, RuntimeResult};
 use crate::spec::{EnvSpec, Invocation, Outcome};
+
+/// How an invocation handed to an environment ended.
+pub enum Delivery {
+    /// The runtime took the event: the outcome, and whether the environment can be reused.
+    Done(Outcome, bool),
+    /// The runtime exited before taking the event (it was on its way out after the previous
+    /// invocation); the environment is stopped and the invocation may run elsewhere.
+    NotDelivered,
+}
 
 /// Paths and switches shared by all environments.
 #[derive(Debug, Clone)]
@@ -31,6 +45,9 @@ pub struct EnvContext {
     pub logs_dir: PathBuf,
     pub run_dir: PathBuf,
     pub echo_logs: bool,
+    pub sandbox: Arc<Sandbox>,
+    /// The executable that runs the sandbox init (`sous __sandbox-init`).
+    pub init_exe: PathBuf,
 }
 
 /// How an init phase failed.
@@ -52,6 +69,9 @@ pub struct Environment {
     exited: watch::Receiver<Option<String>>,
     logs: LogStream,
     run_file: PathBuf,
+    /// The sandbox; taken (and destroyed off the async threads) when the environment stops.
+    sandbox: Option<Prepared>,
+    isolated: bool,
     /// Init duration, reported in the REPORT line of the first invocation only.
     pending_init_ms: Option<f64>,
     stopped: bool,
@@ -106,34 +126,69 @@ impl Environment {
             runtime::version_arn(&spec.region, &spec.runtime)
         )]);
 
-        let listener = match TcpListener::bind("127.0.0.1:0").await {
+        // A custom runtime's entry point is checked on the host, so that a missing or
+        // non-executable bootstrap gets Lambda's Runtime.InvalidEntrypoint.
+        if spec.launch.is_none() {
+            if let Err(message) = check_bootstrap(&spec.code_dir.join("bootstrap"), request_id) {
+                logs.platform(vec![message.clone(), "Runtime.InvalidEntrypoint".into()]);
+                let outcome = Outcome::platform_error("Runtime.InvalidEntrypoint", message);
+                return Err((InitFailure::Error(outcome), None));
+            }
+        }
+
+        let sandbox = ctx.sandbox.clone();
+        let sandbox_spec = sandbox_spec(&spec, &id);
+        let prepared =
+            match tokio::task::spawn_blocking(move || sandbox.prepare(&sandbox_spec)).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    let e = std::io::Error::other(e.to_string());
+                    return Err((InitFailure::Error(service_fault(request_id, &e)), None));
+                }
+                Err(e) => {
+                    let e = std::io::Error::other(e.to_string());
+                    return Err((InitFailure::Error(service_fault(request_id, &e)), None));
+                }
+            };
+        let listener = match prepared
+            .listener
+            .try_clone()
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(TcpListener::from_std)
+        {
             Ok(l) => l,
-            Err(e) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
-        };
-        let addr = match listener.local_addr() {
-            Ok(a) => a,
             Err(e) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
         };
         let (api, init_rx) = RuntimeApi::new();
         let server = tokio::spawn(api.clone().serve(listener));
 
-        let bootstrap = match &spec.launch {
-            Some(launch) => launch.program.clone(),
-            None => spec.code_dir.join("bootstrap"),
+        // Paths as the function sees them.
+        let inside = |p: &Path| prepared.sandbox_path(p).unwrap_or_else(|| p.to_path_buf());
+        // A managed runtime's own files are shown at their host paths (see
+        // `Launch::host_paths`), so its arguments and variables need no translation.
+        let (program, args) = match &spec.launch {
+            Some(launch) => (launch.program.clone(), launch.args_for(spec.memory_mb)),
+            None => (inside(&spec.code_dir.join("bootstrap")), Vec::new()),
         };
-        let mut cmd = std::process::Command::new(&bootstrap);
+        let paths = InsidePaths {
+            task_root: inside(&spec.code_dir).display().to_string(),
+            runtime_dir: match &spec.launch {
+                Some(launch) => inside(&launch.runtime_dir).display().to_string(),
+                None => "/var/runtime".to_string(),
+            },
+        };
+        let api_addr = prepared.runtime_api_addr().to_string();
+        let mut vars = environment_variables(&spec, &paths, &api_addr, &stream, init_type);
         if let Some(launch) = &spec.launch {
-            cmd.args(&launch.args);
+            vars.extend(launch.env.iter().cloned());
         }
-        cmd.current_dir(&spec.code_dir)
-            .env_clear()
-            .envs(environment_variables(
-                &spec,
-                &addr.to_string(),
-                &stream,
-                init_type,
-            ))
-            .stdin(Stdio::null());
+        if let Some(w) = &telemetry_write {
+            vars.insert("_LAMBDA_TELEMETRY_LOG_FD".into(), w.as_raw_fd().to_string());
+        }
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let cwd = inside(&spec.code_dir);
+        let mut cmd = prepared.command(&ctx.init_exe, &program, &args, &vars, &cwd);
+        cmd.stdin(Stdio::null());
         match write_end.try_clone() {
             Ok(dup) => {
                 cmd.stdout(Stdio::from(dup));
@@ -145,9 +200,7 @@ impl Environment {
             }
         }
         if let Some(w) = &telemetry_write {
-            let fd = w.as_raw_fd();
-            cmd.env("_LAMBDA_TELEMETRY_LOG_FD", fd.to_string());
-            sous_sandbox::process::inherit_fd(&mut cmd, fd);
+            sous_sandbox::process::inherit_fd(&mut cmd, w.as_raw_fd());
         }
         sous_sandbox::process::detach_with_parent_death(&mut cmd);
         let child = tokio::process::Command::from(cmd).spawn();
@@ -157,17 +210,10 @@ impl Environment {
             Ok(c) => c,
             Err(e) => {
                 server.abort();
-                let message = if e.kind() == std::io::ErrorKind::NotFound {
-                    format!(
-                        "RequestId: {request_id} Error: Couldn't find valid bootstrap(s): [{} /opt/bootstrap]",
-                        bootstrap.display()
-                    )
-                } else {
-                    format!(
-                        "RequestId: {request_id} Error: fork/exec {}: {e}",
-                        bootstrap.display()
-                    )
-                };
+                let message = format!(
+                    "RequestId: {request_id} Error: fork/exec {}: {e}",
+                    program.display()
+                );
                 logs.platform(vec![message.clone(), "Runtime.InvalidEntrypoint".into()]);
                 return Err((
                     InitFailure::Error(Outcome::platform_error(
@@ -201,6 +247,8 @@ impl Environment {
             exited,
             logs,
             run_file,
+            isolated: prepared.is_isolated(),
+            sandbox: Some(prepared),
             pending_init_ms: None,
             stopped: false,
         };
@@ -222,7 +270,10 @@ impl Environment {
         let duration_ms = ms(started.elapsed());
         match result {
             Some(InitResult::Ready) => {
-                env.pending_init_ms = Some(duration_ms);
+                // Lambda reports Init Duration on the first invocation of an on-demand
+                // environment only: provisioned ones were initialized ahead of traffic.
+                env.pending_init_ms =
+                    (init_type != "provisioned-concurrency").then_some(duration_ms);
                 Ok(env)
             }
             Some(InitResult::Failed { error_type, body }) => {
@@ -259,7 +310,7 @@ impl Environment {
     }
 
     /// Run one invocation. Returns the outcome and whether the environment can be reused.
-    pub async fn invoke(&mut self, inv: Invocation) -> (Outcome, bool) {
+    pub async fn invoke(&mut self, inv: Invocation) -> Delivery {
         let started = Instant::now();
         let timeout = Duration::from_secs(self.spec.timeout_s.max(1) as u64);
         let deadline_ms = epoch_ms() + timeout.as_millis() as u64;
@@ -302,7 +353,16 @@ impl Environment {
                 ),
                 Err(_) => self.crashed(&request_id, &mut lines, &mut status).await,
             },
-            _ = wait_exit(&mut exited) => self.crashed(&request_id, &mut lines, &mut status).await,
+            _ = wait_exit(&mut exited) => {
+                // A runtime that exits right after its previous response (an uncaught
+                // exception reported, then exit) never took this event: another environment
+                // can run it.
+                if self.api.withdraw(&request_id) {
+                    self.stop();
+                    return Delivery::NotDelivered;
+                }
+                self.crashed(&request_id, &mut lines, &mut status).await
+            }
             _ = tokio::time::sleep(timeout) => {
                 let secs = self.spec.timeout_s;
                 let message = format!("RequestId: {request_id} Error: Task timed out after {secs}.00 seconds");
@@ -315,9 +375,7 @@ impl Environment {
             }
         };
         let duration = ms(started.elapsed());
-        let max_memory_mb = sous_sandbox::process::peak_rss_kib(self.pgid)
-            .map(|kib| kib.div_ceil(1024))
-            .unwrap_or(0);
+        let max_memory_mb = self.max_memory_mb();
         if !alive {
             self.stop();
         }
@@ -331,8 +389,11 @@ impl Environment {
             status,
             error_type: outcome.error_type.as_deref(),
         }));
+        if !self.isolated {
+            lines.push(NOT_ISOLATED.to_string());
+        }
         let log = self.logs.finish(lines).await;
-        (
+        Delivery::Done(
             Outcome {
                 log: inv.tail_logs.then_some(log),
                 ..outcome
@@ -386,6 +447,17 @@ impl Environment {
         (Outcome::platform_error("Runtime.ExitError", message), false)
     }
 
+    /// Max Memory Used: the cgroup's peak when isolated, else the runtime's peak RSS.
+    fn max_memory_mb(&self) -> u64 {
+        const MIB: u64 = 1024 * 1024;
+        match self.sandbox.as_ref().filter(|p| p.is_isolated()) {
+            Some(p) => p.peak_memory().map(|b| b.div_ceil(MIB)).unwrap_or(0),
+            None => sous_sandbox::process::peak_rss_kib(self.pgid)
+                .map(|kib| kib.div_ceil(1024))
+                .unwrap_or(0),
+        }
+    }
+
     fn exit_description(&self) -> String {
         self.exited
             .borrow()
@@ -410,6 +482,23 @@ impl Environment {
             }
         }
         self.server.abort();
+        if let Some(prepared) = self.sandbox.take() {
+            if let Err(e) = prepared.kill_all() {
+                warn!(env = %self.id, error = %e, "kill environment processes");
+            }
+            // Unmounting and removing cgroups takes milliseconds: off the async threads.
+            let destroy = move || {
+                if let Err(e) = prepared.destroy() {
+                    warn!(error = %e, "destroy environment sandbox");
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn_blocking(destroy);
+                }
+                Err(_) => destroy(),
+            }
+        }
         let _ = std::fs::remove_file(&self.run_file);
         debug!(function = %self.spec.function_name, env = %self.id, "environment stopped");
     }
@@ -421,18 +510,61 @@ impl Drop for Environment {
     }
 }
 
+/// The line added after REPORT when Sous runs without isolation.
+const NOT_ISOLATED: &str =
+    "WARNING: this execution environment is not isolated (sous serve --isolation none)";
+
+/// Where the task root and runtime directory appear to the function.
+struct InsidePaths {
+    task_root: String,
+    runtime_dir: String,
+}
+
+/// What the sandbox is made of for `spec`.
+fn sandbox_spec(spec: &EnvSpec, id: &str) -> EnvSandboxSpec {
+    let host_paths = spec
+        .launch
+        .as_ref()
+        .map(|l| l.host_paths())
+        .unwrap_or_default();
+    let bytes = id.as_bytes();
+    EnvSandboxSpec {
+        id: id.to_string(),
+        memory_mb: spec.memory_mb.max(0) as u64,
+        ephemeral_mb: spec.ephemeral_mb.max(0) as u64,
+        task_dir: spec.code_dir.clone(),
+        runtime_dir: spec.launch.as_ref().map(|l| l.runtime_dir.clone()),
+        opt_dir: None,
+        host_paths,
+        // Lambda's execution environments have link-local style hostnames.
+        hostname: format!("169.254.{}.{}", bytes[0] % 200 + 1, bytes[1] % 250 + 1),
+    }
+}
+
+/// Lambda's entry-point checks for a custom runtime's `bootstrap`.
+fn check_bootstrap(bootstrap: &Path, request_id: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(bootstrap) {
+        Err(_) => Err(format!(
+            "RequestId: {request_id} Error: Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"
+        )),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => Err(format!(
+            "RequestId: {request_id} Error: fork/exec /var/task/bootstrap: permission denied"
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Every variable Lambda sets for a custom runtime, over the function's own.
 fn environment_variables(
     spec: &EnvSpec,
+    paths: &InsidePaths,
     api_addr: &str,
     stream: &str,
     init_type: &str,
 ) -> BTreeMap<String, String> {
-    let task_root = spec.code_dir.display().to_string();
-    let runtime_dir = match &spec.launch {
-        Some(launch) => launch.runtime_dir.display().to_string(),
-        None => "/var/runtime".to_string(),
-    };
+    let task_root = paths.task_root.clone();
+    let runtime_dir = paths.runtime_dir.clone();
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     // Unreserved defaults the function may override.
     vars.insert(
@@ -467,9 +599,6 @@ fn environment_variables(
         ("LAMBDA_RUNTIME_DIR", runtime_dir),
     ];
     vars.extend(reserved.into_iter().map(|(k, v)| (k.to_string(), v)));
-    if let Some(launch) = &spec.launch {
-        vars.extend(launch.env.iter().cloned());
-    }
     vars
 }
 

@@ -10,13 +10,17 @@
 //! - `logs.rs`: the environment's output pipe, platform lines (START/END/REPORT) and the log
 //!   stream on disk.
 //! - `environment.rs`: start, invoke, stop one environment.
-//! - `pool.rs`: warm environments per function, retirement, shutdown and crash cleanup.
+//! - `admission.rs`: concurrency (reserved, provisioned, account) and host memory admission.
+//! - `pool.rs`: warm environments per function, scale-out and idle scale-down, provisioned
+//!   concurrency, retirement, shutdown and crash cleanup.
 
+pub mod admission;
 pub mod environment;
 pub mod logs;
 pub mod pool;
 pub mod runtime_api;
 pub mod spec;
 
+pub use admission::{MemoryBudget, Refusal};
 pub use pool::{Pool, PoolConfig};
 pub use spec::{EnvSpec, Invocation, Outcome};

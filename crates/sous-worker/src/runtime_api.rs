@@ -122,6 +122,21 @@ impl RuntimeApi {
         }
     }
 
+    /// Take back the event `request_id` if the runtime has not asked for it yet; `true` when
+    /// it was still waiting (so it was never delivered).
+    pub fn withdraw(&self, request_id: &str) -> bool {
+        let mut st = self.lock();
+        if st
+            .queued
+            .as_ref()
+            .is_some_and(|e| e.request_id == request_id)
+        {
+            st.queued = None;
+            return true;
+        }
+        false
+    }
+
     /// Serve the Runtime API on `listener` until the task is aborted.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {

@@ -14,6 +14,8 @@ pub struct EnvSpec {
     /// The configuration's RevisionId: environments of an older revision are never reused.
     pub revision_id: String,
     pub memory_mb: i64,
+    /// EphemeralStorage: the size of `/tmp` in MB.
+    pub ephemeral_mb: i64,
     pub timeout_s: i64,
     pub handler: String,
     pub runtime: String,

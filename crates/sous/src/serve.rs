@@ -8,14 +8,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::info;
+use tracing::{info, warn};
 
 use sous_api::ApiState;
 use sous_invoke::Invoker;
 use sous_runtimes::Catalog;
+use sous_sandbox::{Isolation, NetworkMode, Sandbox, SandboxConfig};
 use sous_store::Store;
 use sous_types::names::Scope;
-use sous_worker::{Pool, PoolConfig};
+use sous_worker::{MemoryBudget, Pool, PoolConfig};
 
 use crate::credentials::{self, Origin};
 
@@ -39,6 +40,66 @@ pub struct ServeArgs {
     /// Do not echo function logs on standard output.
     #[arg(long)]
     no_echo_logs: bool,
+    /// `full`: every environment is a sandbox (namespaces, cgroups, private root; needs root).
+    /// `none`: plain processes, for hosts where isolation is impossible — never for code you
+    /// do not trust.
+    #[arg(long, value_enum, default_value = "full")]
+    isolation: IsolationArg,
+    /// Network access of functions: `outbound` (as on Lambda) or `none`.
+    #[arg(long, value_enum, default_value = "outbound")]
+    function_network: NetworkArg,
+    /// Cap each function's CPU at Lambda's share (1,769 MB = one vCPU) even when cores are
+    /// idle. Without it the share is a weight, honoured when the host is busy.
+    #[arg(long)]
+    function_cpu_cap: bool,
+    /// Stop an on-demand execution environment after it has been idle this long (seconds).
+    #[arg(long, default_value_t = sous_types::limits::IDLE_TIMEOUT_DEFAULT_S)]
+    idle_timeout_secs: u64,
+    /// The account's concurrency limit (GetAccountSettings' ConcurrentExecutions).
+    #[arg(long, default_value_t = sous_types::limits::ACCOUNT_CONCURRENCY)]
+    account_concurrency: u64,
+    /// Host memory to budget environments against, in MB [default: MemTotal of /proc/meminfo]
+    #[arg(long)]
+    host_memory_mb: Option<u64>,
+    /// Memory kept free of environments, in MB [default: 10% of host memory, at least 512]
+    #[arg(long)]
+    memory_headroom_mb: Option<u64>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum IsolationArg {
+    Full,
+    None,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NetworkArg {
+    Outbound,
+    None,
+}
+
+/// The sandbox manager, or why `sous serve` refuses to run functions.
+fn sandbox(data_dir: &std::path::Path, args: &ServeArgs) -> anyhow::Result<Sandbox> {
+    let mut cfg = SandboxConfig::new(data_dir.join("sandbox"));
+    cfg.cpu_cap = args.function_cpu_cap;
+    cfg.network = match args.function_network {
+        NetworkArg::Outbound => NetworkMode::Outbound,
+        NetworkArg::None => NetworkMode::None,
+    };
+    if let IsolationArg::None = args.isolation {
+        cfg.isolation = Isolation::None;
+        warn!("--isolation none: functions run as plain processes of this user, not isolated from the host or each other");
+    }
+    let sandbox = Sandbox::new(cfg).map_err(|e| {
+        anyhow::anyhow!(
+            "execution environments cannot be isolated on this host: {e}. \
+             Run as root on Linux with cgroups, or pass --isolation none to run functions unisolated"
+        )
+    })?;
+    for w in sandbox.warnings() {
+        warn!("{w}");
+    }
+    Ok(sandbox)
 }
 
 /// The data dir from the flag, else `$XDG_DATA_HOME/sous`, else `~/.local/share/sous`.
@@ -69,7 +130,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let data_dir = data_dir(args.data_dir)?;
+    let data_dir = data_dir(args.data_dir.clone())?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("create data dir {}", data_dir.display()))?;
     let (creds, origin) = credentials::load(&data_dir)?;
@@ -92,9 +153,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(
         Store::open(&data_dir).with_context(|| format!("open store in {}", data_dir.display()))?,
     );
+    let sandbox = Arc::new(sandbox(&data_dir, &args)?);
+    let memory = MemoryBudget::from_settings(args.host_memory_mb, args.memory_headroom_mb)
+        .context("read the host's memory (or pass --host-memory-mb)")?;
+    info!(
+        host_mb = memory.host_mb,
+        headroom_mb = memory.headroom_mb,
+        capacity_mb = memory.capacity_mb(),
+        account_concurrency = args.account_concurrency,
+        idle_timeout_secs = args.idle_timeout_secs,
+        "capacity"
+    );
     let pool = Pool::new(PoolConfig {
-        data_dir: data_dir.clone(),
-        echo_logs: !args.no_echo_logs,
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
+        account_concurrency: args.account_concurrency,
+        memory,
+        sandbox,
+        init_exe: std::env::current_exe().context("locate the sous executable")?,
+        ..PoolConfig::new(data_dir.clone(), !args.no_echo_logs)
     })
     .context("prepare execution environments")?;
     let scope = Scope::new(args.region.clone(), args.account_id.clone());
@@ -106,6 +182,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runtimes,
         scope.clone(),
     ));
+    match invoker.restore() {
+        Ok(0) => {}
+        Ok(n) => info!(configurations = n, "provisioned concurrency restored"),
+        Err(e) => warn!(error = %e, "restore concurrency settings"),
+    }
     let listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("listen on {}", args.api_addr))?;

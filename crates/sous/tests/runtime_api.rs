@@ -263,7 +263,7 @@ async fn timeout_stops_the_environment_and_the_next_invoke_gets_a_new_one() {
         "",
         &format!(
             r#"  if grep -q '"sleep"' "$EVENT"; then SOUS_TEST_MARKER={sleeper} sh -c 'sleep 5; true' {sleeper}; fi
-  respond_text "{{\"pid\":$$}}""#
+  respond_text "{{\"env\":\"$AWS_LAMBDA_LOG_STREAM_NAME\"}}""#
         ),
     );
     create_ok(
@@ -273,7 +273,8 @@ async fn timeout_stops_the_environment_and_the_next_invoke_gets_a_new_one() {
     .await;
     // Warm up, so that the timed invocation measures the timeout, not a cold start.
     let warm = invoke(&server, &name, b"{}").await;
-    let warm_pid = warm.json()["pid"].as_u64().unwrap();
+    // Environments are told apart by their log stream (a PID is 2 in every sandbox).
+    let warm_pid = warm.json()["env"].as_str().unwrap().to_string();
 
     let out = invoke(&server, &name, br#"{"sleep":true}"#).await;
     let id = out.request_id.clone().expect("request id");
@@ -309,7 +310,7 @@ async fn timeout_stops_the_environment_and_the_next_invoke_gets_a_new_one() {
     let next = invoke(&server, &name, b"{}").await;
     assert_eq!(next.function_error, None, "{}", next.text());
     assert_ne!(
-        next.json()["pid"].as_u64().unwrap(),
+        next.json()["env"].as_str().unwrap(),
         warm_pid,
         "a new environment"
     );
@@ -328,16 +329,17 @@ async fn runtime_exiting_mid_invocation_is_runtime_exit_error_and_is_replaced() 
         "",
         r#"  if grep -q '"crash"' "$EVENT"; then exit 1; fi
   if grep -q '"kill"' "$EVENT"; then kill -9 $$; fi
-  respond_text "{\"pid\":$$}""#,
+  respond_text "{\"env\":\"$AWS_LAMBDA_LOG_STREAM_NAME\"}""#,
     );
     create_ok(
         &server,
         create(&server.client, &name, &bootstrap_zip(runtime)),
     )
     .await;
-    let first_pid = invoke(&server, &name, b"{}").await.json()["pid"]
-        .as_u64()
-        .unwrap();
+    let first_pid = invoke(&server, &name, b"{}").await.json()["env"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let out = invoke(&server, &name, br#"{"crash":true}"#).await;
     let id = out.request_id.clone().unwrap();
@@ -350,7 +352,7 @@ async fn runtime_exiting_mid_invocation_is_runtime_exit_error_and_is_replaced() 
 
     let next = invoke(&server, &name, b"{}").await;
     assert_eq!(next.function_error, None, "{}", next.text());
-    let second_pid = next.json()["pid"].as_u64().unwrap();
+    let second_pid = next.json()["env"].as_str().unwrap().to_string();
     assert_ne!(
         second_pid, first_pid,
         "the crashed environment was replaced"

@@ -1,0 +1,378 @@
+//! The sandbox init: what `sous __sandbox-init <plan-fd>` runs between the worker's spawn and
+//! the function's runtime.
+//!
+//! Process tree (pids as the host sees them / as the environment sees them):
+//!
+//! ```text
+//! worker ─ init (outer, host pid P)           joins the cgroups and netns, unshares
+//!            │                                mount/PID/IPC/UTS namespaces, forwards signals,
+//!            │                                exits with the runtime's status (or dies by its
+//!            │                                signal), so the worker's child *is* the function
+//!            └─ init (PID 1 in the env)       builds the root, pivot_root, sets the hostname,
+//!                 │                           reaps orphans, forwards signals, and ends the
+//!                 │                           environment (the whole PID namespace) when the
+//!                 │                           runtime exits
+//!                 └─ runtime (PID 2)          drops every capability, becomes the sandbox
+//!                                             user, no_new_privs, seccomp, exec
+//! ```
+//!
+//! The plan (a JSON [`InitPlan`]) arrives in an inherited memfd whose number is the argument
+//! after `__sandbox-init`; the descriptors it names (cgroup.procs files, the netns) are
+//! inherited too, and closed once used.
+
+use std::io::Read;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::mounts::{self, Step};
+use crate::syscalls::{self, Forked, Kernel, LinuxKernel, Rlimit, SysResult, WaitStatus};
+
+/// The hidden first argument of the init re-exec.
+pub const INIT_ARG: &str = "__sandbox-init";
+
+/// Exit status of the init when the environment could not be set up.
+pub const SETUP_FAILED: i32 = 125;
+/// Exit status when the program could not be executed.
+pub const EXEC_FAILED: i32 = 127;
+
+/// Everything the init needs, prepared by [`crate::Prepared::command`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitPlan {
+    /// Open `cgroup.procs` descriptors to write "0" into (join).
+    pub cgroup_fds: Vec<RawFd>,
+    /// The environment's network namespace.
+    pub netns_fd: Option<RawFd>,
+    pub mounts: Vec<Step>,
+    pub hostname: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Soft and hard RLIMIT_NOFILE (Lambda: 1024).
+    pub nofile: u64,
+    /// Path inside the environment.
+    pub program: PathBuf,
+    /// Full argv, argv\[0\] included.
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the environment.
+    pub cwd: PathBuf,
+}
+
+/// Namespaces the init unshares (the network namespace is joined, not created).
+pub const UNSHARE_FLAGS: i32 =
+    libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+
+/// Phase 1, in the outer init: join the cgroups and the netns, unshare the other namespaces
+/// (the new PID namespace applies to the children).
+pub fn enter(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
+    for &fd in &plan.cgroup_fds {
+        k.write_fd(fd, b"0")?;
+        k.close(fd);
+    }
+    if let Some(fd) = plan.netns_fd {
+        k.setns(fd, libc::CLONE_NEWNET)?;
+        k.close(fd);
+    }
+    k.unshare(UNSHARE_FLAGS)
+}
+
+/// Phase 2, in the environment's PID 1: die with the outer init, build the root, name the host.
+pub fn build(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
+    k.set_parent_death_signal(libc::SIGKILL)?;
+    mounts::apply(k, &plan.mounts)?;
+    k.sethostname(&plan.hostname)
+}
+
+/// Phase 3, in the runtime's process: shed every privilege and exec. Returns only on failure.
+pub fn become_function(
+    k: &dyn Kernel,
+    plan: &InitPlan,
+    filters: &[seccompiler::BpfProgram],
+    last_cap: u32,
+) -> SysResult<()> {
+    k.reset_signals()?;
+    for cap in 0..=last_cap {
+        k.drop_bounding_cap(cap)?;
+    }
+    k.clear_ambient_caps()?;
+    k.setgroups(&[])?;
+    k.setresgid(plan.gid)?;
+    // Leaving uid 0 clears the permitted, effective and ambient capability sets.
+    k.setresuid(plan.uid)?;
+    k.set_rlimit(Rlimit::NoFile, plan.nofile, plan.nofile)?;
+    k.set_no_new_privs()?;
+    for f in filters {
+        k.install_seccomp(f)?;
+    }
+    k.chdir(&plan.cwd)?;
+    k.execve(&plan.program, &plan.argv, &plan.env)
+}
+
+/// The child whose signals the current init forwards.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Signals passed on to the child (the runtime ends up receiving them).
+const FORWARDED: &[i32] = &[
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::Relaxed);
+    if pid > 0 {
+        let _ = syscalls::kill(pid, sig);
+    }
+}
+
+/// `SOUS_SANDBOX_TIMING=1` in the init's environment prints each phase's duration to stderr
+/// (for the start-up benchmark).
+fn timing() -> Option<std::time::Instant> {
+    std::env::var_os("SOUS_SANDBOX_TIMING").map(|_| std::time::Instant::now())
+}
+
+fn mark(t: &Option<std::time::Instant>, what: &str) {
+    if let Some(t) = t {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros()
+            % 1_000_000_000;
+        eprintln!(
+            "sous sandbox timing: {what} at {:?} (wall {wall} µs)",
+            t.elapsed()
+        );
+    }
+}
+
+fn fail(phase: &str, err: impl std::fmt::Display, code: i32) -> ! {
+    eprintln!("sous sandbox init: {phase}: {err}");
+    syscalls::exit_now(code)
+}
+
+fn read_plan(arg: Option<&String>) -> Result<InitPlan, String> {
+    let fd: RawFd = arg
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("usage: {INIT_ARG} <plan-fd>"))?;
+    let owned = syscalls::adopt_inherited_fd(fd).map_err(|e| format!("plan fd {fd}: {e}"))?;
+    let mut text = String::new();
+    std::fs::File::from(owned)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("read plan: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("parse plan: {e}"))
+}
+
+/// Entry point of the hidden `__sandbox-init` subcommand: `argv[1]` must be
+/// [`INIT_ARG`] and `argv[2]` the plan descriptor. Never returns: it execs the function's
+/// program (in a grandchild) and exits with its status, or exits non-zero with a message on
+/// stderr.
+pub fn init_main() -> ! {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some(INIT_ARG) {
+        fail("arguments", format!("usage: {INIT_ARG} <plan-fd>"), 2);
+    }
+    let t = timing();
+    let plan = read_plan(args.get(2)).unwrap_or_else(|e| fail("plan", e, SETUP_FAILED));
+    mark(&t, "plan read");
+    let k = LinuxKernel;
+    if let Err(e) = enter(&k, &plan) {
+        fail("enter namespaces", e, SETUP_FAILED);
+    }
+    mark(&t, "entered");
+    let (status_rd, status_wr) =
+        syscalls::pipe_cloexec().unwrap_or_else(|e| fail("status pipe", e, SETUP_FAILED));
+    match syscalls::fork() {
+        Err(e) => fail("fork", e, SETUP_FAILED),
+        Ok(Forked::Child) => {
+            drop(status_rd);
+            pid1(&k, &plan, status_wr, t)
+        }
+        Ok(Forked::Parent(pid)) => {
+            drop(status_wr);
+            CHILD.store(pid, Ordering::Relaxed);
+            let _ = syscalls::set_signal_handler(FORWARDED, forward);
+            let (_, own) = syscalls::waitpid(pid).unwrap_or_else(|e| fail("wait", e, 1));
+            mark(&t, "environment ended");
+            // The runtime's own status, when PID 1 got to report it.
+            let mut buf = [0u8; 4];
+            let reported = std::fs::File::from(status_rd)
+                .read_exact(&mut buf)
+                .ok()
+                .map(|_| WaitStatus(i32::from_ne_bytes(buf)));
+            propagate(reported.unwrap_or(own))
+        }
+    }
+}
+
+/// Exit like `status`: same exit code, or death by the same signal (no core dump).
+fn propagate(status: WaitStatus) -> ! {
+    if let Some(sig) = status.signal() {
+        let _ = LinuxKernel.set_rlimit(Rlimit::Core, 0, 0);
+        syscalls::die_by_signal(sig);
+    }
+    syscalls::exit_now(status.exit_code().unwrap_or(1))
+}
+
+/// PID 1 of the environment.
+fn pid1(
+    k: &LinuxKernel,
+    plan: &InitPlan,
+    status_wr: std::os::fd::OwnedFd,
+    t: Option<std::time::Instant>,
+) -> ! {
+    mark(&t, "pid 1 started");
+    if let Err(e) = build(k, plan) {
+        fail("build root", e, SETUP_FAILED);
+    }
+    mark(&t, "root built");
+    let filters = crate::seccomp::filters().unwrap_or_else(|e| fail("seccomp", e, SETUP_FAILED));
+    mark(&t, "filters compiled");
+    match syscalls::fork() {
+        Err(e) => fail("fork runtime", e, SETUP_FAILED),
+        Ok(Forked::Child) => {
+            drop(status_wr);
+            mark(&t, "runtime forked");
+            let e = become_function(k, plan, &filters, syscalls::last_cap()).err();
+            let code = match &e {
+                Some(syscalls::SysError::Exec { .. }) => EXEC_FAILED,
+                _ => SETUP_FAILED,
+            };
+            fail(
+                "start runtime",
+                e.map_or("exec returned".into(), |e| e.to_string()),
+                code,
+            )
+        }
+        Ok(Forked::Parent(runtime)) => {
+            CHILD.store(runtime, Ordering::Relaxed);
+            let _ = syscalls::set_signal_handler(FORWARDED, forward);
+            loop {
+                match syscalls::waitpid(-1) {
+                    Ok((pid, status)) if pid == runtime => {
+                        mark(&t, "runtime exited");
+                        let _ = std::io::Write::write_all(
+                            &mut std::fs::File::from(status_wr),
+                            &status.0.to_ne_bytes(),
+                        );
+                        // Leaving ends the PID namespace: the kernel kills what remains.
+                        let code = status
+                            .exit_code()
+                            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                        syscalls::exit_now(code)
+                    }
+                    Ok(_) => {} // an orphan reaped
+                    Err(e) => fail("reap", e, 1),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syscalls::{Call, RecordingKernel};
+
+    fn plan() -> InitPlan {
+        InitPlan {
+            cgroup_fds: vec![5, 6],
+            netns_fd: Some(7),
+            mounts: vec![Step::MakeRootPrivate],
+            hostname: "169.254.7.1".into(),
+            uid: 993,
+            gid: 990,
+            nofile: 1024,
+            program: "/var/task/bootstrap".into(),
+            argv: vec!["/var/task/bootstrap".into()],
+            env: vec![("A".into(), "1".into())],
+            cwd: "/var/task".into(),
+        }
+    }
+
+    #[test]
+    fn enter_joins_cgroups_and_netns_before_unsharing() {
+        let k = RecordingKernel::new();
+        enter(&k, &plan()).unwrap();
+        assert_eq!(
+            k.calls(),
+            vec![
+                Call::WriteFd(5, b"0".to_vec()),
+                Call::Close(5),
+                Call::WriteFd(6, b"0".to_vec()),
+                Call::Close(6),
+                Call::Setns(7, libc::CLONE_NEWNET),
+                Call::Close(7),
+                Call::Unshare(UNSHARE_FLAGS),
+            ]
+        );
+        assert_ne!(UNSHARE_FLAGS & libc::CLONE_NEWPID, 0);
+        assert_ne!(UNSHARE_FLAGS & libc::CLONE_NEWNS, 0);
+    }
+
+    #[test]
+    fn build_sets_pdeathsig_then_mounts_then_hostname() {
+        let k = RecordingKernel::new();
+        build(&k, &plan()).unwrap();
+        let c = k.calls();
+        assert_eq!(c[0], Call::ParentDeathSignal(libc::SIGKILL));
+        assert_eq!(c.last(), Some(&Call::Sethostname("169.254.7.1".into())));
+    }
+
+    #[test]
+    fn privileges_go_before_exec_in_the_right_order() {
+        let k = RecordingKernel::new();
+        let filters = crate::seccomp::filters().unwrap();
+        become_function(&k, &plan(), &filters, 40).unwrap();
+        let c = k.calls();
+        let pos = |want: &Call| c.iter().position(|x| x == want).unwrap();
+        // Bounding set dropped while still root, groups before gid before uid.
+        assert!(pos(&Call::DropBoundingCap(40)) < pos(&Call::Setresuid(993)));
+        assert!(pos(&Call::Setgroups(vec![])) < pos(&Call::Setresgid(990)));
+        assert!(pos(&Call::Setresgid(990)) < pos(&Call::Setresuid(993)));
+        // no_new_privs, then every seccomp filter, then chdir and exec last.
+        let nnp = pos(&Call::NoNewPrivs);
+        let seccomps: Vec<_> = c
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| matches!(x, Call::Seccomp(_)))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(seccomps.len(), 3);
+        assert!(seccomps
+            .iter()
+            .all(|&i| i > nnp && i > pos(&Call::Setresuid(993))));
+        assert_eq!(c[c.len() - 2], Call::Chdir("/var/task".into()));
+        assert!(
+            matches!(c.last(), Some(Call::Execve { program, .. }) if program.ends_with("bootstrap"))
+        );
+        assert_eq!(c[0], Call::ResetSignals);
+    }
+
+    #[test]
+    fn a_failed_uid_drop_never_reaches_exec() {
+        let k = RecordingKernel::new();
+        let filters = crate::seccomp::filters().unwrap();
+        // Count the calls up to setresuid and fail there.
+        become_function(&k, &plan(), &filters, 40).unwrap();
+        let at = k
+            .calls()
+            .iter()
+            .position(|c| *c == Call::Setresuid(993))
+            .unwrap();
+        let k = RecordingKernel::failing_at(at);
+        assert!(become_function(&k, &plan(), &filters, 40).is_err());
+        assert!(!k.calls().iter().any(|c| matches!(c, Call::Execve { .. })));
+    }
+
+    #[test]
+    fn plan_round_trips_as_json() {
+        let p = plan();
+        let back: InitPlan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+}

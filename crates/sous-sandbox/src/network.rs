@@ -1,0 +1,576 @@
+//! Per-environment network namespaces, and outbound access through a veth pair and NAT.
+//!
+//! Each environment gets its own network namespace with loopback up, and the worker's Runtime
+//! API listener bound inside it on 127.0.0.1:9001: a short-lived thread unshares a new
+//! namespace (for itself only), brings `lo` up, opens `/proc/thread-self/ns/net` (which keeps
+//! the namespace alive) and binds the socket (which stays in that namespace for its whole
+//! life). The function reaches its Runtime API on loopback; the host's loopback is not its
+//! loopback, so Sous's API and the host's loopback services are out of reach.
+//!
+//! With outbound networking ([`Outbound`], `--function-network outbound`, the default), the
+//! same thread also gives the namespace one side of a veth pair:
+//!
+//! ```text
+//!  environment netns                         host netns
+//!  eth0  198.19.S.2/30 ──── veth ──── sousSSSS  198.19.S.1/30
+//!  default via 198.19.S.1                    SOUS-FORWARD / SOUS-INPUT / SOUS-POSTROUTING
+//! ```
+//!
+//! where slot `S` (0..16384) picks the /30 `198.19.0.0/16 + 4·S` and names the host side
+//! `sous%04x`. The name is the host-wide lock on the slot: creating the pair fails with
+//! `EEXIST` when another Sous on the host holds it, and the next slot is tried. IPv6 is off on
+//! both ends (no link-local path to the host). The host forwards (`ip_forward`) and
+//! masquerades what the range sends out, and drops everything else (iptables chains, installed
+//! by [`Outbound::setup`] and described in [`FIREWALL`]):
+//! - anything from an environment to the host itself (`INPUT -i sous+`: every host address,
+//!   the gateway included, so no host service is reachable whatever address it binds);
+//! - environment to environment (`FORWARD -i sous+ -o sous+`);
+//! - to link-local addresses (169.254.0.0/16: cloud instance metadata);
+//! - new connections into an environment (`FORWARD -o sous+` that is not a reply).
+//!
+//! Links, addresses and routes are made with rtnetlink directly (no `ip` processes), so a
+//! namespace with its veth costs about a millisecond and the pool ([`crate::Sandbox`]) makes
+//! them ahead of cold starts. The pair dies with the namespace (the kernel deletes both ends);
+//! [`Veth`]'s drop deletes it at once, and [`Outbound::setup`] deletes pairs a crashed earlier
+//! run of the same data dir left (recognized by their `ifalias`).
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::syscalls;
+
+/// Where the Runtime API listens inside every environment (`AWS_LAMBDA_RUNTIME_API`).
+pub const RUNTIME_API_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9001));
+
+/// The range environments' /30s are taken from: the upper half of 198.18.0.0/15 (RFC 2544,
+/// reserved for benchmarking; never assigned on real networks, not used by container tools or
+/// VPNs by default).
+pub const ENV_RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 19, 0, 0), 16);
+/// Number of /30 slots in [`ENV_RANGE`].
+pub const SLOTS: u32 = 1 << (32 - 16 - 2);
+/// Host-side veth names are this prefix and the slot in 4 hex digits; the firewall matches
+/// `sous+`, so no other interface on the host should start with it.
+pub const HOST_IF_PREFIX: &str = "sous";
+/// The environment's side of the pair.
+pub const ENV_IF: &str = "eth0";
+
+/// The firewall rules, in `iptables-restore --noflush` form: loading it replaces the content
+/// of Sous's own chains atomically (per table) and touches no other chain.
+pub const FIREWALL: &str = "\
+*filter
+:SOUS-INPUT - [0:0]
+:SOUS-FORWARD - [0:0]
+-A SOUS-INPUT -i sous+ -p tcp -j REJECT --reject-with tcp-reset
+-A SOUS-INPUT -i sous+ -j REJECT --reject-with icmp-admin-prohibited
+-A SOUS-FORWARD -i sous+ -o sous+ -j REJECT --reject-with icmp-admin-prohibited
+-A SOUS-FORWARD -i sous+ -d 169.254.0.0/16 -j REJECT --reject-with icmp-admin-prohibited
+-A SOUS-FORWARD -i sous+ -d 198.19.0.0/16 -j REJECT --reject-with icmp-admin-prohibited
+-A SOUS-FORWARD -i sous+ -s 198.19.0.0/16 -j ACCEPT
+-A SOUS-FORWARD -i sous+ -j DROP
+-A SOUS-FORWARD -o sous+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A SOUS-FORWARD -o sous+ -j DROP
+COMMIT
+*nat
+:SOUS-POSTROUTING - [0:0]
+-A SOUS-POSTROUTING -s 198.19.0.0/16 ! -o sous+ -j MASQUERADE
+COMMIT
+";
+
+/// The jumps from the built-in chains into Sous's: (table, chain, target).
+const JUMPS: &[(&str, &str, &str)] = &[
+    ("filter", "INPUT", "SOUS-INPUT"),
+    ("filter", "FORWARD", "SOUS-FORWARD"),
+    ("nat", "POSTROUTING", "SOUS-POSTROUTING"),
+];
+
+/// A network namespace and the Runtime API socket listening inside it.
+#[derive(Debug)]
+pub struct NetNs {
+    pub ns: OwnedFd,
+    pub listener: TcpListener,
+    /// The veth pair, with outbound networking.
+    pub veth: Option<Veth>,
+}
+
+/// One environment's veth pair. Dropping it deletes the pair.
+#[derive(Debug)]
+pub struct Veth {
+    pub slot: u32,
+    /// Host-side interface name (`sous%04x`).
+    pub host_if: String,
+    /// The host side's address: the environment's default gateway.
+    pub gateway: Ipv4Addr,
+    /// The environment's `eth0` address.
+    pub address: Ipv4Addr,
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        // Deleting one end deletes both. Gone already (the namespace died first) is fine.
+        let _ = delete_link(&self.host_if);
+    }
+}
+
+/// Outbound networking for the environments of one `sous serve`.
+#[derive(Debug)]
+pub struct Outbound {
+    /// Written to the host side's `ifalias`, to recognize this data dir's leftovers.
+    alias: String,
+    /// Next slot to try.
+    next: AtomicU32,
+}
+
+/// The /30 of `slot`: (gateway, environment address).
+pub fn slot_addresses(slot: u32) -> (Ipv4Addr, Ipv4Addr) {
+    let base = u32::from(ENV_RANGE.0) + 4 * (slot % SLOTS);
+    (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2))
+}
+
+/// The host-side interface name of `slot`.
+pub fn host_if_name(slot: u32) -> String {
+    format!("{HOST_IF_PREFIX}{:04x}", slot % SLOTS)
+}
+
+fn program(name: &str) -> Option<std::path::PathBuf> {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+}
+
+fn run(cmd: &mut Command, input: Option<&str>) -> Result<(), String> {
+    use std::io::Write;
+    let what = format!("{cmd:?}");
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("run {what}: {e}"))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("write to {what}: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("wait for {what}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Outbound {
+    /// Make the host ready: check for iptables, install the firewall chains and their jumps,
+    /// turn on IPv4 forwarding, and delete veth pairs an earlier run with the same `tag` left.
+    /// Safe to run while other Sous instances on the host use the chains (same content).
+    pub fn setup(tag: &str) -> Result<Outbound, String> {
+        let missing = || {
+            "iptables (and iptables-restore) not found: outbound networking needs it for NAT \
+             and the firewall (Debian: apt-get install iptables); or pass \
+             --function-network none"
+                .to_string()
+        };
+        let iptables = program("iptables").ok_or_else(missing)?;
+        let restore = program("iptables-restore").ok_or_else(missing)?;
+        run(
+            Command::new(&restore).args(["--noflush", "--wait"]),
+            Some(FIREWALL),
+        )
+        .map_err(|e| format!("install the firewall chains: {e}"))?;
+        for (table, chain, target) in JUMPS {
+            let present = run(
+                Command::new(&iptables).args(["-w", "-t", table, "-C", chain, "-j", target]),
+                None,
+            )
+            .is_ok();
+            if !present {
+                run(
+                    Command::new(&iptables)
+                        .args(["-w", "-t", table, "-I", chain, "1", "-j", target]),
+                    None,
+                )
+                .map_err(|e| format!("add the jump to {target}: {e}"))?;
+            }
+        }
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+            .map_err(|e| format!("enable /proc/sys/net/ipv4/ip_forward: {e}"))?;
+        let alias = format!("sous-{tag}");
+        cleanup_links(&alias);
+        let mut h: u32 = 2166136261;
+        for b in tag.bytes() {
+            h = (h ^ b as u32).wrapping_mul(16777619);
+        }
+        Ok(Outbound {
+            alias,
+            next: AtomicU32::new(h % SLOTS),
+        })
+    }
+}
+
+/// Delete the host-side veths whose `ifalias` is `alias`.
+fn cleanup_links(alias: &str) {
+    let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(HOST_IF_PREFIX) {
+            continue;
+        }
+        let a = std::fs::read_to_string(e.path().join("ifalias")).unwrap_or_default();
+        if a.trim() == alias {
+            let _ = delete_link(&name);
+        }
+    }
+}
+
+/// Create a network namespace with loopback up and a listener on `addr` inside it, plus a
+/// veth pair to the host when `outbound` is given.
+pub fn create(addr: SocketAddr, outbound: Option<&Outbound>) -> io::Result<NetNs> {
+    let first_slot = outbound.map(|o| o.next.fetch_add(1, Ordering::Relaxed));
+    let (ns, listener, slot) = std::thread::Builder::new()
+        .name("sous-netns".into())
+        .spawn(move || -> io::Result<(OwnedFd, TcpListener, Option<u32>)> {
+            // The host's namespace, to put the pair's host side in.
+            let host_ns = match first_slot {
+                Some(_) => Some(OwnedFd::from(std::fs::File::open(
+                    "/proc/thread-self/ns/net",
+                )?)),
+                None => None,
+            };
+            // This thread alone moves; it ends right after, so no other work runs in the
+            // namespace by accident.
+            syscalls::unshare_net_thread()?;
+            let ns = OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net")?);
+            syscalls::set_link_up("lo")?;
+            let listener = TcpListener::bind(addr)?;
+            let slot = match (first_slot, host_ns) {
+                (Some(first), Some(host_ns)) => Some(env_side(first, &host_ns)?),
+                _ => None,
+            };
+            Ok((ns, listener, slot))
+        })?
+        .join()
+        .map_err(|_| io::Error::other("netns thread panicked"))??;
+    let veth = match (slot, outbound) {
+        (Some(slot), Some(o)) => {
+            // Past the slot just used, so the next environment starts on a free one.
+            let _ = o.next.fetch_max(slot + 1, Ordering::Relaxed);
+            let (gateway, address) = slot_addresses(slot);
+            let veth = Veth {
+                slot,
+                host_if: host_if_name(slot),
+                gateway,
+                address,
+            };
+            host_side(&veth, &o.alias)?;
+            Some(veth)
+        }
+        _ => None,
+    };
+    Ok(NetNs { ns, listener, veth })
+}
+
+/// In the new namespace: IPv6 off, the pair (trying slots from `first` while their host name
+/// is taken), `eth0` addressed and up, the default route. Returns the slot.
+fn env_side(first: u32, host_ns: &OwnedFd) -> io::Result<u32> {
+    // New interfaces of this namespace get no IPv6 (no link-local path to the host).
+    for p in ["all", "default"] {
+        match std::fs::write(format!("/proc/sys/net/ipv6/conf/{p}/disable_ipv6"), "1") {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    let mut nl = Netlink::open()?;
+    let mut slot = None;
+    for i in 0..256 {
+        let s = (first + i) % SLOTS;
+        match nl.new_veth(ENV_IF, &host_if_name(s), host_ns.as_raw_fd()) {
+            Ok(()) => {
+                slot = Some(s);
+                break;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+            Err(e) => return Err(ctx("create the veth pair", e)),
+        }
+    }
+    let slot = slot.ok_or_else(|| io::Error::other("no free veth slot in 256 tries"))?;
+    let (gateway, address) = slot_addresses(slot);
+    let index = if_index(ENV_IF)?;
+    nl.new_addr(index, address, 30)
+        .map_err(|e| ctx("address eth0", e))?;
+    syscalls::set_link_up(ENV_IF)?;
+    nl.default_route(index, gateway)
+        .map_err(|e| ctx("add the default route", e))?;
+    Ok(slot)
+}
+
+/// On the host: mark the host side as ours, IPv6 off, address, up.
+fn host_side(v: &Veth, alias: &str) -> io::Result<()> {
+    let name = &v.host_if;
+    std::fs::write(format!("/sys/class/net/{name}/ifalias"), alias)
+        .map_err(|e| ctx("set ifalias", e))?;
+    match std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1") {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(ctx("disable IPv6", e)),
+        _ => {}
+    }
+    let mut nl = Netlink::open()?;
+    nl.new_addr(if_index(name)?, v.gateway, 30)
+        .map_err(|e| ctx(&format!("address {name}"), e))?;
+    syscalls::set_link_up(name)
+}
+
+fn ctx(what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// Delete a link (and, for a veth, its peer) of the calling thread's namespace.
+pub fn delete_link(name: &str) -> io::Result<()> {
+    let mut nl = Netlink::open()?;
+    let mut body = ifinfomsg(0);
+    attr(&mut body, libc::IFLA_IFNAME, &cstr(name));
+    nl.request(libc::RTM_DELLINK, 0, &body)
+}
+
+fn if_index(name: &str) -> io::Result<u32> {
+    let c =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        return Err(ctx(
+            &format!("interface {name}"),
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(i)
+}
+
+// --- rtnetlink ------------------------------------------------------------------------------
+
+/// A NETLINK_ROUTE socket of the calling thread's network namespace.
+struct Netlink {
+    fd: OwnedFd,
+    seq: u32,
+}
+
+const NLMSG_HDRLEN: usize = 16;
+const VETH_INFO_PEER: u16 = 1;
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn align4(buf: &mut Vec<u8>) {
+    while buf.len() % 4 != 0 {
+        buf.push(0);
+    }
+}
+
+/// Append a netlink attribute.
+fn attr(buf: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+    let len = (4 + payload.len()) as u16;
+    buf.extend_from_slice(&len.to_ne_bytes());
+    buf.extend_from_slice(&ty.to_ne_bytes());
+    buf.extend_from_slice(payload);
+    align4(buf);
+}
+
+/// Append a nested attribute whose content `f` writes.
+fn nested(buf: &mut Vec<u8>, ty: u16, f: impl FnOnce(&mut Vec<u8>)) {
+    let start = buf.len();
+    buf.extend_from_slice(&[0, 0]);
+    buf.extend_from_slice(&ty.to_ne_bytes());
+    f(buf);
+    align4(buf);
+    let len = (buf.len() - start) as u16;
+    buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+}
+
+/// `struct ifinfomsg` (16 bytes) for AF_UNSPEC and `index`.
+fn ifinfomsg(index: i32) -> Vec<u8> {
+    let mut b = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
+    b.extend_from_slice(&index.to_ne_bytes());
+    b.extend_from_slice(&0u32.to_ne_bytes()); // flags
+    b.extend_from_slice(&0u32.to_ne_bytes()); // change
+    b
+}
+
+impl Netlink {
+    fn open() -> io::Result<Netlink> {
+        // SAFETY: socket() takes integer arguments; the descriptor is owned right away.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Netlink { fd, seq: 0 })
+    }
+
+    /// Send one request with `NLM_F_ACK` and wait for its acknowledgement.
+    fn request(&mut self, ty: u16, flags: u16, body: &[u8]) -> io::Result<()> {
+        self.seq += 1;
+        let flags = flags | libc::NLM_F_REQUEST as u16 | libc::NLM_F_ACK as u16;
+        let mut msg = Vec::with_capacity(NLMSG_HDRLEN + body.len());
+        msg.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
+        msg.extend_from_slice(&ty.to_ne_bytes());
+        msg.extend_from_slice(&flags.to_ne_bytes());
+        msg.extend_from_slice(&self.seq.to_ne_bytes());
+        msg.extend_from_slice(&0u32.to_ne_bytes());
+        msg.extend_from_slice(body);
+        // SAFETY: `msg` is a valid buffer of `msg.len()` bytes; the socket is ours. Without a
+        // destination address a netlink socket sends to the kernel.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: `buf` is a writable buffer of `buf.len()` bytes.
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let reply = &buf[..n as usize];
+            let mut off = 0;
+            while off + NLMSG_HDRLEN <= reply.len() {
+                let word = |at: usize| {
+                    u32::from_ne_bytes([reply[at], reply[at + 1], reply[at + 2], reply[at + 3]])
+                };
+                let len = word(off) as usize;
+                let ty = u16::from_ne_bytes([reply[off + 4], reply[off + 5]]);
+                let seq = word(off + 8);
+                if len < NLMSG_HDRLEN || off + len > reply.len() {
+                    return Err(io::Error::other("malformed netlink reply"));
+                }
+                if seq == self.seq && ty == libc::NLMSG_ERROR as u16 && len >= NLMSG_HDRLEN + 4 {
+                    let code = word(off + NLMSG_HDRLEN) as i32;
+                    return match code {
+                        0 => Ok(()),
+                        c => Err(io::Error::from_raw_os_error(-c)),
+                    };
+                }
+                off += (len + 3) & !3;
+            }
+        }
+    }
+
+    /// A veth pair: `local` here, `peer` in the namespace `peer_ns`.
+    fn new_veth(&mut self, local: &str, peer: &str, peer_ns: i32) -> io::Result<()> {
+        let mut body = ifinfomsg(0);
+        attr(&mut body, libc::IFLA_IFNAME, &cstr(local));
+        nested(&mut body, libc::IFLA_LINKINFO, |b| {
+            attr(b, libc::IFLA_INFO_KIND, b"veth");
+            nested(b, libc::IFLA_INFO_DATA, |b| {
+                nested(b, VETH_INFO_PEER, |b| {
+                    b.extend_from_slice(&ifinfomsg(0));
+                    attr(b, libc::IFLA_IFNAME, &cstr(peer));
+                    attr(b, libc::IFLA_NET_NS_FD, &(peer_ns as u32).to_ne_bytes());
+                });
+            });
+        });
+        let flags = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+        self.request(libc::RTM_NEWLINK, flags, &body)
+    }
+
+    /// Add `addr/prefix` to interface `index`.
+    fn new_addr(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
+        let mut body = vec![libc::AF_INET as u8, prefix, 0, 0];
+        body.extend_from_slice(&index.to_ne_bytes());
+        attr(&mut body, libc::IFA_LOCAL, &addr.octets());
+        attr(&mut body, libc::IFA_ADDRESS, &addr.octets());
+        let flags = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+        self.request(libc::RTM_NEWADDR, flags, &body)
+    }
+
+    /// The default route via `gateway` on interface `index`.
+    fn default_route(&mut self, index: u32, gateway: Ipv4Addr) -> io::Result<()> {
+        let mut body = vec![
+            libc::AF_INET as u8,
+            0, // dst_len
+            0, // src_len
+            0, // tos
+            libc::RT_TABLE_MAIN,
+            libc::RTPROT_BOOT,
+            libc::RT_SCOPE_UNIVERSE,
+            libc::RTN_UNICAST,
+        ];
+        body.extend_from_slice(&0u32.to_ne_bytes()); // flags
+        attr(&mut body, libc::RTA_GATEWAY, &gateway.octets());
+        attr(&mut body, libc::RTA_OIF, &index.to_ne_bytes());
+        let flags = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+        self.request(libc::RTM_NEWROUTE, flags, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_map_to_disjoint_30s_in_the_range() {
+        assert_eq!(
+            slot_addresses(0),
+            (Ipv4Addr::new(198, 19, 0, 1), Ipv4Addr::new(198, 19, 0, 2))
+        );
+        assert_eq!(
+            slot_addresses(SLOTS - 1),
+            (
+                Ipv4Addr::new(198, 19, 255, 253),
+                Ipv4Addr::new(198, 19, 255, 254)
+            )
+        );
+        assert_eq!(slot_addresses(SLOTS), slot_addresses(0));
+        assert_eq!(host_if_name(0x3fff), "sous3fff");
+        assert!(host_if_name(SLOTS - 1).len() <= 15);
+    }
+
+    #[test]
+    fn nested_attributes_carry_their_padded_length() {
+        let mut b = Vec::new();
+        nested(&mut b, 18, |b| attr(b, 1, b"veth"));
+        assert_eq!(b.len(), 12);
+        assert_eq!(u16::from_ne_bytes([b[0], b[1]]), 12);
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 8);
+        let mut c = Vec::new();
+        attr(&mut c, 3, &cstr("eth0"));
+        // 4 header + 5 payload, padded to 8 + 4.
+        assert_eq!(c.len(), 12);
+        assert_eq!(u16::from_ne_bytes([c[0], c[1]]), 9);
+    }
+
+    #[test]
+    fn the_firewall_matches_the_range_and_prefix() {
+        let range = format!("{}/{}", ENV_RANGE.0, ENV_RANGE.1);
+        assert!(FIREWALL.contains(&range));
+        assert!(FIREWALL.contains(&format!("{HOST_IF_PREFIX}+")));
+    }
+}

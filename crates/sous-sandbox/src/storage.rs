@@ -1,0 +1,147 @@
+//! The environment's `/tmp`: storage, not memory.
+//!
+//! Each environment gets its own ext4 filesystem of exactly EphemeralStorage megabytes, in a
+//! sparse image file under `<state_dir>/tmp/` loop-mounted (with autoclear) on a directory
+//! beside it; the init bind-mounts that directory on the environment's `/tmp`. Writes to it
+//! are disk blocks of the image, so a 128 MB function can fill a 1 GB `/tmp`, and nothing can
+//! write beyond the image's size (ENOSPC). Formatting costs tens of milliseconds, so images of
+//! the default size are prepared ahead by the manager's background pool; the image is deleted
+//! with its environment (never reused, so nothing leaks between environments).
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::syscalls;
+
+/// Lambda's default EphemeralStorage.
+pub const DEFAULT_EPHEMERAL_MB: u64 = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{what} {path}: {err}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        err: io::Error,
+    },
+    #[error("{cmd} failed ({status}): {stderr}")]
+    Command {
+        cmd: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+/// A mounted, empty, world-writable (1777) ext4 filesystem.
+#[derive(Debug)]
+pub struct TmpImage {
+    pub size_mb: u64,
+    pub file: PathBuf,
+    pub mountpoint: PathBuf,
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
+    move |err| StorageError::Io {
+        what,
+        path: path.to_path_buf(),
+        err,
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<(), StorageError> {
+    let out = cmd.output().map_err(|e| StorageError::Command {
+        cmd: format!("{cmd:?}"),
+        status: "not started".into(),
+        stderr: e.to_string(),
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(StorageError::Command {
+        cmd: format!("{cmd:?}"),
+        status: out.status.to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
+}
+
+/// Create image `name` of `size_mb` in `dir`, format it and mount it.
+pub fn create(dir: &Path, name: &str, size_mb: u64) -> Result<TmpImage, StorageError> {
+    let file = dir.join(format!("{name}.img"));
+    let mountpoint = dir.join(name);
+    let img = TmpImage {
+        size_mb,
+        file: file.clone(),
+        mountpoint: mountpoint.clone(),
+    };
+    let f = std::fs::File::create(&file).map_err(io_err("create", &file))?;
+    f.set_len(size_mb << 20).map_err(io_err("size", &file))?;
+    drop(f);
+    let made = (|| {
+        // No journal (a scratch filesystem), no reserved blocks (all of it is the function's).
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-m", "0", "-O", "^has_journal"])
+            .args(["-E", "lazy_itable_init=1,nodiscard"])
+            .arg(&file))?;
+        std::fs::create_dir_all(&mountpoint).map_err(io_err("mkdir", &mountpoint))?;
+        // `-o loop` attaches a loop device with autoclear: it goes away with the mount.
+        // `noinit_itable`: no background zeroing of inode tables (it would turn the sparse
+        // image into real disk writes and compete with starts).
+        run(Command::new("mount")
+            .args([
+                "-t",
+                "ext4",
+                "-o",
+                "loop,nosuid,nodev,noatime,noinit_itable",
+            ])
+            .arg(&file)
+            .arg(&mountpoint))?;
+        let _ = std::fs::remove_dir(mountpoint.join("lost+found"));
+        std::fs::set_permissions(&mountpoint, std::fs::Permissions::from_mode(0o1777))
+            .map_err(io_err("chmod", &mountpoint))
+    })();
+    match made {
+        Ok(()) => Ok(img),
+        Err(e) => {
+            let _ = release(&img);
+            Err(e)
+        }
+    }
+}
+
+/// Unmount (lazily: a still-running process keeps its view until it dies) and delete.
+pub fn release(img: &TmpImage) -> io::Result<()> {
+    match syscalls::umount_detach(&img.mountpoint) {
+        Ok(()) => {}
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {}
+        Err(e) => return Err(e),
+    }
+    let _ = std::fs::remove_dir(&img.mountpoint);
+    match std::fs::remove_file(&img.file) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Remove every image under `dir` (leftovers of a crashed run); returns how many.
+pub fn cleanup_dir(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "img") {
+            let img = TmpImage {
+                size_mb: 0,
+                mountpoint: p.with_extension(""),
+                file: p,
+            };
+            if release(&img).is_ok() {
+                n += 1;
+            }
+        } else if p.is_dir() {
+            let _ = syscalls::umount_detach(&p);
+            let _ = std::fs::remove_dir(&p);
+        }
+    }
+    n
+}

@@ -1,0 +1,292 @@
+//! Isolation tests: real sandboxes, attacked from inside by `sous-sandbox-probe`.
+//!
+//! These need root (namespaces, cgroups, mounts) and FAIL when not run as root: a skipped
+//! isolation test would read as a passed one.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sous_sandbox::{EnvSandboxSpec, NetworkMode, Prepared, Sandbox, SandboxConfig};
+
+const INIT: &str = env!("CARGO_BIN_EXE_sous-sandbox-init");
+const PROBE: &str = env!("CARGO_BIN_EXE_sous-sandbox-probe");
+
+struct Env {
+    sandbox: Sandbox,
+    _state: tempfile::TempDir,
+    task: tempfile::TempDir,
+}
+
+fn require_root() {
+    assert_eq!(
+        sous_sandbox::syscalls::geteuid(),
+        0,
+        "the sandbox isolation tests must run as root (they create namespaces, cgroups and \
+         mounts); run `cargo test -p sous-sandbox` as root"
+    );
+}
+
+fn env() -> Env {
+    require_root();
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = SandboxConfig::new(state.path().join("sandbox"));
+    cfg.network = NetworkMode::None;
+    cfg.pool_size = 0;
+    let sandbox = Sandbox::new(cfg).expect("sandbox");
+    let task = tempfile::tempdir().unwrap();
+    std::fs::copy(PROBE, task.path().join("probe")).unwrap();
+    Env {
+        sandbox,
+        _state: state,
+        task,
+    }
+}
+
+fn spec(e: &Env, memory_mb: u64, ephemeral_mb: u64) -> EnvSandboxSpec {
+    EnvSandboxSpec {
+        id: "test".into(),
+        memory_mb,
+        ephemeral_mb,
+        task_dir: e.task.path().to_path_buf(),
+        runtime_dir: None,
+        opt_dir: None,
+        host_paths: vec![],
+        hostname: "169.254.10.1".into(),
+    }
+}
+
+fn probe_cmd(p: &Prepared, args: &[&str]) -> Command {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let mut cmd = p.command(
+        Path::new(INIT),
+        Path::new("/var/task/probe"),
+        &args,
+        &[("PATH".into(), "/usr/bin:/bin".into())],
+        Path::new("/var/task"),
+    );
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn wait_timeout(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("probe did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Run a probe; (succeeded, stdout+stderr).
+fn probe(p: &Prepared, args: &[&str]) -> (bool, String) {
+    let out = wait_timeout(probe_cmd(p, args).spawn().unwrap(), Duration::from_secs(20));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn runs_unprivileged_without_capabilities_in_var_task() {
+    let e = env();
+    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (ok, out) = probe(&p, &["id"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Uid:\t993\t993\t993\t993"), "{out}");
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("hostname:\t169.254.10.1"), "{out}");
+    assert!(out.contains("cwd:\t/var/task"), "{out}");
+    // Exactly the environment given, nothing of the worker's.
+    let envs: Vec<_> = out.lines().filter(|l| l.starts_with("env:")).collect();
+    assert_eq!(envs, vec!["env:\tPATH=/usr/bin:/bin"], "{out}");
+    p.destroy().unwrap();
+}
+
+#[test]
+fn the_host_is_not_visible() {
+    let e = env();
+    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let state = e._state.path().to_str().unwrap().to_string();
+    let task = e.task.path().to_str().unwrap().to_string();
+    for path in [
+        "/root",
+        "/work",
+        "/home",
+        "/etc/shadow",
+        "/etc/passwd-",
+        "/sys",
+        &state,
+        &task,
+    ] {
+        let (found, out) = probe(&p, &["exists", path]);
+        assert!(!found, "{path} is visible inside: {out}");
+        assert_eq!(out.trim(), "absent", "{path}: the probe did not run: {out}");
+    }
+    for path in [
+        "/usr/bin",
+        "/etc/passwd",
+        "/var/task/probe",
+        "/dev/null",
+        "/proc/self",
+    ] {
+        let (found, out) = probe(&p, &["exists", path]);
+        assert!(found, "{path} is missing inside: {out}");
+    }
+}
+
+#[test]
+fn only_tmp_is_writable_and_only_up_to_its_size() {
+    let e = env();
+    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    for path in ["/usr/x", "/var/task/x", "/etc/x", "/x", "/dev/x", "/opt/x"] {
+        let (ok, out) = probe(&p, &["write", path]);
+        assert!(!ok, "could write {path}: {out}");
+        assert!(
+            out.contains("Read-only file system") || out.contains("Permission denied"),
+            "{path}: {out}"
+        );
+    }
+    let (ok, out) = probe(&p, &["fill", "/tmp/a", "10"]);
+    assert!(ok, "{out}");
+    let (ok, out) = probe(&p, &["fill", "/tmp/b", "20"]);
+    assert!(!ok, "wrote past EphemeralStorage: {out}");
+    assert!(out.contains("No space left"), "{out}");
+    p.destroy().unwrap();
+}
+
+#[test]
+fn tmp_is_storage_not_memory() {
+    let e = env();
+    // 64 MB of memory, 160 MB of /tmp: writing 120 MB must work and not OOM.
+    let p = e.sandbox.prepare(&spec(&e, 64, 160)).unwrap();
+    let (ok, out) = probe(&p, &["fill", "/tmp/big", "120"]);
+    assert!(ok, "{out}");
+    assert!(!p.oom_killed());
+}
+
+#[test]
+fn memory_past_the_limit_is_killed_and_reported() {
+    let e = env();
+    let p = e.sandbox.prepare(&spec(&e, 48, 16)).unwrap();
+    let out = wait_timeout(
+        probe_cmd(&p, &["alloc", "200"]).spawn().unwrap(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(p.oom_killed());
+    let peak = p.peak_memory().unwrap();
+    assert!(peak > 40 << 20 && peak <= 48 << 20, "peak {peak}");
+}
+
+#[test]
+fn kill_all_reaches_a_double_forked_daemon() {
+    let e = env();
+    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let mut child = probe_cmd(&p, &["orphan"]).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("ready"), "{line}");
+    // outer init, PID 1, the probe, the daemon (sh may still be exiting).
+    assert!(p.pids().len() >= 4, "{:?}", p.pids());
+    p.kill_all().unwrap();
+    assert!(p.pids().is_empty(), "{:?}", p.pids());
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    p.destroy().unwrap();
+}
+
+#[test]
+fn the_function_sees_only_its_own_processes() {
+    let e = env();
+    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (ok, out) = probe(&p, &["pids"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("[1, 2] self=2"), "{out}");
+}
+
+#[test]
+fn mount_and_unshare_are_denied() {
+    let e = env();
+    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    for attack in ["unshare", "mount"] {
+        let (ok, out) = probe(&p, &[attack]);
+        assert!(!ok, "{attack} worked: {out}");
+        assert!(out.contains("Operation not permitted"), "{attack}: {out}");
+    }
+}
+
+#[test]
+fn host_loopback_is_unreachable_and_the_runtime_api_is_reachable() {
+    let e = env();
+    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_addr = host.local_addr().unwrap().to_string();
+    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (ok, out) = probe(&p, &["connect", &host_addr]);
+    assert!(!ok, "reached the host's loopback: {out}");
+
+    let api = p.listener.try_clone().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = api.accept().unwrap();
+        s.write_all(b"runtime-api").unwrap();
+    });
+    let (ok, out) = probe(&p, &["connect", "127.0.0.1:9001"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("connected: runtime-api"), "{out}");
+    server.join().unwrap();
+    assert_eq!(p.runtime_api_addr().to_string(), "127.0.0.1:9001");
+}
+
+#[test]
+fn a_missing_program_fails_with_127_and_a_message() {
+    let e = env();
+    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let mut cmd = p.command(
+        Path::new(INIT),
+        Path::new("/var/task/nope"),
+        &[],
+        &[],
+        Path::new("/var/task"),
+    );
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    let mut err = String::new();
+    out.stderr.as_slice().read_to_string(&mut err).unwrap();
+    assert!(err.contains("/var/task/nope"), "{err}");
+}
+
+#[test]
+fn destroy_removes_cgroup_and_tmp_image() {
+    let e = env();
+    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (ok, out) = probe(&p, &["write", "/tmp/secret"]);
+    assert!(ok, "{out}");
+    let tmp_dir: PathBuf = e._state.path().join("sandbox/tmp");
+    assert_eq!(std::fs::read_dir(&tmp_dir).unwrap().count(), 2); // image + mount point
+    p.destroy().unwrap();
+    assert_eq!(std::fs::read_dir(&tmp_dir).unwrap().count(), 0);
+    // A second environment starts with an empty /tmp.
+    let p2 = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (found, out) = probe(&p2, &["exists", "/tmp/secret"]);
+    assert!(!found);
+    assert_eq!(out.trim(), "absent");
+}

@@ -1,0 +1,1005 @@
+//! Attacks from inside an execution environment, through the real `sous serve` binary with
+//! its default full isolation (issue 4, points 5 and 8; docs/SECURITY.md maps each barrier to
+//! the test that proves it). Each test deploys a `provided.al2023` shell-script function that
+//! attempts one attack and reports what happened, then asserts that the attack failed and
+//! that the host and Sous are unharmed (the server still answers, other functions still run).
+//!
+//! These tests need root (namespaces, cgroups, mounts, veth pairs, iptables) and fail loudly
+//! without it. The outbound tests talk only to a "test host": a network namespace each test
+//! creates itself (`ip netns add`), joined to the host by a veth pair with a test-only /30 out
+//! of 10.233.0.0/16, running a small HTTP server; the guard removes it in all cases.
+
+mod common;
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::types::EphemeralStorage;
+use common::*;
+
+fn require_root() {
+    assert_eq!(
+        sous_sandbox::syscalls::geteuid(),
+        0,
+        "the sandbox attack tests must run as root: `sous serve` isolates functions with \
+         namespaces, cgroups, mounts, veth pairs and iptables, which need root; run \
+         `cargo test -p sous --test sandbox` as root"
+    );
+}
+
+/// A custom runtime whose handler runs `script` (a shell fragment; `$EVENT` is the event
+/// file) and responds with everything it printed.
+fn attack_zip(script: &str) -> Vec<u8> {
+    attack_zip_with_init("", script)
+}
+
+fn attack_zip_with_init(init: &str, script: &str) -> Vec<u8> {
+    bootstrap_zip(shell_runtime(
+        &format!("{TRY}\n{init}"),
+        &format!("  {{\n{script}\n  }} > \"$WORK/report\" 2>&1\n  respond \"$WORK/report\""),
+    ))
+}
+
+/// `t KEY CMD...` runs CMD in the runtime's shell and prints `KEY=rcN <its output>` on one
+/// line.
+const TRY: &str = r#"t() { k=$1; shift; "$@" >"$WORK/t" 2>&1; r=$?; echo "$k=rc$r $(tr '\n' ' ' < "$WORK/t")"; }"#;
+
+/// The value of `key` in a report made with `t`, which must show a failure.
+fn failed<'a>(report: &'a str, key: &str) -> &'a str {
+    let v = field(report, key).unwrap_or_else(|| panic!("no {key} in:\n{report}"));
+    assert!(
+        v.starts_with("rc") && !v.starts_with("rc0 "),
+        "{key} succeeded:\n{report}"
+    );
+    v
+}
+
+/// Creates a function from `zip` with the given settings (seconds, MB, MB, variables).
+async fn deploy(
+    server: &Server,
+    prefix: &str,
+    zip: &[u8],
+    timeout_s: i32,
+    memory_mb: i32,
+    ephemeral_mb: i32,
+    vars: &[(&str, &str)],
+) -> String {
+    let name = unique(prefix);
+    create_ok(
+        server,
+        create(&server.client, &name, zip)
+            .timeout(timeout_s)
+            .memory_size(memory_mb)
+            .ephemeral_storage(
+                EphemeralStorage::builder()
+                    .size(ephemeral_mb)
+                    .build()
+                    .unwrap(),
+            )
+            .environment(env_vars(vars)),
+    )
+    .await;
+    name
+}
+
+/// Invokes a function that must complete (no function error) and returns its report.
+async fn report(server: &Server, name: &str) -> String {
+    let out = invoke(server, name, b"{}").await;
+    assert_eq!(
+        out.function_error,
+        None,
+        "{name} failed: {}\nlog: {:?}\n{}",
+        out.text(),
+        out.log,
+        server.output_tail(3000)
+    );
+    // Shown with the failure of the test that asserts on it.
+    eprintln!("----- {name} reported:\n{}", out.text());
+    out.text()
+}
+
+/// The server still answers its API and still runs a fresh function.
+async fn assert_sous_unharmed(server: &Server) {
+    let pid = server.pid().expect("server running");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "sous serve (pid {pid}) is gone\n{}",
+        server.output_tail(3000)
+    );
+    server
+        .client
+        .list_functions()
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the API stopped answering: {e:?}"));
+    let name = unique("healthy");
+    create_ok(
+        server,
+        create(&server.client, &name, &bootstrap_zip(echo_runtime())),
+    )
+    .await;
+    let out = invoke(server, &name, br#"{"still":"ok"}"#).await;
+    assert_eq!(out.function_error, None, "{}", out.text());
+    assert_eq!(out.text(), r#"{"still":"ok"}"#);
+}
+
+/// `key=value` lines of a report.
+fn field<'a>(report: &'a str, key: &str) -> Option<&'a str> {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Max Memory Used of the REPORT line of a tail log.
+fn max_memory_used(log: &str) -> u64 {
+    let re = regex::Regex::new(r"Max Memory Used: (\d+) MB").unwrap();
+    re.captures(log)
+        .unwrap_or_else(|| panic!("no Max Memory Used in {log}"))[1]
+        .parse()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading what is not the function's
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cannot_read_host_secrets() {
+    require_root();
+    let server = Server::start();
+    let data = server.data_dir.display().to_string();
+    let zip = attack_zip(
+        r#"for p in "$DATA_DIR" "$DATA_DIR/credentials" /root /home /etc/shadow /etc/sudoers /proc/1/root/etc/shadow; do
+    if out=$(ls -la "$p" 2>&1 && cat "$p" 2>&1); then echo "read $p: $out"; else echo "denied $p: $out"; fi
+  done
+  echo "etc=$(ls /etc | tr '\n' ' ')""#,
+    );
+    let name = deploy(&server, "read", &zip, 10, 128, 512, &[("DATA_DIR", &data)]).await;
+    let out = report(&server, &name).await;
+    for p in [
+        data.clone(),
+        format!("{data}/credentials"),
+        "/root".into(),
+        "/home".into(),
+        "/etc/shadow".into(),
+        "/etc/sudoers".into(),
+    ] {
+        assert!(
+            out.contains(&format!("denied {p}: ")),
+            "{p} must not be readable:\n{out}"
+        );
+    }
+    assert!(
+        !out.lines().any(|l| l.starts_with("read ")),
+        "something was readable:\n{out}"
+    );
+    assert!(!out.contains(SECRET_KEY), "the admin secret leaked:\n{out}");
+    let shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
+    if let Some(root_line) = shadow.lines().find(|l| l.starts_with("root:")) {
+        assert!(!out.contains(root_line), "/etc/shadow leaked:\n{out}");
+    }
+    let etc = field(&out, "etc").unwrap();
+    assert!(!etc.contains("shadow"), "/etc lists shadow:\n{out}");
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cannot_read_another_functions_tmp() {
+    require_root();
+    let server = Server::start();
+    let secret = unique("tmp-secret");
+    let owner = deploy(
+        &server,
+        "tmp-owner",
+        &attack_zip(
+            r#"[ -f /tmp/secret ] || echo "$SECRET" > /tmp/secret
+  echo "mine=$(cat /tmp/secret)""#,
+        ),
+        10,
+        128,
+        512,
+        &[("SECRET", &secret)],
+    )
+    .await;
+    let out = report(&server, &owner).await;
+    assert_eq!(field(&out, "mine"), Some(secret.as_str()), "{out}");
+
+    let thief = deploy(
+        &server,
+        "tmp-thief",
+        &attack_zip(
+            r#"echo "cat=$(cat /tmp/secret 2>&1)"
+  echo "ls=$(ls -a /tmp | tr '\n' ' ')"
+  echo "grep=$(grep -rs "$SECRET" /tmp /var /opt /run 2>/dev/null | head -n 3)""#,
+        ),
+        10,
+        128,
+        512,
+        &[("SECRET", &secret)],
+    )
+    .await;
+    let stolen = report(&server, &thief).await;
+    assert!(
+        field(&stolen, "cat").is_some_and(|v| v.contains("No such file")),
+        "{stolen}"
+    );
+    assert_eq!(field(&stolen, "grep"), Some(""), "{stolen}");
+    // The owner's file is still there: the thief looked while it existed.
+    let again = report(&server, &owner).await;
+    assert_eq!(field(&again, "mine"), Some(secret.as_str()), "{again}");
+    assert_sous_unharmed(&server).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing what is not the function's
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cannot_write_code_or_system_dirs() {
+    require_root();
+    let server = Server::start();
+    let mark = unique("planted");
+    let zip = attack_zip(
+        r#"for f in /var/task/bootstrap /var/task/new "/usr/$MARK" "/usr/bin/$MARK" "/etc/$MARK" /etc/passwd /etc/resolv.conf "/$MARK" "/var/$MARK" "/lib/$MARK"; do
+    if echo pwned 2>&1 >> "$f"; then echo "wrote $f"; else echo "refused $f"; fi
+  done
+  if ln -s /tmp "/var/task/$MARK" 2>/dev/null; then echo "wrote link"; else echo "refused link"; fi
+  if chmod 777 /var/task/bootstrap 2>/dev/null; then echo "wrote mode"; else echo "refused mode"; fi
+  echo "tmp=$(echo ok > /tmp/x && cat /tmp/x)""#,
+    );
+    let name = deploy(&server, "write", &zip, 10, 128, 512, &[("MARK", &mark)]).await;
+    let out = report(&server, &name).await;
+    assert!(!out.contains("wrote"), "a write went through:\n{out}");
+    assert_eq!(out.matches("refused").count(), 12, "{out}");
+    assert_eq!(
+        field(&out, "tmp"),
+        Some("ok"),
+        "/tmp must stay writable:\n{out}"
+    );
+    for dir in ["/usr", "/usr/bin", "/etc", "/", "/var", "/lib"] {
+        let host = PathBuf::from(dir).join(&mark);
+        assert!(!host.exists(), "{} appeared on the host", host.display());
+    }
+    // The code is untouched: the function still runs as deployed.
+    let again = report(&server, &name).await;
+    assert!(!again.contains("wrote"), "{again}");
+    assert_sous_unharmed(&server).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sees_only_its_own_processes() {
+    require_root();
+    let server = Server::start();
+    let zip = attack_zip(
+        r#"set -- /proc/[0-9]*
+  echo "count=$#"
+  echo "pids=$(for p in "$@"; do printf '%s ' "${p#/proc/}"; done)"
+  echo "server=$(cat /proc/$SERVER_PID/cmdline 2>&1 | tr '\0' ' ')"
+  echo "uid=$(id -u)"
+  echo "init=$(tr '\0' ' ' < /proc/1/cmdline 2>&1)""#,
+    );
+    let pid = server.pid().unwrap().to_string();
+    let name = deploy(&server, "ps", &zip, 10, 128, 512, &[("SERVER_PID", &pid)]).await;
+    let out = report(&server, &name).await;
+    let count: usize = field(&out, "count").unwrap().parse().unwrap();
+    assert!(count < 10, "the function sees {count} processes:\n{out}");
+    let pids: Vec<u32> = field(&out, "pids")
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(pids.iter().all(|&p| p < 100), "host pids visible:\n{out}");
+    assert!(pids.contains(&1), "{out}");
+    assert!(!out.contains("sous serve"), "the server is visible:\n{out}");
+    assert_eq!(field(&out, "uid"), Some("993"), "{out}");
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cannot_signal_sous_or_other_environments() {
+    require_root();
+    let server = Server::start();
+    // A victim with a counter in its /tmp: if its environment survives, the count goes on.
+    let victim = deploy(
+        &server,
+        "victim",
+        &attack_zip(
+            r#"n=$(cat /tmp/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/n
+  echo "n=$n""#,
+        ),
+        10,
+        128,
+        512,
+        &[],
+    )
+    .await;
+    assert_eq!(field(&report(&server, &victim).await, "n"), Some("1"));
+    let pid = server.pid().unwrap().to_string();
+    let attacker = deploy(
+        &server,
+        "killer",
+        &attack_zip(
+            r#"t server kill -9 "$SERVER_PID"
+  t init kill -9 1
+  kill -9 -1; echo "all=rc$?""#,
+        ),
+        10,
+        128,
+        512,
+        &[("SERVER_PID", &pid)],
+    )
+    .await;
+    let text = report(&server, &attacker).await;
+    // The server's pid does not exist in the environment's PID namespace.
+    assert!(
+        failed(&text, "server").contains("No such process"),
+        "{text}"
+    );
+    // Its own init is root's: not the function's to signal.
+    failed(&text, "init");
+    assert_sous_unharmed(&server).await;
+    assert_eq!(
+        field(&report(&server, &victim).await, "n"),
+        Some("2"),
+        "the victim's environment was hurt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_bomb_is_contained() {
+    require_root();
+    let server = Server::start();
+    // 1. Bounded: fork sleepers until fork fails, count them, kill them with builtins only.
+    let counted = deploy(
+        &server,
+        "forks",
+        &attack_zip(
+            r#"rm -f /tmp/pids
+  ( i=0; while [ $i -lt 3000 ]; do sleep 60 & echo $! >> /tmp/pids; i=$((i+1)); done ) 2>/dev/null
+  while read p; do kill -9 "$p" 2>/dev/null; done < /tmp/pids
+  k=0; while [ $k -lt 200000 ]; do set -- /proc/[0-9]*; [ $# -lt 10 ] && break; k=$((k+1)); done
+  echo "forked=$(sort -u /tmp/pids | wc -l)""#,
+        ),
+        60,
+        1024,
+        512,
+        &[],
+    )
+    .await;
+    let out = report(&server, &counted).await;
+    let forked: u32 = field(&out, "forked").unwrap().parse().unwrap();
+    assert!(
+        (900..1024).contains(&forked),
+        "the pids limit (1024) should stop the forks: {out}"
+    );
+
+    // 2. The classic bomb: the environment ends (timeout or exit), Sous goes on.
+    let marker = unique("bomb");
+    let bomb = deploy(
+        &server,
+        "bomb",
+        &attack_zip("  b() { b | b & }; b\n  sleep 30"),
+        3,
+        128,
+        512,
+        &[("SOUS_TEST_MARKER", &marker)],
+    )
+    .await;
+    let out = invoke(&server, &bomb, b"{}").await;
+    assert!(
+        out.function_error.is_some(),
+        "a fork bomb cannot finish normally: {}",
+        out.text()
+    );
+    let left = wait_processes_gone(&marker, Duration::from_secs(20));
+    reap(&marker);
+    assert!(left.is_empty(), "fork bomb processes survived: {left:?}");
+    assert_sous_unharmed(&server).await;
+    // The bounded function still works in a fresh environment.
+    report(&server, &counted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_process_survives_a_timeout() {
+    require_root();
+    let server = Server::start();
+    let marker = unique("survivor");
+    let zip = attack_zip(
+        r#"SOUS_TEST_MARKER="$MARKER" setsid sh -c 'sleep 60; true' "$MARKER" </dev/null >/dev/null 2>&1 &
+  ( sh -c 'sleep 60; true' "$MARKER" & ) </dev/null >/dev/null 2>&1
+  sleep 30"#,
+    );
+    let name = deploy(
+        &server,
+        "timeout",
+        &zip,
+        2,
+        128,
+        512,
+        &[("SOUS_TEST_MARKER", &marker), ("MARKER", &marker)],
+    )
+    .await;
+    let out = invoke(&server, &name, b"{}").await;
+    assert_eq!(
+        out.function_error.as_deref(),
+        Some("Unhandled"),
+        "{}",
+        out.text()
+    );
+    assert!(out.text().contains("Task timed out"), "{}", out.text());
+    let left = wait_processes_gone(&marker, Duration::from_secs(10));
+    reap(&marker);
+    assert!(left.is_empty(), "processes outlived the timeout: {left:?}");
+    assert_sous_unharmed(&server).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Resources
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_past_memory_size_is_killed() {
+    require_root();
+    let server = Server::start();
+    // The runtime's own shell grows a 400 MB string: the runtime process itself is killed.
+    let zip = attack_zip(r#"  x=$(head -c 400000000 /dev/zero | tr '\0' x); echo "len=${#x}""#);
+    let name = deploy(&server, "oom", &zip, 30, 128, 512, &[]).await;
+    let out = invoke(&server, &name, b"{}").await;
+    assert_eq!(
+        out.function_error.as_deref(),
+        Some("Unhandled"),
+        "{}",
+        out.text()
+    );
+    let body = out.json();
+    assert_eq!(body["errorType"], "Runtime.ExitError", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("signal: killed"),
+        "{body}"
+    );
+    let used = max_memory_used(out.log());
+    assert!(
+        (100..=140).contains(&used),
+        "Max Memory Used should be about the 128 MB limit: {used}\n{}",
+        out.log()
+    );
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tmp_is_disk_sized_by_ephemeral_storage() {
+    require_root();
+    let server = Server::start();
+    let zip = attack_zip(
+        r#"rm -f /tmp/big
+  echo "dd=$(dd if=/dev/zero of=/tmp/big bs=1M count="$MB" conv=fsync 2>&1 | tr '\n' ' ')"
+  echo "size=$(stat -c %s /tmp/big)"
+  echo "df=$(df -m /tmp | tail -n 1)"
+  rm -f /tmp/big"#,
+    );
+    // 600 MB of disk for a 128 MB function with 1024 MB of /tmp.
+    let big = deploy(&server, "tmp1024", &zip, 120, 128, 1024, &[("MB", "600")]).await;
+    let out = report(&server, &big).await;
+    assert_eq!(field(&out, "size"), Some("629145600"), "{out}");
+    assert!(!out.contains("No space left"), "{out}");
+    // 700 MB into the default 512 MB: ENOSPC, and the file stops short of the size.
+    let small = deploy(&server, "tmp512", &zip, 120, 128, 512, &[("MB", "700")]).await;
+    let out = report(&server, &small).await;
+    assert!(out.contains("No space left on device"), "{out}");
+    let size: u64 = field(&out, "size").unwrap().parse().unwrap();
+    assert!(size < 512 << 20, "{out}");
+    assert_sous_unharmed(&server).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The code package
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinks_escaping_the_zip_are_refused() {
+    require_root();
+    let server = Server::start();
+    let boot = file("bootstrap", echo_runtime(), 0o755);
+    for (path, target) in [
+        ("shadow", "/etc/shadow"),
+        ("up", "../../../../../../etc"),
+        ("lib/deep", "../../outside"),
+    ] {
+        let zip = zip_entries(&[
+            boot.clone(),
+            Entry::Symlink {
+                path: path.into(),
+                target: target.into(),
+            },
+        ]);
+        let err = expect_err(
+            create(&server.client, &unique("symlink"), &zip)
+                .send()
+                .await,
+        );
+        err.assert(400, "InvalidParameterValueException");
+    }
+    // A link inside the package is fine (as on Lambda).
+    let zip = zip_entries(&[
+        boot,
+        file("real.txt", "inside", 0o644),
+        Entry::Symlink {
+            path: "link.txt".into(),
+            target: "real.txt".into(),
+        },
+    ]);
+    create_ok(&server, create(&server.client, &unique("symlink-ok"), &zip)).await;
+    assert_sous_unharmed(&server).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Privileges
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_and_unshare_are_denied() {
+    require_root();
+    let server = Server::start();
+    let zip = attack_zip(
+        r#"mkdir -p /tmp/m
+  t mount mount -t tmpfs none /tmp/m
+  t bind mount --bind /tmp /tmp/m
+  t userns unshare -r id
+  t netns unshare -n true
+  t mntns unshare -m true
+  t chroot /usr/sbin/chroot /tmp /bin/true
+  echo "caps=$(grep -E '^Cap(Prm|Eff|Bnd|Amb)' /proc/self/status | tr '\n\t' '  ')"
+  echo "nnp=$(grep NoNewPrivs /proc/self/status | tr -d '\t ')"
+  echo "mounts=$(grep -c ' /tmp/m ' /proc/self/mounts)""#,
+    );
+    let name = deploy(&server, "mount", &zip, 10, 128, 512, &[]).await;
+    let out = report(&server, &name).await;
+    for key in ["mount", "bind", "userns", "netns", "mntns", "chroot"] {
+        let v = failed(&out, key);
+        assert!(
+            v.contains("not permitted") || v.contains("must be superuser"),
+            "{key}:\n{out}"
+        );
+    }
+    let caps = field(&out, "caps").unwrap();
+    assert_eq!(
+        caps.matches("0000000000000000").count(),
+        4,
+        "capabilities left: {out}"
+    );
+    assert_eq!(field(&out, "nnp"), Some("NoNewPrivs:1"), "{out}");
+    assert_eq!(field(&out, "mounts"), Some("0"), "{out}");
+    assert_sous_unharmed(&server).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Network
+
+/// The host's own IPv4 addresses other than loopback (a function must reach none of them).
+fn host_addresses() -> Vec<Ipv4Addr> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .expect("run ip");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let ifname = it.nth(1)?;
+            let addr = it.skip_while(|w| *w != "inet").nth(1)?;
+            let addr: Ipv4Addr = addr.split('/').next()?.parse().ok()?;
+            (!addr.is_loopback() && !ifname.starts_with("sth")).then_some(addr)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cannot_connect_to_sous_or_host_services() {
+    require_root();
+    let server = Server::start();
+    // A host service on every address: nothing of it may be reachable.
+    let host_service = TcpListener::bind("0.0.0.0:0").unwrap();
+    host_service.set_nonblocking(true).unwrap();
+    let port = host_service.local_addr().unwrap().port().to_string();
+    let addrs: Vec<String> = host_addresses().iter().map(|a| a.to_string()).collect();
+    let zip = attack_zip(
+        r#"probe() { if curl -sS --max-time 3 -o /dev/null "http://$1/" 2>/dev/null; then echo "reached $1"; else echo "blocked $1"; fi; }
+  probe "127.0.0.1:$API_PORT"
+  probe "127.0.0.1:$GATEWAY_PORT"
+  probe "127.0.0.1:$PORT"
+  GW=$(/usr/sbin/ip route | sed -n 's/^default via \([0-9.]*\).*/\1/p')
+  echo "gateway=$GW"
+  probe "$GW:$PORT"
+  probe "$GW:$API_PORT"
+  for a in $HOST_ADDRS; do probe "$a:$PORT"; done"#,
+    );
+    let api = server.api_addr.port().to_string();
+    let gw = server.gateway_addr.port().to_string();
+    let joined = addrs.join(" ");
+    let name = deploy(
+        &server,
+        "connect",
+        &zip,
+        60,
+        128,
+        512,
+        &[
+            ("API_PORT", &api),
+            ("GATEWAY_PORT", &gw),
+            ("PORT", &port),
+            ("HOST_ADDRS", &joined),
+        ],
+    )
+    .await;
+    let out = report(&server, &name).await;
+    assert!(
+        !out.contains("reached"),
+        "a host service was reached:\n{out}"
+    );
+    assert_eq!(
+        out.matches("blocked").count(),
+        5 + addrs.len(),
+        "every attempt must be reported:\n{out}"
+    );
+    let gateway = field(&out, "gateway").unwrap();
+    assert!(
+        gateway.starts_with("198.19."),
+        "outbound networking gives a default route: {out}"
+    );
+    match host_service.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the host service saw a connection: {other:?}"),
+    }
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environments_cannot_reach_each_other() {
+    require_root();
+    let server = Server::start();
+    // The listener: an HTTP server in its environment, checked from inside that environment.
+    let listener = deploy(
+        &server,
+        "listener",
+        &attack_zip_with_init(
+            "mkdir -p /tmp/www && echo here > /tmp/www/x && (cd /tmp/www && python3 -m http.server 8080 >/dev/null 2>&1 &)",
+            r#"ME=$(/usr/sbin/ip -4 -o addr show eth0 | sed 's/.* inet \([0-9.]*\).*/\1/')
+  i=0; until curl -s --max-time 1 "http://$ME:8080/x" >/dev/null || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done
+  echo "addr=$ME"
+  echo "self=$(curl -sS --max-time 2 "http://$ME:8080/x" 2>&1)""#,
+        ),
+        30,
+        128,
+        512,
+        &[],
+    )
+    .await;
+    let out = report(&server, &listener).await;
+    assert_eq!(field(&out, "self"), Some("here"), "{out}");
+    let addr = field(&out, "addr").unwrap().to_string();
+    assert!(addr.starts_with("198.19."), "{out}");
+    let intruder = deploy(
+        &server,
+        "intruder",
+        &attack_zip(
+            r#"if curl -sS --max-time 3 "http://$TARGET:8080/x" 2>&1; then echo "reached"; else echo "blocked"; fi"#,
+        ),
+        30,
+        128,
+        512,
+        &[("TARGET", &addr)],
+    )
+    .await;
+    let out = report(&server, &intruder).await;
+    assert!(out.contains("blocked") && !out.contains("here"), "{out}");
+    // The listener is still up: it was the path that was closed.
+    let again = report(&server, &listener).await;
+    assert_eq!(field(&again, "self"), Some("here"), "{again}");
+    assert_sous_unharmed(&server).await;
+}
+
+/// A test host: a network namespace made by the test, joined to the host by a veth pair with
+/// addresses from a test-only /30 (10.233.A.B), serving `token` over HTTP on port 8000. All
+/// of it is removed on drop.
+struct TestHost {
+    netns: String,
+    host_if: String,
+    /// The test host's address.
+    addr: Ipv4Addr,
+    /// The host side's address (what the test host sees as the client after NAT).
+    host_side: Ipv4Addr,
+    server: Option<Child>,
+    dir: tempfile::TempDir,
+    token: String,
+}
+
+const TEST_HOST_PORT: u16 = 8000;
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl TestHost {
+    fn start() -> TestHost {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed) % 64;
+        let pid = std::process::id();
+        let base = u32::from(Ipv4Addr::new(10, 233, 0, 0)) + ((pid % 256) << 8) + n * 4;
+        let mut host = TestHost {
+            netns: format!("sthost-{pid}-{n}"),
+            host_if: format!("sth{}x{n}", pid % 100_000),
+            addr: Ipv4Addr::from(base + 2),
+            host_side: Ipv4Addr::from(base + 1),
+            server: None,
+            dir: tempfile::tempdir().unwrap(),
+            token: unique("test-host-token"),
+        };
+        // Leftovers of an earlier run with the same pid.
+        let _ = ip(&["netns", "del", &host.netns]);
+        let _ = ip(&["link", "del", &host.host_if]);
+        let host_cidr = format!("{}/30", host.host_side);
+        let addr_cidr = format!("{}/30", host.addr);
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", &host.netns],
+            vec![
+                "link",
+                "add",
+                &host.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &host.netns,
+            ],
+            vec!["addr", "add", &host_cidr, "dev", &host.host_if],
+            vec!["link", "set", &host.host_if, "up"],
+            vec!["-n", &host.netns, "addr", "add", &addr_cidr, "dev", "eth0"],
+            vec!["-n", &host.netns, "link", "set", "eth0", "up"],
+            vec!["-n", &host.netns, "link", "set", "lo", "up"],
+        ];
+        for s in steps {
+            ip(&s).unwrap_or_else(|e| panic!("set up the test host: {e}"));
+        }
+        std::fs::write(host.dir.path().join("token"), &host.token).unwrap();
+        let log = std::fs::File::create(host.dir.path().join("access.log")).unwrap();
+        let python = if std::path::Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host.netns, python, "-m", "http.server"])
+            .arg(TEST_HOST_PORT.to_string())
+            .args(["--bind", &host.addr.to_string(), "--directory"])
+            .arg(host.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the test host's HTTP server");
+        host.server = Some(child);
+        // Ready when it answers (the host reaches the test host directly over the veth).
+        let target = SocketAddr::from((host.addr, TEST_HOST_PORT));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the test host's server did not come up on {target}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        host
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}:{TEST_HOST_PORT}/token", self.addr)
+    }
+
+    fn access_log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.path().join("access.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = ip(&["netns", "del", &self.netns]);
+        let _ = ip(&["link", "del", &self.host_if]);
+    }
+}
+
+const CURL_TEST_HOST: &str = r#"if body=$(curl -sS --max-time 5 "$URL" 2>&1); then echo "fetched=$body"; else echo "failed=$body"; fi"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_reaches_a_test_host() {
+    require_root();
+    let test_host = TestHost::start();
+    let server = Server::start();
+    let url = test_host.url();
+    let name = deploy(
+        &server,
+        "outbound",
+        &attack_zip(CURL_TEST_HOST),
+        30,
+        128,
+        512,
+        &[("URL", &url)],
+    )
+    .await;
+    let out = report(&server, &name).await;
+    assert_eq!(
+        field(&out, "fetched"),
+        Some(test_host.token.as_str()),
+        "outbound networking must reach the test host:\n{out}"
+    );
+    // Masqueraded: the test host saw the host's side of its own link, not 198.19.x.x.
+    let log = test_host.access_log();
+    let get = log
+        .lines()
+        .find(|l| l.contains("GET /token"))
+        .unwrap_or_else(|| panic!("the test host logged no request: {log}"));
+    assert!(
+        get.starts_with(&format!("{} ", test_host.host_side)),
+        "{log}"
+    );
+    assert_sous_unharmed(&server).await;
+}
+
+/// `sous serve --function-network none` with the harness's settings.
+struct NoNetServer {
+    _root: tempfile::TempDir,
+    child: Child,
+    api_addr: SocketAddr,
+    client: aws_sdk_lambda::Client,
+    log: PathBuf,
+}
+
+impl NoNetServer {
+    fn start() -> NoNetServer {
+        let root = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let gw_port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let api_addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = root.path().join("server.log");
+        let child = Command::new(Server::binary())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(root.path().join("data"))
+            .args(["--api-addr", &api_addr.to_string()])
+            .args(["--gateway-addr", &format!("127.0.0.1:{gw_port}")])
+            .args(["--region", REGION, "--account-id", ACCOUNT])
+            .args(["--function-network", "none"])
+            .env("SOUS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("SOUS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env_remove("SOUS_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("spawn sous serve");
+        let mut s = NoNetServer {
+            _root: root,
+            child,
+            api_addr,
+            client: client_for(api_addr, ACCESS_KEY, SECRET_KEY),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&s.api_addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("sous serve exited ({status}):\n{}", s.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sous serve did not start:\n{}",
+                s.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NoNetServer {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Ok(None) = self.child.try_wait() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_network_none_has_no_route_out() {
+    require_root();
+    let test_host = TestHost::start();
+    let server = NoNetServer::start();
+    let name = unique("no-network");
+    let zip = attack_zip(&format!(
+        "  {CURL_TEST_HOST}\n  echo \"links=$(/usr/sbin/ip -o link show | wc -l)\""
+    ));
+    server
+        .client
+        .create_function()
+        .function_name(&name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .role(ROLE)
+        .handler("handler")
+        .timeout(30)
+        .environment(env_vars(&[("URL", &test_host.url())]))
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create: {:#?}\n{}", api_error(e), server.output()));
+    let out = server
+        .client
+        .invoke()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("invoke: {e:?}\n{}", server.output()));
+    assert_eq!(out.function_error(), None, "{}", server.output());
+    let text = String::from_utf8_lossy(out.payload().unwrap().as_ref()).into_owned();
+    assert!(
+        field(&text, "failed").is_some() && !text.contains(&test_host.token),
+        "with --function-network none the test host must be unreachable:\n{text}"
+    );
+    assert_eq!(field(&text, "links"), Some("1"), "only loopback: {text}");
+    // The test host itself is up: the function had no route, not a dead peer.
+    let target = SocketAddr::from((test_host.addr, TEST_HOST_PORT));
+    assert!(TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok());
+    server.client.list_functions().send().await.unwrap();
+}
