@@ -35,12 +35,17 @@ fn main() -> Result<(), BoxError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if std::env::args().any(|a| a == "--runtimes") {
+        return rt.block_on(runtimes::run(quick));
+    }
     rt.block_on(run(quick))
 }
 
-struct Server {
+mod runtimes;
+
+pub(crate) struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     creds: Credentials,
     _dir: tempfile::TempDir,
 }
@@ -75,7 +80,7 @@ async fn run(quick: bool) -> Result<(), BoxError> {
     } else {
         (5000, 40000, 60)
     };
-    let server = start_sous(&sous).await?;
+    let server = start_sous(&sous, &[]).await?;
     let zip = zip_bootstrap(&bootstrap)?;
 
     // Baseline: three round trips to an in-process echo server.
@@ -120,33 +125,12 @@ async fn run(quick: bool) -> Result<(), BoxError> {
         concurrent(8, c8_n, server.addr, || invoke.clone_request()).await?;
     let (base_c8_rate, _) = concurrent(8, c8_n / 3, echo, baseline_req).await?;
 
-    // Cold starts: each function's first invocation.
-    let mut cold_e2e = Vec::new();
-    let mut init = Vec::new();
-    for i in 0..cold_n {
-        let name = format!("bench-cold-{i}");
-        create_function(&server, &name, &zip).await?;
-        let req = signed_invoke(&server, &name, true);
-        let mut c = connect(server.addr).await?;
-        let t = Instant::now();
-        let resp = c.send_request(req.clone_request()?).await?;
-        let elapsed = t.elapsed();
-        let log = resp
-            .headers()
-            .get("x-amz-log-result")
-            .and_then(|v| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(v.as_bytes())
-                    .ok()
-            })
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        resp.into_body().collect().await?;
-        cold_e2e.push(elapsed);
-        if let Some(ms) = init_duration(&log) {
-            init.push(Duration::from_secs_f64(ms / 1000.0));
-        }
-    }
+    // Cold starts: each function's first invocation, sandboxed (the default) and, in the
+    // same run, with `--isolation none`.
+    let (mut cold_e2e, mut init) = cold_starts(&server, &zip, cold_n, "bench-cold").await?;
+    let plain = start_sous(&sous, &["--isolation", "none"]).await?;
+    let (mut plain_e2e, mut plain_init) = cold_starts(&plain, &zip, cold_n, "bench-plain").await?;
+    drop(plain);
     let bare = bare_starts(&bootstrap, cold_n)?;
 
     let p = |v: &mut Vec<Duration>, q: usize| -> f64 {
@@ -170,6 +154,11 @@ async fn run(quick: bool) -> Result<(), BoxError> {
             "baseline: bare start of the bootstrap executable",
             &mut bare,
         ),
+        ("cold invoke, end to end, --isolation none", &mut plain_e2e),
+        (
+            "cold start: Init Duration, --isolation none",
+            &mut plain_init,
+        ),
     ];
     let mut medians = Vec::new();
     for (name, v) in rows {
@@ -178,6 +167,12 @@ async fn run(quick: bool) -> Result<(), BoxError> {
         writeln!(out, "| {name} | {p50:.3} | {p99:.3} |")?;
     }
     writeln!(out)?;
+    writeln!(
+        out,
+        "isolation adds at p50: {:.3} ms to a cold invoke, {:.3} ms to Init Duration",
+        medians[3] - medians[6],
+        medians[4] - medians[7]
+    )?;
     writeln!(
         out,
         "added warm latency at p50: {:.3} ms over the baseline",
@@ -194,7 +189,7 @@ async fn run(quick: bool) -> Result<(), BoxError> {
 
 /// A request that can be re-sent as is: SigV4 signatures stay valid for 15 minutes and carry
 /// no nonce, so signing once keeps client-side cost out of the measurement.
-struct Prepared {
+pub(crate) struct Prepared {
     path: String,
     headers: HeaderMap,
     body: Bytes,
@@ -208,7 +203,7 @@ impl Prepared {
     }
 }
 
-fn signed(
+pub(crate) fn signed(
     server: &Server,
     method: &str,
     path: &str,
@@ -240,7 +235,7 @@ fn signed(
     map
 }
 
-fn signed_invoke(server: &Server, function: &str, tail: bool) -> Prepared {
+pub(crate) fn signed_invoke(server: &Server, function: &str, tail: bool) -> Prepared {
     let path = format!("/2015-03-31/functions/{function}/invocations");
     let log_type = if tail { "Tail" } else { "None" };
     let headers = signed(
@@ -257,12 +252,27 @@ fn signed_invoke(server: &Server, function: &str, tail: bool) -> Prepared {
     }
 }
 
-async fn create_function(server: &Server, name: &str, zip: &[u8]) -> Result<(), BoxError> {
+pub(crate) async fn create_function(
+    server: &Server,
+    name: &str,
+    zip: &[u8],
+) -> Result<(), BoxError> {
+    create_function_with(server, name, zip, ("provided.al2023", "bootstrap")).await
+}
+
+/// CreateFunction with a `(runtime, handler)` and 1,769 MB (one vCPU on Lambda).
+pub(crate) async fn create_function_with(
+    server: &Server,
+    name: &str,
+    zip: &[u8],
+    (runtime, handler): (&str, &str),
+) -> Result<(), BoxError> {
     let body = serde_json::json!({
         "FunctionName": name,
-        "Runtime": "provided.al2023",
+        "Runtime": runtime,
         "Role": "arn:aws:iam::000000000000:role/bench",
-        "Handler": "bootstrap",
+        "Handler": handler,
+        "MemorySize": 1769,
         "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
     })
     .to_string();
@@ -288,7 +298,7 @@ async fn create_function(server: &Server, name: &str, zip: &[u8]) -> Result<(), 
     Ok(())
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BoxError> {
+pub(crate) async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BoxError> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -296,7 +306,7 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BoxError>
     Ok(sender)
 }
 
-async fn send(
+pub(crate) async fn send(
     c: &mut SendRequest<Full<Bytes>>,
     req: Request<Full<Bytes>>,
 ) -> Result<(u16, Bytes), BoxError> {
@@ -373,7 +383,7 @@ async fn start_echo() -> Result<SocketAddr, BoxError> {
     Ok(addr)
 }
 
-async fn start_sous(sous: &Path) -> Result<Server, BoxError> {
+pub(crate) async fn start_sous(sous: &Path, extra: &[&str]) -> Result<Server, BoxError> {
     let dir = tempfile::tempdir()?;
     let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
@@ -390,6 +400,7 @@ async fn start_sous(sous: &Path) -> Result<Server, BoxError> {
             "--data-dir",
         ])
         .arg(dir.path())
+        .args(extra)
         .env("SOUS_ACCESS_KEY_ID", &creds.access_key_id)
         .env("SOUS_SECRET_ACCESS_KEY", &creds.secret_access_key)
         .env("SOUS_LOG", "warn")
@@ -410,7 +421,7 @@ async fn start_sous(sous: &Path) -> Result<Server, BoxError> {
     Err("sous serve did not start listening".into())
 }
 
-fn zip_bootstrap(bootstrap: &PathBuf) -> Result<Vec<u8>, BoxError> {
+pub(crate) fn zip_bootstrap(bootstrap: &PathBuf) -> Result<Vec<u8>, BoxError> {
     let bytes = std::fs::read(bootstrap)?;
     let mut out = std::io::Cursor::new(Vec::new());
     let mut w = zip::ZipWriter::new(&mut out);
@@ -421,8 +432,58 @@ fn zip_bootstrap(bootstrap: &PathBuf) -> Result<Vec<u8>, BoxError> {
     Ok(out.into_inner())
 }
 
+/// First invocations of `n` new functions, one every 200 ms (a steady trickle, so the
+/// sandbox's pools of prepared namespaces and /tmp images are ready, as between real cold
+/// starts): end-to-end latencies and Init Durations.
+pub(crate) async fn cold_starts(
+    server: &Server,
+    zip: &[u8],
+    n: usize,
+    prefix: &str,
+) -> Result<(Vec<Duration>, Vec<Duration>), BoxError> {
+    cold_starts_of(server, zip, n, prefix, ("provided.al2023", "bootstrap")).await
+}
+
+/// [`cold_starts`] of functions of a given `(runtime, handler)`.
+pub(crate) async fn cold_starts_of(
+    server: &Server,
+    zip: &[u8],
+    n: usize,
+    prefix: &str,
+    runtime: (&str, &str),
+) -> Result<(Vec<Duration>, Vec<Duration>), BoxError> {
+    let mut e2e = Vec::new();
+    let mut init = Vec::new();
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        create_function_with(server, &name, zip, runtime).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let req = signed_invoke(server, &name, true);
+        let mut c = connect(server.addr).await?;
+        let t = Instant::now();
+        let resp = c.send_request(req.clone_request()?).await?;
+        let elapsed = t.elapsed();
+        let log = resp
+            .headers()
+            .get("x-amz-log-result")
+            .and_then(|v| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(v.as_bytes())
+                    .ok()
+            })
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        resp.into_body().collect().await?;
+        e2e.push(elapsed);
+        if let Some(ms) = init_duration(&log) {
+            init.push(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    Ok((e2e, init))
+}
+
 /// `Init Duration: 4.56 ms` from a REPORT line.
-fn init_duration(log: &str) -> Option<f64> {
+pub(crate) fn init_duration(log: &str) -> Option<f64> {
     let rest = &log[log.find("Init Duration: ")? + "Init Duration: ".len()..];
     rest.split(' ').next()?.parse().ok()
 }
