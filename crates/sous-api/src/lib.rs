@@ -223,6 +223,8 @@ fn reply_response(reply: Reply) -> Response {
         Reply::Concurrency(out) => json_response(200, &out),
         Reply::Provisioned { status, config } => json_response(status, &config),
         Reply::ListProvisioned(out) => json_response(200, &out),
+        Reply::EventInvokeConfig(out) => json_response(200, &out),
+        Reply::ListEventInvokeConfigs(out) => json_response(200, &out),
         Reply::Status(out) => json_response(200, &out),
     }
 }

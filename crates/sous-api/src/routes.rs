@@ -17,6 +17,7 @@ use sous_types::alias::{
 use sous_types::concurrency::{Concurrency, PutProvisionedInput};
 use sous_types::config::{CreateFunctionInput, SettingsInput, UpdateCodeInput};
 use sous_types::error::Violations;
+use sous_types::event_invoke::{check_input as check_event_invoke_input, EventInvokeConfigInput};
 use sous_types::limits::{CLIENT_CONTEXT_MAX_BYTES, SYNC_REQUEST_MAX_BYTES};
 use sous_types::names::{parse_function_name, resolve_qualifier, Scope};
 use sous_types::{ErrorCode, LambdaError};
@@ -124,6 +125,23 @@ pub enum Command {
         marker: Option<String>,
         max_items: Option<usize>,
     },
+    /// `PUT /2019-09-25/functions/{FunctionName}/event-invoke-config[?Qualifier=]` (replace)
+    /// or `POST` (merge into the current one).
+    PutFunctionEventInvokeConfig {
+        target: Target,
+        input: EventInvokeConfigInput,
+        merge: bool,
+    },
+    /// `GET /2019-09-25/functions/{FunctionName}/event-invoke-config[?Qualifier=]`
+    GetFunctionEventInvokeConfig(Target),
+    /// `DELETE /2019-09-25/functions/{FunctionName}/event-invoke-config[?Qualifier=]`
+    DeleteFunctionEventInvokeConfig(Target),
+    /// `GET /2019-09-25/functions/{FunctionName}/event-invoke-config/list[?Marker=&MaxItems=]`
+    ListFunctionEventInvokeConfigs {
+        function: String,
+        marker: Option<String>,
+        max_items: Option<usize>,
+    },
     /// `GET /_sous/status`: Sous's own view of environments, concurrency and memory.
     Status,
 }
@@ -157,6 +175,15 @@ impl Command {
             Command::ListProvisionedConcurrencyConfigs { .. } => {
                 "ListProvisionedConcurrencyConfigs"
             }
+            Command::PutFunctionEventInvokeConfig { merge: false, .. } => {
+                "PutFunctionEventInvokeConfig"
+            }
+            Command::PutFunctionEventInvokeConfig { merge: true, .. } => {
+                "UpdateFunctionEventInvokeConfig"
+            }
+            Command::GetFunctionEventInvokeConfig(_) => "GetFunctionEventInvokeConfig",
+            Command::DeleteFunctionEventInvokeConfig(_) => "DeleteFunctionEventInvokeConfig",
+            Command::ListFunctionEventInvokeConfigs { .. } => "ListFunctionEventInvokeConfigs",
             Command::Status => "SousStatus",
         }
     }
@@ -181,7 +208,11 @@ impl Command {
             | Command::PutFunctionConcurrency { function, .. }
             | Command::GetFunctionConcurrency { function }
             | Command::DeleteFunctionConcurrency { function }
-            | Command::ListProvisionedConcurrencyConfigs { function, .. } => Some(function),
+            | Command::ListProvisionedConcurrencyConfigs { function, .. }
+            | Command::ListFunctionEventInvokeConfigs { function, .. } => Some(function),
+            Command::PutFunctionEventInvokeConfig { target: t, .. }
+            | Command::GetFunctionEventInvokeConfig(t)
+            | Command::DeleteFunctionEventInvokeConfig(t) => Some(&t.name),
             Command::PutProvisionedConcurrencyConfig { target: t, .. }
             | Command::GetProvisionedConcurrencyConfig(t)
             | Command::DeleteProvisionedConcurrencyConfig(t) => Some(&t.name),
@@ -362,6 +393,41 @@ pub fn parse(
         }
         (method, ["2019-09-30", "functions", name, "provisioned-concurrency"]) => {
             provisioned_concurrency(method, name, &query, &body, scope)
+        }
+        (&Method::GET, ["2019-09-25", "functions", name, "event-invoke-config", "list"]) => {
+            let function = function_of(name, scope, NAME_MAX_READ)?;
+            let mut v = Violations::default();
+            let max_items = max_items(&query, &mut v)?;
+            if let Some(n) = max_items.filter(|n| *n > 50) {
+                v.push(
+                    &n.to_string(),
+                    "maxItems",
+                    "Member must have value less than or equal to 50",
+                );
+            }
+            v.into_result()?;
+            Ok(Command::ListFunctionEventInvokeConfigs {
+                function,
+                marker: query.get("Marker").map(|m| m.into_owned()),
+                max_items,
+            })
+        }
+        (method, ["2019-09-25", "functions", name, "event-invoke-config"]) => {
+            let target = target(name, &query, scope, NAME_MAX_READ)?;
+            match *method {
+                Method::PUT | Method::POST => {
+                    let input: EventInvokeConfigInput = json(&body)?;
+                    check_event_invoke_input(&input)?;
+                    Ok(Command::PutFunctionEventInvokeConfig {
+                        target,
+                        input,
+                        merge: *method == Method::POST,
+                    })
+                }
+                Method::GET => Ok(Command::GetFunctionEventInvokeConfig(target)),
+                Method::DELETE => Ok(Command::DeleteFunctionEventInvokeConfig(target)),
+                _ => Err(unknown_operation()),
+            }
         }
         (&Method::GET, ["_sous", "status"]) => Ok(Command::Status),
         _ => Err(unknown_operation()),

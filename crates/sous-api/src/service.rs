@@ -23,7 +23,11 @@ use sous_types::config::{
     EphemeralStorage, FunctionConfiguration, LoggingConfig, SettingsInput, TracingConfig,
     UpdateCodeInput,
 };
+use sous_types::event_invoke::{
+    check_destinations, EventInvokeConfigInput, FunctionEventInvokeConfig,
+};
 use sous_types::limits::*;
+use sous_types::names::Scope;
 use sous_types::{timefmt, ErrorCode, LambdaError};
 use time::OffsetDateTime;
 
@@ -59,8 +63,19 @@ pub enum Reply {
         config: ProvisionedConcurrencyConfig,
     },
     ListProvisioned(ListProvisionedOutput),
+    /// A `FunctionEventInvokeConfig` (200).
+    EventInvokeConfig(Box<FunctionEventInvokeConfig>),
+    ListEventInvokeConfigs(ListEventInvokeConfigsOutput),
     /// Sous's status document.
     Status(serde_json::Value),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListEventInvokeConfigsOutput {
+    pub function_event_invoke_configs: Vec<FunctionEventInvokeConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -282,7 +297,56 @@ pub async fn execute(
                 next_marker,
             }))
         }
-        Command::Status => Ok(Reply::Status(state.invoker.pool().status())),
+        Command::PutFunctionEventInvokeConfig {
+            target,
+            input,
+            merge,
+        } => put_event_invoke_config(state, &target, &input, merge, now),
+        Command::GetFunctionEventInvokeConfig(t) => get_event_invoke_config(state, &t),
+        Command::DeleteFunctionEventInvokeConfig(t) => {
+            let (_, arn) = event_invoke_target(state, &t)?;
+            let qualifier = t.qualifier.as_deref().unwrap_or(LATEST);
+            let removed = state
+                .store
+                .delete_event_invoke_config(&t.name, qualifier)
+                .map_err(|e| store_error(e, &arn))?;
+            if !removed {
+                return Err(no_event_invoke_config(&arn));
+            }
+            Ok(Reply::NoContent)
+        }
+        Command::ListFunctionEventInvokeConfigs {
+            function,
+            marker,
+            max_items,
+        } => {
+            require_function(state, &function)?;
+            let arn = state.scope.function_arn(&function);
+            let configs = state
+                .store
+                .list_event_invoke_configs(&function)
+                .map_err(|e| store_error(e, &arn))?
+                .iter()
+                .map(|j| parse_event_invoke_config(j))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (page, next_marker) =
+                paginate(configs, marker.as_deref(), max_items.unwrap_or(50), |c| {
+                    c.function_arn.as_str()
+                })?;
+            Ok(Reply::ListEventInvokeConfigs(
+                ListEventInvokeConfigsOutput {
+                    function_event_invoke_configs: page,
+                    next_marker,
+                },
+            ))
+        }
+        Command::Status => {
+            let mut status = state.invoker.pool().status();
+            if let Some(obj) = status.as_object_mut() {
+                obj.insert("async".into(), state.invoker.async_status());
+            }
+            Ok(Reply::Status(status))
+        }
     }
 }
 
@@ -531,6 +595,7 @@ async fn create_function(
         ));
     }
     validate_settings(&settings, &state.invoker.runtimes().available())?;
+    check_dead_letter_config(&settings, &state.scope)?;
     let architecture = match &input.architectures {
         Some(a) => validate_architectures(a)?,
         None => host_architecture().to_string(),
@@ -592,6 +657,97 @@ async fn create_function(
 
 /// The `$LATEST` configuration of a new function: the request's settings over Lambda's
 /// defaults.
+/// The function (and version or alias) an event invoke configuration is about must exist;
+/// returns its configuration and its qualified ARN (`$LATEST` when unqualified).
+fn event_invoke_target(
+    state: &ApiState,
+    t: &Target,
+) -> Result<(FunctionConfiguration, String), LambdaError> {
+    let (config, _) = lookup(state, t)?;
+    let arn = state
+        .scope
+        .qualified_arn(&t.name, Some(t.qualifier.as_deref().unwrap_or(LATEST)));
+    Ok((config, arn))
+}
+
+fn no_event_invoke_config(arn: &str) -> LambdaError {
+    LambdaError::not_found(format!(
+        "The function {arn} doesn't have an EventInvokeConfig"
+    ))
+}
+
+fn parse_event_invoke_config(json: &str) -> Result<FunctionEventInvokeConfig, LambdaError> {
+    serde_json::from_str(json)
+        .map_err(|e| LambdaError::service(format!("corrupt event invoke configuration: {e}")))
+}
+
+/// Put (replace) or Update (merge) the event invoke configuration of a function, version or
+/// alias.
+fn put_event_invoke_config(
+    state: &ApiState,
+    t: &Target,
+    input: &EventInvokeConfigInput,
+    merge: bool,
+    now: OffsetDateTime,
+) -> Result<Reply, LambdaError> {
+    let (_, arn) = event_invoke_target(state, t)?;
+    let qualifier = t.qualifier.as_deref().unwrap_or(LATEST);
+    let mut config = match state
+        .store
+        .get_event_invoke_config(&t.name, qualifier)
+        .map_err(|e| store_error(e, &arn))?
+    {
+        Some(json) if merge => parse_event_invoke_config(&json)?,
+        _ => FunctionEventInvokeConfig::default(),
+    };
+    if merge {
+        config.merge(input);
+    } else {
+        config.replace(input);
+    }
+    check_destinations(&config.destination_config, &state.scope)?;
+    config.function_arn = arn.clone();
+    config.last_modified = (now.unix_timestamp_nanos() / 1_000_000) as f64 / 1000.0;
+    let json = serde_json::to_string(&config)
+        .map_err(|e| LambdaError::service(format!("serialize event invoke configuration: {e}")))?;
+    state
+        .store
+        .put_event_invoke_config(&t.name, qualifier, &json)
+        .map_err(|e| match e {
+            StoreError::NotFound => LambdaError::function_not_found(&arn),
+            e => store_error(e, &arn),
+        })?;
+    Ok(Reply::EventInvokeConfig(Box::new(config)))
+}
+
+fn get_event_invoke_config(state: &ApiState, t: &Target) -> Result<Reply, LambdaError> {
+    let (_, arn) = event_invoke_target(state, t)?;
+    let qualifier = t.qualifier.as_deref().unwrap_or(LATEST);
+    let json = state
+        .store
+        .get_event_invoke_config(&t.name, qualifier)
+        .map_err(|e| store_error(e, &arn))?
+        .ok_or_else(|| no_event_invoke_config(&arn))?;
+    Ok(Reply::EventInvokeConfig(Box::new(
+        parse_event_invoke_config(&json)?,
+    )))
+}
+
+/// A dead-letter target must be a Sous function of this region and account (SQS and SNS
+/// need an endpoint this host does not have).
+fn check_dead_letter_config(s: &SettingsInput, scope: &Scope) -> Result<(), LambdaError> {
+    match s
+        .dead_letter_config
+        .as_ref()
+        .and_then(|d| d.target_arn.as_deref())
+    {
+        Some(target) if !target.is_empty() => {
+            sous_types::event_invoke::check_dead_letter(target, scope)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn new_configuration(
     state: &ApiState,
     name: &str,
@@ -870,6 +1026,7 @@ async fn update_configuration(
 ) -> Result<Reply, LambdaError> {
     unqualified_for_update(t)?;
     validate_settings(&input, &state.invoker.runtimes().available())?;
+    check_dead_letter_config(&input, &state.scope)?;
     let current = current_latest(state, t, input.revision_id.as_deref())?;
     let mut config = current.config.clone();
     config.apply(&input, &state.scope.region);

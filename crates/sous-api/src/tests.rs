@@ -699,3 +699,166 @@ async fn versions_and_aliases_on_the_wire() {
         .await;
     assert_eq!(r.error_type(), "InvalidParameterValueException");
 }
+
+#[tokio::test]
+async fn event_invoke_configs_on_the_wire() {
+    let api = api();
+    let zip = zip_with(b"#!/bin/sh\necho hi\n");
+    assert_eq!(api.create("async", &zip).await.status, 201);
+    let base = "/2019-09-25/functions/async/event-invoke-config";
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:async:$LATEST";
+
+    let r = api.call("GET", base, None).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_type(), "ResourceNotFoundException");
+    assert_eq!(
+        r.json()["Message"]
+            .as_str()
+            .or(r.json()["message"].as_str()),
+        Some(format!("The function {arn} doesn't have an EventInvokeConfig").as_str())
+    );
+
+    let r = api
+        .call(
+            "PUT",
+            base,
+            Some(json!({"MaximumRetryAttempts": 1, "DestinationConfig": {"OnFailure": {"Destination": "arn:aws:lambda:us-east-1:000000000000:function:dlq"}}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let c = r.json();
+    assert_eq!(c["FunctionArn"], arn);
+    assert_eq!(c["MaximumRetryAttempts"], 1);
+    assert!(c.get("MaximumEventAgeInSeconds").is_none());
+    assert!(c["LastModified"].is_number());
+    assert_eq!(
+        c["DestinationConfig"],
+        json!({"OnSuccess": {}, "OnFailure": {"Destination": "arn:aws:lambda:us-east-1:000000000000:function:dlq"}})
+    );
+
+    // Update merges; Put replaces.
+    let r = api
+        .call("POST", base, Some(json!({"MaximumEventAgeInSeconds": 120})))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["MaximumRetryAttempts"], 1);
+    assert_eq!(r.json()["MaximumEventAgeInSeconds"], 120);
+    let r = api
+        .call("PUT", base, Some(json!({"MaximumEventAgeInSeconds": 60})))
+        .await;
+    assert!(r.json().get("MaximumRetryAttempts").is_none());
+    assert_eq!(
+        r.json()["DestinationConfig"],
+        json!({"OnSuccess": {}, "OnFailure": {}})
+    );
+
+    // Validation and refused destinations.
+    let r = api
+        .call(
+            "PUT",
+            base,
+            Some(json!({"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 30})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "ValidationException");
+    let r = api
+        .call(
+            "PUT",
+            base,
+            Some(json!({"DestinationConfig": {"OnSuccess": {"Destination": "arn:aws:sqs:us-east-1:000000000000:q"}}})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "InvalidParameterValueException");
+
+    // List, per qualifier; Delete.
+    let r = api.call("GET", &format!("{base}/list"), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["FunctionEventInvokeConfigs"][0]["FunctionArn"],
+        arn
+    );
+    let r = api.call("DELETE", base, None).await;
+    assert_eq!(r.status, 204);
+    let r = api.call("DELETE", base, None).await;
+    assert_eq!(r.status, 404);
+    let r = api
+        .call(
+            "GET",
+            "/2019-09-25/functions/nope/event-invoke-config",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
+    // A dead-letter target: a Sous function yes, SQS no.
+    let r = api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/async/configuration",
+            Some(
+                json!({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:000000000000:q"}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "InvalidParameterValueException");
+    let r = api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/async/configuration",
+            Some(json!({"DeadLetterConfig": {"TargetArn": "arn:aws:lambda:us-east-1:000000000000:function:dlq"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json()["DeadLetterConfig"]["TargetArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:dlq"
+    );
+}
+
+#[tokio::test]
+async fn event_invocations_are_queued_durably() {
+    let api = api();
+    let zip = zip_with(b"#!/bin/sh\necho hi\n");
+    assert_eq!(api.create("queued", &zip).await.status, 201);
+    let path = "/2015-03-31/functions/queued/invocations";
+    let r = api
+        .send(signed(
+            "POST",
+            path,
+            &[("x-amz-invocation-type", "Event")],
+            b"{\"n\":1}".to_vec(),
+        ))
+        .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let big = format!("\"{}\"", "x".repeat(1_048_576));
+    let r = api
+        .send(signed(
+            "POST",
+            path,
+            &[("x-amz-invocation-type", "Event")],
+            big.clone().into_bytes(),
+        ))
+        .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_type(), "RequestEntityTooLargeException");
+    assert_eq!(
+        r.json()["message"]
+            .as_str()
+            .or(r.json()["Message"].as_str()),
+        Some(
+            format!(
+                "{} byte payload is too large for the Event invocation type (limit 1048576 bytes)",
+                big.len()
+            )
+            .as_str()
+        )
+    );
+    let r = api.call("GET", "/_sous/status", None).await;
+    assert_eq!(r.status, 200);
+    let s = r.json();
+    assert_eq!(s["async"]["queue_depth"], 1, "{s:#}");
+    assert_eq!(s["async"]["accepted"], 1);
+}

@@ -80,7 +80,13 @@ async fn run(quick: bool) -> Result<(), BoxError> {
     } else {
         (5000, 40000, 60)
     };
-    let server = start_sous(&sous, &[]).await?;
+    // `--isolation-none` measures the warm path without the sandbox, for comparison.
+    let main_flags: &[&str] = if std::env::args().any(|a| a == "--isolation-none") {
+        &["--isolation", "none"]
+    } else {
+        &[]
+    };
+    let server = start_sous(&sous, main_flags).await?;
     let zip = zip_bootstrap(&bootstrap)?;
 
     // Baseline: three round trips to an in-process echo server.

@@ -1,5 +1,8 @@
 //! The invoker: resolves the function and qualifier, validates the payload and runs the
-//! invocation in an execution environment from the worker's pool.
+//! invocation in an execution environment from the worker's pool. Asynchronous invocations
+//! are committed to the durable queue and delivered by [`queue::run`].
+
+pub mod queue;
 
 use bytes::Bytes;
 use sous_types::LambdaError;
@@ -57,6 +60,7 @@ use sous_runtimes::{Catalog, Launch};
 use sous_store::{Store, StoredFunction};
 use sous_types::alias::{is_version_number, AliasConfiguration};
 use sous_types::config::FunctionConfiguration;
+use sous_types::event_invoke::{FunctionEventInvokeConfig, ASYNC_REQUEST_MAX_BYTES};
 use sous_types::names::Scope;
 use sous_types::ErrorCode;
 use sous_worker::{EnvSpec, Invocation, Pool};
@@ -70,6 +74,7 @@ pub struct Invoker {
     pool: Arc<Pool>,
     runtimes: Arc<Catalog>,
     scope: Scope,
+    async_state: Arc<queue::AsyncState>,
 }
 
 impl Invoker {
@@ -79,7 +84,63 @@ impl Invoker {
             pool,
             runtimes,
             scope,
+            async_state: Arc::default(),
         }
+    }
+
+    /// The event invoke configuration of `(name, qualifier)` (unqualified = `$LATEST`), or
+    /// the defaults when there is none (or it cannot be read).
+    pub fn event_config_or_default(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> FunctionEventInvokeConfig {
+        match self
+            .store
+            .get_event_invoke_config(name, qualifier.unwrap_or(LATEST))
+        {
+            Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_else(|e| {
+                tracing::error!(function = name, error = %e, "corrupt event invoke configuration; using the defaults");
+                FunctionEventInvokeConfig::default()
+            }),
+            Ok(None) => FunctionEventInvokeConfig::default(),
+            Err(e) => {
+                tracing::error!(function = name, error = %e, "read event invoke configuration; using the defaults");
+                FunctionEventInvokeConfig::default()
+            }
+        }
+    }
+
+    /// The asynchronous path's figures for the status endpoint: queue depth, age of the
+    /// oldest event, and the delivery counters.
+    pub fn async_status(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.async_state.counters;
+        let (depth, oldest_age_ms) = match self.store.queue_stats() {
+            Ok(s) => (
+                s.depth,
+                s.oldest_received_ms.map(|t| (queue::now_ms() - t).max(0)),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "read queue statistics");
+                (0, None)
+            }
+        };
+        serde_json::json!({
+            "queue_depth": depth,
+            "oldest_event_age_ms": oldest_age_ms,
+            "accepted": c.accepted.load(Relaxed),
+            "deliveries": c.deliveries.load(Relaxed),
+            "successes": c.successes.load(Relaxed),
+            "function_errors": c.function_errors.load(Relaxed),
+            "retries": c.retries.load(Relaxed),
+            "throttles": c.throttles.load(Relaxed),
+            "expirations": c.expirations.load(Relaxed),
+            "retries_exhausted": c.retries_exhausted.load(Relaxed),
+            "destination_deliveries": c.destination_deliveries.load(Relaxed),
+            "dead_letters": c.dead_letters.load(Relaxed),
+            "dropped": c.dropped.load(Relaxed),
+        })
     }
 
     /// The runtimes this host serves (for validating configurations).
@@ -89,6 +150,17 @@ impl Invoker {
 
     /// Run one invocation (RequestResponse, Event or DryRun) and build Invoke's answer.
     pub async fn invoke(&self, req: InvokeRequest) -> InvokeResult {
+        if req.invocation_type == InvocationType::Event
+            && req.payload.len() > ASYNC_REQUEST_MAX_BYTES
+        {
+            return Err(LambdaError::new(
+                ErrorCode::RequestEntityTooLargeException,
+                format!(
+                    "{} byte payload is too large for the Event invocation type (limit {ASYNC_REQUEST_MAX_BYTES} bytes)",
+                    req.payload.len()
+                ),
+            ));
+        }
         let stored = self.resolve(&req.function_name, req.qualifier.as_deref())?;
         let payload = normalize_payload(req.payload.clone())?;
         let request_id = uuid::Uuid::new_v4().to_string();
@@ -106,6 +178,17 @@ impl Invoker {
             }
             InvocationType::Event | InvocationType::RequestResponse => {}
         }
+        if req.invocation_type == InvocationType::Event {
+            self.enqueue(&req, &request_id, payload).await?;
+            return Ok(InvokeResponse {
+                status: 202,
+                request_id,
+                payload: Bytes::new(),
+                function_error: None,
+                log_result: None,
+                executed_version,
+            });
+        }
         let spec = self.spec_for(&stored)?;
         let invocation = Invocation {
             request_id: request_id.clone(),
@@ -116,25 +199,9 @@ impl Invoker {
             trace_id: trace_id(req.trace_id.as_deref()),
             client_context: req.client_context.clone(),
             cognito_identity: None,
-            tail_logs: req.tail_logs && req.invocation_type == InvocationType::RequestResponse,
+            tail_logs: req.tail_logs,
         };
         let span = info_span!("invoke", function = %req.function_name, version = %executed_version, request_id = %request_id);
-        if req.invocation_type == InvocationType::Event {
-            // Not yet durable: the queue with retries and destinations is a later issue. A
-            // throttled event is retried, as Lambda retries throttled asynchronous events.
-            let pool = self.pool.clone();
-            tokio::spawn(
-                async move { invoke_event(pool, spec, invocation).await }.instrument(span),
-            );
-            return Ok(InvokeResponse {
-                status: 202,
-                request_id,
-                payload: Bytes::new(),
-                function_error: None,
-                log_result: None,
-                executed_version,
-            });
-        }
         let outcome = self
             .pool
             .invoke(spec, invocation)
@@ -154,6 +221,35 @@ impl Invoker {
                 .map(|log| base64::engine::general_purpose::STANDARD.encode(log.as_bytes())),
             executed_version,
         })
+    }
+
+    /// Commit an asynchronous invocation to the queue (durably: it survives a kill of the
+    /// process the moment this returns) and wake the delivery task.
+    async fn enqueue(
+        &self,
+        req: &InvokeRequest,
+        request_id: &str,
+        payload: Bytes,
+    ) -> Result<(), LambdaError> {
+        let event = sous_store::NewEvent {
+            request_id: request_id.to_string(),
+            function_name: req.function_name.clone(),
+            qualifier: req.qualifier.clone(),
+            payload: payload.to_vec(),
+            received_ms: queue::now_ms(),
+            trace_id: req.trace_id.clone(),
+        };
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.enqueue_event(&event))
+            .await
+            .map_err(|e| LambdaError::service(format!("enqueue event: {e}")))?
+            .map_err(|e| LambdaError::service(format!("enqueue event: {e}")))?;
+        self.async_state
+            .counters
+            .accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.async_state.wake.notify_one();
+        Ok(())
     }
 
     /// The version an invocation of `name` with `qualifier` runs: `$LATEST` when unqualified,
@@ -312,28 +408,6 @@ impl Invoker {
             launch.cloned(),
             &self.scope,
         )))
-    }
-}
-
-/// Run an asynchronous invocation, retrying while it is throttled (as Lambda retries
-/// throttled events: with backoff, up to the event's maximum age of 6 hours).
-async fn invoke_event(pool: Arc<Pool>, spec: Arc<EnvSpec>, invocation: Invocation) {
-    const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
-    let started = std::time::Instant::now();
-    let mut delay = std::time::Duration::from_millis(200);
-    loop {
-        match pool.invoke(spec.clone(), invocation.clone()).await {
-            Ok(_) => return,
-            Err(refusal) if started.elapsed() < MAX_AGE => {
-                tracing::debug!(?refusal, "asynchronous invocation throttled; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(60));
-            }
-            Err(refusal) => {
-                tracing::warn!(?refusal, request_id = %invocation.request_id, "asynchronous invocation dropped: throttled for longer than its maximum age");
-                return;
-            }
-        }
     }
 }
 

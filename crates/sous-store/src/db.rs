@@ -119,7 +119,60 @@ const MIGRATIONS: &[&str] = &[
         last_modified  TEXT NOT NULL,
         PRIMARY KEY (function_name, qualifier)
     );",
+    // 4: the asynchronous invocation queue; event invoke configurations per qualifier.
+    "CREATE TABLE async_events (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id       TEXT NOT NULL,
+        function_name    TEXT NOT NULL,
+        qualifier        TEXT,
+        payload          BLOB NOT NULL,
+        received_ms      INTEGER NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        throttles        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms  INTEGER NOT NULL,
+        trace_id         TEXT
+    );
+    CREATE INDEX async_events_due ON async_events(next_attempt_ms);
+    CREATE TABLE event_invoke_configs (
+        function_name  TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        qualifier      TEXT NOT NULL,
+        config_json    TEXT NOT NULL,
+        PRIMARY KEY (function_name, qualifier)
+    );",
 ];
+
+/// An asynchronous invocation to put on the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub request_id: String,
+    pub function_name: String,
+    /// `None` = unqualified (`$LATEST`).
+    pub qualifier: Option<String>,
+    pub payload: Vec<u8>,
+    /// When the event was accepted (epoch ms).
+    pub received_ms: i64,
+    pub trace_id: Option<String>,
+}
+
+/// An asynchronous invocation on the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedEvent {
+    pub id: i64,
+    pub event: NewEvent,
+    /// Attempts that ran the function (throttled attempts are not counted).
+    pub attempts: u32,
+    /// Consecutive throttled or failed-to-start attempts (for the backoff).
+    pub throttles: u32,
+    pub next_attempt_ms: i64,
+}
+
+/// Size and age of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    pub depth: u64,
+    /// Acceptance time of the oldest queued event (epoch ms).
+    pub oldest_received_ms: Option<i64>,
+}
 
 /// A stored provisioned concurrency configuration (what was asked; what is allocated is the
 /// worker's live state).
@@ -919,6 +972,198 @@ impl Store {
     }
 }
 
+/// The asynchronous invocation queue and event invoke configurations.
+///
+/// What we store, and why: every accepted `Event` invocation, from the moment Invoke answers
+/// 202 until its delivery is finished (succeeded, or failed for good with its destinations
+/// and dead-letter target enqueued in the same transaction that removes it). The insert runs
+/// with `synchronous=FULL`, so an accepted event survives even an OS crash, not only a kill of
+/// the process. Nothing marks an event as in flight on disk: after a restart every remaining
+/// event is simply due again, which is where duplicates (at-least-once) arise.
+impl Store {
+    /// Commit an event to the queue, durably (`synchronous=FULL` for this transaction).
+    pub fn enqueue_event(&self, e: &NewEvent) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = conn.execute(
+            "INSERT INTO async_events (request_id, function_name, qualifier, payload, received_ms, next_attempt_ms, trace_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+            params![e.request_id, e.function_name, e.qualifier, e.payload, e.received_ms, e.trace_id],
+        );
+        let restored = conn.pragma_update(None, "synchronous", "NORMAL");
+        result?;
+        restored?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Up to `limit` events due at `now_ms` (oldest due first), leaving out `skip` (events
+    /// being delivered).
+    pub fn due_events(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        skip: &std::collections::HashSet<i64>,
+    ) -> Result<Vec<QueuedEvent>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, request_id, function_name, qualifier, payload, received_ms, attempts, throttles, next_attempt_ms, trace_id
+             FROM async_events WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
+        )?;
+        let want = i64::try_from(limit + skip.len()).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![now_ms, want], |r| {
+                Ok(QueuedEvent {
+                    id: r.get(0)?,
+                    event: NewEvent {
+                        request_id: r.get(1)?,
+                        function_name: r.get(2)?,
+                        qualifier: r.get(3)?,
+                        payload: r.get(4)?,
+                        received_ms: r.get(5)?,
+                        trace_id: r.get(9)?,
+                    },
+                    attempts: u32::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+                    throttles: u32::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+                    next_attempt_ms: r.get(8)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter(|e| !skip.contains(&e.id))
+            .take(limit)
+            .collect())
+    }
+
+    /// The earliest next attempt time of the queue's events, if any.
+    pub fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn();
+        Ok(
+            conn.query_row("SELECT MIN(next_attempt_ms) FROM async_events", [], |r| {
+                r.get(0)
+            })?,
+        )
+    }
+
+    /// Put an event back for a later attempt.
+    pub fn reschedule_event(
+        &self,
+        id: i64,
+        attempts: u32,
+        throttles: u32,
+        next_attempt_ms: i64,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "UPDATE async_events SET attempts = ?2, throttles = ?3, next_attempt_ms = ?4 WHERE id = ?1",
+            params![id, i64::from(attempts), i64::from(throttles), next_attempt_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Finish an event: remove it and enqueue what its outcome sends on (destination records,
+    /// the dead-letter copy), in one transaction.
+    pub fn complete_event(&self, id: i64, follow_ups: &[NewEvent]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        if !follow_ups.is_empty() {
+            conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM async_events WHERE id = ?1", params![id])?;
+            for e in follow_ups {
+                tx.execute(
+                    "INSERT INTO async_events (request_id, function_name, qualifier, payload, received_ms, next_attempt_ms, trace_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+                    params![e.request_id, e.function_name, e.qualifier, e.payload, e.received_ms, e.trace_id],
+                )?;
+            }
+            tx.commit()
+        })();
+        if !follow_ups.is_empty() {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        result?;
+        Ok(())
+    }
+
+    /// Depth of the queue and the age of its oldest event.
+    pub fn queue_stats(&self) -> Result<QueueStats, StoreError> {
+        let conn = self.conn();
+        let (depth, oldest): (i64, Option<i64>) = conn.query_row(
+            "SELECT COUNT(*), MIN(received_ms) FROM async_events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(QueueStats {
+            depth: u64::try_from(depth).unwrap_or(0),
+            oldest_received_ms: oldest,
+        })
+    }
+
+    /// Store the event invoke configuration of `(function, qualifier)` (`$LATEST` for an
+    /// unqualified one) as JSON. `NotFound` if the function does not exist.
+    pub fn put_event_invoke_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+        config_json: &str,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let changed = conn.execute(
+            "INSERT INTO event_invoke_configs (function_name, qualifier, config_json)
+             SELECT ?1, ?2, ?3 WHERE EXISTS(SELECT 1 FROM functions WHERE name = ?1)
+             ON CONFLICT (function_name, qualifier) DO UPDATE SET config_json = excluded.config_json",
+            params![function, qualifier, config_json],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The stored JSON of an event invoke configuration.
+    pub fn get_event_invoke_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "SELECT config_json FROM event_invoke_configs WHERE function_name = ?1 AND qualifier = ?2",
+                params![function, qualifier],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Every event invoke configuration of a function, by qualifier.
+    pub fn list_event_invoke_configs(&self, function: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT config_json FROM event_invoke_configs WHERE function_name = ?1 ORDER BY qualifier",
+        )?;
+        let rows = stmt
+            .query_map(params![function], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Remove an event invoke configuration; `false` if there was none.
+    pub fn delete_event_invoke_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        Ok(conn.execute(
+            "DELETE FROM event_invoke_configs WHERE function_name = ?1 AND qualifier = ?2",
+            params![function, qualifier],
+        )? > 0)
+    }
+}
+
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let current = usize::try_from(current)
@@ -1470,6 +1715,77 @@ mod tests {
         store.insert_function(&func("a", "r1", "aa")).unwrap();
         assert_eq!(store.list_aliases("a").unwrap(), Some(vec![]));
         assert_eq!(store.list_versions("a").unwrap().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn queue_survives_reopen_and_completes_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = |rid: &str, at: i64| NewEvent {
+            request_id: rid.into(),
+            function_name: "f".into(),
+            qualifier: None,
+            payload: b"{}".to_vec(),
+            received_ms: at,
+            trace_id: None,
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.enqueue_event(&ev("a", 10)).unwrap();
+            store.enqueue_event(&ev("b", 20)).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let none = std::collections::HashSet::new();
+        assert!(store.due_events(5, 10, &none).unwrap().is_empty());
+        let due = store.due_events(100, 10, &none).unwrap();
+        assert_eq!(due.len(), 2);
+        assert_eq!(due[0].event.request_id, "a");
+        let skip: std::collections::HashSet<i64> = [due[0].id].into();
+        let rest = store.due_events(100, 10, &skip).unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].event.request_id, "b");
+        store.reschedule_event(due[0].id, 1, 0, 500).unwrap();
+        assert_eq!(store.next_due_ms().unwrap(), Some(20));
+        let stats = store.queue_stats().unwrap();
+        assert_eq!(stats.depth, 2);
+        assert_eq!(stats.oldest_received_ms, Some(10));
+        store.complete_event(rest[0].id, &[ev("c", 30)]).unwrap();
+        let due = store.due_events(1000, 10, &none).unwrap();
+        let ids: Vec<_> = due.iter().map(|e| e.event.request_id.as_str()).collect();
+        assert_eq!(ids, ["c", "a"]);
+        assert_eq!(due[1].attempts, 1);
+    }
+
+    #[test]
+    fn event_invoke_configs_per_qualifier() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(matches!(
+            store.put_event_invoke_config("f", LATEST, "{}"),
+            Err(StoreError::NotFound)
+        ));
+        store.insert_function(&func("f", "r1", "aa")).unwrap();
+        store
+            .put_event_invoke_config("f", LATEST, "{\"a\":1}")
+            .unwrap();
+        store
+            .put_event_invoke_config("f", LATEST, "{\"a\":2}")
+            .unwrap();
+        store.put_event_invoke_config("f", "live", "{}").unwrap();
+        assert_eq!(
+            store
+                .get_event_invoke_config("f", LATEST)
+                .unwrap()
+                .as_deref(),
+            Some("{\"a\":2}")
+        );
+        assert_eq!(store.list_event_invoke_configs("f").unwrap().len(), 2);
+        assert!(store.delete_event_invoke_config("f", "live").unwrap());
+        assert!(!store.delete_event_invoke_config("f", "live").unwrap());
+        store.delete_function("f").unwrap();
+        assert!(store
+            .get_event_invoke_config("f", LATEST)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

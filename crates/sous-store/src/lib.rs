@@ -17,4 +17,4 @@ pub mod code;
 pub mod db;
 
 pub use code::{CodeError, CodeStore, StoredCode};
-pub use db::{Store, StoreError, StoredFunction};
+pub use db::{NewEvent, QueueStats, QueuedEvent, Store, StoreError, StoredFunction};

@@ -395,17 +395,6 @@ pub fn validate_settings(s: &SettingsInput, runtimes: &[&str]) -> Result<(), Lam
             ));
         }
     }
-    if let Some(target) = s
-        .dead_letter_config
-        .as_ref()
-        .and_then(|d| d.target_arn.as_deref())
-    {
-        if !target.is_empty() {
-            return Err(LambdaError::invalid_parameter(format!(
-                "The dead-letter target {target} is not reachable from this Sous host."
-            )));
-        }
-    }
     if let Some(fmt) = s
         .logging_config
         .as_ref()

@@ -6,6 +6,7 @@ pub mod alias;
 pub mod concurrency;
 pub mod config;
 pub mod error;
+pub mod event_invoke;
 pub mod limits;
 pub mod names;
 pub mod runtime;

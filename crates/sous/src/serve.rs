@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// Memory kept free of environments, in MB [default: 10% of host memory, at least 512]
     #[arg(long)]
     memory_headroom_mb: Option<u64>,
+    /// Delay before the first retry of an asynchronous invocation that failed, in ms; the
+    /// second retry waits twice as long (Lambda: about one minute, then two).
+    #[arg(long, default_value_t = 60_000)]
+    retry_base_delay_ms: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -187,6 +191,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(n) => info!(configurations = n, "provisioned concurrency restored"),
         Err(e) => warn!(error = %e, "restore concurrency settings"),
     }
+    // Deliver the asynchronous invocation queue (events left by an earlier run are due now).
+    let delivery = tokio::spawn(sous_invoke::queue::run(
+        invoker.clone(),
+        sous_invoke::queue::DeliverySettings {
+            retry_base: std::time::Duration::from_millis(args.retry_base_delay_ms),
+            ..Default::default()
+        },
+    ));
+    match store.queue_stats() {
+        Ok(q) if q.depth > 0 => info!(
+            events = q.depth,
+            "asynchronous invocations queued from an earlier run"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "read the asynchronous invocation queue"),
+    }
     let listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("listen on {}", args.api_addr))?;
@@ -213,6 +233,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let result = sous_api::serve(listener, state, shutdown).await;
+    // Events being delivered stay queued and run again on the next start (at least once).
+    delivery.abort();
     pool.shutdown();
     result.context("serve the Lambda API")?;
     info!("stopped");

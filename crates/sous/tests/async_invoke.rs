@@ -1,0 +1,640 @@
+//! Asynchronous invocation through the real binary and aws-sdk-lambda: the durable queue
+//! (202 only once committed; SIGKILL loses nothing), delivery under concurrency limits,
+//! Lambda's retries with exact attempt counts, maximum event age, OnSuccess / OnFailure
+//! destinations with Lambda's record, and dead-letter targets.
+//!
+//! What a function did is read from its log streams in `<data-dir>/logs/<function>/`: every
+//! attempt writes `START RequestId: <id>`, and the shell functions here print their event, so
+//! a payload marker (or a destination record) appears in the log of the function that ran it.
+//! The server runs with `--retry-base-delay-ms 300` so retries come after 0.3 s and 0.6 s.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_lambda::operation::RequestId as _;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    DeadLetterConfig, DestinationConfig, InvocationType, OnFailure, OnSuccess,
+};
+use aws_sdk_lambda::Client;
+use common::*;
+use serde_json::Value;
+
+const RETRY_BASE_MS: &str = "300";
+
+/// A `sous serve` started with extra flags (the shared harness has no way to pass them).
+struct Sous {
+    _root: tempfile::TempDir,
+    data_dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    api_addr: SocketAddr,
+    client: Client,
+    runs: u32,
+}
+
+impl Sous {
+    fn start(args: &[&str]) -> Sous {
+        let root = tempfile::Builder::new()
+            .prefix("sous-async-")
+            .tempdir()
+            .unwrap();
+        let data_dir = root.path().join("data");
+        fs::create_dir_all(&data_dir).unwrap();
+        let placeholder: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut s = Sous {
+            _root: root,
+            data_dir,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+            api_addr: placeholder,
+            client: client_for(placeholder, ACCESS_KEY, SECRET_KEY),
+            runs: 0,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
+        self.api_addr = port();
+        let gateway = port();
+        let log = self.data_dir.join(format!("../server-{}.log", self.runs));
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sous"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--api-addr")
+            .arg(self.api_addr.to_string())
+            .arg("--gateway-addr")
+            .arg(gateway.to_string())
+            .args(["--region", REGION, "--account-id", ACCOUNT])
+            .args(["--retry-base-delay-ms", RETRY_BASE_MS])
+            .args(&self.args)
+            .env_remove("SOUS_DATA_DIR")
+            .env("SOUS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("SOUS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn sous serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&self.api_addr, Duration::from_millis(200)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("sous serve exited ({status}):\n{}", self.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sous serve did not start:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.client = client_for(self.api_addr, ACCESS_KEY, SECRET_KEY);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    fn kill_hard(&mut self) {
+        let mut child = self.child.take().expect("server running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let _ = child.wait();
+    }
+
+    fn output(&self) -> String {
+        let text = fs::read_to_string(self.data_dir.join(format!("../server-{}.log", self.runs)))
+            .unwrap_or_default();
+        let bytes = text.as_bytes();
+        String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(6000)..]).into_owned()
+    }
+
+    /// Every log line of `function` (all streams), messages only.
+    fn log_lines(&self, function: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        collect_lines(&self.data_dir.join("logs").join(function), &mut out);
+        out
+    }
+
+    /// How many attempts ran request `request_id` of `function`.
+    fn starts(&self, function: &str, request_id: &str) -> usize {
+        let needle = format!("START RequestId: {request_id} ");
+        self.log_lines(function)
+            .iter()
+            .filter(|l| l.starts_with(&needle))
+            .count()
+    }
+
+    /// The JSON documents `function` printed that contain `key` (destination records).
+    fn printed_json(&self, function: &str, key: &str) -> Vec<Value> {
+        self.log_lines(function)
+            .iter()
+            .filter(|l| l.contains(key))
+            .filter_map(|l| l.find('{').map(|i| &l[i..]))
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect()
+    }
+
+    /// Polls until `ready` holds (bounded by `secs`).
+    async fn wait_for(&self, what: &str, secs: u64, ready: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !ready() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn create(&self, name: &str, bootstrap: String) {
+        self.create_with_dlq(name, bootstrap, None).await
+    }
+
+    async fn create_with_dlq(&self, name: &str, bootstrap: String, dlq: Option<&str>) {
+        let mut b = create(&self.client, name, &bootstrap_zip(bootstrap)).timeout(30);
+        if let Some(arn) = dlq {
+            b = b.dead_letter_config(DeadLetterConfig::builder().target_arn(arn).build());
+        }
+        if let Err(e) = b.send().await {
+            panic!(
+                "CreateFunction {name}: {:#?}\n{}",
+                api_error(e),
+                self.output()
+            );
+        }
+    }
+
+    /// An `Event` invoke; returns the request id after checking the 202.
+    async fn send_event(&self, name: &str, payload: &str) -> String {
+        let out = self
+            .client
+            .invoke()
+            .function_name(name)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(payload.as_bytes().to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("Invoke Event: {:#?}\n{}", api_error(e), self.output()));
+        assert_eq!(out.status_code(), 202);
+        assert!(out.payload().map(|p| p.as_ref().is_empty()).unwrap_or(true));
+        out.request_id().expect("request id").to_string()
+    }
+
+    async fn reserve(&self, name: &str, n: i32) {
+        self.client
+            .put_function_concurrency()
+            .function_name(name)
+            .reserved_concurrent_executions(n)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutFunctionConcurrency: {:#?}", api_error(e)));
+    }
+
+    async fn unreserve(&self, name: &str) {
+        self.client
+            .delete_function_concurrency()
+            .function_name(name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DeleteFunctionConcurrency: {:#?}", api_error(e)));
+    }
+
+    /// `GET /_sous/status`, SigV4-signed by the SDK.
+    async fn status(&self) -> Value {
+        let rec = Recorder::default();
+        self.client
+            .get_account_settings()
+            .customize()
+            .interceptor(StatusPath)
+            .interceptor(rec.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("status: {:#?}", api_error(e)));
+        rec.seen().json()
+    }
+}
+
+impl Drop for Sous {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn collect_lines(dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_lines(&p, out);
+        } else if let Ok(text) = fs::read_to_string(&p) {
+            for line in text.lines() {
+                let msg = line.split_once('\t').map(|(_, m)| m).unwrap_or(line);
+                out.push(msg.replace("\\n", "\n").replace("\\\\", "\\"));
+            }
+        }
+    }
+}
+
+/// Rewrites GetAccountSettings' path to the status endpoint before the request is signed.
+#[derive(Debug)]
+struct StatusPath;
+
+impl Intercept for StatusPath {
+    fn name(&self) -> &'static str {
+        "sous-status-path"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let req = context.request_mut();
+        let uri = req
+            .uri()
+            .replace("/2016-08-19/account-settings", "/_sous/status");
+        req.set_uri(uri)?;
+        Ok(())
+    }
+}
+
+/// Prints its event (one line) and answers `{"ok":true}`.
+fn ok_function() -> String {
+    shell_runtime(
+        "",
+        r#"  printf 'EVENT %s\n' "$(cat "$EVENT")"
+  respond_text '{"ok":true}'"#,
+    )
+}
+
+/// Prints its event, then fails with an unhandled error.
+fn failing_function() -> String {
+    shell_runtime(
+        "",
+        r#"  printf 'EVENT %s\n' "$(cat "$EVENT")"
+  fail Boom '{"errorMessage":"boom","errorType":"Boom"}'"#,
+    )
+}
+
+/// Sleeps the event's `sleep` seconds after printing it.
+fn slow_function() -> String {
+    shell_runtime(
+        "",
+        r#"  printf 'EVENT %s\n' "$(cat "$EVENT")"
+  S=$(sed -n 's/.*"sleep": *\([0-9.]*\).*/\1/p' "$EVENT")
+  if [ -n "$S" ]; then sleep "$S"; fi
+  respond_text '{"ok":true}'"#,
+    )
+}
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+}
+
+/// The markers (`"m":"..."`) of the events `function` printed.
+fn markers(lines: &[String]) -> BTreeSet<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("EVENT "))
+        .filter_map(|j| serde_json::from_str::<Value>(j).ok())
+        .filter_map(|v| v["m"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_is_accepted_then_delivered_once() {
+    let sous = Sous::start(&[]);
+    sous.create("ok-fn", ok_function()).await;
+    let rid = sous.send_event("ok-fn", r#"{"m":"hello-async"}"#).await;
+    sous.wait_for("the delivery", 60, || {
+        sous.starts("ok-fn", &rid) == 1 && markers(&sous.log_lines("ok-fn")).contains("hello-async")
+    })
+    .await;
+    // Delivered once: no retry follows a success.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sous.starts("ok-fn", &rid), 1);
+    let s = sous.status().await;
+    let a = &s["async"];
+    assert_eq!(a["accepted"], 1, "{s:#}");
+    assert_eq!(a["deliveries"], 1, "{s:#}");
+    assert_eq!(a["successes"], 1, "{s:#}");
+    assert_eq!(a["queue_depth"], 0, "{s:#}");
+    assert!(a["oldest_event_age_ms"].is_null(), "{s:#}");
+
+    // Over 1 MB: Lambda's 413 for the Event invocation type.
+    let big = format!("\"{}\"", "x".repeat(1_048_576));
+    let e = expect_err(
+        sous.client
+            .invoke()
+            .function_name("ok-fn")
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(big.clone().into_bytes()))
+            .send()
+            .await,
+    );
+    e.assert(413, "RequestEntityTooLargeException");
+    assert_eq!(
+        e.message(),
+        format!(
+            "{} byte payload is too large for the Event invocation type (limit 1048576 bytes)",
+            big.len()
+        )
+    );
+    // An unknown function is refused before anything is queued.
+    let e = expect_err(
+        sous.client
+            .invoke()
+            .function_name("nope")
+            .invocation_type(InvocationType::Event)
+            .send()
+            .await,
+    );
+    e.assert(404, "ResourceNotFoundException");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn function_errors_are_retried_exactly_then_go_to_on_failure() {
+    let sous = Sous::start(&[]);
+    sous.create("sink", ok_function()).await;
+    sous.create("fail-default", failing_function()).await;
+    sous.create("fail-once", failing_function()).await;
+    sous.create("fail-never", failing_function()).await;
+    for (name, retries) in [
+        ("fail-default", None),
+        ("fail-once", Some(1)),
+        ("fail-never", Some(0)),
+    ] {
+        let mut b = sous
+            .client
+            .put_function_event_invoke_config()
+            .function_name(name)
+            .destination_config(
+                DestinationConfig::builder()
+                    .on_failure(OnFailure::builder().destination(arn("sink")).build())
+                    .build(),
+            );
+        if let Some(n) = retries {
+            b = b.maximum_retry_attempts(n);
+        }
+        b.send()
+            .await
+            .unwrap_or_else(|e| panic!("PutFunctionEventInvokeConfig: {:#?}", api_error(e)));
+    }
+    let r_default = sous.send_event("fail-default", r#"{"m":"d"}"#).await;
+    let r_once = sous.send_event("fail-once", r#"{"m":"o"}"#).await;
+    let r_never = sous.send_event("fail-never", r#"{"m":"n"}"#).await;
+    sous.wait_for("three failure records", 60, || {
+        sous.printed_json("sink", "RetriesExhausted").len() == 3
+    })
+    .await;
+    // No attempt after the record: exactly 1 + MaximumRetryAttempts.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sous.starts("fail-default", &r_default), 3);
+    assert_eq!(sous.starts("fail-once", &r_once), 2);
+    assert_eq!(sous.starts("fail-never", &r_never), 1);
+
+    let records = sous.printed_json("sink", "RetriesExhausted");
+    let rec = records
+        .iter()
+        .find(|r| r["requestContext"]["requestId"] == r_default.as_str())
+        .expect("record of the default function");
+    assert_eq!(rec["version"], "1.0");
+    let ts = rec["timestamp"].as_str().unwrap();
+    assert!(ts.ends_with('Z') && ts.len() == 24, "{ts}");
+    assert_eq!(
+        rec["requestContext"],
+        serde_json::json!({
+            "requestId": r_default,
+            "functionArn": format!("{}:$LATEST", arn("fail-default")),
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        })
+    );
+    assert_eq!(rec["requestPayload"], serde_json::json!({"m": "d"}));
+    assert_eq!(
+        rec["responseContext"],
+        serde_json::json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"})
+    );
+    assert_eq!(rec["responsePayload"]["errorType"], "Boom");
+    assert_eq!(rec["responsePayload"]["errorMessage"], "boom");
+    let once = records
+        .iter()
+        .find(|r| r["requestContext"]["requestId"] == r_once.as_str())
+        .unwrap();
+    assert_eq!(once["requestContext"]["approximateInvokeCount"], 2);
+
+    let s = sous.status().await;
+    let a = &s["async"];
+    assert_eq!(a["function_errors"], 6, "{s:#}");
+    assert_eq!(a["retries"], 3, "{s:#}");
+    assert_eq!(a["retries_exhausted"], 3, "{s:#}");
+    assert_eq!(a["destination_deliveries"], 3, "{s:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn success_destination_and_dead_letter_target() {
+    let sous = Sous::start(&[]);
+    sous.create("sink", ok_function()).await;
+    sous.create("dlq", ok_function()).await;
+    sous.create("good", ok_function()).await;
+    sous.create_with_dlq("bad", failing_function(), Some(&arn("dlq")))
+        .await;
+    sous.client
+        .put_function_event_invoke_config()
+        .function_name("good")
+        .destination_config(
+            DestinationConfig::builder()
+                .on_success(OnSuccess::builder().destination(arn("sink")).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    sous.client
+        .put_function_event_invoke_config()
+        .function_name("bad")
+        .maximum_retry_attempts(0)
+        .send()
+        .await
+        .unwrap();
+    let r_good = sous.send_event("good", r#"{"m":"g"}"#).await;
+    let r_bad = sous.send_event("bad", r#"{"m":"to-dlq"}"#).await;
+    sous.wait_for("the success record", 60, || {
+        !sous.printed_json("sink", "\"Success\"").is_empty()
+    })
+    .await;
+    let rec = &sous.printed_json("sink", "\"Success\"")[0];
+    assert_eq!(
+        rec["requestContext"],
+        serde_json::json!({
+            "requestId": r_good,
+            "functionArn": format!("{}:$LATEST", arn("good")),
+            "condition": "Success",
+            "approximateInvokeCount": 1,
+        })
+    );
+    assert_eq!(rec["requestPayload"], serde_json::json!({"m": "g"}));
+    assert_eq!(
+        rec["responseContext"],
+        serde_json::json!({"statusCode": 200, "executedVersion": "$LATEST"})
+    );
+    assert_eq!(rec["responsePayload"], serde_json::json!({"ok": true}));
+
+    // The dead-letter target receives the original event.
+    sous.wait_for("the dead-letter copy", 60, || {
+        markers(&sous.log_lines("dlq")).contains("to-dlq")
+    })
+    .await;
+    assert_eq!(sous.starts("bad", &r_bad), 1);
+    let s = sous.status().await;
+    assert_eq!(s["async"]["dead_letters"], 1, "{s:#}");
+    assert_eq!(s["async"]["destination_deliveries"], 1, "{s:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_events_wait_and_are_delivered_later() {
+    let sous = Sous::start(&[]);
+    sous.create("held", ok_function()).await;
+    sous.reserve("held", 0).await;
+    let mut rids = Vec::new();
+    for i in 0..3 {
+        rids.push(
+            sous.send_event("held", &format!(r#"{{"m":"held-{i}"}}"#))
+                .await,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(sous.log_lines("held").is_empty(), "a throttled event ran");
+    let s = sous.status().await;
+    assert_eq!(s["async"]["queue_depth"], 3, "{s:#}");
+    assert!(s["async"]["throttles"].as_u64().unwrap() >= 3, "{s:#}");
+    assert!(
+        s["async"]["oldest_event_age_ms"].as_u64().unwrap() >= 1000,
+        "{s:#}"
+    );
+    sous.unreserve("held").await;
+    sous.wait_for("the held events", 60, || {
+        rids.iter().all(|r| sous.starts("held", r) == 1)
+    })
+    .await;
+    let want: BTreeSet<String> = (0..3).map(|i| format!("held-{i}")).collect();
+    assert_eq!(markers(&sous.log_lines("held")), want);
+}
+
+/// The maximum event age, through the binary: a throttled event of a function whose
+/// MaximumEventAgeInSeconds is 60 (the smallest allowed) goes to OnFailure as
+/// EventAgeExceeded without ever running. Takes a little over a minute.
+#[tokio::test(flavor = "multi_thread")]
+async fn old_events_expire_to_on_failure() {
+    let sous = Sous::start(&[]);
+    sous.create("sink", ok_function()).await;
+    sous.create("never", ok_function()).await;
+    sous.reserve("never", 0).await;
+    sous.client
+        .put_function_event_invoke_config()
+        .function_name("never")
+        .maximum_event_age_in_seconds(60)
+        .destination_config(
+            DestinationConfig::builder()
+                .on_failure(OnFailure::builder().destination(arn("sink")).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let rid = sous.send_event("never", r#"{"m":"too-old"}"#).await;
+    sous.wait_for("the expiry record", 120, || {
+        !sous.printed_json("sink", "EventAgeExceeded").is_empty()
+    })
+    .await;
+    let rec = &sous.printed_json("sink", "EventAgeExceeded")[0];
+    assert_eq!(rec["requestContext"]["requestId"], rid.as_str());
+    assert_eq!(rec["requestContext"]["approximateInvokeCount"], 0);
+    assert_eq!(rec["requestPayload"], serde_json::json!({"m": "too-old"}));
+    assert!(rec.get("responseContext").is_none());
+    assert!(rec.get("responsePayload").is_none());
+    assert!(sous.log_lines("never").is_empty());
+    let s = sous.status().await;
+    assert_eq!(s["async"]["expirations"], 1, "{s:#}");
+    assert_eq!(s["async"]["queue_depth"], 0, "{s:#}");
+}
+
+/// SIGKILL while events are queued (a throttled function) and in flight (a slow one): after
+/// a restart on the same data dir, every accepted event runs at least once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_loses_no_accepted_event() {
+    let mut sous = Sous::start(&[]);
+    sous.create("queued", ok_function()).await;
+    sous.create("slow", slow_function()).await;
+    sous.reserve("queued", 0).await;
+    sous.reserve("slow", 1).await;
+    const N: usize = 25;
+    for i in 0..N {
+        sous.send_event("queued", &format!(r#"{{"m":"q-{i}"}}"#))
+            .await;
+    }
+    for i in 0..4 {
+        sous.send_event("slow", &format!(r#"{{"m":"s-{i}","sleep":2}}"#))
+            .await;
+    }
+    sous.wait_for("a slow event in flight", 60, || {
+        !markers(&sous.log_lines("slow")).is_empty()
+    })
+    .await;
+    sous.kill_hard();
+    sous.spawn();
+    sous.unreserve("queued").await;
+    sous.unreserve("slow").await;
+    let want_q: BTreeSet<String> = (0..N).map(|i| format!("q-{i}")).collect();
+    let want_s: BTreeSet<String> = (0..4).map(|i| format!("s-{i}")).collect();
+    sous.wait_for("every accepted event", 120, || {
+        markers(&sous.log_lines("queued")) == want_q && markers(&sous.log_lines("slow")) == want_s
+    })
+    .await;
+    sous.wait_for("an empty queue", 60, || {
+        let rt = tokio::runtime::Handle::current();
+        let s = tokio::task::block_in_place(|| rt.block_on(sous.status()));
+        s["async"]["queue_depth"] == 0
+    })
+    .await;
+}
