@@ -373,6 +373,18 @@ impl Sandbox {
     /// listener, /tmp image, and the filesystem plan. Cheap when the pool is warm.
     pub fn prepare(&self, spec: &EnvSandboxSpec) -> Result<Prepared, SandboxError> {
         let sh = &self.shared;
+        // A host path shown inside must never reveal Sous's own data dir (the metadata, every
+        // function's code and logs): e.g. an interpreter installed under ~/.local when the
+        // data dir is ~/.local/share/sous.
+        if let Some(data_dir) = sh.cfg.state_dir.parent() {
+            if let Some(p) = spec.host_paths.iter().find(|p| data_dir.starts_with(p)) {
+                return Err(SandboxError::Unsupported(format!(
+                    "showing {} to a function would expose the data dir {}; install the runtime's interpreter outside it",
+                    p.display(),
+                    data_dir.display()
+                )));
+            }
+        }
         let Some(hierarchy) = &sh.cgroups else {
             let listener = TcpListener::bind("127.0.0.1:0").map_err(io_ctx("bind runtime API"))?;
             return Ok(Prepared {

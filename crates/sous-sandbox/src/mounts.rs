@@ -189,6 +189,16 @@ fn check_host_path(p: &Path) -> Result<(), PlanError> {
     }
 }
 
+/// Whether every `nameserver` of a resolv.conf is on loopback (and there is at least one).
+fn only_loopback_nameservers(text: &str) -> bool {
+    let servers: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(str::trim)
+        .collect();
+    !servers.is_empty() && servers.iter().all(|s| s.starts_with("127.") || *s == "::1")
+}
+
 /// Whether a symlink target stays meaningful inside the new root (resolves into a shared dir).
 fn link_resolves_inside(link_dir: &Path, target: &Path) -> bool {
     let abs = if target.is_absolute() {
@@ -292,6 +302,15 @@ pub fn build_template(
                 copy_tree(&real, &dst)?
             }
             None => copy_tree(p, &dst)?,
+        }
+    }
+    // A resolver on the host's loopback (systemd-resolved's 127.0.0.53) is unreachable from
+    // an environment's network namespace: give functions the upstream servers instead.
+    let resolv = etc.join("resolv.conf");
+    if only_loopback_nameservers(&std::fs::read_to_string(&resolv).unwrap_or_default()) {
+        let upstream = Path::new("/run/systemd/resolve/resolv.conf");
+        if let Ok(text) = std::fs::read_to_string(upstream) {
+            k.write_file(&resolv, text.as_bytes(), 0o644)?;
         }
     }
     k.write_file(
@@ -658,6 +677,17 @@ mod tests {
             &|s| matches!(s, Step::BindReadOnly { source, .. } if source == Path::new("/tmp/data/runtimes/java17")),
         );
         assert!(tmp < make && make < bind, "{p:#?}");
+    }
+
+    #[test]
+    fn loopback_resolvers_are_recognised() {
+        assert!(only_loopback_nameservers(
+            "nameserver 127.0.0.53\noptions edns0\n"
+        ));
+        assert!(!only_loopback_nameservers(
+            "nameserver 127.0.0.53\nnameserver 10.0.0.2\n"
+        ));
+        assert!(!only_loopback_nameservers("search x\n"));
     }
 
     #[test]

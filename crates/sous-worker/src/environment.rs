@@ -483,11 +483,14 @@ impl Environment {
         }
         self.server.abort();
         if let Some(prepared) = self.sandbox.take() {
-            if let Err(e) = prepared.kill_all() {
-                warn!(env = %self.id, error = %e, "kill environment processes");
-            }
-            // Unmounting and removing cgroups takes milliseconds: off the async threads.
+            // Freezing and killing the cgroup, unmounting and removing it take milliseconds
+            // (and poll): off the async threads. The SIGKILL above already ends the sandbox
+            // init, and with it the environment's PID namespace.
+            let id = self.id.clone();
             let destroy = move || {
+                if let Err(e) = prepared.kill_all() {
+                    warn!(env = %id, error = %e, "kill environment processes");
+                }
                 if let Err(e) = prepared.destroy() {
                     warn!(error = %e, "destroy environment sandbox");
                 }

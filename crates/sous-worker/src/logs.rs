@@ -81,6 +81,7 @@ impl LogStream {
             echo_prefix: target.echo_prefix,
             capture: None,
             path: target.path,
+            backlog: false,
         };
         tokio::spawn(task.run(rx));
         Ok(Self { tx })
@@ -130,7 +131,18 @@ struct LogTask {
     echo_prefix: Option<String>,
     capture: Option<String>,
     path: PathBuf,
+    /// The last drain stopped at its budget with data still in a pipe.
+    backlog: bool,
 }
+
+/// Bytes read from the pipes in one go, so that a runtime printing without pause cannot keep
+/// the log task (and the invocation waiting on it) busy forever.
+const DRAIN_BUDGET: usize = 1024 * 1024;
+/// The longest line kept whole: longer output without a newline is cut into events of this
+/// size, so a runtime cannot grow Sous's memory by never ending a line.
+const MAX_LINE: usize = 256 * 1024;
+/// The largest telemetry frame accepted.
+const MAX_FRAME: usize = 1024 * 1024;
 
 impl LogTask {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
@@ -152,6 +164,10 @@ impl LogTask {
                     if let Ok(mut guard) = ready {
                         guard.clear_ready();
                     }
+                    self.drain();
+                    self.flush();
+                }
+                _ = std::future::ready(()), if self.backlog => {
                     self.drain();
                     self.flush();
                 }
@@ -188,18 +204,28 @@ impl LogTask {
         }
     }
 
-    /// Read everything currently in the pipes without waiting.
+    /// Read what is currently in the pipes, without waiting, up to [`DRAIN_BUDGET`] each;
+    /// `backlog` records that more is waiting.
     fn drain(&mut self) {
+        self.backlog = false;
         self.drain_telemetry();
         let mut buf = [0u8; 16 * 1024];
+        let mut taken = 0;
         loop {
             let Some(fd) = &self.fd else { return };
+            if taken >= DRAIN_BUDGET {
+                self.backlog = true;
+                return;
+            }
             match nix::unistd::read(fd.get_ref(), &mut buf) {
                 Ok(0) => {
                     self.fd = None;
                     return;
                 }
-                Ok(n) => self.bytes(&buf[..n]),
+                Ok(n) => {
+                    taken += n;
+                    self.bytes(&buf[..n]);
+                }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => return,
             }
@@ -208,23 +234,48 @@ impl LogTask {
 
     fn drain_telemetry(&mut self) {
         let mut buf = [0u8; 16 * 1024];
+        let mut taken = 0;
         while let Some(fd) = &self.tfd {
+            if taken >= DRAIN_BUDGET {
+                self.backlog = true;
+                break;
+            }
             match nix::unistd::read(fd.get_ref(), &mut buf) {
                 Ok(0) => {
                     self.tfd = None;
                     break;
                 }
-                Ok(n) => self.frames.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    taken += n;
+                    self.frames.extend_from_slice(&buf[..n]);
+                }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break,
             }
         }
-        while let Some((micros, message, used)) = parse_frame(&self.frames) {
-            let message = String::from_utf8_lossy(message)
-                .trim_end_matches('\n')
-                .to_string();
-            self.frames.drain(..used);
-            self.event(&message, Some((micros / 1000) as i128));
+        loop {
+            match parse_frame(&self.frames) {
+                Frame::Complete {
+                    micros,
+                    message,
+                    used,
+                } => {
+                    let message = String::from_utf8_lossy(message)
+                        .trim_end_matches('\n')
+                        .to_string();
+                    self.frames.drain(..used);
+                    self.event(&message, Some((micros / 1000) as i128));
+                }
+                Frame::Incomplete => break,
+                Frame::Invalid => {
+                    // Not Lambda's framing (or a frame too large): stop reading the pipe
+                    // rather than buffer or misread whatever follows.
+                    self.frames.clear();
+                    self.tfd = None;
+                    self.line("Sous: invalid record on the telemetry log pipe; closed it");
+                    break;
+                }
+            }
         }
     }
 
@@ -238,6 +289,12 @@ impl LogTask {
                 line.pop();
             }
             let line = String::from_utf8_lossy(&line).into_owned();
+            self.line(&line);
+        }
+        while self.partial.len() > MAX_LINE {
+            let rest = self.partial.split_off(MAX_LINE);
+            let head = std::mem::replace(&mut self.partial, rest);
+            let line = String::from_utf8_lossy(&head).into_owned();
             self.line(&line);
         }
     }
@@ -290,15 +347,39 @@ async fn readable(
     }
 }
 
-/// One telemetry frame at the start of `buf`: (timestamp µs, message, bytes used).
-fn parse_frame(buf: &[u8]) -> Option<(u64, &[u8], usize)> {
+/// What the start of the telemetry buffer holds.
+enum Frame<'a> {
+    Complete {
+        micros: u64,
+        message: &'a [u8],
+        used: usize,
+    },
+    Incomplete,
+    Invalid,
+}
+
+/// One telemetry frame at the start of `buf`: type `0xa55a00xx`, length, timestamp (µs).
+fn parse_frame(buf: &[u8]) -> Frame<'_> {
     if buf.len() < 16 {
-        return None;
+        return Frame::Incomplete;
     }
-    let len = u32::from_be_bytes(buf[4..8].try_into().ok()?) as usize;
-    let micros = u64::from_be_bytes(buf[8..16].try_into().ok()?);
-    let end = 16usize.checked_add(len)?;
-    (buf.len() >= end).then(|| (micros, &buf[16..end], end))
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&buf[4..8]);
+    let len = u32::from_be_bytes(word) as usize;
+    if buf[0..3] != [0xa5, 0x5a, 0x00] || len > MAX_FRAME {
+        return Frame::Invalid;
+    }
+    let mut stamp = [0u8; 8];
+    stamp.copy_from_slice(&buf[8..16]);
+    let end = 16 + len;
+    if buf.len() < end {
+        return Frame::Incomplete;
+    }
+    Frame::Complete {
+        micros: u64::from_be_bytes(stamp),
+        message: &buf[16..end],
+        used: end,
+    }
 }
 
 /// Escape a message for the one-line-per-event stream file.
@@ -388,6 +469,51 @@ mod tests {
         assert_eq!(
             events[1],
             "1700000000000\t[ERROR] boom\\nTraceback:\\n  line 1"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn endless_lines_are_cut_and_bad_frames_close_the_telemetry_pipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+        let (r, w) = nix::unistd::pipe2(flags).unwrap();
+        let (tr, tw) = nix::unistd::pipe2(flags).unwrap();
+        let target = StreamTarget {
+            path: dir.path().join("s"),
+            echo_prefix: None,
+        };
+        let logs = LogStream::start(r, Some(tr), target).unwrap();
+        logs.begin(vec!["START".into()]).await;
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..5 {
+                let mut left = &chunk[..];
+                while !left.is_empty() {
+                    match nix::unistd::write(&w, left) {
+                        Ok(n) => left = &left[n..],
+                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                    }
+                }
+            }
+            w
+        });
+        let w = tokio::task::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
+        nix::unistd::write(&tw, &[0u8; 16]).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let _ = logs.finish(vec!["END".into()]).await;
+        drop((logs, w, tw));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let stored = std::fs::read_to_string(dir.path().join("s")).unwrap();
+        let longest = stored.lines().map(str::len).max().unwrap();
+        assert!(
+            longest <= MAX_LINE + 20,
+            "a line of {longest} bytes was kept"
+        );
+        assert!(
+            stored.contains("invalid record on the telemetry log pipe"),
+            "{stored}"
         );
     }
 

@@ -224,13 +224,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.region, args.account_id
     );
 
-    let shutdown = async {
+    let stopping = pool.clone();
+    let shutdown = async move {
         let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
         tokio::select! {
             _ = term.recv() => info!("SIGTERM: shutting down"),
             _ = int.recv() => info!("SIGINT: shutting down"),
         }
+        // Stop the environments first: invocations in flight then end (Runtime.ExitError)
+        // instead of holding the API's graceful drain open for up to their timeout.
+        stopping.shutdown();
     };
     let result = sous_api::serve(listener, state, shutdown).await;
     // Events being delivered stay queued and run again on the next start (at least once).

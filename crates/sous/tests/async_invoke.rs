@@ -11,10 +11,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::fs;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextMut;
@@ -24,124 +22,37 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     DeadLetterConfig, DestinationConfig, InvocationType, OnFailure, OnSuccess,
 };
-use aws_sdk_lambda::Client;
 use common::*;
 use serde_json::Value;
 
 const RETRY_BASE_MS: &str = "300";
 
-/// A `sous serve` started with extra flags (the shared harness has no way to pass them).
+/// A `sous serve` started with extra flags, with this file's helpers around it.
 struct Sous {
-    _root: tempfile::TempDir,
-    data_dir: PathBuf,
-    args: Vec<String>,
-    child: Option<Child>,
-    api_addr: SocketAddr,
-    client: Client,
-    runs: u32,
+    server: Server,
+}
+
+impl std::ops::Deref for Sous {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for Sous {
+    fn deref_mut(&mut self) -> &mut Server {
+        &mut self.server
+    }
 }
 
 impl Sous {
+    /// A server with a short retry delay (`RETRY_BASE_MS`) and `args`.
     fn start(args: &[&str]) -> Sous {
-        let root = tempfile::Builder::new()
-            .prefix("sous-async-")
-            .tempdir()
-            .unwrap();
-        let data_dir = root.path().join("data");
-        fs::create_dir_all(&data_dir).unwrap();
-        let placeholder: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let mut s = Sous {
-            _root: root,
-            data_dir,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            child: None,
-            api_addr: placeholder,
-            client: client_for(placeholder, ACCESS_KEY, SECRET_KEY),
-            runs: 0,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        self.runs += 1;
-        let port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-        };
-        self.api_addr = port();
-        let gateway = port();
-        let log = self.data_dir.join(format!("../server-{}.log", self.runs));
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sous"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--api-addr")
-            .arg(self.api_addr.to_string())
-            .arg("--gateway-addr")
-            .arg(gateway.to_string())
-            .args(["--region", REGION, "--account-id", ACCOUNT])
-            .args(["--retry-base-delay-ms", RETRY_BASE_MS])
-            .args(&self.args)
-            .env_remove("SOUS_DATA_DIR")
-            .env("SOUS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("SOUS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("spawn sous serve");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&self.api_addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("sous serve exited ({status}):\n{}", self.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sous serve did not start:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let mut all = vec!["--retry-base-delay-ms", RETRY_BASE_MS];
+        all.extend_from_slice(args);
+        Sous {
+            server: Server::start_with(ServerOptions::with_args(&all)),
         }
-        self.client = client_for(self.api_addr, ACCESS_KEY, SECRET_KEY);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGKILL: no shutdown path runs.
-    fn kill_hard(&mut self) {
-        let mut child = self.child.take().expect("server running");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        let _ = child.wait();
-    }
-
-    fn output(&self) -> String {
-        let text = fs::read_to_string(self.data_dir.join(format!("../server-{}.log", self.runs)))
-            .unwrap_or_default();
-        let bytes = text.as_bytes();
-        String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(6000)..]).into_owned()
     }
 
     /// Every log line of `function` (all streams), messages only.
@@ -248,12 +159,6 @@ impl Sous {
             .await
             .unwrap_or_else(|e| panic!("status: {:#?}", api_error(e)));
         rec.seen().json()
-    }
-}
-
-impl Drop for Sous {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -553,12 +458,13 @@ async fn throttled_events_wait_and_are_delivered_later() {
         "{s:#}"
     );
     sous.unreserve("held").await;
+    let want: BTreeSet<String> = (0..3).map(|i| format!("held-{i}")).collect();
+    // START is logged before the function prints its marker: wait for both.
     sous.wait_for("the held events", 60, || {
-        rids.iter().all(|r| sous.starts("held", r) == 1)
+        rids.iter().all(|r| sous.starts("held", r) == 1) && markers(&sous.log_lines("held")) == want
     })
     .await;
-    let want: BTreeSet<String> = (0..3).map(|i| format!("held-{i}")).collect();
-    assert_eq!(markers(&sous.log_lines("held")), want);
+    assert!(rids.iter().all(|r| sous.starts("held", r) == 1));
 }
 
 /// The maximum event age, through the binary: a throttled event of a function whose
@@ -622,7 +528,7 @@ async fn sigkill_loses_no_accepted_event() {
     })
     .await;
     sous.kill_hard();
-    sous.spawn();
+    sous.restart();
     sous.unreserve("queued").await;
     sous.unreserve("slow").await;
     let want_q: BTreeSet<String> = (0..N).map(|i| format!("q-{i}")).collect();

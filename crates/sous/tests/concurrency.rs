@@ -9,10 +9,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextMut;
@@ -22,111 +18,29 @@ use aws_sdk_lambda::Client;
 use common::*;
 use serde_json::Value;
 
-/// A `sous serve` started with extra flags (the shared harness has no way to pass them).
+/// A `sous serve` started with extra flags, with this file's helpers around it.
 struct Sous {
-    _root: tempfile::TempDir,
-    data_dir: PathBuf,
-    args: Vec<String>,
-    child: Option<Child>,
-    api_addr: SocketAddr,
-    client: Client,
-    runs: u32,
+    server: Server,
+}
+
+impl std::ops::Deref for Sous {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for Sous {
+    fn deref_mut(&mut self) -> &mut Server {
+        &mut self.server
+    }
 }
 
 impl Sous {
     fn start(args: &[&str]) -> Sous {
-        let root = tempfile::Builder::new()
-            .prefix("sous-conc-")
-            .tempdir()
-            .unwrap();
-        let data_dir = root.path().join("data");
-        fs::create_dir_all(&data_dir).unwrap();
-        let placeholder: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let mut s = Sous {
-            _root: root,
-            data_dir,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            child: None,
-            api_addr: placeholder,
-            client: client_for(placeholder, ACCESS_KEY, SECRET_KEY),
-            runs: 0,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        self.runs += 1;
-        let port = |_: ()| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-        };
-        self.api_addr = port(());
-        let gateway = port(());
-        let log = self.data_dir.join(format!("../server-{}.log", self.runs));
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sous"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--api-addr")
-            .arg(self.api_addr.to_string())
-            .arg("--gateway-addr")
-            .arg(gateway.to_string())
-            .args(["--region", REGION, "--account-id", ACCOUNT])
-            .args(&self.args)
-            .env_remove("SOUS_DATA_DIR")
-            .env("SOUS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("SOUS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("spawn sous serve");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&self.api_addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("sous serve exited ({status}):\n{}", self.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sous serve did not start:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        Sous {
+            server: Server::start_with(ServerOptions::with_args(args)),
         }
-        self.client = client_for(self.api_addr, ACCESS_KEY, SECRET_KEY);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-
-    fn output(&self) -> String {
-        let text = fs::read_to_string(self.data_dir.join(format!("../server-{}.log", self.runs)))
-            .unwrap_or_default();
-        let bytes = text.as_bytes();
-        String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(6000)..]).into_owned()
     }
 
     /// `GET /_sous/status`, SigV4-signed by the SDK (a GetAccountSettings call whose path is

@@ -873,96 +873,11 @@ async fn outbound_reaches_a_test_host() {
     assert_sous_unharmed(&server).await;
 }
 
-/// `sous serve --function-network none` with the harness's settings.
-struct NoNetServer {
-    _root: tempfile::TempDir,
-    child: Child,
-    api_addr: SocketAddr,
-    client: aws_sdk_lambda::Client,
-    log: PathBuf,
-}
-
-impl NoNetServer {
-    fn start() -> NoNetServer {
-        let root = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let gw_port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let api_addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = root.path().join("server.log");
-        let child = Command::new(Server::binary())
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(root.path().join("data"))
-            .args(["--api-addr", &api_addr.to_string()])
-            .args(["--gateway-addr", &format!("127.0.0.1:{gw_port}")])
-            .args(["--region", REGION, "--account-id", ACCOUNT])
-            .args(["--function-network", "none"])
-            .env("SOUS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("SOUS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env_remove("SOUS_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(
-                std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
-            ))
-            .spawn()
-            .expect("spawn sous serve");
-        let mut s = NoNetServer {
-            _root: root,
-            child,
-            api_addr,
-            client: client_for(api_addr, ACCESS_KEY, SECRET_KEY),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&s.api_addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = s.child.try_wait() {
-                panic!("sous serve exited ({status}):\n{}", s.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sous serve did not start:\n{}",
-                s.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        s
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for NoNetServer {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Ok(None) = self.child.try_wait() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_network_none_has_no_route_out() {
     require_root();
     let test_host = TestHost::start();
-    let server = NoNetServer::start();
+    let server = Server::start_with(ServerOptions::with_args(&["--function-network", "none"]));
     let name = unique("no-network");
     let zip = attack_zip(&format!(
         "  {CURL_TEST_HOST}\n  echo \"links=$(/usr/sbin/ip -o link show | wc -l)\""

@@ -75,6 +75,18 @@ pub struct ServerOptions {
     /// generates a pair into `<data-dir>/credentials`.
     pub credentials: Option<(String, String)>,
     pub no_echo_logs: bool,
+    /// More `sous serve` flags (e.g. `--account-concurrency 10`).
+    pub extra_args: Vec<String>,
+}
+
+impl ServerOptions {
+    /// The defaults plus `args` as extra `sous serve` flags.
+    pub fn with_args(args: &[&str]) -> Self {
+        Self {
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for ServerOptions {
@@ -82,6 +94,7 @@ impl Default for ServerOptions {
         Self {
             credentials: Some((ACCESS_KEY.to_string(), SECRET_KEY.to_string())),
             no_echo_logs: false,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -159,6 +172,7 @@ impl Server {
         if self.options.no_echo_logs {
             cmd.arg("--no-echo-logs");
         }
+        cmd.args(&self.options.extra_args);
         if let Some((akid, secret)) = &self.options.credentials {
             cmd.env("SOUS_ACCESS_KEY_ID", akid)
                 .env("SOUS_SECRET_ACCESS_KEY", secret);
