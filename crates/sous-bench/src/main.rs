@@ -38,9 +38,16 @@ fn main() -> Result<(), BoxError> {
     if std::env::args().any(|a| a == "--runtimes") {
         return rt.block_on(runtimes::run(quick));
     }
+    if std::env::args().any(|a| a == "--scale") {
+        return rt.block_on(load::scale(quick));
+    }
+    if std::env::args().any(|a| a == "--async") {
+        return rt.block_on(load::asynchronous(quick));
+    }
     rt.block_on(run(quick))
 }
 
+mod load;
 mod runtimes;
 
 pub(crate) struct Server {
@@ -241,6 +248,31 @@ pub(crate) fn signed(
     map
 }
 
+/// A signed `GET /_sous/status`.
+pub(crate) fn status_request(server: &Server) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+    let headers = signed(server, "GET", "/_sous/status", &[], b"");
+    let mut req = Request::get("/_sous/status").body(Full::new(Bytes::new()))?;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+/// A signed asynchronous (`InvocationType: Event`) invoke of `function`.
+pub(crate) fn signed_event(server: &Server, function: &str) -> Prepared {
+    let path = format!("/2015-03-31/functions/{function}/invocations");
+    let headers = signed(
+        server,
+        "POST",
+        &path,
+        &[("x-amz-invocation-type", "Event")],
+        PAYLOAD,
+    );
+    Prepared {
+        path,
+        headers,
+        body: Bytes::from_static(PAYLOAD),
+    }
+}
+
 pub(crate) fn signed_invoke(server: &Server, function: &str, tail: bool) -> Prepared {
     let path = format!("/2015-03-31/functions/{function}/invocations");
     let log_type = if tail { "Tail" } else { "None" };
@@ -271,14 +303,25 @@ pub(crate) async fn create_function_with(
     server: &Server,
     name: &str,
     zip: &[u8],
+    runtime: (&str, &str),
+) -> Result<(), BoxError> {
+    create_function_sized(server, name, zip, runtime, 1769).await
+}
+
+/// CreateFunction with a `(runtime, handler)` and `memory` MB.
+pub(crate) async fn create_function_sized(
+    server: &Server,
+    name: &str,
+    zip: &[u8],
     (runtime, handler): (&str, &str),
+    memory: u32,
 ) -> Result<(), BoxError> {
     let body = serde_json::json!({
         "FunctionName": name,
         "Runtime": runtime,
         "Role": "arn:aws:iam::000000000000:role/bench",
         "Handler": handler,
-        "MemorySize": 1769,
+        "MemorySize": memory,
         "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
     })
     .to_string();
@@ -325,7 +368,7 @@ pub(crate) async fn send(
 
 /// `tasks` connections sending `total` requests between them; returns requests per second and
 /// per-request latencies.
-async fn concurrent<F, E>(
+pub(crate) async fn concurrent<F, E>(
     tasks: usize,
     total: usize,
     addr: SocketAddr,

@@ -2,6 +2,7 @@
 //! invocation in an execution environment from the worker's pool. Asynchronous invocations
 //! are committed to the durable queue and delivered by [`queue::run`].
 
+mod commit;
 pub mod queue;
 
 use bytes::Bytes;
@@ -75,11 +76,13 @@ pub struct Invoker {
     runtimes: Arc<Catalog>,
     scope: Scope,
     async_state: Arc<queue::AsyncState>,
+    commits: commit::GroupCommit,
 }
 
 impl Invoker {
     pub fn new(store: Arc<Store>, pool: Arc<Pool>, runtimes: Arc<Catalog>, scope: Scope) -> Self {
         Self {
+            commits: commit::GroupCommit::start(store.clone()),
             store,
             pool,
             runtimes,
@@ -239,10 +242,9 @@ impl Invoker {
             received_ms: queue::now_ms(),
             trace_id: req.trace_id.clone(),
         };
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.enqueue_event(&event))
+        self.commits
+            .commit(event)
             .await
-            .map_err(|e| LambdaError::service(format!("enqueue event: {e}")))?
             .map_err(|e| LambdaError::service(format!("enqueue event: {e}")))?;
         self.async_state
             .counters

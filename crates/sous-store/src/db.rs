@@ -982,18 +982,40 @@ impl Store {
 /// event is simply due again, which is where duplicates (at-least-once) arise.
 impl Store {
     /// Commit an event to the queue, durably (`synchronous=FULL` for this transaction).
-    pub fn enqueue_event(&self, e: &NewEvent) -> Result<i64, StoreError> {
-        let conn = self.conn();
+    pub fn enqueue_event(&self, e: &NewEvent) -> Result<(), StoreError> {
+        self.enqueue_events(std::slice::from_ref(e))
+    }
+
+    /// Commit several events in one durable transaction (`synchronous=FULL`): the group
+    /// commit of the queue, one fsync for the batch.
+    pub fn enqueue_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
         conn.pragma_update(None, "synchronous", "FULL")?;
-        let result = conn.execute(
-            "INSERT INTO async_events (request_id, function_name, qualifier, payload, received_ms, next_attempt_ms, trace_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-            params![e.request_id, e.function_name, e.qualifier, e.payload, e.received_ms, e.trace_id],
-        );
+        let result = (|| -> Result<(), StoreError> {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO async_events (request_id, function_name, qualifier, payload, received_ms, next_attempt_ms, trace_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+                )?;
+                for e in events {
+                    stmt.execute(params![
+                        e.request_id,
+                        e.function_name,
+                        e.qualifier,
+                        e.payload,
+                        e.received_ms,
+                        e.trace_id
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })();
         let restored = conn.pragma_update(None, "synchronous", "NORMAL");
         result?;
         restored?;
-        Ok(conn.last_insert_rowid())
+        Ok(())
     }
 
     /// Up to `limit` events due at `now_ms` (oldest due first), leaving out `skip` (events
