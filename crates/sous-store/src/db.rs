@@ -214,6 +214,9 @@ pub struct Published {
 /// The metadata database and the code blob store of one data dir.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A second connection for the queue's group commit (`synchronous=FULL`): WAL lets the
+    /// main connection go on reading while the writer waits for its fsync.
+    queue_writer: Mutex<Connection>,
     code: CodeStore,
     /// Held shared while a blob is written and the row referencing it is committed; held
     /// exclusively by [`Store::gc_code`], so a blob is never removed between the two.
@@ -243,8 +246,15 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&conn)?;
+        let writer = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        writer.busy_timeout(std::time::Duration::from_secs(5))?;
+        writer.pragma_update(None, "synchronous", "FULL")?;
         let code = CodeStore::open(data_dir)?;
         Ok(Store {
+            queue_writer: Mutex::new(writer),
             conn: Mutex::new(conn),
             code,
             code_gate: RwLock::new(()),
@@ -986,35 +996,29 @@ impl Store {
         self.enqueue_events(std::slice::from_ref(e))
     }
 
-    /// Commit several events in one durable transaction (`synchronous=FULL`): the group
-    /// commit of the queue, one fsync for the batch.
+    /// Commit several events in one durable transaction on the queue writer connection
+    /// (`synchronous=FULL`): the group commit of the queue, one fsync for the batch, while
+    /// the main connection keeps serving reads.
     pub fn enqueue_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let result = (|| -> Result<(), StoreError> {
-            let tx = conn.transaction()?;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO async_events (request_id, function_name, qualifier, payload, received_ms, next_attempt_ms, trace_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-                )?;
-                for e in events {
-                    stmt.execute(params![
-                        e.request_id,
-                        e.function_name,
-                        e.qualifier,
-                        e.payload,
-                        e.received_ms,
-                        e.trace_id
-                    ])?;
-                }
+        let mut conn = self.queue_writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO async_events (request_id, function_name, qualifier, payload, received_ms, next_attempt_ms, trace_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+            )?;
+            for e in events {
+                stmt.execute(params![
+                    e.request_id,
+                    e.function_name,
+                    e.qualifier,
+                    e.payload,
+                    e.received_ms,
+                    e.trace_id
+                ])?;
             }
-            tx.commit()?;
-            Ok(())
-        })();
-        let restored = conn.pragma_update(None, "synchronous", "NORMAL");
-        result?;
-        restored?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
