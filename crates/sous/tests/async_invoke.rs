@@ -15,8 +15,6 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextMut;
-use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_lambda::operation::RequestId as _;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
@@ -176,30 +174,6 @@ fn collect_lines(dir: &Path, out: &mut Vec<String>) {
                 out.push(msg.replace("\\n", "\n").replace("\\\\", "\\"));
             }
         }
-    }
-}
-
-/// Rewrites GetAccountSettings' path to the status endpoint before the request is signed.
-#[derive(Debug)]
-struct StatusPath;
-
-impl Intercept for StatusPath {
-    fn name(&self) -> &'static str {
-        "sous-status-path"
-    }
-
-    fn modify_before_signing(
-        &self,
-        context: &mut BeforeTransmitInterceptorContextMut<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let req = context.request_mut();
-        let uri = req
-            .uri()
-            .replace("/2016-08-19/account-settings", "/_sous/status");
-        req.set_uri(uri)?;
-        Ok(())
     }
 }
 

@@ -11,8 +11,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextMut;
-use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_lambda::types::ProvisionedConcurrencyStatusEnum;
 use aws_sdk_lambda::Client;
 use common::*;
@@ -91,36 +89,6 @@ impl Sous {
     /// A synchronous invoke that sleeps `secs` in the function; Ok(answer) or Err(throttle).
     async fn call(&self, name: &str, secs: f64) -> Result<Reply, ApiError> {
         call(&self.client, name, secs).await
-    }
-}
-
-impl Drop for Sous {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Rewrites GetAccountSettings' path to the status endpoint before the request is signed.
-#[derive(Debug)]
-struct StatusPath;
-
-impl Intercept for StatusPath {
-    fn name(&self) -> &'static str {
-        "sous-status-path"
-    }
-
-    fn modify_before_signing(
-        &self,
-        context: &mut BeforeTransmitInterceptorContextMut<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let req = context.request_mut();
-        let uri = req
-            .uri()
-            .replace("/2016-08-19/account-settings", "/_sous/status");
-        req.set_uri(uri)?;
-        Ok(())
     }
 }
 

@@ -1116,3 +1116,28 @@ pub const UUID_RE: &str = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 pub fn function_arn(name: &str) -> String {
     format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
 }
+
+/// Rewrites GetAccountSettings' path to Sous's status endpoint before the request is signed,
+/// so the SDK signs `GET /_sous/status` (use with `.customize().interceptor(StatusPath)`).
+#[derive(Debug)]
+pub struct StatusPath;
+
+impl aws_sdk_lambda::config::Intercept for StatusPath {
+    fn name(&self) -> &'static str {
+        "sous-status-path"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &aws_sdk_lambda::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let req = context.request_mut();
+        let uri = req
+            .uri()
+            .replace("/2016-08-19/account-settings", "/_sous/status");
+        req.set_uri(uri)?;
+        Ok(())
+    }
+}
