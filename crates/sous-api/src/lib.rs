@@ -9,9 +9,16 @@
 //! Errors from any stage become AWS's wire format in [`error`], and nowhere else. The code
 //! download route of GetFunction's `Code.Location` ([`code_url`]) is the one route without
 //! SigV4: its presigned query is its authentication.
+//!
+//! Two other AWS control planes share the address, as far as Sous needs them, each in its
+//! own module with its own wire format and errors: [`apigw`] (API Gateway v2's HTTP APIs,
+//! paths under `/v2/`) and [`eventbridge`] (scheduled rules, AWS JSON 1.1 with
+//! `X-Amz-Target: AWSEvents.*`).
 
+pub mod apigw;
 pub mod code_url;
 pub mod error;
+pub mod eventbridge;
 pub mod routes;
 pub mod service;
 pub mod sigv4;
@@ -52,6 +59,8 @@ pub struct ApiState {
     pub credentials: sigv4::Credentials,
     /// e.g. "http://127.0.0.1:3001": base of Code.Location URLs
     pub public_url: String,
+    /// e.g. "http://127.0.0.1:3000": base of function URLs and HTTP API endpoints
+    pub gateway_url: String,
 }
 
 /// The control-plane router: every Lambda operation, plus the code download route.
@@ -84,6 +93,12 @@ pub async fn serve(
 async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let now = OffsetDateTime::now_utc();
     let (parts, body) = req.into_parts();
+    if apigw::handles(&parts) {
+        return apigw::handle(&state, parts, body, now).await;
+    }
+    if eventbridge::handles(&parts) {
+        return eventbridge::handle(&state, parts, body, now).await;
+    }
     let (limit, operation) = routes::body_limit(&parts.method, parts.uri.path());
     let body = match read_body(body, &parts.headers, limit).await {
         Ok(b) => b,

@@ -56,6 +56,7 @@ fn api() -> Api {
             secret_access_key: SECRET.into(),
         },
         public_url: "http://127.0.0.1:3001".into(),
+        gateway_url: "http://127.0.0.1:3000".into(),
     });
     Api {
         router: router(state),

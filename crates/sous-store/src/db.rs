@@ -139,6 +139,12 @@ const MIGRATIONS: &[&str] = &[
         config_json    TEXT NOT NULL,
         PRIMARY KEY (function_name, qualifier)
     );",
+    // 5: function URL configurations (see `urls.rs`).
+    crate::urls::MIGRATION,
+    // 6: HTTP APIs, their routes, integrations and stages (see `apis.rs`).
+    crate::apis::MIGRATION,
+    // 7: scheduled rules and their targets (see `rules.rs`).
+    crate::rules::MIGRATION,
 ];
 
 /// An asynchronous invocation to put on the queue.
@@ -272,7 +278,7 @@ impl Store {
         self.code_gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back on drop), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())

@@ -13,8 +13,11 @@
 //! <data-dir>/extract/<hex>/     extracted, validated packages (read-only once complete)
 //! ```
 
+pub mod apis;
 pub mod code;
 pub mod db;
+pub mod rules;
+pub mod urls;
 
 pub use code::{CodeError, CodeStore, StoredCode};
 pub use db::{NewEvent, QueueStats, QueuedEvent, Store, StoreError, StoredFunction};

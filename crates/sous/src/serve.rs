@@ -217,6 +217,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         scope,
         credentials: creds,
         public_url: format!("http://{api_addr}"),
+        gateway_url: format!("http://{}", loopback_if_unspecified(args.gateway_addr)),
     });
     info!(gateway = %args.gateway_addr, "the HTTP front door is not served yet (function URLs and routes come later)");
     println!(
@@ -243,4 +244,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     result.context("serve the Lambda API")?;
     info!("stopped");
     Ok(())
+}
+
+/// The address a client on this machine uses to reach a listener bound to `addr`
+/// (`0.0.0.0:3000` is reached at `127.0.0.1:3000`).
+fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
 }
