@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sous_sandbox::{EnvSandboxSpec, NetworkMode, Sandbox, SandboxConfig, INIT_ARG};
+use sous_sandbox::{EnvSandboxSpec, Launch, NetworkMode, Sandbox, SandboxConfig, INIT_ARG};
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
@@ -23,6 +23,25 @@ fn report(name: &str, v: &mut [Duration]) -> (Duration, Duration) {
         ms(p99)
     );
     (p50, p99)
+}
+
+/// `/bin/true` with stdout and stderr to /dev/null.
+fn null_launch() -> Launch<'static> {
+    let null = || {
+        std::fs::File::options()
+            .write(true)
+            .open("/dev/null")
+            .unwrap()
+    };
+    Launch {
+        program: Path::new("/bin/true"),
+        args: &[],
+        env: &[],
+        cwd: Path::new("/var/task"),
+        stdout: null().into(),
+        stderr: null().into(),
+        telemetry: None,
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -44,7 +63,6 @@ fn main() {
     let sandbox = Sandbox::new(cfg).expect("sandbox (run as root)");
     let task = state.join("task");
     std::fs::create_dir_all(&task).unwrap();
-    let me = std::env::current_exe().unwrap();
     let spec = EnvSandboxSpec {
         id: "bench".into(),
         memory_mb: 128,
@@ -89,18 +107,10 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(10));
         let t = Instant::now();
-        let p = sandbox.prepare(&spec).unwrap();
+        let mut p = sandbox.prepare(&spec).unwrap();
         let t1 = Instant::now();
-        let mut cmd = p.command(
-            &me,
-            Path::new("/bin/true"),
-            &[],
-            &[],
-            Path::new("/var/task"),
-        );
-        cmd.stdout(Stdio::null());
-        sous_sandbox::process::detach_with_parent_death(&mut cmd);
-        let st = cmd.status().unwrap();
+        let mut child = p.start(null_launch()).unwrap();
+        let st = child.wait().unwrap();
         let t2 = Instant::now();
         boxed.push(t2 - t);
         prep.push(t1 - t);
@@ -123,7 +133,7 @@ fn main() {
     );
     if std::env::var_os("SOUS_SANDBOX_TIMING").is_some() {
         wait_pool();
-        let p = sandbox.prepare(&spec).unwrap();
+        let mut p = sandbox.prepare(&spec).unwrap();
         let wall = || {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -132,18 +142,8 @@ fn main() {
                 % 1_000_000_000
         };
         let t = Instant::now();
-        eprintln!("spawn at wall {} µs", wall());
-        let st = p
-            .command(
-                &me,
-                Path::new("/bin/true"),
-                &[],
-                &[],
-                Path::new("/var/task"),
-            )
-            .env("SOUS_SANDBOX_TIMING", "1")
-            .status()
-            .unwrap();
+        eprintln!("claim at wall {} µs", wall());
+        let st = p.start(null_launch()).unwrap().wait().unwrap();
         eprintln!("waited at wall {} µs", wall());
         println!("traced start: {:?} {st:?}", t.elapsed());
     }

@@ -1,5 +1,14 @@
-//! The sandbox init: what `sous __sandbox-init <plan-fd>` runs between the worker's spawn and
-//! the function's runtime.
+//! The sandbox init: what `sous __sandbox-init <plan-fd>` runs between the sandbox pool's
+//! spawn and the function's runtime.
+//!
+//! Inits are started ahead of demand by the pool ([`crate::Sandbox`]): each one enters its
+//! cgroup and network namespace, unshares the others, and its PID 1 mounts everything
+//! environments share ([`crate::mounts::common_plan`]) and compiles the seccomp filters, then
+//! waits on its control socket. Claiming it for a function sends one message (a JSON
+//! [`LaunchPlan`] with the descriptors for stdout, stderr and, for managed runtimes, the
+//! telemetry pipe): PID 1 mounts the function's code, `/tmp` and paths, pivots, and forks the
+//! runtime. So a cold start pays for a few mounts, one fork and the runtime's exec, not for
+//! starting the init.
 //!
 //! Process tree (pids as the host sees them / as the environment sees them):
 //!
@@ -16,9 +25,10 @@
 //!                                             user, no_new_privs, seccomp, exec
 //! ```
 //!
-//! The plan (a JSON [`InitPlan`]) arrives in an inherited memfd whose number is the argument
-//! after `__sandbox-init`; the descriptors it names (cgroup.procs files, the netns) are
-//! inherited too, and closed once used.
+//! The init's own plan (a JSON [`InitPlan`]) arrives in an inherited memfd whose number is the
+//! argument after `__sandbox-init`; the descriptors it names (cgroup.procs files, the netns,
+//! the control socket) are inherited too, and closed once used. A control socket closed
+//! before any claim (the pool discards the init) ends it quietly.
 
 use std::io::Read;
 use std::os::fd::RawFd;
@@ -38,13 +48,28 @@ pub const SETUP_FAILED: i32 = 125;
 /// Exit status when the program could not be executed.
 pub const EXEC_FAILED: i32 = 127;
 
-/// Everything the init needs, prepared by [`crate::Prepared::command`].
+/// What an init needs before it is claimed, prepared by the pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitPlan {
     /// Open `cgroup.procs` descriptors to write "0" into (join).
     pub cgroup_fds: Vec<RawFd>,
     /// The environment's network namespace.
     pub netns_fd: Option<RawFd>,
+    /// The mounts every environment shares.
+    pub mounts: Vec<Step>,
+    /// The `SOCK_SEQPACKET` socket the claim arrives on.
+    pub control_fd: RawFd,
+}
+
+/// The descriptor number of the telemetry pipe in the runtime's process, when there is one
+/// (`_LAMBDA_TELEMETRY_LOG_FD`).
+pub const TELEMETRY_FD: RawFd = 3;
+
+/// The claim: what makes a pooled init one function's environment. Sent with two or three
+/// descriptors: stdout, stderr and, when `telemetry`, the telemetry pipe's write end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchPlan {
+    /// The function's mounts, pivot_root included.
     pub mounts: Vec<Step>,
     pub hostname: String,
     pub uid: u32,
@@ -58,7 +83,13 @@ pub struct InitPlan {
     pub env: Vec<(String, String)>,
     /// Working directory inside the environment.
     pub cwd: PathBuf,
+    /// A third descriptor comes with the claim, for [`TELEMETRY_FD`].
+    pub telemetry: bool,
 }
+
+/// Largest claim message accepted (the environment variables are at most 4 KB on Lambda;
+/// paths and arguments are short).
+pub const LAUNCH_PLAN_MAX: usize = 256 * 1024;
 
 /// Namespaces the init unshares (the network namespace is joined, not created).
 pub const UNSHARE_FLAGS: i32 =
@@ -78,20 +109,35 @@ pub fn enter(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
     k.unshare(UNSHARE_FLAGS)
 }
 
-/// Phase 2, in the environment's PID 1: die with the outer init, build the root, name the host.
-pub fn build(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
+/// Phase 2, in the environment's PID 1 before the claim: die with the outer init, mount what
+/// every environment shares.
+pub fn prebuild(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
     k.set_parent_death_signal(libc::SIGKILL)?;
+    mounts::apply(k, &plan.mounts)
+}
+
+/// Phase 3, in PID 1 once claimed: take the function's stdout and stderr, mount its files,
+/// pivot, name the host.
+pub fn build(k: &dyn Kernel, plan: &LaunchPlan, stdout: RawFd, stderr: RawFd) -> SysResult<()> {
+    k.dup_to(stdout, 1)?;
+    k.dup_to(stderr, 2)?;
+    k.close(stdout);
+    k.close(stderr);
     mounts::apply(k, &plan.mounts)?;
     k.sethostname(&plan.hostname)
 }
 
-/// Phase 3, in the runtime's process: shed every privilege and exec. Returns only on failure.
+/// Phase 4, in the runtime's process: shed every privilege and exec. Returns only on failure.
 pub fn become_function(
     k: &dyn Kernel,
-    plan: &InitPlan,
+    plan: &LaunchPlan,
+    telemetry: Option<RawFd>,
     filters: &[seccompiler::BpfProgram],
     last_cap: u32,
 ) -> SysResult<()> {
+    if let Some(fd) = telemetry {
+        k.dup_to(fd, TELEMETRY_FD)?;
+    }
     k.reset_signals()?;
     for cap in 0..=last_cap {
         k.drop_bounding_cap(cap)?;
@@ -168,9 +214,9 @@ fn read_plan(arg: Option<&String>) -> Result<InitPlan, String> {
 }
 
 /// Entry point of the hidden `__sandbox-init` subcommand: `argv[1]` must be
-/// [`INIT_ARG`] and `argv[2]` the plan descriptor. Never returns: it execs the function's
-/// program (in a grandchild) and exits with its status, or exits non-zero with a message on
-/// stderr.
+/// [`INIT_ARG`] and `argv[2]` the plan descriptor. Never returns: once claimed, it execs the
+/// function's program (in a grandchild) and exits with its status; it exits non-zero with a
+/// message on stderr when setup fails, and with 0 when discarded unclaimed.
 pub fn init_main() -> ! {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) != Some(INIT_ARG) {
@@ -194,6 +240,7 @@ pub fn init_main() -> ! {
         }
         Ok(Forked::Parent(pid)) => {
             drop(status_wr);
+            k.close(plan.control_fd);
             CHILD.store(pid, Ordering::Relaxed);
             let _ = syscalls::set_signal_handler(FORWARDED, forward);
             let (_, own) = syscalls::waitpid(pid).unwrap_or_else(|e| fail("wait", e, 1));
@@ -218,7 +265,7 @@ fn propagate(status: WaitStatus) -> ! {
     syscalls::exit_now(status.exit_code().unwrap_or(1))
 }
 
-/// PID 1 of the environment.
+/// PID 1 of the environment: the shared setup, then wait for the claim, then the function's.
 fn pid1(
     k: &LinuxKernel,
     plan: &InitPlan,
@@ -226,18 +273,45 @@ fn pid1(
     t: Option<std::time::Instant>,
 ) -> ! {
     mark(&t, "pid 1 started");
-    if let Err(e) = build(k, plan) {
+    if let Err(e) = prebuild(k, plan) {
+        fail("build root", e, SETUP_FAILED);
+    }
+    let filters = crate::seccomp::filters().unwrap_or_else(|e| fail("seccomp", e, SETUP_FAILED));
+    mark(&t, "ready");
+    let (bytes, fds) = syscalls::recv_with_fds(plan.control_fd, LAUNCH_PLAN_MAX)
+        .unwrap_or_else(|e| fail("receive claim", e, SETUP_FAILED));
+    if bytes.is_empty() && fds.is_empty() {
+        // Discarded by the pool before any claim.
+        syscalls::exit_now(0)
+    }
+    k.close(plan.control_fd);
+    let t = timing_since_claim(t);
+    mark(&t, "claimed");
+    let launch: LaunchPlan =
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| fail("parse claim", e, SETUP_FAILED));
+    let want = 2 + usize::from(launch.telemetry);
+    if fds.len() != want {
+        fail(
+            "claim",
+            format!("{} descriptors, expected {want}", fds.len()),
+            SETUP_FAILED,
+        );
+    }
+    let fds: Vec<RawFd> = fds
+        .into_iter()
+        .map(std::os::fd::IntoRawFd::into_raw_fd)
+        .collect();
+    if let Err(e) = build(k, &launch, fds[0], fds[1]) {
         fail("build root", e, SETUP_FAILED);
     }
     mark(&t, "root built");
-    let filters = crate::seccomp::filters().unwrap_or_else(|e| fail("seccomp", e, SETUP_FAILED));
-    mark(&t, "filters compiled");
+    let telemetry = fds.get(2).copied();
     match syscalls::fork() {
         Err(e) => fail("fork runtime", e, SETUP_FAILED),
         Ok(Forked::Child) => {
             drop(status_wr);
             mark(&t, "runtime forked");
-            let e = become_function(k, plan, &filters, syscalls::last_cap()).err();
+            let e = become_function(k, &launch, telemetry, &filters, syscalls::last_cap()).err();
             let code = match &e {
                 Some(syscalls::SysError::Exec { .. }) => EXEC_FAILED,
                 _ => SETUP_FAILED,
@@ -249,6 +323,10 @@ fn pid1(
             )
         }
         Ok(Forked::Parent(runtime)) => {
+            if let Some(fd) = telemetry {
+                // Only the runtime writes telemetry; the pipe ends with it.
+                k.close(fd);
+            }
             CHILD.store(runtime, Ordering::Relaxed);
             let _ = syscalls::set_signal_handler(FORWARDED, forward);
             loop {
@@ -273,6 +351,11 @@ fn pid1(
     }
 }
 
+/// Timing restarts at the claim: what happens before it is off the cold start's path.
+fn timing_since_claim(t: Option<std::time::Instant>) -> Option<std::time::Instant> {
+    t.map(|_| std::time::Instant::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,7 +365,14 @@ mod tests {
         InitPlan {
             cgroup_fds: vec![5, 6],
             netns_fd: Some(7),
-            mounts: vec![Step::MakeRootPrivate],
+            mounts: vec![Step::MakeRootSlave],
+            control_fd: 8,
+        }
+    }
+
+    fn launch() -> LaunchPlan {
+        LaunchPlan {
+            mounts: vec![Step::RemountRootReadOnly],
             hostname: "169.254.7.1".into(),
             uid: 993,
             gid: 990,
@@ -291,6 +381,7 @@ mod tests {
             argv: vec!["/var/task/bootstrap".into()],
             env: vec![("A".into(), "1".into())],
             cwd: "/var/task".into(),
+            telemetry: false,
         }
     }
 
@@ -315,19 +406,44 @@ mod tests {
     }
 
     #[test]
-    fn build_sets_pdeathsig_then_mounts_then_hostname() {
+    fn prebuild_sets_pdeathsig_then_mounts() {
         let k = RecordingKernel::new();
-        build(&k, &plan()).unwrap();
+        prebuild(&k, &plan()).unwrap();
         let c = k.calls();
         assert_eq!(c[0], Call::ParentDeathSignal(libc::SIGKILL));
+        assert_eq!(c.len(), 2, "{c:?}");
+    }
+
+    #[test]
+    fn build_takes_the_functions_stdio_then_mounts_then_hostname() {
+        let k = RecordingKernel::new();
+        build(&k, &launch(), 10, 11).unwrap();
+        let c = k.calls();
+        assert_eq!(
+            c[..4],
+            [
+                Call::DupTo(10, 1),
+                Call::DupTo(11, 2),
+                Call::Close(10),
+                Call::Close(11)
+            ]
+        );
         assert_eq!(c.last(), Some(&Call::Sethostname("169.254.7.1".into())));
+    }
+
+    #[test]
+    fn telemetry_is_placed_before_anything_else() {
+        let k = RecordingKernel::new();
+        let filters = crate::seccomp::filters().unwrap();
+        become_function(&k, &launch(), Some(12), &filters, 40).unwrap();
+        assert_eq!(k.calls()[0], Call::DupTo(12, TELEMETRY_FD));
     }
 
     #[test]
     fn privileges_go_before_exec_in_the_right_order() {
         let k = RecordingKernel::new();
         let filters = crate::seccomp::filters().unwrap();
-        become_function(&k, &plan(), &filters, 40).unwrap();
+        become_function(&k, &launch(), None, &filters, 40).unwrap();
         let c = k.calls();
         let pos = |want: &Call| c.iter().position(|x| x == want).unwrap();
         // Bounding set dropped while still root, groups before gid before uid.
@@ -358,21 +474,24 @@ mod tests {
         let k = RecordingKernel::new();
         let filters = crate::seccomp::filters().unwrap();
         // Count the calls up to setresuid and fail there.
-        become_function(&k, &plan(), &filters, 40).unwrap();
+        become_function(&k, &launch(), None, &filters, 40).unwrap();
         let at = k
             .calls()
             .iter()
             .position(|c| *c == Call::Setresuid(993))
             .unwrap();
         let k = RecordingKernel::failing_at(at);
-        assert!(become_function(&k, &plan(), &filters, 40).is_err());
+        assert!(become_function(&k, &launch(), None, &filters, 40).is_err());
         assert!(!k.calls().iter().any(|c| matches!(c, Call::Execve { .. })));
     }
 
     #[test]
-    fn plan_round_trips_as_json() {
+    fn plans_round_trip_as_json() {
         let p = plan();
         let back: InitPlan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
+        let l = launch();
+        let back: LaunchPlan = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+        assert_eq!(back, l);
     }
 }

@@ -12,7 +12,14 @@
 //! the runtime's exec.
 //!
 //! Use: one [`Sandbox`] per `sous serve`; [`Sandbox::prepare`] per environment; then
-//! [`Prepared::command`] to spawn, [`Prepared::kill_all`] / [`Prepared::destroy`] to end it.
+//! [`Prepared::start`] to run the program, [`Prepared::kill_all`] / [`Prepared::destroy`] to
+//! end it.
+//!
+//! What a cold start waits for is kept small by a pool of started inits ([`init`]): each
+//! already sits in its own cgroup and network namespace (with the Runtime API listener and,
+//! with outbound networking, its veth pair) with the shared part of the root mounted, so
+//! `prepare` only sets the cgroup's limits and takes a `/tmp` image, and `start` sends the
+//! init one message.
 
 pub mod cgroups;
 pub mod init;
@@ -27,7 +34,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,7 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-pub use init::{init_main, INIT_ARG};
+pub use init::{init_main, INIT_ARG, TELEMETRY_FD};
 pub use network::RUNTIME_API_ADDR;
 
 /// Lambda runs functions as `sbx_user1051`, uid 993, gid 990.
@@ -44,6 +51,10 @@ pub const SANDBOX_GID: u32 = 990;
 pub const SANDBOX_USER: &str = "sbx_user1051";
 /// Lambda's open-files limit.
 pub const NOFILE: u64 = 1024;
+/// The memory limit of a pooled init's cgroup until it is claimed (Lambda's smallest).
+const POOLED_MEMORY_MB: u64 = 128;
+/// How long `prepare` waits for the pool to start an init before giving up.
+const INIT_WAIT: Duration = Duration::from_secs(30);
 
 /// Outbound network access of functions (`--function-network`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +82,11 @@ pub struct SandboxConfig {
     pub isolation: Isolation,
     /// The cgroup hierarchy root; `None` means `/sys/fs/cgroup`.
     pub cgroup_root: Option<PathBuf>,
-    /// How many network namespaces and default-size /tmp images to keep ready.
+    /// How many started inits and default-size /tmp images to keep ready.
     pub pool_size: usize,
+    /// The executable whose `__sandbox-init` subcommand runs [`init::init_main`] (the `sous`
+    /// binary itself).
+    pub init_exe: PathBuf,
     /// Remount the host's cgroup2 hierarchy with `favordynmods` (host-wide; Linux 6.0+), which
     /// takes moving a process into a cgroup from several milliseconds (an RCU grace period) to
     /// tens of microseconds, at a small cost to every fork and exit on the host. Only applied
@@ -85,14 +99,16 @@ pub struct SandboxConfig {
 }
 
 impl SandboxConfig {
-    /// Full isolation, outbound network, `/sys/fs/cgroup`, a pool of 2.
+    /// Full isolation, outbound network, `/sys/fs/cgroup`, a pool of 4, this executable as
+    /// the init.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         SandboxConfig {
             state_dir: state_dir.into(),
             network: NetworkMode::Outbound,
             isolation: Isolation::Full,
             cgroup_root: None,
-            pool_size: 2,
+            pool_size: 4,
+            init_exe: std::env::current_exe().unwrap_or_default(),
             favor_dynmods: true,
             cpu_cap: false,
         }
@@ -144,12 +160,20 @@ struct Shared {
     tag: String,
     host_cpus: u64,
     counter: AtomicU64,
-    nets: Mutex<Vec<network::NetNs>>,
+    /// Started inits waiting to be claimed.
+    inits: Mutex<Vec<Zygote>>,
+    /// `prepare` calls waiting for an init (the pool thread makes one at once).
+    waiting: AtomicU64,
+    /// Signalled when an init joins the pool (or starting one failed); used with `inits`.
+    ready: Condvar,
+    /// Counts failed init starts, so waiting `prepare` calls give up at once.
+    spawn_failures: AtomicU64,
+    last_failure: Mutex<Option<String>>,
     /// Veth + NAT for environments, with `NetworkMode::Outbound`.
     outbound: Option<network::Outbound>,
     tmps: Mutex<Vec<storage::TmpImage>>,
+    /// Wakes the pool thread; used with `inits`.
     wake: Condvar,
-    wake_lock: Mutex<()>,
     stop: AtomicBool,
     warnings: Mutex<Vec<String>>,
 }
@@ -175,19 +199,34 @@ impl Shared {
         )
     }
 
-    /// Keep the pools full; runs on the background thread.
-    fn refill(&self) {
-        let target = self.cfg.pool_size;
-        while !self.stop.load(Ordering::Relaxed) && self.nets.lock().unwrap().len() < target {
-            match network::create(RUNTIME_API_ADDR, self.outbound.as_ref()) {
-                Ok(n) => self.nets.lock().unwrap().push(n),
+    /// Whether the pool of inits is short: below its size plus the `prepare` calls waiting.
+    fn inits_short(&self, inits: &[Zygote]) -> bool {
+        inits.len() < self.cfg.pool_size + self.waiting.load(Ordering::SeqCst) as usize
+    }
+
+    /// Keep the pools full; runs on the background thread (the inits' parent: their
+    /// parent-death signal is tied to it). Returns whether starting an init failed.
+    fn refill(&self) -> bool {
+        let mut failed = false;
+        while !self.stop.load(Ordering::Relaxed) && self.inits_short(&self.inits.lock().unwrap()) {
+            let made = self.spawn_init();
+            let mut inits = self.inits.lock().unwrap();
+            match made {
+                Ok(z) => inits.push(z),
                 Err(e) => {
-                    self.warn(format!("prepare network namespace: {e}"));
+                    self.spawn_failures.fetch_add(1, Ordering::SeqCst);
+                    *self.last_failure.lock().unwrap() = Some(e.to_string());
+                    self.warn(format!("prepare a sandbox init: {e}"));
+                    self.ready.notify_all();
+                    failed = true;
                     break;
                 }
             }
+            self.ready.notify_all();
         }
-        while !self.stop.load(Ordering::Relaxed) && self.tmps.lock().unwrap().len() < target {
+        while !self.stop.load(Ordering::Relaxed)
+            && self.tmps.lock().unwrap().len() < self.cfg.pool_size
+        {
             match self.new_tmp(storage::DEFAULT_EPHEMERAL_MB) {
                 Ok(t) => self.tmps.lock().unwrap().push(t),
                 Err(e) => {
@@ -196,6 +235,123 @@ impl Shared {
                 }
             }
         }
+        failed
+    }
+
+    /// Start one init in a new cgroup (with the smallest function's limits until claimed) and
+    /// network namespace; it mounts the shared part of the root and waits for its claim.
+    fn spawn_init(&self) -> Result<Zygote, SandboxError> {
+        let Some(hierarchy) = &self.cgroups else {
+            return Err(SandboxError::Unsupported("no cgroups".into()));
+        };
+        let name = format!("{}-{}-env", self.tag, self.next());
+        let limits = cgroups::limits_for(POOLED_MEMORY_MB, self.host_cpus, self.cfg.cpu_cap);
+        let cgroup = match hierarchy.create(&name, &limits) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = hierarchy.open_existing(&name).remove();
+                return Err(e.into());
+            }
+        };
+        match self.start_init_in(&cgroup) {
+            Ok((child, control, net)) => Ok(Zygote {
+                child,
+                control,
+                cgroup,
+                net,
+            }),
+            Err(e) => {
+                let _ = cgroup.remove();
+                Err(e)
+            }
+        }
+    }
+
+    fn start_init_in(
+        &self,
+        cgroup: &cgroups::Cgroup,
+    ) -> Result<(std::process::Child, OwnedFd, network::NetNs), SandboxError> {
+        let mut procs = Vec::new();
+        for f in cgroup.procs_files() {
+            let fd = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&f)
+                .map_err(io_ctx(format!("open {}", f.display())))?;
+            procs.push(OwnedFd::from(fd));
+        }
+        let net = network::create(RUNTIME_API_ADDR, self.outbound.as_ref())
+            .map_err(SandboxError::Network)?;
+        let (ours, theirs) = syscalls::seqpacket_pair().map_err(io_ctx("control socket"))?;
+        let plan = init::InitPlan {
+            cgroup_fds: procs.iter().map(|f| f.as_raw_fd()).collect(),
+            netns_fd: Some(net.ns.as_raw_fd()),
+            mounts: mounts::common_plan(&self.root_dir(), &mounts::probe_host),
+            control_fd: theirs.as_raw_fd(),
+        };
+        let json = serde_json::to_vec(&plan).map_err(|e| SandboxError::Io {
+            what: "encode init plan".into(),
+            err: io::Error::other(e),
+        })?;
+        let plan_fd =
+            syscalls::memfd_with("sous-sandbox-plan", &json).map_err(io_ctx("init plan"))?;
+        let mut cmd = Command::new(&self.cfg.init_exe);
+        cmd.arg(INIT_ARG)
+            .arg(plan_fd.as_raw_fd().to_string())
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        if let Some(v) = std::env::var_os("SOUS_SANDBOX_TIMING") {
+            cmd.env("SOUS_SANDBOX_TIMING", v);
+        }
+        let mut keep: Vec<RawFd> = plan.cgroup_fds.clone();
+        keep.extend([net.ns.as_raw_fd(), theirs.as_raw_fd(), plan_fd.as_raw_fd()]);
+        // SAFETY: runs in the forked child before exec; it only calls fcntl (async-signal-safe)
+        // on descriptors the parent holds open until spawn returns, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in &keep {
+                    syscalls::clear_cloexec(*fd)?;
+                }
+                Ok(())
+            });
+        }
+        process::detach_with_parent_death(&mut cmd);
+        let child = cmd.spawn().map_err(io_ctx(format!(
+            "start the sandbox init {}",
+            self.cfg.init_exe.display()
+        )))?;
+        Ok((child, ours, net))
+    }
+
+    /// Take a started init from the pool, waiting (the pool thread starts one at once) when
+    /// it is empty.
+    fn take_init(&self) -> Result<Zygote, SandboxError> {
+        let mut inits = self.inits.lock().unwrap();
+        if let Some(z) = inits.pop() {
+            drop(inits);
+            self.wake.notify_one();
+            return Ok(z);
+        }
+        let failures = self.spawn_failures.load(Ordering::SeqCst);
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.wake.notify_one();
+        let deadline = std::time::Instant::now() + INIT_WAIT;
+        let result = loop {
+            if let Some(z) = inits.pop() {
+                break Ok(z);
+            }
+            let now = std::time::Instant::now();
+            if self.spawn_failures.load(Ordering::SeqCst) != failures || now >= deadline {
+                let why = self.last_failure.lock().unwrap().clone();
+                break Err(SandboxError::Io {
+                    what: "start a sandbox init".into(),
+                    err: io::Error::other(why.unwrap_or_else(|| "timed out".into())),
+                });
+            }
+            inits = self.ready.wait_timeout(inits, deadline - now).unwrap().0;
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        result
     }
 
     fn warn(&self, w: String) {
@@ -304,10 +460,13 @@ impl Sandbox {
             tag,
             host_cpus,
             counter: AtomicU64::new(0),
-            nets: Mutex::new(Vec::new()),
+            inits: Mutex::new(Vec::new()),
+            waiting: AtomicU64::new(0),
+            ready: Condvar::new(),
+            spawn_failures: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
             tmps: Mutex::new(Vec::new()),
             wake: Condvar::new(),
-            wake_lock: Mutex::new(()),
             stop: AtomicBool::new(false),
             warnings: Mutex::new(Vec::new()),
         });
@@ -318,6 +477,10 @@ impl Sandbox {
             });
         }
         shared.cleanup_leftovers();
+        // Pooled inits copy the mount table before their environment's /tmp image is
+        // mounted; a shared <state>/tmp makes the image appear in their (slave) copies.
+        syscalls::make_shared_mount_point(&shared.tmp_dir())
+            .map_err(io_ctx(format!("share {}", shared.tmp_dir().display())))?;
         if shared.cfg.favor_dynmods && shared.cfg.cgroup_root.is_none() {
             if let Err(e) = cgroups::favor_dynmods() {
                 shared.warn(format!(
@@ -327,17 +490,25 @@ impl Sandbox {
             }
         }
         // One namespace now proves the host allows them.
-        let first = network::create(RUNTIME_API_ADDR, shared.outbound.as_ref())
-            .map_err(|e| SandboxError::Unsupported(format!("create a network namespace: {e}")))?;
-        shared.nets.lock().unwrap().push(first);
+        drop(
+            network::create(RUNTIME_API_ADDR, shared.outbound.as_ref()).map_err(|e| {
+                SandboxError::Unsupported(format!("create a network namespace: {e}"))
+            })?,
+        );
         let bg = shared.clone();
         let filler = std::thread::Builder::new()
             .name("sous-sandbox-pool".into())
             .spawn(move || {
                 while !bg.stop.load(Ordering::Relaxed) {
-                    bg.refill();
-                    let g = bg.wake_lock.lock().unwrap();
-                    let _ = bg.wake.wait_timeout(g, Duration::from_secs(5)).unwrap();
+                    let failed = bg.refill();
+                    let inits = bg.inits.lock().unwrap();
+                    // Demand that arrived during the refill is seen here, under the lock
+                    // `take_init` raises it under: no wake-up is lost.
+                    if bg.inits_short(&inits) && !failed {
+                        continue;
+                    }
+                    let pause = Duration::from_secs(if failed { 1 } else { 5 });
+                    let _ = bg.wake.wait_timeout(inits, pause).unwrap();
                 }
             })
             .map_err(io_ctx("start sandbox pool thread"))?;
@@ -356,10 +527,10 @@ impl Sandbox {
         self.shared.cgroups.as_ref().map(|h| h.version())
     }
 
-    /// Ready network namespaces and default-size /tmp images in the pool.
+    /// Started inits and default-size /tmp images in the pool.
     pub fn pool_status(&self) -> (usize, usize) {
         (
-            self.shared.nets.lock().unwrap().len(),
+            self.shared.inits.lock().unwrap().len(),
             self.shared.tmps.lock().unwrap().len(),
         )
     }
@@ -385,53 +556,39 @@ impl Sandbox {
                 )));
             }
         }
-        let Some(hierarchy) = &sh.cgroups else {
+        if sh.cgroups.is_none() {
             let listener = TcpListener::bind("127.0.0.1:0").map_err(io_ctx("bind runtime API"))?;
             return Ok(Prepared {
                 listener,
                 spec: spec.clone(),
                 env: None,
             });
-        };
-        let name = format!("{}-{}-{}", sh.tag, sh.next(), sanitize(&spec.id));
-        let cgroup = hierarchy.create(
-            &name,
-            &cgroups::limits_for(spec.memory_mb, sh.host_cpus, sh.cfg.cpu_cap),
-        );
-        let cgroup = match cgroup {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = hierarchy.open_existing(&name).remove();
-                return Err(e.into());
-            }
-        };
+        }
+        // Check the paths before taking an init, so a bad spec costs nothing.
+        mounts::ensure_mount_points(&sh.root_dir(), &spec.host_paths)?;
+        let zygote = sh.take_init()?;
+        let Zygote {
+            child,
+            control,
+            cgroup,
+            net,
+        } = zygote;
         let mut env = Isolated {
             cgroup,
-            cgroup_fds: Vec::new(),
-            netns: None,
-            veth: None,
+            netns: Some(net.ns),
+            veth: net.veth,
             tmp: None,
             mounts: Vec::new(),
+            init: Some((child, control)),
             shared: sh.clone(),
             done: false,
         };
         // From here on, dropping `env` undoes everything made so far.
-        for f in env.cgroup.procs_files() {
-            let fd = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&f)
-                .map_err(io_ctx(format!("open {}", f.display())))?;
-            env.cgroup_fds.push(Arc::new(OwnedFd::from(fd)));
-        }
-        let pooled = sh.nets.lock().unwrap().pop();
-        let net = match pooled {
-            Some(n) => n,
-            None => network::create(RUNTIME_API_ADDR, sh.outbound.as_ref())
-                .map_err(SandboxError::Network)?,
-        };
-        let listener = net.listener;
-        env.netns = Some(Arc::new(net.ns));
-        env.veth = net.veth;
+        env.cgroup.set_limits(&cgroups::limits_for(
+            spec.memory_mb,
+            sh.host_cpus,
+            sh.cfg.cpu_cap,
+        ))?;
         let pooled = (spec.ephemeral_mb == storage::DEFAULT_EPHEMERAL_MB)
             .then(|| sh.tmps.lock().unwrap().pop())
             .flatten();
@@ -440,8 +597,7 @@ impl Sandbox {
             None => sh.new_tmp(spec.ephemeral_mb)?,
         });
         sh.wake.notify_one();
-        mounts::ensure_mount_points(&sh.root_dir(), &spec.host_paths)?;
-        env.mounts = mounts::build_plan(
+        env.mounts = mounts::function_plan(
             &mounts::RootInputs {
                 new_root: sh.root_dir(),
                 task_dir: spec.task_dir.clone(),
@@ -453,10 +609,30 @@ impl Sandbox {
             &mounts::probe_host,
         )?;
         Ok(Prepared {
-            listener,
+            listener: net.listener,
             spec: spec.clone(),
             env: Some(env),
         })
+    }
+}
+
+/// A started init waiting in the pool to be claimed (see [`init`]).
+struct Zygote {
+    /// The outer init: the environment's process as the host sees it.
+    child: std::process::Child,
+    /// Our end of the control socket.
+    control: OwnedFd,
+    cgroup: cgroups::Cgroup,
+    net: network::NetNs,
+}
+
+impl Zygote {
+    /// End an unclaimed init and release what it holds.
+    fn discard(mut self) {
+        drop(self.control);
+        let _ = self.cgroup.remove();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -487,33 +663,68 @@ impl Drop for Sandbox {
         for t in self.shared.tmps.lock().unwrap().drain(..) {
             let _ = storage::release(&t);
         }
-        self.shared.nets.lock().unwrap().clear();
+        let inits: Vec<Zygote> = self.shared.inits.lock().unwrap().drain(..).collect();
+        for z in inits {
+            z.discard();
+        }
+        if self.shared.cgroups.is_some() {
+            let _ = syscalls::umount_detach(&self.shared.tmp_dir());
+        }
     }
 }
 
-/// Cgroup-name-safe form of an environment id.
-fn sanitize(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect()
+/// What [`Prepared::start`] runs.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    pub program: &'a Path,
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    pub cwd: &'a Path,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// The write end of the telemetry pipe (managed runtimes), shown as [`TELEMETRY_FD`].
+    pub telemetry: Option<OwnedFd>,
+}
+
+/// Without isolation: the program itself, as a child of the calling thread.
+fn start_plain(launch: Launch<'_>) -> io::Result<std::process::Child> {
+    let mut cmd = Command::new(launch.program);
+    cmd.args(launch.args)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(launch.cwd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(launch.stdout))
+        .stderr(std::process::Stdio::from(launch.stderr));
+    if let Some(fd) = launch.telemetry.as_ref().map(|f| f.as_raw_fd()) {
+        // SAFETY: runs in the forked child before exec; dup2/fcntl are async-signal-safe and
+        // `fd` stays open in the parent (`launch.telemetry`) until spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                use syscalls::Kernel;
+                syscalls::LinuxKernel
+                    .dup_to(fd, TELEMETRY_FD)
+                    .map_err(|e| io::Error::other(e.to_string()))
+            });
+        }
+    }
+    process::detach_with_parent_death(&mut cmd);
+    let child = cmd.spawn();
+    drop(launch.telemetry);
+    child
 }
 
 /// The isolated parts of a prepared environment.
 struct Isolated {
     cgroup: cgroups::Cgroup,
-    cgroup_fds: Vec<Arc<OwnedFd>>,
-    netns: Option<Arc<OwnedFd>>,
+    netns: Option<OwnedFd>,
     /// Deleted (both ends) on teardown.
     veth: Option<network::Veth>,
     tmp: Option<storage::TmpImage>,
+    /// The function's part of the mounts, sent with the claim.
     mounts: Vec<mounts::Step>,
+    /// The init and our end of its control socket, until [`Prepared::start`] claims it.
+    init: Option<(std::process::Child, OwnedFd)>,
     shared: Arc<Shared>,
     done: bool,
 }
@@ -525,10 +736,15 @@ impl Isolated {
         }
         self.done = true;
         let mut first: Option<io::Error> = None;
+        // Killing the cgroup ends the init too (it is a member).
         if let Err(e) = self.cgroup.remove() {
             first.get_or_insert(io::Error::other(e.to_string()));
         }
-        self.cgroup_fds.clear();
+        if let Some((mut child, control)) = self.init.take() {
+            drop(control);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         self.netns = None;
         self.veth = None;
         if let Some(t) = self.tmp.take() {
@@ -612,34 +828,23 @@ impl Prepared {
         visible.then(|| host.to_path_buf())
     }
 
-    /// The command that starts the environment's program. Isolated: `init_exe __sandbox-init
-    /// <fd>` (the init joins the cgroup and netns, builds the sandbox and execs `program`,
-    /// a path as seen inside, with exactly `args` and `env`, in `cwd`, also inside). The
-    /// worker adds stdio, `process::inherit_fd` descriptors and
-    /// `process::detach_with_parent_death`, and must keep `self` alive until spawn returns.
-    /// Environment variables must be passed here (the init's own environment is cleared and
-    /// not passed on). Without isolation: `program` itself.
-    pub fn command(
-        &self,
-        init_exe: &Path,
-        program: &Path,
-        args: &[String],
-        env: &[(String, String)],
-        cwd: &Path,
-    ) -> Command {
-        let Some(iso) = &self.env else {
-            let mut cmd = Command::new(program);
-            cmd.args(args)
-                .env_clear()
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .current_dir(cwd);
-            return cmd;
+    /// Start the environment's program: `program` (a path as seen inside) with exactly
+    /// `args` and `env`, in `cwd` (also inside), stdout and stderr to the given descriptors
+    /// and, when given, the telemetry pipe as descriptor [`TELEMETRY_FD`]. Isolated, this
+    /// claims the environment's init (one message); the returned child is the init, which
+    /// exits as the program does. Without isolation it is the program itself. Either way the
+    /// child is in its own process group and dies with the thread that started it (without
+    /// isolation: the caller's; isolated: the sandbox pool's).
+    pub fn start(&mut self, launch: Launch<'_>) -> io::Result<std::process::Child> {
+        let Some(iso) = self.env.as_mut() else {
+            return start_plain(launch);
         };
-        let mut argv = vec![program.to_string_lossy().into_owned()];
-        argv.extend(args.iter().cloned());
-        let plan = init::InitPlan {
-            cgroup_fds: iso.cgroup_fds.iter().map(|f| f.as_raw_fd()).collect(),
-            netns_fd: iso.netns.as_ref().map(|f| f.as_raw_fd()),
+        let Some((child, control)) = iso.init.take() else {
+            return Err(io::Error::other("environment already started"));
+        };
+        let mut argv = vec![launch.program.to_string_lossy().into_owned()];
+        argv.extend(launch.args.iter().cloned());
+        let plan = init::LaunchPlan {
             mounts: iso.mounts.clone(),
             hostname: if self.spec.hostname.is_empty() {
                 "localhost".into()
@@ -649,39 +854,31 @@ impl Prepared {
             uid: SANDBOX_UID,
             gid: SANDBOX_GID,
             nofile: NOFILE,
-            program: program.to_path_buf(),
+            program: launch.program.to_path_buf(),
             argv,
-            env: env.to_vec(),
-            cwd: cwd.to_path_buf(),
+            env: launch.env.to_vec(),
+            cwd: launch.cwd.to_path_buf(),
+            telemetry: launch.telemetry.is_some(),
         };
-        let mut cmd = Command::new(init_exe);
-        cmd.env_clear();
-        let json = serde_json::to_vec(&plan).unwrap_or_default();
-        let plan_fd = match syscalls::memfd_with("sous-sandbox-plan", &json) {
-            Ok(fd) => Arc::new(fd),
-            Err(e) => {
-                // `command` cannot fail; make the spawn fail with the reason instead.
-                let (kind, msg) = (e.kind(), format!("create sandbox plan: {e}"));
-                // SAFETY: the closure only builds an error value.
-                unsafe { cmd.pre_exec(move || Err(io::Error::new(kind, msg.clone()))) };
-                return cmd;
-            }
-        };
-        cmd.arg(INIT_ARG).arg(plan_fd.as_raw_fd().to_string());
-        let mut keep: Vec<Arc<OwnedFd>> = vec![plan_fd];
-        keep.extend(iso.cgroup_fds.iter().cloned());
-        keep.extend(iso.netns.iter().cloned());
-        // SAFETY: runs in the forked child before exec; it only calls fcntl (async-signal-safe)
-        // on descriptors that `keep`, owned by the closure, holds open.
-        unsafe {
-            cmd.pre_exec(move || {
-                for fd in &keep {
-                    syscalls::clear_cloexec(fd.as_raw_fd())?;
-                }
-                Ok(())
-            });
+        let json = serde_json::to_vec(&plan).map_err(io::Error::other)?;
+        if json.len() > init::LAUNCH_PLAN_MAX {
+            return Err(io::Error::other(
+                "environment too large for the sandbox init",
+            ));
         }
-        cmd
+        let mut fds = vec![launch.stdout.as_raw_fd(), launch.stderr.as_raw_fd()];
+        fds.extend(launch.telemetry.as_ref().map(|f| f.as_raw_fd()));
+        match syscalls::send_with_fds(control.as_raw_fd(), &json, &fds) {
+            Ok(()) => Ok(child),
+            Err(e) => {
+                // The init is gone or broken: give it back for teardown.
+                iso.init = Some((child, control));
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("claim the sandbox init: {e}"),
+                ))
+            }
+        }
     }
 
     /// Kill every process of the environment (freeze + SIGKILL the cgroup: double forks

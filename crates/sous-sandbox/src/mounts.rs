@@ -26,8 +26,11 @@ use crate::syscalls::{ms, Kernel, SysResult};
 /// One mount operation of an environment. Paths are absolute host paths (before the pivot).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
-    /// Make every mount of the (copied) namespace private, so nothing propagates to the host.
-    MakeRootPrivate,
+    /// Make every mount of the (copied) namespace a slave: nothing done in it propagates to
+    /// the host, while mounts the host makes later under a shared mount (the `/tmp` images,
+    /// under the shared `<state>/tmp`) still appear in it — pooled inits copy the mount table
+    /// before their environment's image exists.
+    MakeRootSlave,
     /// Bind the template on itself: pivot_root needs a mount point.
     BindSelf {
         path: PathBuf,
@@ -378,8 +381,50 @@ pub fn ensure_mount_points(root: &Path, host_paths: &[PathBuf]) -> Result<(), Pl
     Ok(())
 }
 
-/// Build one environment's mount plan. `probe` tells what is at a host path.
+/// Build one environment's whole mount plan: [`common_plan`] then [`function_plan`]. `probe`
+/// tells what is at a host path.
 pub fn build_plan(
+    inputs: &RootInputs,
+    probe: &dyn Fn(&Path) -> HostEntry,
+) -> Result<Vec<Step>, PlanError> {
+    let mut s = common_plan(&inputs.new_root, probe);
+    s.extend(function_plan(inputs, probe)?);
+    Ok(s)
+}
+
+/// The steps every environment shares, done by a pooled init before it knows its function:
+/// a private copy of the mounts, the template bound on itself, the host's system
+/// directories read-only, `/dev` and a fresh `/proc`.
+pub fn common_plan(root: &Path, probe: &dyn Fn(&Path) -> HostEntry) -> Vec<Step> {
+    let mut s = vec![
+        Step::MakeRootSlave,
+        Step::BindSelf {
+            path: root.to_path_buf(),
+        },
+    ];
+    // System directories that are directories (symlinks are in the template).
+    for d in SYSTEM_DIRS {
+        let e = probe(Path::new(d));
+        if e.link.is_none() && e.kind == Kind::Dir {
+            s.push(Step::BindReadOnly {
+                source: PathBuf::from(d),
+                target: under(root, Path::new(d)),
+            });
+        }
+    }
+    s.push(Step::BindDevices {
+        path: under(root, Path::new("/dev")),
+    });
+    s.push(Step::MountProc {
+        target: under(root, Path::new("/proc")),
+    });
+    s
+}
+
+/// The steps that depend on the function, done when an init is claimed for it: its code,
+/// runtime and layers read-only, its `/tmp`, the extra host paths, then `pivot_root` and the
+/// read-only root.
+pub fn function_plan(
     inputs: &RootInputs,
     probe: &dyn Fn(&Path) -> HostEntry,
 ) -> Result<Vec<Step>, PlanError> {
@@ -409,20 +454,7 @@ pub fn build_plan(
         target: under(root, Path::new(at)),
     };
 
-    let mut s = vec![
-        Step::MakeRootPrivate,
-        Step::BindSelf {
-            path: root.to_path_buf(),
-        },
-    ];
-    // System directories that are directories (symlinks are in the template).
-    for d in SYSTEM_DIRS {
-        let e = probe(Path::new(d));
-        if e.link.is_none() && e.kind == Kind::Dir {
-            s.push(ro(Path::new(d), d));
-        }
-    }
-    s.push(ro(&inputs.task_dir, "/var/task"));
+    let mut s = vec![ro(&inputs.task_dir, "/var/task")];
     if let Some(d) = &inputs.runtime_dir {
         s.push(ro(d, "/var/runtime"));
     }
@@ -454,12 +486,6 @@ pub fn build_plan(
             target: under(root, p),
         });
     }
-    s.push(Step::BindDevices {
-        path: under(root, Path::new("/dev")),
-    });
-    s.push(Step::MountProc {
-        target: under(root, Path::new("/proc")),
-    });
     s.push(Step::PivotRoot {
         new_root: root.to_path_buf(),
     });
@@ -478,7 +504,7 @@ pub fn apply(k: &dyn Kernel, steps: &[Step]) -> SysResult<()> {
 fn apply_one(k: &dyn Kernel, step: &Step) -> SysResult<()> {
     let root = Path::new("/");
     match step {
-        Step::MakeRootPrivate => k.mount(None, root, None, ms::REC | ms::PRIVATE, None),
+        Step::MakeRootSlave => k.mount(None, root, None, ms::REC | ms::SLAVE, None),
         Step::MakeMountPoint { from, target, file } => {
             let rest = target.strip_prefix(from).unwrap_or(target);
             let mut at = from.clone();
@@ -647,7 +673,7 @@ mod tests {
     #[test]
     fn pivot_comes_after_every_mount_and_the_root_ends_read_only() {
         let p = plan();
-        assert_eq!(p[0], Step::MakeRootPrivate);
+        assert_eq!(p[0], Step::MakeRootSlave);
         assert_eq!(
             p[1],
             Step::BindSelf {

@@ -100,6 +100,8 @@ pub mod ms {
     pub const BIND: u64 = libc::MS_BIND;
     pub const REC: u64 = libc::MS_REC;
     pub const PRIVATE: u64 = libc::MS_PRIVATE;
+    pub const SLAVE: u64 = libc::MS_SLAVE;
+    pub const SHARED: u64 = libc::MS_SHARED;
 }
 
 /// The kernel operations of the environment setup (see module docs).
@@ -128,6 +130,9 @@ pub trait Kernel {
     /// Write `data` to an inherited descriptor (joining a cgroup through its `cgroup.procs`).
     fn write_fd(&self, fd: RawFd, data: &[u8]) -> SysResult<()>;
     fn close(&self, fd: RawFd);
+    /// Make `fd` available as descriptor `target`, inheritable across exec (`dup2`, or clearing
+    /// close-on-exec when it already has that number).
+    fn dup_to(&self, fd: RawFd, target: RawFd) -> SysResult<()>;
     fn setgroups(&self, groups: &[u32]) -> SysResult<()>;
     fn setresgid(&self, gid: u32) -> SysResult<()>;
     fn setresuid(&self, uid: u32) -> SysResult<()>;
@@ -371,6 +376,24 @@ impl Kernel for LinuxKernel {
         unsafe { libc::close(fd) };
     }
 
+    fn dup_to(&self, fd: RawFd, target: RawFd) -> SysResult<()> {
+        if fd == target {
+            return clear_cloexec(fd).map_err(|err| SysError::Other {
+                what: "fcntl(F_SETFD)",
+                err,
+            });
+        }
+        // SAFETY: dup2 takes two descriptor numbers; the result is checked. Whatever `target`
+        // was is closed by the kernel, as intended.
+        if unsafe { libc::dup2(fd, target) } < 0 {
+            return Err(SysError::Other {
+                what: "dup2",
+                err: last(),
+            });
+        }
+        Ok(())
+    }
+
     fn setgroups(&self, groups: &[u32]) -> SysResult<()> {
         // SAFETY: the pointer and length describe `groups`, which outlives the call.
         if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
@@ -558,6 +581,7 @@ pub enum Call {
     Setns(RawFd, i32),
     WriteFd(RawFd, Vec<u8>),
     Close(RawFd),
+    DupTo(RawFd, RawFd),
     Setgroups(Vec<u32>),
     Setresgid(u32),
     Setresuid(u32),
@@ -676,6 +700,9 @@ impl Kernel for RecordingKernel {
     }
     fn close(&self, fd: RawFd) {
         let _ = self.record(Call::Close(fd));
+    }
+    fn dup_to(&self, fd: RawFd, target: RawFd) -> SysResult<()> {
+        self.record(Call::DupTo(fd, target))
     }
     fn setgroups(&self, groups: &[u32]) -> SysResult<()> {
         self.record(Call::Setgroups(groups.to_vec()))
@@ -855,6 +882,69 @@ pub fn memfd_with(name: &str, contents: &[u8]) -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(file))
 }
 
+/// A connected pair of close-on-exec `SOCK_SEQPACKET` Unix sockets: each `send` arrives as
+/// one message, with its descriptors.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Send `data` as one message on `sock`, passing `fds` along (SCM_RIGHTS).
+pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [io::IoSlice::new(data)];
+    let cmsgs = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsgs };
+    let sent = sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)?;
+    if sent != data.len() {
+        return Err(io::Error::other(format!(
+            "short send: {sent} of {} bytes",
+            data.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Receive one message of at most `max` bytes from `sock` with up to 8 descriptors (made
+/// close-on-exec). An empty message with no descriptors means the peer closed its end.
+pub fn recv_with_fds(sock: RawFd, max: usize) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = vec![0u8; max];
+    let mut space = nix::cmsg_space!([RawFd; 8]);
+    let (len, fds) = {
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        let msg = loop {
+            match recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        if msg.flags.contains(MsgFlags::MSG_TRUNC) || msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+            return Err(io::Error::other("message truncated"));
+        }
+        let mut fds = Vec::new();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                // SAFETY: the kernel just installed these descriptors in this process for us;
+                // nothing else refers to them.
+                fds.extend(
+                    raw.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+        (msg.bytes, fds)
+    };
+    buf.truncate(len);
+    Ok((buf, fds))
+}
+
 /// Clear FD_CLOEXEC on `fd`. Async-signal-safe: used in `pre_exec` closures.
 pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor number with integer arguments; errors are checked.
@@ -917,6 +1007,31 @@ pub fn unshare_net_thread() -> io::Result<()> {
         return Err(last());
     }
     Ok(())
+}
+
+/// Make `dir` a shared mount point on the host (binding it on itself first unless it already
+/// is a mount point), so mounts made under it later propagate into the slave copies of
+/// environments' namespaces.
+pub fn make_shared_mount_point(dir: &Path) -> io::Result<()> {
+    let to_io = |e: SysError| match e {
+        SysError::Mount { err, .. } => err,
+        other => io::Error::other(other.to_string()),
+    };
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let canonical = dir.canonicalize()?;
+    let wanted = canonical.to_string_lossy();
+    // Field 5 is the mount point (spaces escaped as \040, which our paths do not contain).
+    let mounted = mountinfo
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(wanted.as_ref()));
+    if !mounted {
+        LinuxKernel
+            .mount(Some(&canonical), &canonical, None, ms::BIND, None)
+            .map_err(to_io)?;
+    }
+    LinuxKernel
+        .mount(None, &canonical, None, ms::SHARED, None)
+        .map_err(to_io)
 }
 
 /// Detach a mount on the host side (storage teardown).

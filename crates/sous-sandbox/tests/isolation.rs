@@ -5,12 +5,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-use sous_sandbox::{EnvSandboxSpec, NetworkMode, Prepared, Sandbox, SandboxConfig};
+use sous_sandbox::{EnvSandboxSpec, Launch, NetworkMode, Prepared, Sandbox, SandboxConfig};
 
 const INIT: &str = env!("CARGO_BIN_EXE_sous-sandbox-init");
 const PROBE: &str = env!("CARGO_BIN_EXE_sous-sandbox-probe");
@@ -36,6 +37,7 @@ fn env() -> Env {
     let mut cfg = SandboxConfig::new(state.path().join("sandbox"));
     cfg.network = NetworkMode::None;
     cfg.pool_size = 0;
+    cfg.init_exe = PathBuf::from(INIT);
     let sandbox = Sandbox::new(cfg).expect("sandbox");
     let task = tempfile::tempdir().unwrap();
     std::fs::copy(PROBE, task.path().join("probe")).unwrap();
@@ -59,49 +61,67 @@ fn spec(e: &Env, memory_mb: u64, ephemeral_mb: u64) -> EnvSandboxSpec {
     }
 }
 
-fn probe_cmd(p: &Prepared, args: &[&str]) -> Command {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let mut cmd = p.command(
-        Path::new(INIT),
-        Path::new("/var/task/probe"),
-        &args,
-        &[("PATH".into(), "/usr/bin:/bin".into())],
-        Path::new("/var/task"),
-    );
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+/// A program started in a sandbox, with its stdout and stderr on one pipe.
+struct Running {
+    child: Child,
+    out: UnixStream,
 }
 
-fn wait_timeout(mut child: Child, limit: Duration) -> Output {
+/// The probe's output.
+struct Output {
+    status: ExitStatus,
+    text: String,
+}
+
+fn start(p: &mut Prepared, program: &str, args: &[&str]) -> Running {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    // A socket serves as the pipe for stdout and stderr.
+    let (out, w) = UnixStream::pair().unwrap();
+    let w2 = w.try_clone().unwrap();
+    let child = p
+        .start(Launch {
+            program: Path::new(program),
+            args: &args,
+            env: &[("PATH".into(), "/usr/bin:/bin".into())],
+            cwd: Path::new("/var/task"),
+            stdout: w.into(),
+            stderr: w2.into(),
+            telemetry: None,
+        })
+        .unwrap();
+    Running { child, out }
+}
+
+fn start_probe(p: &mut Prepared, args: &[&str]) -> Running {
+    start(p, "/var/task/probe", args)
+}
+
+fn wait_timeout(mut run: Running, limit: Duration) -> Output {
     let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    while run.child.try_wait().unwrap().is_none() {
         if start.elapsed() > limit {
-            let _ = child.kill();
+            let _ = run.child.kill();
             panic!("probe did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    child.wait_with_output().unwrap()
+    let status = run.child.wait().unwrap();
+    let mut text = String::new();
+    run.out.read_to_string(&mut text).unwrap();
+    Output { status, text }
 }
 
 /// Run a probe; (succeeded, stdout+stderr).
-fn probe(p: &Prepared, args: &[&str]) -> (bool, String) {
-    let out = wait_timeout(probe_cmd(p, args).spawn().unwrap(), Duration::from_secs(20));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+fn probe(p: &mut Prepared, args: &[&str]) -> (bool, String) {
+    let out = wait_timeout(start_probe(p, args), Duration::from_secs(20));
+    (out.status.success(), out.text)
 }
 
 #[test]
 fn runs_unprivileged_without_capabilities_in_var_task() {
     let e = env();
-    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
-    let (ok, out) = probe(&p, &["id"]);
+    let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (ok, out) = probe(&mut p, &["id"]);
     assert!(ok, "{out}");
     assert!(out.contains("Uid:\t993\t993\t993\t993"), "{out}");
     assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
@@ -117,7 +137,6 @@ fn runs_unprivileged_without_capabilities_in_var_task() {
 #[test]
 fn the_host_is_not_visible() {
     let e = env();
-    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
     let state = e._state.path().to_str().unwrap().to_string();
     let task = e.task.path().to_str().unwrap().to_string();
     for path in [
@@ -130,7 +149,8 @@ fn the_host_is_not_visible() {
         &state,
         &task,
     ] {
-        let (found, out) = probe(&p, &["exists", path]);
+        let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+        let (found, out) = probe(&mut p, &["exists", path]);
         assert!(!found, "{path} is visible inside: {out}");
         assert_eq!(out.trim(), "absent", "{path}: the probe did not run: {out}");
     }
@@ -141,7 +161,8 @@ fn the_host_is_not_visible() {
         "/dev/null",
         "/proc/self",
     ] {
-        let (found, out) = probe(&p, &["exists", path]);
+        let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+        let (found, out) = probe(&mut p, &["exists", path]);
         assert!(found, "{path} is missing inside: {out}");
     }
 }
@@ -149,20 +170,35 @@ fn the_host_is_not_visible() {
 #[test]
 fn only_tmp_is_writable_and_only_up_to_its_size() {
     let e = env();
-    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
     for path in ["/usr/x", "/var/task/x", "/etc/x", "/x", "/dev/x", "/opt/x"] {
-        let (ok, out) = probe(&p, &["write", path]);
+        let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+        let (ok, out) = probe(&mut p, &["write", path]);
         assert!(!ok, "could write {path}: {out}");
         assert!(
             out.contains("Read-only file system") || out.contains("Permission denied"),
             "{path}: {out}"
         );
     }
-    let (ok, out) = probe(&p, &["fill", "/tmp/a", "10"]);
-    assert!(ok, "{out}");
-    let (ok, out) = probe(&p, &["fill", "/tmp/b", "20"]);
-    assert!(!ok, "wrote past EphemeralStorage: {out}");
-    assert!(out.contains("No space left"), "{out}");
+    // One environment runs one program: a shell runs the probe twice on the same /tmp.
+    let out = wait_timeout(
+        start(
+            &mut p,
+            "/bin/sh",
+            &[
+                "-c",
+                "/var/task/probe fill /tmp/a 10 && echo first-fill-ok && /var/task/probe fill /tmp/b 20",
+            ],
+        ),
+        Duration::from_secs(20),
+    );
+    assert!(out.text.contains("first-fill-ok"), "{}", out.text);
+    assert!(
+        !out.status.success(),
+        "wrote past EphemeralStorage: {}",
+        out.text
+    );
+    assert!(out.text.contains("No space left"), "{}", out.text);
     p.destroy().unwrap();
 }
 
@@ -170,8 +206,8 @@ fn only_tmp_is_writable_and_only_up_to_its_size() {
 fn tmp_is_storage_not_memory() {
     let e = env();
     // 64 MB of memory, 160 MB of /tmp: writing 120 MB must work and not OOM.
-    let p = e.sandbox.prepare(&spec(&e, 64, 160)).unwrap();
-    let (ok, out) = probe(&p, &["fill", "/tmp/big", "120"]);
+    let mut p = e.sandbox.prepare(&spec(&e, 64, 160)).unwrap();
+    let (ok, out) = probe(&mut p, &["fill", "/tmp/big", "120"]);
     assert!(ok, "{out}");
     assert!(!p.oom_killed());
 }
@@ -179,9 +215,9 @@ fn tmp_is_storage_not_memory() {
 #[test]
 fn memory_past_the_limit_is_killed_and_reported() {
     let e = env();
-    let p = e.sandbox.prepare(&spec(&e, 48, 16)).unwrap();
+    let mut p = e.sandbox.prepare(&spec(&e, 48, 16)).unwrap();
     let out = wait_timeout(
-        probe_cmd(&p, &["alloc", "200"]).spawn().unwrap(),
+        start_probe(&mut p, &["alloc", "200"]),
         Duration::from_secs(20),
     );
     assert_eq!(
@@ -189,7 +225,7 @@ fn memory_past_the_limit_is_killed_and_reported() {
         Some(libc::SIGKILL),
         "{:?} {}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        out.text
     );
     assert!(p.oom_killed());
     let peak = p.peak_memory().unwrap();
@@ -199,12 +235,10 @@ fn memory_past_the_limit_is_killed_and_reported() {
 #[test]
 fn kill_all_reaches_a_double_forked_daemon() {
     let e = env();
-    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
-    let mut child = probe_cmd(&p, &["orphan"]).spawn().unwrap();
+    let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let Running { mut child, out } = start_probe(&mut p, &["orphan"]);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(out).read_line(&mut line).unwrap();
     assert!(line.starts_with("ready"), "{line}");
     // outer init, PID 1, the probe, the daemon (sh may still be exiting).
     assert!(p.pids().len() >= 4, "{:?}", p.pids());
@@ -218,8 +252,8 @@ fn kill_all_reaches_a_double_forked_daemon() {
 #[test]
 fn the_function_sees_only_its_own_processes() {
     let e = env();
-    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
-    let (ok, out) = probe(&p, &["pids"]);
+    let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (ok, out) = probe(&mut p, &["pids"]);
     assert!(ok, "{out}");
     assert!(out.starts_with("[1, 2] self=2"), "{out}");
 }
@@ -227,9 +261,9 @@ fn the_function_sees_only_its_own_processes() {
 #[test]
 fn mount_and_unshare_are_denied() {
     let e = env();
-    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
     for attack in ["unshare", "mount"] {
-        let (ok, out) = probe(&p, &[attack]);
+        let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+        let (ok, out) = probe(&mut p, &[attack]);
         assert!(!ok, "{attack} worked: {out}");
         assert!(out.contains("Operation not permitted"), "{attack}: {out}");
     }
@@ -240,16 +274,17 @@ fn host_loopback_is_unreachable_and_the_runtime_api_is_reachable() {
     let e = env();
     let host = TcpListener::bind("127.0.0.1:0").unwrap();
     let host_addr = host.local_addr().unwrap().to_string();
-    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
-    let (ok, out) = probe(&p, &["connect", &host_addr]);
+    let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (ok, out) = probe(&mut p, &["connect", &host_addr]);
     assert!(!ok, "reached the host's loopback: {out}");
+    let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
 
     let api = p.listener.try_clone().unwrap();
     let server = std::thread::spawn(move || {
         let (mut s, _) = api.accept().unwrap();
         s.write_all(b"runtime-api").unwrap();
     });
-    let (ok, out) = probe(&p, &["connect", "127.0.0.1:9001"]);
+    let (ok, out) = probe(&mut p, &["connect", "127.0.0.1:9001"]);
     assert!(ok, "{out}");
     assert!(out.contains("connected: runtime-api"), "{out}");
     server.join().unwrap();
@@ -259,34 +294,28 @@ fn host_loopback_is_unreachable_and_the_runtime_api_is_reachable() {
 #[test]
 fn a_missing_program_fails_with_127_and_a_message() {
     let e = env();
-    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
-    let mut cmd = p.command(
-        Path::new(INIT),
-        Path::new("/var/task/nope"),
-        &[],
-        &[],
-        Path::new("/var/task"),
+    let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let out = wait_timeout(
+        start(&mut p, "/var/task/nope", &[]),
+        Duration::from_secs(20),
     );
-    let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(127));
-    let mut err = String::new();
-    out.stderr.as_slice().read_to_string(&mut err).unwrap();
-    assert!(err.contains("/var/task/nope"), "{err}");
+    assert!(out.text.contains("/var/task/nope"), "{}", out.text);
 }
 
 #[test]
 fn destroy_removes_cgroup_and_tmp_image() {
     let e = env();
-    let p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
-    let (ok, out) = probe(&p, &["write", "/tmp/secret"]);
+    let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (ok, out) = probe(&mut p, &["write", "/tmp/secret"]);
     assert!(ok, "{out}");
     let tmp_dir: PathBuf = e._state.path().join("sandbox/tmp");
     assert_eq!(std::fs::read_dir(&tmp_dir).unwrap().count(), 2); // image + mount point
     p.destroy().unwrap();
     assert_eq!(std::fs::read_dir(&tmp_dir).unwrap().count(), 0);
     // A second environment starts with an empty /tmp.
-    let p2 = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
-    let (found, out) = probe(&p2, &["exists", "/tmp/secret"]);
+    let mut p2 = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (found, out) = probe(&mut p2, &["exists", "/tmp/secret"]);
     assert!(!found);
     assert_eq!(out.trim(), "absent");
 }

@@ -9,10 +9,10 @@
 //! steps run without namespaces (the sandbox hands back a plain command).
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 use sous_types::limits::SYNC_RESPONSE_MAX_BYTES;
 use sous_types::{names, runtime, timefmt};
 
-use sous_sandbox::{EnvSandboxSpec, Prepared, Sandbox};
+use sous_sandbox::{EnvSandboxSpec, Launch, Prepared, Sandbox};
 
 use crate::logs::{self, LogStream, StreamTarget};
 use crate::runtime_api::{InitResult, PendingEvent, RuntimeApi, RuntimeResult};
@@ -46,8 +46,6 @@ pub struct EnvContext {
     pub run_dir: PathBuf,
     pub echo_logs: bool,
     pub sandbox: Arc<Sandbox>,
-    /// The executable that runs the sandbox init (`sous __sandbox-init`).
-    pub init_exe: PathBuf,
 }
 
 /// How an init phase failed.
@@ -182,30 +180,33 @@ impl Environment {
         if let Some(launch) = &spec.launch {
             vars.extend(launch.env.iter().cloned());
         }
-        if let Some(w) = &telemetry_write {
-            vars.insert("_LAMBDA_TELEMETRY_LOG_FD".into(), w.as_raw_fd().to_string());
+        if telemetry_write.is_some() {
+            vars.insert(
+                "_LAMBDA_TELEMETRY_LOG_FD".into(),
+                sous_sandbox::TELEMETRY_FD.to_string(),
+            );
         }
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let cwd = inside(&spec.code_dir);
-        let mut cmd = prepared.command(&ctx.init_exe, &program, &args, &vars, &cwd);
-        cmd.stdin(Stdio::null());
-        match write_end.try_clone() {
-            Ok(dup) => {
-                cmd.stdout(Stdio::from(dup));
-                cmd.stderr(Stdio::from(write_end));
-            }
+        let stdout = match write_end.try_clone() {
+            Ok(dup) => dup,
             Err(e) => {
                 server.abort();
                 return Err((InitFailure::Error(service_fault(request_id, &e)), None));
             }
-        }
-        if let Some(w) = &telemetry_write {
-            sous_sandbox::process::inherit_fd(&mut cmd, w.as_raw_fd());
-        }
-        sous_sandbox::process::detach_with_parent_death(&mut cmd);
-        let child = tokio::process::Command::from(cmd).spawn();
-        // The child has its own copy; ours must close so the pipe ends with the runtime.
-        drop(telemetry_write);
+        };
+        let mut prepared = prepared;
+        // The child gets its own copies; ours close when `launch` is dropped, so the pipes
+        // end with the runtime.
+        let child = prepared.start(Launch {
+            program: &program,
+            args: &args,
+            env: &vars,
+            cwd: &cwd,
+            stdout,
+            stderr: write_end,
+            telemetry: telemetry_write,
+        });
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -224,18 +225,25 @@ impl Environment {
                 ));
             }
         };
-        let pgid = child.id().map(|p| p as i32).unwrap_or_default();
+        let pgid = child.id() as i32;
         let run_file = ctx.run_dir.join(&id);
         record_run_file(&run_file, pgid);
         let (exit_tx, exited) = watch::channel(None);
-        tokio::spawn(async move {
-            let status = child.wait().await;
-            let text = match status {
-                Ok(s) => describe_exit(s),
-                Err(e) => format!("wait: {e}"),
-            };
-            let _ = exit_tx.send(Some(text));
-        });
+        // A small thread per environment waits for its process (a child of another thread
+        // when isolated: the sandbox pool's), without holding a blocking-pool thread.
+        let waiter = std::thread::Builder::new()
+            .name("sous-env-wait".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let text = match child.wait() {
+                    Ok(s) => describe_exit(s),
+                    Err(e) => format!("wait: {e}"),
+                };
+                let _ = exit_tx.send(Some(text));
+            });
+        if let Err(e) = waiter {
+            warn!(error = %e, "start the environment's wait thread");
+        }
 
         let mut env = Environment {
             id,

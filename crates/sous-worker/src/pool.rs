@@ -56,8 +56,6 @@ pub struct PoolConfig {
     pub memory: MemoryBudget,
     /// Isolation of every environment (`sous-sandbox`).
     pub sandbox: Arc<sous_sandbox::Sandbox>,
-    /// The executable that runs the sandbox init (`sous __sandbox-init`).
-    pub init_exe: PathBuf,
 }
 
 impl PoolConfig {
@@ -75,7 +73,6 @@ impl PoolConfig {
                 headroom_mb: 0,
             },
             sandbox: Arc::new(unisolated_sandbox(&data_dir_for_sandbox)),
-            init_exe: std::env::current_exe().unwrap_or_default(),
         }
     }
 }
@@ -179,7 +176,6 @@ impl Pool {
             run_dir: cfg.data_dir.join("run").join("envs"),
             echo_logs: cfg.echo_logs,
             sandbox: cfg.sandbox.clone(),
-            init_exe: cfg.init_exe.clone(),
         };
         std::fs::create_dir_all(&ctx.logs_dir)?;
         std::fs::create_dir_all(&ctx.run_dir)?;

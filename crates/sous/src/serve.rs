@@ -173,7 +173,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         account_concurrency: args.account_concurrency,
         memory,
         sandbox,
-        init_exe: std::env::current_exe().context("locate the sous executable")?,
         ..PoolConfig::new(data_dir.clone(), !args.no_echo_logs)
     })
     .context("prepare execution environments")?;

@@ -199,6 +199,14 @@ impl Cgroup {
         read_pids(&f)
     }
 
+    /// Set (or change) the limits; members may already be running.
+    pub fn set_limits(&self, limits: &Limits) -> Result<()> {
+        match self {
+            Cgroup::V1(c) => c.set_limits(limits),
+            Cgroup::V2(c) => c.set_limits(limits),
+        }
+    }
+
     /// Kill every member (freeze first, so none can fork away meanwhile) and wait until the
     /// cgroup is empty.
     pub fn kill_all(&self) -> Result<()> {

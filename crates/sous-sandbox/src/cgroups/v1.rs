@@ -51,22 +51,39 @@ impl Hierarchy {
             mkdir(&self.parent_dir(c))?;
             mkdir(dir)?;
         }
-        let mem = cg.dir("memory");
-        write(
-            &mem.join("memory.limit_in_bytes"),
-            &l.memory_bytes.to_string(),
-        )?;
-        // memory+swap = memory: no swap. Present only with swap accounting.
-        let memsw = mem.join("memory.memsw.limit_in_bytes");
-        if memsw.exists() {
-            write(&memsw, &l.memory_bytes.to_string())?;
-        }
-        let swappiness = mem.join("memory.swappiness");
+        let swappiness = cg.dir("memory").join("memory.swappiness");
         if swappiness.exists() {
             write(&swappiness, "0")?;
         }
+        cg.set_limits(l)?;
+        Ok(cg)
+    }
+}
+
+impl Cgroup {
+    /// Set (or change) the limits; members may already be running.
+    pub fn set_limits(&self, l: &Limits) -> Result<()> {
+        let cg = self;
+        let has_cpu = self.dirs.iter().any(|(c, _)| *c == "cpu");
+        let mem = cg.dir("memory");
+        let limit = mem.join("memory.limit_in_bytes");
+        let value = l.memory_bytes.to_string();
+        // memory+swap = memory: no swap. Present only with swap accounting. The kernel keeps
+        // memory ≤ memory+swap at every moment, so a raise writes memory+swap first and a
+        // cut writes it last.
+        let memsw = mem.join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            if write(&memsw, &value).is_ok() {
+                write(&limit, &value)?;
+            } else {
+                write(&limit, &value)?;
+                write(&memsw, &value)?;
+            }
+        } else {
+            write(&limit, &value)?;
+        }
         write(&cg.dir("pids").join("pids.max"), &l.pids_max.to_string())?;
-        if self.has_cpu {
+        if has_cpu {
             let cpu = cg.dir("cpu");
             write(
                 &cpu.join("cpu.cfs_period_us"),
@@ -76,7 +93,7 @@ impl Hierarchy {
             write(&cpu.join("cpu.cfs_quota_us"), &quota)?;
             write(&cpu.join("cpu.shares"), &l.cpu_shares.to_string())?;
         }
-        Ok(cg)
+        Ok(())
     }
 }
 

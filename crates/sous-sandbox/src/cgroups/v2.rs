@@ -40,6 +40,7 @@ impl Hierarchy {
     pub(super) fn handle(&self, name: &str) -> Cgroup {
         Cgroup {
             dir: self.parent_dir().join(name),
+            has_cpu: self.has_cpu,
         }
     }
 
@@ -63,7 +64,6 @@ impl Hierarchy {
         }
         let cg = self.handle(name);
         mkdir(&cg.dir)?;
-        write(&cg.dir.join("memory.max"), &l.memory_bytes.to_string())?;
         let swap = cg.dir.join("memory.swap.max");
         if swap.exists() {
             write(&swap, "0")?;
@@ -73,8 +73,19 @@ impl Hierarchy {
         if group.exists() {
             write(&group, "1")?;
         }
+        cg.set_limits(l)?;
+        Ok(cg)
+    }
+}
+
+impl Cgroup {
+    /// Set (or change) the limits; members may already be running.
+    pub fn set_limits(&self, l: &Limits) -> Result<()> {
+        let cg = self;
+        let has_cpu = cg.has_cpu;
+        write(&cg.dir.join("memory.max"), &l.memory_bytes.to_string())?;
         write(&cg.dir.join("pids.max"), &l.pids_max.to_string())?;
-        if self.has_cpu {
+        if has_cpu {
             write(
                 &cg.dir.join("cpu.max"),
                 &format!(
@@ -85,13 +96,15 @@ impl Hierarchy {
             )?;
             write(&cg.dir.join("cpu.weight"), &l.cpu_weight.to_string())?;
         }
-        Ok(cg)
+        Ok(())
     }
 }
 
 #[derive(Debug)]
 pub struct Cgroup {
     dir: PathBuf,
+    /// The cpu controller is enabled for it.
+    has_cpu: bool,
 }
 
 impl Cgroup {
