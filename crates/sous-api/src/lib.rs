@@ -19,9 +19,10 @@ pub mod apigw;
 pub mod code_url;
 pub mod error;
 pub mod eventbridge;
+pub mod function_urls;
 pub mod routes;
 pub mod service;
-pub mod sigv4;
+pub use sous_types::sigv4;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct ApiState {
     pub public_url: String,
     /// e.g. "http://127.0.0.1:3000": base of function URLs and HTTP API endpoints
     pub gateway_url: String,
+    /// `--schedule-seconds`: PutRule accepts `rate(N second(s))` (development and tests).
+    pub schedule_seconds: bool,
 }
 
 /// The control-plane router: every Lambda operation, plus the code download route.
@@ -241,6 +244,8 @@ fn reply_response(reply: Reply) -> Response {
         Reply::EventInvokeConfig(out) => json_response(200, &out),
         Reply::ListEventInvokeConfigs(out) => json_response(200, &out),
         Reply::Status(out) => json_response(200, &out),
+        Reply::FunctionUrl { status, config } => json_response(status, &config),
+        Reply::ListFunctionUrls(out) => json_response(200, &out),
     }
 }
 

@@ -144,6 +144,8 @@ pub enum Command {
     },
     /// `GET /_sous/status`: Sous's own view of environments, concurrency and memory.
     Status,
+    /// The function URL operations (`/2021-10-31/functions/{FunctionName}/url[s]`).
+    FunctionUrl(crate::function_urls::UrlCommand),
 }
 
 impl Command {
@@ -185,6 +187,7 @@ impl Command {
             Command::DeleteFunctionEventInvokeConfig(_) => "DeleteFunctionEventInvokeConfig",
             Command::ListFunctionEventInvokeConfigs { .. } => "ListFunctionEventInvokeConfigs",
             Command::Status => "SousStatus",
+            Command::FunctionUrl(c) => c.operation(),
         }
     }
 
@@ -217,6 +220,7 @@ impl Command {
             | Command::GetProvisionedConcurrencyConfig(t)
             | Command::DeleteProvisionedConcurrencyConfig(t) => Some(&t.name),
             Command::ListFunctions { .. } | Command::GetAccountSettings | Command::Status => None,
+            Command::FunctionUrl(c) => Some(c.function()),
         }
     }
 }
@@ -430,6 +434,36 @@ pub fn parse(
             }
         }
         (&Method::GET, ["_sous", "status"]) => Ok(Command::Status),
+        (method, ["2021-10-31", "functions", name, "url"]) => {
+            let target = target(name, &query, scope, NAME_MAX_READ)?;
+            let input = match *method {
+                Method::POST | Method::PUT => Some(json(&body)?),
+                _ => None,
+            };
+            Ok(Command::FunctionUrl(crate::function_urls::parse(
+                method, target, input,
+            )?))
+        }
+        (&Method::GET, ["2021-10-31", "functions", name, "urls"]) => {
+            let function = function_of(name, scope, NAME_MAX_READ)?;
+            let mut v = Violations::default();
+            let max_items = max_items(&query, &mut v)?;
+            if let Some(n) = max_items.filter(|n| *n > 50) {
+                v.push(
+                    &n.to_string(),
+                    "maxItems",
+                    "Member must have value less than or equal to 50",
+                );
+            }
+            v.into_result()?;
+            Ok(Command::FunctionUrl(
+                crate::function_urls::UrlCommand::List {
+                    function,
+                    marker: query.get("Marker").map(|m| m.into_owned()),
+                    max_items,
+                },
+            ))
+        }
         _ => Err(unknown_operation()),
     }
 }

@@ -68,6 +68,12 @@ pub enum Reply {
     ListEventInvokeConfigs(ListEventInvokeConfigsOutput),
     /// Sous's status document.
     Status(serde_json::Value),
+    /// A `FunctionUrlConfig` with status 200 or 201.
+    FunctionUrl {
+        status: u16,
+        config: Box<sous_types::function_url::FunctionUrlConfig>,
+    },
+    ListFunctionUrls(sous_types::function_url::ListFunctionUrlConfigsOutput),
 }
 
 #[derive(Debug, Serialize)]
@@ -178,6 +184,7 @@ pub async fn execute(
 ) -> Result<Reply, LambdaError> {
     match cmd {
         Command::Invoke(req) => state.invoker.invoke(req).await.map(Reply::Invoke),
+        Command::FunctionUrl(c) => crate::function_urls::execute(state, c, now),
         Command::CreateFunction { name, input } => create_function(state, name, *input, now).await,
         Command::GetFunction(t) => get_function(state, &t, now),
         Command::GetFunctionConfiguration(t) => {

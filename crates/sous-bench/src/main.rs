@@ -26,7 +26,7 @@ use sous_api::sigv4::{self, Credentials, SigningInput};
 use tokio::net::{TcpListener, TcpStream};
 
 const REGION: &str = "us-east-1";
-const PAYLOAD: &[u8] = br#"{"hello":"world"}"#;
+pub(crate) const PAYLOAD: &[u8] = br#"{"hello":"world"}"#;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -41,12 +41,16 @@ fn main() -> Result<(), BoxError> {
     if std::env::args().any(|a| a == "--scale") {
         return rt.block_on(load::scale(quick));
     }
+    if std::env::args().any(|a| a == "--gateway") {
+        return rt.block_on(gateway::run(quick));
+    }
     if std::env::args().any(|a| a == "--async") {
         return rt.block_on(load::asynchronous(quick));
     }
     rt.block_on(run(quick))
 }
 
+mod gateway;
 mod load;
 mod runtimes;
 
@@ -450,6 +454,11 @@ pub(crate) async fn start_sous(sous: &Path, extra: &[&str]) -> Result<Server, Bo
         ])
         .arg(dir.path())
         .args(extra)
+        // Two servers may run at once: the front door takes any free port unless asked.
+        .args(match extra.contains(&"--gateway-addr") {
+            true => &[][..],
+            false => &["--gateway-addr", "127.0.0.1:0"][..],
+        })
         .env("SOUS_ACCESS_KEY_ID", &creds.access_key_id)
         .env("SOUS_SECRET_ACCESS_KEY", &creds.secret_access_key)
         .env("SOUS_LOG", "warn")

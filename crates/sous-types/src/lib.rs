@@ -7,9 +7,13 @@ pub mod concurrency;
 pub mod config;
 pub mod error;
 pub mod event_invoke;
+pub mod function_url;
+pub mod http_api;
 pub mod limits;
 pub mod names;
 pub mod runtime;
+pub mod schedule_expr;
+pub mod sigv4;
 pub mod timefmt;
 
 pub use error::{ErrorCode, LambdaError};

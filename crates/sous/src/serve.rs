@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// second retry waits twice as long (Lambda: about one minute, then two).
     #[arg(long, default_value_t = 60_000)]
     retry_base_delay_ms: u64,
+    /// Accept `rate(N second(s))` schedule expressions (development and tests). Without it
+    /// EventBridge's smallest rate, one minute, applies.
+    #[arg(long)]
+    schedule_seconds: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -198,6 +202,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     ));
+    // Fire scheduled rules (EventBridge); firings missed while stopped are skipped.
+    let schedules = tokio::spawn(sous_events::schedule::run(
+        store.clone(),
+        invoker.clone(),
+        scope.clone(),
+        sous_events::schedule::ScheduleSettings {
+            allow_seconds: args.schedule_seconds,
+            ..Default::default()
+        },
+    ));
     match store.queue_stats() {
         Ok(q) if q.depth > 0 => info!(
             events = q.depth,
@@ -210,15 +224,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen on {}", args.api_addr))?;
     let api_addr = listener.local_addr().context("api address")?;
+    let gateway_listener = tokio::net::TcpListener::bind(args.gateway_addr)
+        .await
+        .with_context(|| format!("listen on {} (the HTTP front door)", args.gateway_addr))?;
+    let gateway_addr =
+        loopback_if_unspecified(gateway_listener.local_addr().context("gateway address")?);
+    let gateway_state = Arc::new(sous_events::gateway::GatewayState {
+        store: store.clone(),
+        invoker: invoker.clone(),
+        scope: scope.clone(),
+        credentials: creds.clone(),
+    });
     let state = Arc::new(ApiState {
         store,
         invoker,
         scope,
         credentials: creds,
         public_url: format!("http://{api_addr}"),
-        gateway_url: format!("http://{}", loopback_if_unspecified(args.gateway_addr)),
+        gateway_url: format!("http://{gateway_addr}"),
+        schedule_seconds: args.schedule_seconds,
     });
-    info!(gateway = %args.gateway_addr, "the HTTP front door is not served yet (function URLs and routes come later)");
+    println!("sous: HTTP front door listening on http://{gateway_addr} (function URLs: /lambda-url/<url-id>/, HTTP APIs: /execute-api/<api-id>/)");
+    let (stop_gateway, mut gateway_stopped) = tokio::sync::watch::channel(false);
+    let gateway = tokio::spawn(sous_events::gateway::serve(
+        gateway_listener,
+        gateway_state,
+        async move {
+            let _ = gateway_stopped.changed().await;
+        },
+    ));
     println!(
         "sous: Lambda API listening on http://{api_addr} (region {}, account {})",
         args.region, args.account_id
@@ -235,12 +269,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Stop the environments first: invocations in flight then end (Runtime.ExitError)
         // instead of holding the API's graceful drain open for up to their timeout.
         stopping.shutdown();
+        let _ = stop_gateway.send(true);
     };
     let result = sous_api::serve(listener, state, shutdown).await;
     // Events being delivered stay queued and run again on the next start (at least once).
     delivery.abort();
+    schedules.abort();
     pool.shutdown();
     result.context("serve the Lambda API")?;
+    match gateway.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "the HTTP front door stopped with an error"),
+        Err(e) => warn!(error = %e, "the HTTP front door task failed"),
+    }
     info!("stopped");
     Ok(())
 }

@@ -5,10 +5,10 @@
 
 use std::fmt;
 
+use crate::{ErrorCode, LambdaError};
 use hmac::{Hmac, Mac};
 use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
-use sous_types::{ErrorCode, LambdaError};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
