@@ -53,6 +53,9 @@ pub const SANDBOX_USER: &str = "sbx_user1051";
 pub const NOFILE: u64 = 1024;
 /// The memory limit of a pooled init's cgroup until it is claimed (Lambda's smallest).
 const POOLED_MEMORY_MB: u64 = 128;
+/// How long the pool waits after a cold start took from it before refilling (the refill's
+/// mkfs and namespace work would otherwise compete with that cold start for the CPU).
+const REFILL_DELAY: Duration = Duration::from_millis(50);
 /// How long `prepare` waits for the pool to start an init before giving up.
 const INIT_WAIT: Duration = Duration::from_secs(30);
 
@@ -508,7 +511,17 @@ impl Sandbox {
                         continue;
                     }
                     let pause = Duration::from_secs(if failed { 1 } else { 5 });
-                    let _ = bg.wake.wait_timeout(inits, pause).unwrap();
+                    let inits = bg.wake.wait_timeout(inits, pause).unwrap().0;
+                    // Woken because a cold start took an init or a /tmp image: let it finish
+                    // before competing for the CPU (mkfs, namespaces), unless a `prepare` is
+                    // waiting for an init.
+                    let _ = bg
+                        .wake
+                        .wait_timeout_while(inits, REFILL_DELAY, |_| {
+                            bg.waiting.load(Ordering::SeqCst) == 0
+                                && !bg.stop.load(Ordering::Relaxed)
+                        })
+                        .unwrap();
                 }
             })
             .map_err(io_ctx("start sandbox pool thread"))?;
