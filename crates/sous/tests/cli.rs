@@ -7,124 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use common::*;
 use serde_json::{json, Value};
-
-fn aws_cli() -> (PathBuf, bool) {
-    let cli = std::env::var_os("SOUS_TEST_AWS_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "aws".into());
-    let probe = Command::new(&cli).arg("--version").output();
-    match probe {
-        Ok(out) if out.status.success() => {
-            let version = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-            (cli, version.contains("aws-cli/2."))
-        }
-        Ok(out) => panic!(
-            "the AWS CLI at {} does not run ({}): {}{}\nSet SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
-            cli.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!(
-            "the AWS CLI ({}) is not available: {e}. Set SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
-            cli.display()
-        ),
-    }
-}
-
-const BINARY_FORMAT: [&str; 2] = ["--cli-binary-format", "raw-in-base64-out"];
-
-struct Cli {
-    bin: PathBuf,
-    v2: bool,
-    endpoint: String,
-    akid: String,
-    secret: String,
-    home: tempfile::TempDir,
-}
-
-impl Cli {
-    fn new(server: &Server) -> Self {
-        let (akid, secret) = server.credentials();
-        let (bin, v2) = aws_cli();
-        Cli {
-            bin,
-            v2,
-            endpoint: server.endpoint(),
-            akid,
-            secret,
-            home: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        // `--cli-binary-format raw-in-base64-out` is how v2 takes a raw JSON payload; v1
-        // takes it raw already and does not know the option.
-        let args: Vec<&str> = if self.v2 {
-            args.to_vec()
-        } else {
-            args.iter()
-                .copied()
-                .filter(|a| !BINARY_FORMAT.contains(a))
-                .collect()
-        };
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("lambda")
-            .args(&args)
-            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
-            .env("AWS_ACCESS_KEY_ID", &self.akid)
-            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
-            .env("AWS_DEFAULT_REGION", REGION)
-            .env("AWS_CONFIG_FILE", self.home.path().join("config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.home.path().join("credentials"),
-            )
-            .env("HOME", self.home.path())
-            .env("AWS_PAGER", "")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT_URL");
-        cmd.output()
-            .unwrap_or_else(|e| panic!("run aws {args:?}: {e}"))
-    }
-
-    /// Runs and parses stdout as JSON; panics with the CLI's stderr when it fails.
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "aws lambda {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.stdout.iter().all(u8::is_ascii_whitespace) {
-            return Value::Null;
-        }
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "aws lambda {args:?}: stdout is not JSON ({e}):\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-    }
-
-    fn fails_with(&self, args: &[&str], code: &str) {
-        let out = self.run(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "aws lambda {args:?} should fail");
-        assert!(
-            stderr.contains(&format!("({code})")),
-            "aws lambda {args:?}: expected {code}, got:\n{stderr}"
-        );
-    }
-}
 
 fn write_zip(dir: &Path, zip: &[u8]) -> String {
     let path = dir.join("function.zip");
@@ -135,7 +21,7 @@ fn write_zip(dir: &Path, zip: &[u8]) -> String {
 #[test]
 fn aws_cli_create_invoke_list_update_delete() {
     let server = Server::start();
-    let cli = Cli::new(&server);
+    let cli = AwsCli::new(&server, "lambda");
     let dir = tempfile::tempdir().unwrap();
     let name = unique("cli");
     let runtime = shell_runtime(
@@ -351,9 +237,13 @@ fn aws_cli_create_invoke_list_update_delete() {
 #[test]
 fn aws_cli_with_a_wrong_secret_is_refused() {
     let server = Server::start();
-    let mut cli = Cli::new(&server);
-    cli.secret = "definitely-not-the-secret-0123456789".into();
+    let (akid, _) = server.credentials();
+    let cli = AwsCli::new(&server, "lambda")
+        .with_credentials(&akid, "definitely-not-the-secret-0123456789");
     cli.fails_with(&["list-functions"], "InvalidSignatureException");
-    cli.akid = "AKIANOTAKNOWNKEY0000".into();
+    let cli = AwsCli::new(&server, "lambda").with_credentials(
+        "AKIANOTAKNOWNKEY0000",
+        "definitely-not-the-secret-0123456789",
+    );
     cli.fails_with(&["list-functions"], "UnrecognizedClientException");
 }

@@ -6,12 +6,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use aws_sdk_lambda::types::{Cors, FunctionUrlAuthType, InvokeMode, Runtime};
 use common::*;
-use serde_json::Value;
 
 /// The test function: behaviour chosen by the request path.
 const HANDLER: &str = r#"
@@ -625,60 +621,19 @@ async fn cors_is_applied_as_lambda_applies_it() {
 // ---------------------------------------------------------------------------------------
 // The AWS CLI, once.
 
-fn aws_cli() -> PathBuf {
-    let cli = std::env::var_os("SOUS_TEST_AWS_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "aws".into());
-    match Command::new(&cli).arg("--version").output() {
-        Ok(out) if out.status.success() => cli,
-        other => panic!(
-            "the AWS CLI ({}) does not run: {other:?}. Set SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
-            cli.display()
-        ),
-    }
-}
-
 #[tokio::test]
 async fn aws_cli_creates_a_function_url() {
     let server = Server::start();
     let name = deploy(&server).await;
-    let (akid, secret) = server.credentials();
-    let home = tempfile::tempdir().unwrap();
-    let out = Command::new(aws_cli())
-        .args([
-            "lambda",
-            "create-function-url-config",
-            "--function-name",
-            &name,
-        ])
-        .args([
-            "--auth-type",
-            "NONE",
-            "--cors",
-            "AllowOrigins=*,AllowMethods=GET",
-        ])
-        .args(["--endpoint-url", &server.endpoint(), "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", &akid)
-        .env("AWS_SECRET_ACCESS_KEY", &secret)
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_CONFIG_FILE", home.path().join("config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.path().join("credentials"),
-        )
-        .env("HOME", home.path())
-        .env("AWS_PAGER", "")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .expect("run the AWS CLI");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = AwsCli::new(&server, "lambda").json(&[
+        "create-function-url-config",
+        "--function-name",
+        &name,
+        "--auth-type",
+        "NONE",
+        "--cors",
+        "AllowOrigins=*,AllowMethods=GET",
+    ]);
     assert_eq!(v["AuthType"], "NONE");
     assert_eq!(v["Cors"]["AllowOrigins"], serde_json::json!(["*"]));
     let url = v["FunctionUrl"].as_str().unwrap();

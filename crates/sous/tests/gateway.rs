@@ -7,9 +7,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use aws_sdk_lambda::types::Runtime;
 use common::*;
 use serde_json::{json, Value};
@@ -28,37 +25,10 @@ def handler(event, context):
     return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": json.dumps(event)}
 "#;
 
-fn aws_cli() -> PathBuf {
-    let cli = std::env::var_os("SOUS_TEST_AWS_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "aws".into());
-    match Command::new(&cli).arg("--version").output() {
-        Ok(out) if out.status.success() => cli,
-        other => panic!(
-            "the AWS CLI ({}) does not run: {other:?}. Set SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
-            cli.display()
-        ),
-    }
-}
-
-/// `aws apigatewayv2 <args>` against the server; stdout as JSON, panicking on failure.
-fn apigw(server: &Server, home: &std::path::Path, args: &[&str]) -> Value {
-    let (akid, secret) = server.credentials();
-    let out = Command::new(aws_cli())
-        .arg("apigatewayv2")
-        .args(args)
-        .args(["--endpoint-url", &server.endpoint(), "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", &akid)
-        .env("AWS_SECRET_ACCESS_KEY", &secret)
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_CONFIG_FILE", home.join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
-        .env("HOME", home)
-        .env("AWS_PAGER", "")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .expect("run the AWS CLI");
+/// `aws apigatewayv2 <args>`; stdout as JSON, panicking (with the server's output) on
+/// failure.
+fn apigw(cli: &AwsCli, server: &Server, args: &[&str]) -> Value {
+    let out = cli.run(args);
     assert!(
         out.status.success(),
         "aws apigatewayv2 {args:?}: {}{}\n{}",
@@ -87,10 +57,10 @@ async fn http_api_requests_and_errors_at_the_door() {
     )
     .await;
     let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}");
-    let home = tempfile::tempdir().unwrap();
+    let cli = AwsCli::new(&server, "apigatewayv2");
     let api = apigw(
+        &cli,
         &server,
-        home.path(),
         &[
             "create-api",
             "--name",
@@ -109,8 +79,8 @@ async fn http_api_requests_and_errors_at_the_door() {
     );
     // A route of its own with a 500 ms integration timeout.
     let integration = apigw(
+        &cli,
         &server,
-        home.path(),
         &[
             "create-integration",
             "--api-id",
@@ -130,8 +100,8 @@ async fn http_api_requests_and_errors_at_the_door() {
         integration["IntegrationId"].as_str().unwrap()
     );
     apigw(
+        &cli,
         &server,
-        home.path(),
         &[
             "create-route",
             "--api-id",

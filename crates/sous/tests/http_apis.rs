@@ -10,113 +10,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use aws_sdk_lambda::types::Runtime;
 use common::*;
 use serde_json::{json, Value};
-
-fn aws_cli() -> PathBuf {
-    let cli = std::env::var_os("SOUS_TEST_AWS_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "aws".into());
-    match Command::new(&cli).arg("--version").output() {
-        Ok(out) if out.status.success() => cli,
-        Ok(out) => panic!(
-            "the AWS CLI at {} does not run ({}): {}{}\nSet SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
-            cli.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!(
-            "the AWS CLI ({}) is not available: {e}. Set SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
-            cli.display()
-        ),
-    }
-}
-
-/// The AWS CLI, configured for the server under test, for `aws apigatewayv2 ...`.
-struct Cli {
-    bin: PathBuf,
-    endpoint: String,
-    akid: String,
-    secret: String,
-    home: tempfile::TempDir,
-}
-
-impl Cli {
-    fn new(server: &Server) -> Self {
-        let (akid, secret) = server.credentials();
-        Cli {
-            bin: aws_cli(),
-            endpoint: server.endpoint(),
-            akid,
-            secret,
-            home: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("apigatewayv2")
-            .args(args)
-            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
-            .env("AWS_ACCESS_KEY_ID", &self.akid)
-            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
-            .env("AWS_DEFAULT_REGION", REGION)
-            .env("AWS_CONFIG_FILE", self.home.path().join("config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.home.path().join("credentials"),
-            )
-            .env("HOME", self.home.path())
-            .env("AWS_PAGER", "")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT_URL");
-        cmd.output()
-            .unwrap_or_else(|e| panic!("run aws apigatewayv2 {args:?}: {e}"))
-    }
-
-    /// Runs and parses stdout as JSON (`Null` when empty); panics with stderr on failure.
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "aws apigatewayv2 {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.stdout.iter().all(u8::is_ascii_whitespace) {
-            return Value::Null;
-        }
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "aws apigatewayv2 {args:?}: stdout is not JSON ({e}):\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-    }
-
-    /// Asserts the command fails with AWS error `code`; returns the CLI's message.
-    fn fails_with(&self, args: &[&str], code: &str) -> String {
-        let out = self.run(args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            !out.status.success(),
-            "aws apigatewayv2 {args:?} should fail"
-        );
-        assert!(
-            stderr.contains(&format!("({code})")),
-            "aws apigatewayv2 {args:?}: expected {code}, got:\n{stderr}"
-        );
-        stderr
-    }
-}
 
 fn s(v: &Value) -> &str {
     v.as_str()
@@ -142,7 +40,7 @@ fn is_api_id(id: &str) -> bool {
 #[test]
 fn aws_cli_manages_http_apis() {
     let server = Server::start();
-    let cli = Cli::new(&server);
+    let cli = AwsCli::new(&server, "apigatewayv2").single_attempt();
     let fn_arn = function_arn("api-target");
 
     // Quick create: integration (2.0), $default route and auto-deployed $default stage.
@@ -383,15 +281,9 @@ fn aws_cli_manages_http_apis() {
     // What the control plane stored survives a restart.
     let mut server = server;
     server.restart();
-    let cli = Cli::new(&server);
+    let cli = AwsCli::new(&server, "apigatewayv2").single_attempt();
     let stages = cli.json(&["get-stages", "--api-id", &quick_id]);
     find(&stages, "StageName", "$default");
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("SOUS_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
 }
 
 /// boto3's `apigatewayv2` client: the same operations, the error codes boto3 reports.
@@ -440,7 +332,7 @@ c.delete_api(ApiId=api["ApiId"])
 out["after_delete"] = code(c.get_routes, ApiId=api["ApiId"])
 print(json.dumps(out))
 "#;
-    let out = Command::new(python())
+    let out = Command::new(venv_python())
         .arg("-c")
         .arg(script)
         .args([server.endpoint(), akid, secret])
@@ -582,7 +474,7 @@ async fn rest_and_http_api_events_reach_the_handler() {
     let server = Server::start();
     let name = items_function(&server).await;
     let fn_arn = function_arn(&name);
-    let cli = Cli::new(&server);
+    let cli = AwsCli::new(&server, "apigatewayv2").single_attempt();
 
     let api = cli.json(&["create-api", "--name", "items", "--protocol-type", "HTTP"]);
     let api_id = s(&api["ApiId"]).to_string();

@@ -16,114 +16,20 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
 
-fn aws_cli() -> PathBuf {
-    let cli = std::env::var_os("SOUS_TEST_AWS_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "aws".into());
-    match Command::new(&cli).arg("--version").output() {
-        Ok(out) if out.status.success() => cli,
-        Ok(out) => panic!(
-            "the AWS CLI at {} does not run ({}): {}{}\nSet SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
-            cli.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!(
-            "the AWS CLI ({}) is not available: {e}. Set SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
-            cli.display()
-        ),
-    }
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("SOUS_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
-}
-
-/// `aws events ...` against one server.
-struct Events {
-    bin: PathBuf,
-    endpoint: String,
-    akid: String,
-    secret: String,
-    home: tempfile::TempDir,
-}
-
-impl Events {
-    fn new(server: &Server) -> Self {
-        let (akid, secret) = server.credentials();
-        Events {
-            bin: aws_cli(),
-            endpoint: server.endpoint(),
-            akid,
-            secret,
-            home: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.bin)
-            .arg("events")
-            .args(args)
-            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
-            .env("AWS_ACCESS_KEY_ID", &self.akid)
-            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
-            .env("AWS_DEFAULT_REGION", REGION)
-            .env("AWS_CONFIG_FILE", self.home.path().join("config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.home.path().join("credentials"),
-            )
-            .env("HOME", self.home.path())
-            .env("AWS_PAGER", "")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT_URL")
-            .output()
-            .unwrap_or_else(|e| panic!("run aws events {args:?}: {e}"))
-    }
-
-    /// Runs and parses stdout as JSON (`Null` for no output); panics when the CLI fails.
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "aws events {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.stdout.iter().all(u8::is_ascii_whitespace) {
-            return Value::Null;
-        }
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "aws events {args:?}: stdout is not JSON ({e}):\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-    }
-
-    /// Runs a command that must fail with `code` and `message` (as the CLI prints them).
-    fn fails_with(&self, args: &[&str], code: &str, message: &str) {
-        let out = self.run(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "aws events {args:?} succeeded");
-        assert!(
-            stderr.contains(&format!("({code})")) && stderr.contains(message),
-            "aws events {args:?}: expected {code}: {message}, got:\n{stderr}"
-        );
-    }
+/// Runs `aws events` that must fail with `code` and `message` (as the CLI prints them).
+fn fails_with(cli: &AwsCli, args: &[&str], code: &str, message: &str) {
+    let stderr = cli.fails_with(args, code);
+    assert!(
+        stderr.contains(message),
+        "aws events {args:?}: expected {code}: {message}, got:\n{stderr}"
+    );
 }
 
 fn function_arn(name: &str) -> String {
@@ -236,7 +142,7 @@ fn scheduled_events(all: &[Received], rule: &str) -> Vec<Received> {
 #[tokio::test(flavor = "multi_thread")]
 async fn control_plane_with_the_aws_cli() {
     let server = Server::start();
-    let cli = Events::new(&server);
+    let cli = AwsCli::new(&server, "events").single_attempt();
     let rule = unique("every-minute");
 
     let out = cli.json(&[
@@ -319,7 +225,8 @@ async fn control_plane_with_the_aws_cli() {
     );
 
     // A rule with targets cannot be deleted.
-    cli.fails_with(
+    fails_with(
+        &cli,
         &["delete-rule", "--name", &rule],
         "ValidationException",
         "Rule can't be deleted since it has targets.",
@@ -333,17 +240,20 @@ async fn control_plane_with_the_aws_cli() {
     cli.json(&["delete-rule", "--name", &rule]);
     // Deleting a rule that does not exist succeeds, as on AWS.
     assert_eq!(cli.json(&["delete-rule", "--name", &rule]), Value::Null);
-    cli.fails_with(
+    fails_with(
+        &cli,
         &["describe-rule", "--name", &rule],
         "ResourceNotFoundException",
         &format!("Rule {rule} does not exist on EventBus default."),
     );
-    cli.fails_with(
+    fails_with(
+        &cli,
         &["list-targets-by-rule", "--rule", &rule],
         "ResourceNotFoundException",
         "does not exist",
     );
-    cli.fails_with(
+    fails_with(
+        &cli,
         &["enable-rule", "--name", &rule],
         "ResourceNotFoundException",
         "does not exist",
@@ -358,18 +268,21 @@ async fn control_plane_with_the_aws_cli() {
         "cron(0 10 ? * ? *)",
         "rate(10 seconds)",
     ] {
-        cli.fails_with(
+        fails_with(
+            &cli,
             &["put-rule", "--name", "bad", "--schedule-expression", bad],
             "ValidationException",
             "Parameter ScheduleExpression is not valid.",
         );
     }
-    cli.fails_with(
+    fails_with(
+        &cli,
         &["put-rule", "--name", "bad"],
         "ValidationException",
         "Parameter(s) EventPattern or ScheduleExpression must be specified.",
     );
-    cli.fails_with(
+    fails_with(
+        &cli,
         &[
             "put-rule",
             "--name",
@@ -380,7 +293,8 @@ async fn control_plane_with_the_aws_cli() {
         "ValidationException",
         "EventPattern is not supported",
     );
-    cli.fails_with(
+    fails_with(
+        &cli,
         &[
             "put-rule",
             "--name",
@@ -432,10 +346,10 @@ bad = boto3.client("events", endpoint_url=sys.argv[1], region_name="us-east-1",
 out["bad_signature"] = code(bad.list_rules)
 print(json.dumps(out))
 "#;
-    let out = Command::new(python())
+    let out = Command::new(venv_python())
         .args(["-c", script, &server.endpoint(), &akid, &secret])
         .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", python().display()));
+        .unwrap_or_else(|e| panic!("run {}: {e}", venv_python().display()));
     assert!(
         out.status.success(),
         "boto3 script failed:\n{}\n{}",
@@ -496,7 +410,7 @@ print(json.dumps(out))
 #[tokio::test(flavor = "multi_thread")]
 async fn schedule_fires_the_function_on_time() {
     let server = Server::start_with(ServerOptions::with_args(&["--schedule-seconds"]));
-    let cli = Events::new(&server);
+    let cli = AwsCli::new(&server, "events").single_attempt();
     let function = unique("tick");
     create_function(&server, &function).await;
     let rule = unique("every-2s");
@@ -626,7 +540,7 @@ async fn rules_survive_a_restart() {
     create_function(&server, &function).await;
     let rule = unique("durable-rule");
     {
-        let cli = Events::new(&server);
+        let cli = AwsCli::new(&server, "events").single_attempt();
         cli.json(&[
             "put-rule",
             "--name",
@@ -646,7 +560,7 @@ async fn rules_survive_a_restart() {
     }
     server.restart();
     let restarted_ns = (now_ms() as i128) * 1_000_000;
-    let cli = Events::new(&server);
+    let cli = AwsCli::new(&server, "events").single_attempt();
     let d = cli.json(&["describe-rule", "--name", &rule]);
     assert_eq!(d["ScheduleExpression"], "rate(2 seconds)");
     assert_eq!(d["Description"], "kept");

@@ -1141,3 +1141,159 @@ impl aws_sdk_lambda::config::Intercept for StatusPath {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The unmodified AWS CLI and boto3, as the tests that drive Sous through them use them.
+
+/// `--cli-binary-format raw-in-base64-out`: how CLI v2 takes a raw JSON payload; v1 takes it
+/// raw already and does not know the option, so [`AwsCli::run`] drops it for v1.
+pub const BINARY_FORMAT: [&str; 2] = ["--cli-binary-format", "raw-in-base64-out"];
+
+/// The AWS CLI (`$SOUS_TEST_AWS_CLI`, else `aws` on PATH) for one service of one server,
+/// with the server's key pair and a throwaway home, so nothing of the machine's AWS
+/// configuration takes part. A CLI that does not run fails the test: it is never skipped.
+pub struct AwsCli {
+    bin: PathBuf,
+    v2: bool,
+    service: &'static str,
+    endpoint: String,
+    akid: String,
+    secret: String,
+    /// `AWS_MAX_ATTEMPTS`, when set: 1 makes an error answer at once instead of retried.
+    max_attempts: Option<&'static str>,
+    home: tempfile::TempDir,
+}
+
+impl AwsCli {
+    /// `aws <service> ...` against `server`.
+    pub fn new(server: &Server, service: &'static str) -> Self {
+        let cli = std::env::var_os("SOUS_TEST_AWS_CLI")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "aws".into());
+        let v2 = match Command::new(&cli).arg("--version").output() {
+            Ok(out) if out.status.success() => {
+                let version = String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr);
+                version.contains("aws-cli/2.")
+            }
+            Ok(out) => panic!(
+                "the AWS CLI at {} does not run ({}): {}{}\nSet SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
+                cli.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => panic!(
+                "the AWS CLI ({}) is not available: {e}. Set SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
+                cli.display()
+            ),
+        };
+        let (akid, secret) = server.credentials();
+        AwsCli {
+            bin: cli,
+            v2,
+            service,
+            endpoint: server.endpoint(),
+            akid,
+            secret,
+            max_attempts: None,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Sign with another key pair (to test refusals).
+    pub fn with_credentials(mut self, akid: &str, secret: &str) -> Self {
+        self.akid = akid.into();
+        self.secret = secret.into();
+        self
+    }
+
+    /// One attempt per command: an error is answered, not retried.
+    pub fn single_attempt(mut self) -> Self {
+        self.max_attempts = Some("1");
+        self
+    }
+
+    /// Run `aws <service> <args>` (with `--endpoint-url` and `--output json`).
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        let args: Vec<&str> = if self.v2 {
+            args.to_vec()
+        } else {
+            args.iter()
+                .copied()
+                .filter(|a| !BINARY_FORMAT.contains(a))
+                .collect()
+        };
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg(self.service)
+            .args(&args)
+            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
+            .env("AWS_ACCESS_KEY_ID", &self.akid)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .env("AWS_CONFIG_FILE", self.home.path().join("config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.home.path().join("credentials"),
+            )
+            .env("HOME", self.home.path())
+            .env("AWS_PAGER", "")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ENDPOINT_URL");
+        if let Some(n) = self.max_attempts {
+            cmd.env("AWS_MAX_ATTEMPTS", n);
+        }
+        cmd.output()
+            .unwrap_or_else(|e| panic!("run aws {} {args:?}: {e}", self.service))
+    }
+
+    /// Run and parse stdout as JSON (`Null` when empty); panics with the CLI's output when it
+    /// fails.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "aws {} {args:?} failed ({}):\n{}{}",
+            self.service,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "aws {} {args:?}: stdout is not JSON ({e}):\n{}",
+                self.service,
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Assert the command fails with AWS error `code` (as the CLI prints it: `(Code)`);
+    /// returns the CLI's stderr.
+    pub fn fails_with(&self, args: &[&str], code: &str) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "aws {} {args:?} should fail",
+            self.service
+        );
+        assert!(
+            stderr.contains(&format!("({code})")),
+            "aws {} {args:?}: expected {code}, got:\n{stderr}",
+            self.service
+        );
+        stderr
+    }
+}
+
+/// The venv's python with boto3 (`$SOUS_TEST_PYTHON`, else `.venv/bin/python`).
+pub fn venv_python() -> PathBuf {
+    std::env::var_os("SOUS_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
