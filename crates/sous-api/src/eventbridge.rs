@@ -129,13 +129,7 @@ pub async fn handle(
             )
         }
     };
-    let signed = sigv4::SignedRequest {
-        method: parts.method.as_str(),
-        raw_path: parts.uri.path(),
-        raw_query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        body: &body,
-    };
+    let signed = sigv4::SignedRequest::from_parts(&parts, &body);
     if let Err(e) = sigv4::verify(&signed, &state.credentials, "events", now) {
         return error_response(&e.into(), &request_id);
     }

@@ -16,9 +16,8 @@ use sous_types::function_url::{
     check_input, check_qualifier, new_url_id, AuthType, FunctionUrlConfig, FunctionUrlConfigInput,
     ListFunctionUrlConfigsOutput, INVOKE_MODE_BUFFERED,
 };
+use sous_types::timefmt;
 use sous_types::{ErrorCode, LambdaError};
-use time::format_description::FormatItem;
-use time::macros::format_description;
 use time::OffsetDateTime;
 
 use crate::routes::Target;
@@ -175,16 +174,6 @@ pub fn execute(
     }
 }
 
-const TIMESTAMP: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-
-/// `2021-12-08T22:06:39.614467Z`: the format of `CreationTime` and `LastModifiedTime`.
-fn timestamp(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(TIMESTAMP)
-        .unwrap_or_default()
-}
-
 fn qualifier_of(t: &Target) -> &str {
     t.qualifier.as_deref().unwrap_or(LATEST)
 }
@@ -252,7 +241,7 @@ fn create(
 ) -> Result<Reply, LambdaError> {
     require_target(state, t)?;
     let url_id = new_url_id();
-    let stamp = timestamp(now);
+    let stamp = timefmt::iso8601_micros(now);
     let mut config = FunctionUrlConfig {
         function_url: format!("{}/lambda-url/{url_id}/", state.gateway_url),
         function_arn: arn_of(state, t),
@@ -308,7 +297,7 @@ fn update(
     if let Some(mode) = input.invoke_mode {
         config.invoke_mode = mode;
     }
-    config.last_modified_time = Some(timestamp(now));
+    config.last_modified_time = Some(timefmt::iso8601_micros(now));
     let updated = state
         .store
         .update_function_url(&t.name, qualifier_of(t), &encode(&config)?)
@@ -344,7 +333,7 @@ mod tests {
     #[test]
     fn timestamps_are_iso8601_with_microseconds() {
         assert_eq!(
-            timestamp(datetime!(2026-11-28 22:52:53.123456 UTC)),
+            timefmt::iso8601_micros(datetime!(2026-11-28 22:52:53.123456 UTC)),
             "2026-11-28T22:52:53.123456Z"
         );
     }

@@ -229,13 +229,7 @@ async fn function_url(
     let (account_id, authorizer) = match config.auth_type {
         AuthType::None => ("anonymous".to_string(), None),
         AuthType::AwsIam => {
-            let signed = sigv4::SignedRequest {
-                method: parts.method.as_str(),
-                raw_path: parts.uri.path(),
-                raw_query: parts.uri.query().unwrap_or(""),
-                headers: &parts.headers,
-                body: req.body,
-            };
+            let signed = sigv4::SignedRequest::from_parts(parts, req.body);
             if let Err(e) = sigv4::verify(&signed, &state.credentials, "lambda", req.now) {
                 tracing::debug!(url_id = id, error = %e.message, "function URL request refused");
                 return forbidden();

@@ -26,8 +26,7 @@ use sous_store::rules::{StoredRule, StoredTarget};
 use sous_store::Store;
 use sous_types::names::Scope;
 use sous_types::schedule_expr::{ParseOptions, Schedule};
-use time::format_description::FormatItem;
-use time::macros::format_description;
+use sous_types::timefmt;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
@@ -102,7 +101,7 @@ impl Plan {
                 }
             };
             let next = schedule.next_fire_after(anchor(&rule), now);
-            info!(rule = %rule.name, expression = %rule.schedule_expression, next = ?next.map(event_time), "rule scheduled");
+            info!(rule = %rule.name, expression = %rule.schedule_expression, next = ?next.map(timefmt::iso8601_seconds), "rule scheduled");
             entries.insert(
                 rule.name.clone(),
                 Entry {
@@ -154,15 +153,6 @@ fn anchor(rule: &StoredRule) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// `2024-03-10T10:00:00Z`: the Scheduled Event's `time`.
-pub fn event_time(t: OffsetDateTime) -> String {
-    const F: &[FormatItem<'static>] =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(F)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
-
 /// EventBridge's "Scheduled Event" for one firing of `rule`.
 pub fn scheduled_event(scope: &Scope, rule: &str, scheduled: OffsetDateTime, id: &str) -> Value {
     json!({
@@ -171,7 +161,7 @@ pub fn scheduled_event(scope: &Scope, rule: &str, scheduled: OffsetDateTime, id:
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": scope.account,
-        "time": event_time(scheduled),
+        "time": timefmt::iso8601_seconds(scheduled),
         "region": scope.region,
         "resources": [format!("arn:aws:events:{}:{}:rule/{rule}", scope.region, scope.account)],
         "detail": {}
@@ -234,7 +224,7 @@ async fn fire(invoker: &Invoker, scope: &Scope, firing: Firing) {
                 target = %target.id,
                 function,
                 request_id = %out.request_id,
-                time = %event_time(firing.scheduled),
+                time = %timefmt::iso8601_seconds(firing.scheduled),
                 "scheduled invocation queued"
             ),
             Err(e) => warn!(

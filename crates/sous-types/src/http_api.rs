@@ -8,9 +8,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use time::format_description::FormatItem;
-use time::macros::format_description;
-use time::OffsetDateTime;
 
 /// The route key of the catch-all route, and the name of the stage served at the API's root.
 pub const DEFAULT: &str = "$default";
@@ -296,15 +293,6 @@ fn random_id(len: usize) -> String {
         }
     }
     out
-}
-
-/// `2020-04-10T19:06:32Z`: the wire form of `__timestampIso8601` members.
-pub fn iso8601(t: OffsetDateTime) -> String {
-    const F: &[FormatItem<'static>] =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(F)
-        .expect("a UTC time always formats")
 }
 
 #[cfg(test)]

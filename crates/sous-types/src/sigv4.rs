@@ -55,6 +55,19 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> SignedRequest<'a> {
+    /// The request as received: method, raw path and query, headers, and its whole body.
+    pub fn from_parts(parts: &'a http::request::Parts, body: &'a [u8]) -> Self {
+        SignedRequest {
+            method: parts.method.as_str(),
+            raw_path: parts.uri.path(),
+            raw_query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            body,
+        }
+    }
+}
+
 /// Verify the request's SigV4 Authorization header (and also query-string presigned requests: X-Amz-Algorithm/X-Amz-Credential/X-Amz-Date/X-Amz-Expires/X-Amz-SignedHeaders/X-Amz-Signature) for `service` (e.g. "lambda", "events", "apigateway") against the single known key pair `creds`, at time `now`.
 /// Region in the credential scope: accept any region (record nothing).
 pub fn verify(

@@ -134,13 +134,7 @@ fn authenticate_and_parse(
     body: &Bytes,
     now: OffsetDateTime,
 ) -> Result<Command, ApigwError> {
-    let signed = sigv4::SignedRequest {
-        method: parts.method.as_str(),
-        raw_path: parts.uri.path(),
-        raw_query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        body,
-    };
+    let signed = sigv4::SignedRequest::from_parts(parts, body);
     sigv4::verify(&signed, &state.credentials, "apigateway", now).map_err(ApigwError::Auth)?;
     parse::parse(&parts.method, parts.uri.path(), body)
 }

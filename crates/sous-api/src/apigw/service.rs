@@ -7,6 +7,7 @@ use sous_types::http_api::{
     self, Api, Integration, Route, RouteKey, RouteSettings, Stage, DEFAULT, DEFAULT_TIMEOUT_MS,
     MIN_TIMEOUT_MS,
 };
+use sous_types::timefmt;
 use time::OffsetDateTime;
 
 use super::parse::{self, Command};
@@ -220,7 +221,7 @@ fn create_api(
     check_route_key(&route_key)?;
 
     let api_id = http_api::new_api_id();
-    let created_date = http_api::iso8601(now);
+    let created_date = timefmt::iso8601_seconds(now);
     let api = Api {
         api_endpoint: format!(
             "{}/execute-api/{api_id}",
@@ -474,7 +475,7 @@ fn create_stage(
     let mut stage = new_stage(
         &name,
         input.auto_deploy.unwrap_or(false),
-        &http_api::iso8601(now),
+        &timefmt::iso8601_seconds(now),
         false,
     );
     stage.description = input.description;

@@ -2,14 +2,13 @@
 //! query as received (after the gateway's addressing prefix), headers, body, and the
 //! request's identity (id, time, caller address).
 
+use sous_types::timefmt;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use http::HeaderMap;
 use percent_encoding::percent_decode_str;
-use time::format_description::FormatItem;
-use time::macros::format_description;
 use time::OffsetDateTime;
 
 /// One request at the front door, already read whole.
@@ -32,16 +31,10 @@ pub struct HttpRequest<'a> {
     pub domain_prefix: String,
 }
 
-const REQUEST_TIME: &[FormatItem<'static>] =
-    format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000");
-
 impl HttpRequest<'_> {
     /// `28/Nov/2026:22:52:53 +0000`: the format of `requestContext.time`.
     pub fn time(&self) -> String {
-        self.now
-            .to_offset(time::UtcOffset::UTC)
-            .format(REQUEST_TIME)
-            .unwrap_or_default()
+        timefmt::request_time(self.now)
     }
 
     /// Milliseconds since the epoch (`requestContext.timeEpoch`).
