@@ -10,7 +10,7 @@
 //! The rule and target records are JSON (`config_json`), so a field can be added without a
 //! migration; `state` is a column because the scheduler selects on it.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Store, StoreError};
@@ -205,11 +205,7 @@ impl Store {
     pub fn put_targets(&self, rule: &str, targets: &[StoredTarget]) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM event_rules WHERE name = ?1)",
-            params![rule],
-            |r| r.get(0),
-        )?;
+        let exists = rule_exists(&tx, rule)?;
         if !exists {
             return Ok(false);
         }
@@ -227,11 +223,7 @@ impl Store {
     /// A rule's targets in the order they were first added; `None` if the rule does not exist.
     pub fn list_targets(&self, rule: &str) -> Result<Option<Vec<StoredTarget>>, StoreError> {
         let conn = self.conn();
-        let exists: bool = conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM event_rules WHERE name = ?1)",
-            params![rule],
-            |r| r.get(0),
-        )?;
+        let exists = rule_exists(&conn, rule)?;
         if !exists {
             return Ok(None);
         }
@@ -254,11 +246,7 @@ impl Store {
     pub fn remove_targets(&self, rule: &str, ids: &[String]) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM event_rules WHERE name = ?1)",
-            params![rule],
-            |r| r.get(0),
-        )?;
+        let exists = rule_exists(&tx, rule)?;
         if !exists {
             return Ok(false);
         }
@@ -302,6 +290,15 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Whether rule `name` exists (inside the caller's transaction, when it has one).
+fn rule_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM event_rules WHERE name = ?1)",
+        params![name],
+        |r| r.get(0),
+    )
 }
 
 #[cfg(test)]
