@@ -31,22 +31,6 @@ pub fn detach_with_parent_death(cmd: &mut Command) {
     }
 }
 
-/// Let the child of `cmd` inherit `fd` (created with `O_CLOEXEC` in the parent) under the
-/// same number, e.g. for `_LAMBDA_TELEMETRY_LOG_FD`.
-pub fn inherit_fd(cmd: &mut Command, fd: i32) {
-    // SAFETY: runs in the forked child before exec; `fcntl` is async-signal-safe and only
-    // clears the close-on-exec flag of a descriptor the parent keeps open until spawn returns.
-    unsafe {
-        cmd.pre_exec(move || {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Kill every process of the process group `pgid` with SIGKILL. A group that no longer exists
 /// is not an error.
 pub fn kill_group(pgid: i32) -> io::Result<()> {
