@@ -136,7 +136,7 @@ impl Environment {
 
         let sandbox = ctx.sandbox.clone();
         let sandbox_spec = sandbox_spec(&spec, &id);
-        let prepared =
+        let mut prepared =
             match tokio::task::spawn_blocking(move || sandbox.prepare(&sandbox_spec)).await {
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {
@@ -195,7 +195,6 @@ impl Environment {
                 return Err((InitFailure::Error(service_fault(request_id, &e)), None));
             }
         };
-        let mut prepared = prepared;
         // The child gets its own copies; ours close when `launch` is dropped, so the pipes
         // end with the runtime.
         let child = prepared.start(Launch {
