@@ -161,12 +161,17 @@ fn check(cmd: &mut Command) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Start the bare interpreter `n` times, in the clean environment a function's runtime gets
+/// (the caller's variables can cost a lot: `NODE_EXTRA_CA_CERTS` makes `node` parse a whole
+/// certificate bundle at start).
 fn bare_starts(argv: &[String], n: usize) -> Result<Vec<Duration>, BoxError> {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
         let status = Command::new(&argv[0])
             .args(&argv[1..])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()?;

@@ -1,31 +1,35 @@
-//! Group commit of accepted asynchronous events.
+//! Group commit of the asynchronous invocation queue.
 //!
 //! Every accepted event must be on disk (`synchronous=FULL`) before Invoke answers 202. One
 //! fsync per event caps acceptance at the disk's sync rate; instead one writer thread takes
-//! every event waiting at that moment and commits them in one transaction, then answers all
-//! their callers. Under load, batches grow and the fsync cost is shared; alone, an event is
-//! committed at once.
+//! every queue write waiting at that moment (acceptances, and the outcomes of deliveries:
+//! removals with their destination records, reschedules) and applies them in one
+//! transaction, then answers all their callers. Under load, batches grow and the fsync cost
+//! is shared; alone, a write is committed at once. Being the queue's only writer, the thread
+//! never waits for SQLite's write lock over queue traffic (a busy wait would sleep
+//! milliseconds at a time, and a delivery holding the main connection meanwhile would stall
+//! the Invoke calls that read through it).
 
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use sous_store::{NewEvent, Store};
+use sous_store::{NewEvent, QueueWrite, Store};
 use tokio::sync::oneshot;
 
-/// The most events in one transaction.
+/// The most writes in one transaction.
 const MAX_BATCH: usize = 512;
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
 /// Handle to the writer thread.
 pub struct GroupCommit {
-    tx: mpsc::Sender<(NewEvent, Reply)>,
+    tx: mpsc::Sender<(QueueWrite, Reply)>,
 }
 
 impl GroupCommit {
     /// Start the writer thread for `store`. It ends when the handle is dropped.
     pub fn start(store: Arc<Store>) -> Self {
-        let (tx, rx) = mpsc::channel::<(NewEvent, Reply)>();
+        let (tx, rx) = mpsc::channel::<(QueueWrite, Reply)>();
         std::thread::Builder::new()
             .name("sous-queue-commit".into())
             .spawn(move || {
@@ -37,8 +41,9 @@ impl GroupCommit {
                             Err(_) => break,
                         }
                     }
-                    let (events, replies): (Vec<NewEvent>, Vec<Reply>) = batch.into_iter().unzip();
-                    let result = store.enqueue_events(&events).map_err(|e| e.to_string());
+                    let (writes, replies): (Vec<QueueWrite>, Vec<Reply>) =
+                        batch.into_iter().unzip();
+                    let result = store.write_queue(&writes).map_err(|e| e.to_string());
                     for reply in replies {
                         let _ = reply.send(result.clone());
                     }
@@ -48,11 +53,16 @@ impl GroupCommit {
         Self { tx }
     }
 
-    /// Commit `event` durably (returns once it is on disk).
-    pub async fn commit(&self, event: NewEvent) -> Result<(), String> {
+    /// Commit `event` to the queue durably (returns once it is on disk).
+    pub async fn enqueue(&self, event: NewEvent) -> Result<(), String> {
+        self.write(QueueWrite::Enqueue(event)).await
+    }
+
+    /// Apply one write to the queue (returns once it is committed).
+    pub async fn write(&self, write: QueueWrite) -> Result<(), String> {
         let (reply, done) = oneshot::channel();
         self.tx
-            .send((event, reply))
+            .send((write, reply))
             .map_err(|_| "the commit thread has stopped".to_string())?;
         done.await
             .map_err(|_| "the commit thread has stopped".to_string())?

@@ -243,7 +243,7 @@ impl Invoker {
             trace_id: req.trace_id.clone(),
         };
         self.commits
-            .commit(event)
+            .enqueue(event)
             .await
             .map_err(|e| LambdaError::service(format!("enqueue event: {e}")))?;
         self.async_state

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use sous_store::{NewEvent, QueuedEvent, StoredFunction};
+use sous_store::{NewEvent, QueueWrite, QueuedEvent, StoredFunction};
 use sous_types::event_invoke::{function_target, FunctionEventInvokeConfig};
 use sous_types::ErrorCode;
 use sous_worker::{Invocation, Outcome};
@@ -239,7 +239,8 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
             None,
             stored.as_ref(),
             ev.attempts,
-        );
+        )
+        .await;
         return;
     }
     let stored = match inv.resolve(&name, qualifier.as_deref()) {
@@ -247,14 +248,18 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
         Err(e) if e.code == ErrorCode::ResourceNotFoundException => {
             tracing::warn!(function = %name, request_id = %ev.event.request_id, "asynchronous event dropped: its function no longer exists");
             bump(&c.dropped);
-            if let Err(e) = inv.store.complete_event(ev.id, &[]) {
+            let done = QueueWrite::Complete {
+                id: ev.id,
+                follow_ups: Vec::new(),
+            };
+            if let Err(e) = inv.commits.write(done).await {
                 tracing::error!(error = %e, "remove a dropped event from the queue");
             }
             return;
         }
         Err(e) => {
             tracing::warn!(function = %name, error = %e, "asynchronous event: cannot load the function; trying later");
-            put_back(inv, &ev, &cfg, Attempt::Throttled, base_ms);
+            put_back(inv, &ev, &cfg, Attempt::Throttled, base_ms).await;
             return;
         }
     };
@@ -262,7 +267,7 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(function = %name, error = %e, "asynchronous event: cannot prepare the environment; trying later");
-            put_back(inv, &ev, &cfg, Attempt::Throttled, base_ms);
+            put_back(inv, &ev, &cfg, Attempt::Throttled, base_ms).await;
             return;
         }
     };
@@ -294,15 +299,18 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
     };
     let ran = u32::from(outcome.is_some());
     match decide(&ev, &cfg, attempt, now_ms(), base_ms) {
-        Decision::Finish(cond) => finish(
-            inv,
-            &ev,
-            &cfg,
-            cond,
-            outcome.as_ref(),
-            Some(&stored),
-            ev.attempts + ran,
-        ),
+        Decision::Finish(cond) => {
+            finish(
+                inv,
+                &ev,
+                &cfg,
+                cond,
+                outcome.as_ref(),
+                Some(&stored),
+                ev.attempts + ran,
+            )
+            .await
+        }
         Decision::RetryAt {
             at_ms,
             attempts,
@@ -313,17 +321,12 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
             } else {
                 &c.throttles
             });
-            if let Err(e) = inv
-                .store
-                .reschedule_event(ev.id, attempts, throttles, at_ms)
-            {
-                tracing::error!(error = %e, request_id = %ev.event.request_id, "reschedule an asynchronous event");
-            }
+            reschedule(inv, &ev, attempts, throttles, at_ms).await;
         }
     }
 }
 
-fn put_back(
+async fn put_back(
     inv: &Invoker,
     ev: &QueuedEvent,
     cfg: &FunctionEventInvokeConfig,
@@ -337,18 +340,25 @@ fn put_back(
         throttles,
     } = decide(ev, cfg, attempt, now_ms(), base_ms)
     {
-        if let Err(e) = inv
-            .store
-            .reschedule_event(ev.id, attempts, throttles, at_ms)
-        {
-            tracing::error!(error = %e, request_id = %ev.event.request_id, "reschedule an asynchronous event");
-        }
+        reschedule(inv, ev, attempts, throttles, at_ms).await;
+    }
+}
+
+async fn reschedule(inv: &Invoker, ev: &QueuedEvent, attempts: u32, throttles: u32, at_ms: i64) {
+    let write = QueueWrite::Reschedule {
+        id: ev.id,
+        attempts,
+        throttles,
+        next_attempt_ms: at_ms,
+    };
+    if let Err(e) = inv.commits.write(write).await {
+        tracing::error!(error = %e, request_id = %ev.event.request_id, "reschedule an asynchronous event");
     }
 }
 
 /// End an event's delivery: enqueue its destination record and dead-letter copy, and remove
 /// it, in one transaction.
-fn finish(
+async fn finish(
     inv: &Invoker,
     ev: &QueuedEvent,
     cfg: &FunctionEventInvokeConfig,
@@ -402,7 +412,12 @@ fn finish(
         }
         tracing::warn!(function = %ev.event.function_name, request_id = %ev.event.request_id, condition = cond.as_str(), attempts = invoke_count, "asynchronous invocation failed for good");
     }
-    if let Err(e) = inv.store.complete_event(ev.id, &follow_ups) {
+    let sends_on = !follow_ups.is_empty();
+    let done = QueueWrite::Complete {
+        id: ev.id,
+        follow_ups,
+    };
+    if let Err(e) = inv.commits.write(done).await {
         // The event stays queued and is delivered again (at least once).
         tracing::error!(error = %e, request_id = %ev.event.request_id, "finish an asynchronous event");
         return;
@@ -415,7 +430,7 @@ fn finish(
     c.destination_deliveries
         .fetch_add(records, Ordering::Relaxed);
     c.dead_letters.fetch_add(dead, Ordering::Relaxed);
-    if !follow_ups.is_empty() {
+    if sends_on {
         inv.async_state.wake.notify_one();
     }
 }

@@ -172,6 +172,23 @@ pub struct QueuedEvent {
     pub next_attempt_ms: i64,
 }
 
+/// One change to the asynchronous invocation queue, for [`Store::write_queue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueWrite {
+    /// Put an accepted event on the queue.
+    Enqueue(NewEvent),
+    /// Finish an event: remove it and enqueue what its outcome sends on (destination
+    /// records, the dead-letter copy).
+    Complete { id: i64, follow_ups: Vec<NewEvent> },
+    /// Put an event back for a later attempt.
+    Reschedule {
+        id: i64,
+        attempts: u32,
+        throttles: u32,
+        next_attempt_ms: i64,
+    },
+}
+
 /// Size and age of the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueStats {
@@ -220,8 +237,9 @@ pub struct Published {
 /// The metadata database and the code blob store of one data dir.
 pub struct Store {
     conn: Mutex<Connection>,
-    /// A second connection for the queue's group commit (`synchronous=FULL`): WAL lets the
-    /// main connection go on reading while the writer waits for its fsync.
+    /// A second connection, the only one that writes the queue (`synchronous=FULL`): WAL lets
+    /// the main connection go on reading while the writer waits for its fsync, and the two
+    /// never wait for each other's write lock over queue traffic.
     queue_writer: Mutex<Connection>,
     code: CodeStore,
     /// Held shared while a blob is written and the row referencing it is committed; held
@@ -996,32 +1014,65 @@ impl Store {
 /// with `synchronous=FULL`, so an accepted event survives even an OS crash, not only a kill of
 /// the process. Nothing marks an event as in flight on disk: after a restart every remaining
 /// event is simply due again, which is where duplicates (at-least-once) arise.
+///
+/// Every write of the queue goes through [`Store::write_queue`] on the queue writer
+/// connection, so that one thread (the group commit of `sous-invoke`) can apply the
+/// acceptances and the outcomes of deliveries waiting at one moment in one transaction.
 impl Store {
-    /// Commit an event to the queue, durably (`synchronous=FULL` for this transaction).
+    /// Commit an event to the queue, durably.
     pub fn enqueue_event(&self, e: &NewEvent) -> Result<(), StoreError> {
-        self.enqueue_events(std::slice::from_ref(e))
+        self.write_queue(&[QueueWrite::Enqueue(e.clone())])
     }
 
-    /// Commit several events in one durable transaction on the queue writer connection
-    /// (`synchronous=FULL`): the group commit of the queue, one fsync for the batch, while
-    /// the main connection keeps serving reads.
-    pub fn enqueue_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+    /// Apply `writes` in one durable transaction (`synchronous=FULL`: one fsync for all of
+    /// them) on the queue writer connection, while the main connection keeps serving reads.
+    pub fn write_queue(&self, writes: &[QueueWrite]) -> Result<(), StoreError> {
         let mut conn = self.queue_writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            let mut stmt = tx.prepare_cached(
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO async_events (request_id, function_name, qualifier, payload, received_ms, next_attempt_ms, trace_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
             )?;
-            for e in events {
-                stmt.execute(params![
+            let mut delete = tx.prepare_cached("DELETE FROM async_events WHERE id = ?1")?;
+            let mut reschedule = tx.prepare_cached(
+                "UPDATE async_events SET attempts = ?2, throttles = ?3, next_attempt_ms = ?4 WHERE id = ?1",
+            )?;
+            let mut enqueue = |e: &NewEvent| {
+                insert.execute(params![
                     e.request_id,
                     e.function_name,
                     e.qualifier,
                     e.payload,
                     e.received_ms,
                     e.trace_id
-                ])?;
+                ])
+            };
+            for w in writes {
+                match w {
+                    QueueWrite::Enqueue(e) => {
+                        enqueue(e)?;
+                    }
+                    QueueWrite::Complete { id, follow_ups } => {
+                        delete.execute(params![id])?;
+                        for e in follow_ups {
+                            enqueue(e)?;
+                        }
+                    }
+                    QueueWrite::Reschedule {
+                        id,
+                        attempts,
+                        throttles,
+                        next_attempt_ms,
+                    } => {
+                        reschedule.execute(params![
+                            id,
+                            i64::from(*attempts),
+                            i64::from(*throttles),
+                            next_attempt_ms
+                        ])?;
+                    }
+                }
             }
         }
         tx.commit()?;
@@ -1075,48 +1126,6 @@ impl Store {
                 r.get(0)
             })?,
         )
-    }
-
-    /// Put an event back for a later attempt.
-    pub fn reschedule_event(
-        &self,
-        id: i64,
-        attempts: u32,
-        throttles: u32,
-        next_attempt_ms: i64,
-    ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "UPDATE async_events SET attempts = ?2, throttles = ?3, next_attempt_ms = ?4 WHERE id = ?1",
-            params![id, i64::from(attempts), i64::from(throttles), next_attempt_ms],
-        )?;
-        Ok(())
-    }
-
-    /// Finish an event: remove it and enqueue what its outcome sends on (destination records,
-    /// the dead-letter copy), in one transaction.
-    pub fn complete_event(&self, id: i64, follow_ups: &[NewEvent]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        if !follow_ups.is_empty() {
-            conn.pragma_update(None, "synchronous", "FULL")?;
-        }
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute("DELETE FROM async_events WHERE id = ?1", params![id])?;
-            for e in follow_ups {
-                tx.execute(
-                    "INSERT INTO async_events (request_id, function_name, qualifier, payload, received_ms, next_attempt_ms, trace_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-                    params![e.request_id, e.function_name, e.qualifier, e.payload, e.received_ms, e.trace_id],
-                )?;
-            }
-            tx.commit()
-        })();
-        if !follow_ups.is_empty() {
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-        }
-        result?;
-        Ok(())
     }
 
     /// Depth of the queue and the age of its oldest event.
@@ -1749,17 +1758,20 @@ mod tests {
         assert_eq!(store.list_versions("a").unwrap().unwrap().len(), 1);
     }
 
-    #[test]
-    fn queue_survives_reopen_and_completes_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let ev = |rid: &str, at: i64| NewEvent {
+    fn ev(rid: &str, at: i64) -> NewEvent {
+        NewEvent {
             request_id: rid.into(),
             function_name: "f".into(),
             qualifier: None,
             payload: b"{}".to_vec(),
             received_ms: at,
             trace_id: None,
-        };
+        }
+    }
+
+    #[test]
+    fn queue_survives_reopen_and_completes_atomically() {
+        let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
             store.enqueue_event(&ev("a", 10)).unwrap();
@@ -1775,16 +1787,55 @@ mod tests {
         let rest = store.due_events(100, 10, &skip).unwrap();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].event.request_id, "b");
-        store.reschedule_event(due[0].id, 1, 0, 500).unwrap();
+        store
+            .write_queue(&[QueueWrite::Reschedule {
+                id: due[0].id,
+                attempts: 1,
+                throttles: 0,
+                next_attempt_ms: 500,
+            }])
+            .unwrap();
         assert_eq!(store.next_due_ms().unwrap(), Some(20));
         let stats = store.queue_stats().unwrap();
         assert_eq!(stats.depth, 2);
         assert_eq!(stats.oldest_received_ms, Some(10));
-        store.complete_event(rest[0].id, &[ev("c", 30)]).unwrap();
+        store
+            .write_queue(&[QueueWrite::Complete {
+                id: rest[0].id,
+                follow_ups: vec![ev("c", 30)],
+            }])
+            .unwrap();
         let due = store.due_events(1000, 10, &none).unwrap();
         let ids: Vec<_> = due.iter().map(|e| e.event.request_id.as_str()).collect();
         assert_eq!(ids, ["c", "a"]);
         assert_eq!(due[1].attempts, 1);
+    }
+
+    #[test]
+    fn one_queue_write_batch_mixes_acceptances_and_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.enqueue_event(&ev("a", 10)).unwrap();
+        store.enqueue_event(&ev("b", 10)).unwrap();
+        let due = store.due_events(100, 10, &Default::default()).unwrap();
+        store
+            .write_queue(&[
+                QueueWrite::Complete {
+                    id: due[0].id,
+                    follow_ups: vec![ev("a-destination", 15)],
+                },
+                QueueWrite::Enqueue(ev("c", 20)),
+                QueueWrite::Reschedule {
+                    id: due[1].id,
+                    attempts: 1,
+                    throttles: 0,
+                    next_attempt_ms: 30,
+                },
+            ])
+            .unwrap();
+        let left = store.due_events(100, 10, &Default::default()).unwrap();
+        let ids: Vec<_> = left.iter().map(|e| e.event.request_id.as_str()).collect();
+        assert_eq!(ids, ["a-destination", "c", "b"]);
     }
 
     #[test]

@@ -20,4 +20,4 @@ pub mod rules;
 pub mod urls;
 
 pub use code::{CodeError, CodeStore, StoredCode};
-pub use db::{NewEvent, QueueStats, QueuedEvent, Store, StoreError, StoredFunction};
+pub use db::{NewEvent, QueueStats, QueueWrite, QueuedEvent, Store, StoreError, StoredFunction};
