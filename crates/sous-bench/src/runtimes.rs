@@ -90,7 +90,17 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
             c50 - b50
         );
     }
-    println!("\nsamples: {cold_n} cold starts per runtime (one every 200 ms), {warm_n} warm invokes; functions of 1769 MB");
+    // Sous starts Python without `site` (-S; see sous-runtimes' python.rs): the bare start
+    // without it, for comparison.
+    let mut no_site = bare_starts(
+        &[real_python()?, "-S".into(), "-c".into(), "pass".into()],
+        cold_n,
+    )?;
+    println!(
+        "\nbare `python3 -S -c pass` p50: {:.1} ms (Sous's Python bootstrap skips `site`)",
+        p(&mut no_site, 50)
+    );
+    println!("samples: {cold_n} cold starts per runtime (one every 200 ms), {warm_n} warm invokes; functions of 1769 MB");
     Ok(())
 }
 

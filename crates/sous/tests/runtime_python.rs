@@ -1097,3 +1097,47 @@ async fn cold_start_overhead_over_bare_python() {
         c - b
     );
 }
+
+const SYS_PATH_APP: &str = r#"import sys
+
+def handler(event, context):
+    import json  # the standard library
+    import pip  # a package of the interpreter's site-packages
+    return {"path": sys.path, "pip": pip.__file__}
+"#;
+
+/// The import path is Lambda's order: the function's code, the layers' directories, then the
+/// interpreter's library and site-packages (which the bootstrap adds, `site` being skipped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_path_is_task_layers_then_the_interpreters_packages() {
+    require_python!();
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import site, json; print(json.dumps(site.getsitepackages()))",
+        ])
+        .output()
+        .unwrap();
+    let host_site: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    let server = Server::start();
+    let name = deploy(&server, &[("app.py", SYS_PATH_APP)], "app.handler").await;
+    let inv = invoke(&server, &name, b"{}").await;
+    let v = ok_json(&server, &inv);
+    let path: Vec<String> = serde_json::from_value(v["path"].clone()).unwrap();
+    assert_eq!(path[0], "/var/task", "{path:?}");
+    assert_eq!(
+        &path[1..3],
+        ["/opt/python/lib/python3.11/site-packages", "/opt/python"],
+        "{path:?}"
+    );
+    let first_site = path.iter().position(|p| host_site.contains(p));
+    let first_site = first_site.unwrap_or_else(|| panic!("no site-packages in {path:?}"));
+    assert!(
+        path[first_site..].iter().all(|p| host_site.contains(p)),
+        "site-packages come last: {path:?}"
+    );
+    assert!(
+        v["pip"].as_str().unwrap().starts_with(&path[first_site]),
+        "{v}"
+    );
+}
