@@ -175,6 +175,8 @@ struct Shared {
     /// Veth + NAT for environments, with `NetworkMode::Outbound`.
     outbound: Option<network::Outbound>,
     tmps: Mutex<Vec<storage::TmpImage>>,
+    /// Formatted filesystems, one per EphemeralStorage size, that `/tmp` images are made from.
+    tmp_templates: storage::Templates,
     /// Wakes the pool thread; used with `inits`.
     wake: Condvar,
     stop: AtomicBool,
@@ -195,10 +197,11 @@ impl Shared {
     }
 
     fn new_tmp(&self, size_mb: u64) -> Result<storage::TmpImage, storage::StorageError> {
+        let template = self.tmp_templates.get(&self.tmp_dir(), size_mb)?;
         storage::create(
             &self.tmp_dir(),
             &format!("{}-{}", self.tag, self.next()),
-            size_mb,
+            &template,
         )
     }
 
@@ -469,6 +472,7 @@ impl Sandbox {
             spawn_failures: AtomicU64::new(0),
             last_failure: Mutex::new(None),
             tmps: Mutex::new(Vec::new()),
+            tmp_templates: storage::Templates::default(),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
             warnings: Mutex::new(Vec::new()),

@@ -4,16 +4,22 @@
 //! sparse image file under `<state_dir>/tmp/` loop-mounted (with autoclear) on a directory
 //! beside it; the init bind-mounts that directory on the environment's `/tmp`. Writes to it
 //! are disk blocks of the image, so a 128 MB function can fill a 1 GB `/tmp`, and nothing can
-//! write beyond the image's size (ENOSPC). Formatting costs tens of milliseconds, so images of
-//! the default size are prepared ahead by the manager's background pool; the image is deleted
-//! with its environment (never reused, so nothing leaks between environments).
+//! write beyond the image's size (ENOSPC). The image is deleted with its environment (never
+//! reused, so nothing leaks between environments).
+//!
+//! Making one is cheap: `mkfs.ext4` runs once per size, for a [`Template`] (the formatted
+//! filesystem's few hundred kilobytes of metadata, kept in memory); an image is a sparse file
+//! with the template's extents written in, attached to a loop device and mounted by direct
+//! system calls. Images of the default size are also prepared ahead by the manager's pool.
 
+use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
-use crate::syscalls;
+use crate::syscalls::{self, Kernel};
 
 /// Lambda's default EphemeralStorage.
 pub const DEFAULT_EPHEMERAL_MB: u64 = 512;
@@ -66,40 +72,149 @@ fn run(cmd: &mut Command) -> Result<(), StorageError> {
     })
 }
 
-/// Create image `name` of `size_mb` in `dir`, format it and mount it.
-pub fn create(dir: &Path, name: &str, size_mb: u64) -> Result<TmpImage, StorageError> {
-    let file = dir.join(format!("{name}.img"));
-    let mountpoint = dir.join(name);
-    let img = TmpImage {
-        size_mb,
-        file: file.clone(),
-        mountpoint: mountpoint.clone(),
-    };
-    let f = std::fs::File::create(&file).map_err(io_err("create", &file))?;
-    f.set_len(size_mb << 20).map_err(io_err("size", &file))?;
-    drop(f);
-    let made = (|| {
-        // No journal (a scratch filesystem), no reserved blocks (all of it is the function's).
+/// An empty filesystem of one size, as its data extents: what `mkfs.ext4` wrote (without
+/// journal nor reserved blocks: a scratch filesystem, all of it the function's), with the root
+/// directory made world-writable and sticky (1777) and `lost+found` removed.
+#[derive(Debug)]
+pub struct Template {
+    size_mb: u64,
+    extents: Vec<(u64, Vec<u8>)>,
+}
+
+impl Template {
+    /// Format a filesystem of `size_mb` in a scratch file under `dir` and keep its extents.
+    pub fn make(dir: &Path, size_mb: u64) -> Result<Template, StorageError> {
+        let file = dir.join(format!("template-{size_mb}-{}.img", std::process::id()));
+        let made = Self::make_at(&file, size_mb);
+        let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_dir(file.with_extension(""));
+        made
+    }
+
+    fn make_at(file: &Path, size_mb: u64) -> Result<Template, StorageError> {
+        let f = std::fs::File::create(file).map_err(io_err("create", file))?;
+        f.set_len(size_mb << 20).map_err(io_err("size", file))?;
+        drop(f);
         run(Command::new("mkfs.ext4")
             .args(["-q", "-F", "-m", "0", "-O", "^has_journal"])
             .args(["-E", "lazy_itable_init=1,nodiscard"])
-            .arg(&file))?;
-        std::fs::create_dir_all(&mountpoint).map_err(io_err("mkdir", &mountpoint))?;
-        // `-o loop` attaches a loop device with autoclear: it goes away with the mount.
-        // `noinit_itable`: no background zeroing of inode tables (it would turn the sparse
-        // image into real disk writes and compete with starts).
-        run(Command::new("mount")
-            .args([
-                "-t",
-                "ext4",
-                "-o",
-                "loop,nosuid,nodev,noatime,noinit_itable",
-            ])
-            .arg(&file)
-            .arg(&mountpoint))?;
+            .arg(file))?;
+        // Mounted once to shape the root directory as every image's should be.
+        let mountpoint = file.with_extension("");
+        let f = open_rw(file)?;
+        mount_image(&f, &mountpoint)?;
         let _ = std::fs::remove_dir(mountpoint.join("lost+found"));
-        std::fs::set_permissions(&mountpoint, std::fs::Permissions::from_mode(0o1777))
-            .map_err(io_err("chmod", &mountpoint))
+        let shaped = std::fs::set_permissions(&mountpoint, std::fs::Permissions::from_mode(0o1777))
+            .map_err(io_err("chmod", &mountpoint));
+        // A plain unmount writes everything back to the file before the loop device goes.
+        syscalls::LinuxKernel
+            .umount2(&mountpoint, 0)
+            .map_err(|e| StorageError::Io {
+                what: "umount",
+                path: mountpoint.clone(),
+                err: io::Error::other(e.to_string()),
+            })?;
+        shaped?;
+        let mut extents = Vec::new();
+        for (offset, len) in syscalls::data_extents(&f).map_err(io_err("read extents", file))? {
+            let mut data = vec![
+                0;
+                usize::try_from(len).map_err(|e| StorageError::Io {
+                    what: "read extents",
+                    path: file.to_path_buf(),
+                    err: io::Error::other(e),
+                })?
+            ];
+            f.read_exact_at(&mut data, offset)
+                .map_err(io_err("read", file))?;
+            extents.push((offset, data));
+        }
+        Ok(Template { size_mb, extents })
+    }
+
+    /// Bytes of data an image made from this template starts with.
+    pub fn data_bytes(&self) -> usize {
+        self.extents.iter().map(|(_, d)| d.len()).sum()
+    }
+}
+
+/// One template per size, made on first use.
+#[derive(Debug, Default)]
+pub struct Templates {
+    by_size: Mutex<HashMap<u64, Arc<Template>>>,
+}
+
+impl Templates {
+    /// The template of `size_mb` (formatting it in `dir` the first time).
+    pub fn get(&self, dir: &Path, size_mb: u64) -> Result<Arc<Template>, StorageError> {
+        if let Some(t) = self.by_size.lock().unwrap().get(&size_mb) {
+            return Ok(t.clone());
+        }
+        // Two first uses of a size may both format; the result is the same.
+        let t = Arc::new(Template::make(dir, size_mb)?);
+        Ok(self
+            .by_size
+            .lock()
+            .unwrap()
+            .entry(size_mb)
+            .or_insert(t)
+            .clone())
+    }
+}
+
+fn open_rw(file: &Path) -> Result<std::fs::File, StorageError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .map_err(io_err("open", file))
+}
+
+/// Attach `f` to a loop device (autoclear: it goes away with the mount) and mount its ext4 on
+/// `mountpoint`. `noinit_itable`: no background zeroing of inode tables (it would turn the
+/// sparse image into real disk writes and compete with starts).
+fn mount_image(f: &std::fs::File, mountpoint: &Path) -> Result<(), StorageError> {
+    std::fs::create_dir_all(mountpoint).map_err(io_err("mkdir", mountpoint))?;
+    let (_device, device_path) =
+        syscalls::loop_attach(f).map_err(io_err("attach a loop device", mountpoint))?;
+    syscalls::LinuxKernel
+        .mount(
+            Some(&device_path),
+            mountpoint,
+            Some("ext4"),
+            syscalls::ms::NOSUID | syscalls::ms::NODEV | syscalls::ms::NOATIME,
+            Some("noinit_itable"),
+        )
+        .map_err(|e| StorageError::Io {
+            what: "mount",
+            path: mountpoint.to_path_buf(),
+            err: io::Error::other(e.to_string()),
+        })
+}
+
+/// Create image `name` from `template` in `dir` and mount it.
+pub fn create(dir: &Path, name: &str, template: &Template) -> Result<TmpImage, StorageError> {
+    let file = dir.join(format!("{name}.img"));
+    let mountpoint = dir.join(name);
+    let img = TmpImage {
+        size_mb: template.size_mb,
+        file: file.clone(),
+        mountpoint: mountpoint.clone(),
+    };
+    let made = (|| {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&file)
+            .map_err(io_err("create", &file))?;
+        f.set_len(template.size_mb << 20)
+            .map_err(io_err("size", &file))?;
+        for (offset, data) in &template.extents {
+            f.write_all_at(data, *offset)
+                .map_err(io_err("write", &file))?;
+        }
+        mount_image(&f, &mountpoint)
     })();
     match made {
         Ok(()) => Ok(img),

@@ -96,6 +96,7 @@ pub mod ms {
     pub const NOSUID: u64 = libc::MS_NOSUID;
     pub const NODEV: u64 = libc::MS_NODEV;
     pub const NOEXEC: u64 = libc::MS_NOEXEC;
+    pub const NOATIME: u64 = libc::MS_NOATIME;
     pub const REMOUNT: u64 = libc::MS_REMOUNT;
     pub const BIND: u64 = libc::MS_BIND;
     pub const REC: u64 = libc::MS_REC;
@@ -1056,6 +1057,162 @@ pub fn last_cap() -> u32 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40)
+}
+
+// ---------------------------------------------------------------------------------------
+// Loop devices and sparse files (the environments' /tmp images; `storage`).
+
+/// `<linux/loop.h>`: the ioctls and flag used here.
+const LOOP_SET_FD: libc::c_ulong = 0x4C00;
+const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+
+/// `struct loop_info64`.
+#[repr(C)]
+struct LoopInfo64 {
+    device: u64,
+    inode: u64,
+    rdevice: u64,
+    offset: u64,
+    sizelimit: u64,
+    number: u32,
+    encrypt_type: u32,
+    encrypt_key_size: u32,
+    flags: u32,
+    file_name: [u8; 64],
+    crypt_name: [u8; 64],
+    encrypt_key: [u8; 32],
+    init: [u64; 2],
+}
+
+/// `struct loop_config`.
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+fn autoclear_info() -> LoopInfo64 {
+    LoopInfo64 {
+        device: 0,
+        inode: 0,
+        rdevice: 0,
+        offset: 0,
+        sizelimit: 0,
+        number: 0,
+        encrypt_type: 0,
+        encrypt_key_size: 0,
+        flags: LO_FLAGS_AUTOCLEAR,
+        file_name: [0; 64],
+        crypt_name: [0; 64],
+        encrypt_key: [0; 32],
+        init: [0; 2],
+    }
+}
+
+/// Attach `backing` (opened read-write) to a free loop device with autoclear: the device
+/// detaches itself when its last user goes away, so mount it before dropping the returned
+/// descriptor. Returns the open device and its path. What `mount -o loop` does, without
+/// starting mount(8).
+pub fn loop_attach(backing: &std::fs::File) -> io::Result<(OwnedFd, PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let ctl = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open("/dev/loop-control")?;
+    let mut last_busy = None;
+    // Another process may take the free device between GET_FREE and the attach (EBUSY).
+    for _ in 0..64 {
+        // SAFETY: LOOP_CTL_GET_FREE takes no argument; it returns a device number or -1.
+        let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE) };
+        if n < 0 {
+            return Err(last());
+        }
+        let path = PathBuf::from(format!("/dev/loop{n}"));
+        let dev: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)?
+            .into();
+        let config = LoopConfig {
+            fd: u32::try_from(backing.as_raw_fd()).map_err(io::Error::other)?,
+            block_size: 0,
+            info: autoclear_info(),
+            reserved: [0; 8],
+        };
+        // SAFETY: LOOP_CONFIGURE reads a `struct loop_config` (repr(C) above) that lives for
+        // the call; both descriptors are open.
+        let rc =
+            unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE, std::ptr::from_ref(&config)) };
+        if rc == 0 {
+            return Ok((dev, path));
+        }
+        let err = last();
+        match err.raw_os_error() {
+            Some(libc::EBUSY) => last_busy = Some(err),
+            // Kernels before 5.8 have no LOOP_CONFIGURE: attach, then set the flags.
+            Some(libc::EINVAL) | Some(libc::ENOTTY) => {
+                // SAFETY: LOOP_SET_FD takes the backing descriptor as its argument.
+                let rc = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_SET_FD, backing.as_raw_fd()) };
+                if rc != 0 {
+                    let err = last();
+                    if err.raw_os_error() == Some(libc::EBUSY) {
+                        last_busy = Some(err);
+                        continue;
+                    }
+                    return Err(err);
+                }
+                let info = autoclear_info();
+                // SAFETY: LOOP_SET_STATUS64 reads a `struct loop_info64` that lives for the
+                // call.
+                let rc = unsafe {
+                    libc::ioctl(
+                        dev.as_raw_fd(),
+                        LOOP_SET_STATUS64,
+                        std::ptr::from_ref(&info),
+                    )
+                };
+                if rc != 0 {
+                    let err = last();
+                    // SAFETY: LOOP_CLR_FD takes no argument; undoes the attach above.
+                    unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CLR_FD) };
+                    return Err(err);
+                }
+                return Ok((dev, path));
+            }
+            _ => return Err(err),
+        }
+    }
+    Err(last_busy.unwrap_or_else(|| io::Error::other("no free loop device")))
+}
+
+/// The data extents (offset, length) of a sparse file: what is not a hole.
+pub fn data_extents(file: &std::fs::File) -> io::Result<Vec<(u64, u64)>> {
+    use nix::unistd::{lseek, Whence};
+    let len = i64::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
+    let mut extents = Vec::new();
+    let mut pos = 0i64;
+    while pos < len {
+        let start = match lseek(file, pos, Whence::SeekData) {
+            Ok(s) => s,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let end = lseek(file, start, Whence::SeekHole)?;
+        extents.push((
+            u64::try_from(start).map_err(io::Error::other)?,
+            u64::try_from(end - start).map_err(io::Error::other)?,
+        ));
+        pos = end;
+    }
+    Ok(extents)
 }
 
 #[cfg(test)]

@@ -319,3 +319,39 @@ fn destroy_removes_cgroup_and_tmp_image() {
     assert!(!found);
     assert_eq!(out.trim(), "absent");
 }
+
+/// `/tmp` images made from one formatted template: each is an empty, world-writable ext4 of
+/// its size, private (a file written in one is not in the other), and gone when released.
+#[test]
+fn tmp_images_from_one_template_are_empty_private_and_sized() {
+    use sous_sandbox::storage;
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let templates = storage::Templates::default();
+    let template = templates.get(dir.path(), 64).unwrap();
+    assert!(template.data_bytes() < 8 << 20, "{}", template.data_bytes());
+    let a = storage::create(dir.path(), "a", &template).unwrap();
+    let b = storage::create(dir.path(), "b", &templates.get(dir.path(), 64).unwrap()).unwrap();
+    for img in [&a, &b] {
+        let entries: Vec<_> = std::fs::read_dir(&img.mountpoint).unwrap().collect();
+        assert!(entries.is_empty(), "{entries:?}");
+        let mode = std::fs::metadata(&img.mountpoint).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777,
+            0o1777
+        );
+        let st = nix::sys::statvfs::statvfs(&img.mountpoint).unwrap();
+        let size = st.blocks() * st.fragment_size();
+        assert!(size > 56 << 20 && size <= 64 << 20, "{size}");
+        assert_eq!(std::fs::metadata(&img.file).unwrap().len(), 64 << 20);
+    }
+    std::fs::write(a.mountpoint.join("secret"), b"a's").unwrap();
+    assert!(!b.mountpoint.join("secret").exists());
+    for img in [&a, &b] {
+        storage::release(img).unwrap();
+        assert!(!img.file.exists() && !img.mountpoint.exists());
+    }
+    // Only what the test made is left: no template file.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
