@@ -73,8 +73,54 @@ fn bump(c: &AtomicU64) {
 pub struct DeliverySettings {
     /// Delay before the first retry after a function error (Lambda: one minute).
     pub retry_base: Duration,
-    /// Events delivered at the same time, at most.
+    /// Events delivered at the same time, at most (see [`Window`]).
     pub max_in_flight: usize,
+}
+
+/// How many events are delivered at the same time, adapted as TCP adapts its congestion
+/// window: it starts small and doubles (one more per accepted attempt) until the worker's pool
+/// first refuses an attempt (reserved or account concurrency, or host memory admission); a
+/// refusal halves it, to half of what was running, and from there it grows by about one per
+/// window's worth of accepted attempts. A backlog so settles at what the function and the host
+/// can take, instead of starting deliveries that are refused and sent into backoff.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    size: f64,
+    /// Below it, the window doubles; above it, it grows linearly.
+    threshold: f64,
+    max: f64,
+}
+
+impl Window {
+    /// The first window (or `max`, if smaller).
+    pub const START: usize = 16;
+
+    pub fn new(max: usize) -> Self {
+        let max = max.max(1) as f64;
+        Self {
+            size: (Self::START as f64).min(max),
+            threshold: max,
+            max,
+        }
+    }
+
+    /// Deliveries allowed at once now.
+    pub fn size(&self) -> usize {
+        self.size as usize
+    }
+
+    /// Account for one finished attempt; `running` is how many were being delivered then
+    /// (refusals of attempts that were running together halve the window once, not each).
+    pub fn record(&mut self, refused: bool, running: usize) {
+        if refused {
+            self.threshold = (running as f64 / 2.0).clamp(1.0, self.size.max(1.0));
+            self.size = self.threshold;
+        } else if self.size < self.threshold {
+            self.size = (self.size + 1.0).min(self.max);
+        } else {
+            self.size = (self.size + 1.0 / self.size).min(self.max);
+        }
+    }
 }
 
 impl Default for DeliverySettings {
@@ -173,11 +219,13 @@ pub fn decide(
 /// The delivery task: draws due events and delivers them, for as long as the server runs.
 pub async fn run(invoker: Arc<Invoker>, settings: DeliverySettings) {
     let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let window = Arc::new(Mutex::new(Window::new(settings.max_in_flight)));
     let state = invoker.async_state.clone();
     loop {
         let now = now_ms();
         let skip = in_flight.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let room = settings.max_in_flight.saturating_sub(skip.len());
+        let allowed = window.lock().unwrap_or_else(|p| p.into_inner()).size();
+        let room = allowed.saturating_sub(skip.len());
         let due = if room == 0 {
             Vec::new()
         } else {
@@ -202,10 +250,17 @@ pub async fn run(invoker: Arc<Invoker>, settings: DeliverySettings) {
                     .insert(ev.id);
                 let inv = invoker.clone();
                 let flight = in_flight.clone();
+                let window = window.clone();
                 tokio::spawn(async move {
                     let id = ev.id;
-                    deliver(&inv, ev, settings).await;
-                    flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    let refused = deliver(&inv, ev, settings).await;
+                    let mut running = flight.lock().unwrap_or_else(|p| p.into_inner());
+                    window
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .record(refused, running.len());
+                    running.remove(&id);
+                    drop(running);
                     inv.async_state.wake.notify_one();
                 });
             }
@@ -222,8 +277,9 @@ pub async fn run(invoker: Arc<Invoker>, settings: DeliverySettings) {
     }
 }
 
-/// One attempt at one event, and what follows from it.
-async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
+/// One attempt at one event, and what follows from it. Returns whether the worker's pool
+/// refused the attempt (concurrency or host admission): the delivery window's signal.
+async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) -> bool {
     let c = &inv.async_state.counters;
     let base_ms = u64::try_from(settings.retry_base.as_millis()).unwrap_or(u64::MAX);
     let name = ev.event.function_name.clone();
@@ -241,7 +297,7 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
             ev.attempts,
         )
         .await;
-        return;
+        return false;
     }
     let stored = match inv.resolve(&name, qualifier.as_deref()) {
         Ok(s) => s,
@@ -255,12 +311,12 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
             if let Err(e) = inv.commits.write(done).await {
                 tracing::error!(error = %e, "remove a dropped event from the queue");
             }
-            return;
+            return false;
         }
         Err(e) => {
             tracing::warn!(function = %name, error = %e, "asynchronous event: cannot load the function; trying later");
             put_back(inv, &ev, &cfg, Attempt::Throttled, base_ms).await;
-            return;
+            return false;
         }
     };
     let spec = match inv.spec_for(&stored) {
@@ -268,7 +324,7 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
         Err(e) => {
             tracing::warn!(function = %name, error = %e, "asynchronous event: cannot prepare the environment; trying later");
             put_back(inv, &ev, &cfg, Attempt::Throttled, base_ms).await;
-            return;
+            return false;
         }
     };
     let invocation = Invocation {
@@ -297,6 +353,7 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
             }
         }
     };
+    let refused = attempt == Attempt::Throttled;
     let ran = u32::from(outcome.is_some());
     match decide(&ev, &cfg, attempt, now_ms(), base_ms) {
         Decision::Finish(cond) => {
@@ -324,6 +381,7 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) {
             reschedule(inv, &ev, attempts, throttles, at_ms).await;
         }
     }
+    refused
 }
 
 async fn put_back(
@@ -592,6 +650,38 @@ mod tests {
         let default = FunctionEventInvokeConfig::default();
         assert!(!expired(&ev, &default, 1_000_000 + 21_600_000));
         assert!(expired(&ev, &default, 1_000_000 + 21_600_001));
+    }
+
+    #[test]
+    fn the_window_doubles_then_halves_on_refusal_then_grows_linearly() {
+        let mut w = Window::new(256);
+        assert_eq!(w.size(), Window::START);
+        for _ in 0..10 {
+            w.record(false, 16);
+        }
+        assert_eq!(w.size(), 26);
+        // Twelve running attempts refused together: half of what ran, once.
+        for running in (1..=12).rev() {
+            w.record(true, running.max(12));
+        }
+        assert_eq!(w.size(), 6);
+        // Linear growth: about one per window of accepted attempts.
+        for _ in 0..6 {
+            w.record(false, 6);
+        }
+        assert_eq!(w.size(), 6);
+        for _ in 0..8 {
+            w.record(false, 6);
+        }
+        assert_eq!(w.size(), 8);
+        for _ in 0..100_000 {
+            w.record(false, 8);
+        }
+        assert_eq!(w.size(), 256);
+        w.record(true, 0);
+        assert_eq!(w.size(), 1);
+        assert_eq!(Window::new(4).size(), 4);
+        assert_eq!(Window::new(0).size(), 1);
     }
 
     #[test]
