@@ -172,13 +172,59 @@ struct Shared {
     /// Counts failed init starts, so waiting `prepare` calls give up at once.
     spawn_failures: AtomicU64,
     last_failure: Mutex<Option<String>>,
-    /// Veth + NAT for environments, with `NetworkMode::Outbound`.
+    /// Veth + NAT for environments, with `NetworkMode::Outbound` as root.
     outbound: Option<network::Outbound>,
+    /// Set when Sous runs without root: environments are made in user namespaces.
+    rootless: Option<Rootless>,
     tmps: Mutex<Vec<storage::TmpImage>>,
     /// Wakes the pool thread; used with `inits`.
     wake: Condvar,
     stop: AtomicBool,
     warnings: Mutex<Vec<String>>,
+}
+
+/// How a rootless Sous makes environments (see [`Sandbox::new`]).
+#[derive(Debug, Clone)]
+struct Rootless {
+    /// The function's ids inside, Sous's own outside.
+    map: init::UserMap,
+    /// `slirp4netns`, with `NetworkMode::Outbound`.
+    slirp: Option<PathBuf>,
+}
+
+/// An environment's `/tmp`: an image (as root) or a directory (rootless).
+#[derive(Debug)]
+enum Tmp {
+    Image(storage::TmpImage),
+    Dir(storage::TmpDir),
+}
+
+impl Tmp {
+    fn source(&self) -> PathBuf {
+        match self {
+            Tmp::Image(i) => i.mountpoint.clone(),
+            Tmp::Dir(d) => d.path.clone(),
+        }
+    }
+
+    fn release(&self) -> io::Result<()> {
+        match self {
+            Tmp::Image(i) => storage::release(i),
+            Tmp::Dir(d) => storage::release_dir(d),
+        }
+    }
+}
+
+/// An environment's network: the Runtime API listener (inside the environment's network
+/// namespace) and what keeps the rest of it alive.
+#[derive(Debug)]
+struct EnvNet {
+    listener: TcpListener,
+    /// As root: the namespace, made by Sous. Rootless the init made it; the listener and
+    /// the init's processes hold it.
+    ns: Option<OwnedFd>,
+    veth: Option<network::Veth>,
+    slirp: Option<network::Slirp>,
 }
 
 impl Shared {
@@ -227,7 +273,8 @@ impl Shared {
             }
             self.ready.notify_all();
         }
-        while !self.stop.load(Ordering::Relaxed)
+        while self.rootless.is_none()
+            && !self.stop.load(Ordering::Relaxed)
             && self.tmps.lock().unwrap().len() < self.cfg.pool_size
         {
             match self.new_tmp(storage::DEFAULT_EPHEMERAL_MB) {
@@ -273,7 +320,7 @@ impl Shared {
     fn start_init_in(
         &self,
         cgroup: &cgroups::Cgroup,
-    ) -> Result<(std::process::Child, OwnedFd, network::NetNs), SandboxError> {
+    ) -> Result<(std::process::Child, OwnedFd, EnvNet), SandboxError> {
         let mut procs = Vec::new();
         for f in cgroup.procs_files() {
             let fd = std::fs::OpenOptions::new()
@@ -282,14 +329,27 @@ impl Shared {
                 .map_err(io_ctx(format!("open {}", f.display())))?;
             procs.push(OwnedFd::from(fd));
         }
-        let net = network::create(RUNTIME_API_ADDR, self.outbound.as_ref())
-            .map_err(SandboxError::Network)?;
+        // As root Sous makes the network namespace (with the listener) and the init joins
+        // it; rootless the init makes it and sends the listener back.
+        let net = match &self.rootless {
+            None => Some(
+                network::create(RUNTIME_API_ADDR, self.outbound.as_ref())
+                    .map_err(SandboxError::Network)?,
+            ),
+            Some(_) => None,
+        };
         let (ours, theirs) = syscalls::seqpacket_pair().map_err(io_ctx("control socket"))?;
         let plan = init::InitPlan {
             cgroup_fds: procs.iter().map(|f| f.as_raw_fd()).collect(),
-            netns_fd: Some(net.ns.as_raw_fd()),
-            mounts: mounts::common_plan(&self.root_dir(), &mounts::probe_host),
+            netns_fd: net.as_ref().map(|n| n.ns.as_raw_fd()),
+            mounts: mounts::common_plan_for(
+                &self.root_dir(),
+                &mounts::probe_host,
+                self.rootless.is_some(),
+            ),
             control_fd: theirs.as_raw_fd(),
+            user: self.rootless.as_ref().map(|r| r.map),
+            runtime_api: self.rootless.as_ref().map(|_| RUNTIME_API_ADDR),
         };
         let json = serde_json::to_vec(&plan).map_err(|e| SandboxError::Io {
             what: "encode init plan".into(),
@@ -307,7 +367,8 @@ impl Shared {
             cmd.env("SOUS_SANDBOX_TIMING", v);
         }
         let mut keep: Vec<RawFd> = plan.cgroup_fds.clone();
-        keep.extend([net.ns.as_raw_fd(), theirs.as_raw_fd(), plan_fd.as_raw_fd()]);
+        keep.extend(plan.netns_fd);
+        keep.extend([theirs.as_raw_fd(), plan_fd.as_raw_fd()]);
         // SAFETY: runs in the forked child before exec; it only calls fcntl (async-signal-safe)
         // on descriptors the parent holds open until spawn returns, and allocates nothing.
         unsafe {
@@ -323,7 +384,70 @@ impl Shared {
             "start the sandbox init {}",
             self.cfg.init_exe.display()
         )))?;
+        let net = match (net, &self.rootless) {
+            (Some(n), _) => EnvNet {
+                listener: n.listener,
+                ns: Some(n.ns),
+                veth: n.veth,
+                slirp: None,
+            },
+            (None, Some(r)) => {
+                // Only the init holds its end now: if it dies, the wait below ends.
+                drop(theirs);
+                let mut child = child;
+                match self.await_rootless_init(&child, &ours, r) {
+                    Ok(net) => return Ok((child, ours, net)),
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(e);
+                    }
+                }
+            }
+            (None, None) => unreachable!("the network is made for the root path"),
+        };
         Ok((child, ours, net))
+    }
+
+    /// Rootless: wait for the init's [`init::READY`] with the Runtime API listener, then
+    /// attach outbound networking to its namespaces.
+    fn await_rootless_init(
+        &self,
+        child: &std::process::Child,
+        control: &OwnedFd,
+        r: &Rootless,
+    ) -> Result<EnvNet, SandboxError> {
+        syscalls::set_recv_timeout(control, INIT_WAIT).map_err(io_ctx("control socket"))?;
+        let (msg, mut fds) = syscalls::recv_with_fds(control.as_raw_fd(), 4096)
+            .map_err(io_ctx("wait for the sandbox init"))?;
+        let listener = match (msg.as_slice() == init::READY, fds.pop()) {
+            (true, Some(fd)) if fds.is_empty() => TcpListener::from(fd),
+            _ => {
+                let text = String::from_utf8_lossy(&msg);
+                let why = match text.strip_prefix(init::SETUP_ERROR) {
+                    Some(why) => why.to_string(),
+                    None if msg.is_empty() => "it exited before it was ready".to_string(),
+                    None => format!("unexpected message {text:?}"),
+                };
+                return Err(SandboxError::Io {
+                    what: "start a sandbox init in a user namespace".into(),
+                    err: io::Error::other(why),
+                });
+            }
+        };
+        let slirp = match &r.slirp {
+            Some(program) => Some(
+                network::Slirp::start(program, child.id())
+                    .map_err(|e| SandboxError::Outbound(e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(EnvNet {
+            listener,
+            ns: None,
+            veth: None,
+            slirp,
+        })
     }
 
     /// Take a started init from the pool, waiting (the pool thread starts one at once) when
@@ -407,30 +531,31 @@ impl Sandbox {
         let tag = format!("{:08x}", tag_hash.finish() as u32);
         let full = cfg.isolation == Isolation::Full;
         let mut hierarchy = None;
+        let mut rootless = None;
         if full {
             if !cfg!(target_os = "linux") {
                 return Err(SandboxError::Unsupported("not Linux".into()));
             }
             if syscalls::geteuid() != 0 {
-                return Err(SandboxError::Unsupported(
-                    "Sous must run as root to create namespaces, cgroups and mounts \
-                     (rootless isolation is not implemented)"
-                        .into(),
-                ));
-            }
-            for p in ["mkfs.ext4", "mount"] {
-                if !find_program(p) {
-                    return Err(SandboxError::Unsupported(format!(
-                        "{p} not found (needed for /tmp images; Debian: e2fsprogs, mount)"
-                    )));
+                let (h, r) = Self::rootless_host(&cfg)?;
+                hierarchy = Some(h);
+                rootless = Some(r);
+            } else {
+                for p in ["mkfs.ext4", "mount"] {
+                    if !find_program(p) {
+                        return Err(SandboxError::Unsupported(format!(
+                            "{p} not found (needed for /tmp images; Debian: e2fsprogs, mount)"
+                        )));
+                    }
                 }
+                let root = cfg
+                    .cgroup_root
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+                hierarchy = Some(
+                    cgroups::detect(&root).map_err(|e| SandboxError::Unsupported(e.to_string()))?,
+                );
             }
-            let root = cfg
-                .cgroup_root
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
-            hierarchy =
-                Some(cgroups::detect(&root).map_err(|e| SandboxError::Unsupported(e.to_string()))?);
             let tmp = cfg.state_dir.join("tmp");
             std::fs::create_dir_all(&tmp).map_err(io_ctx(format!("create {}", tmp.display())))?;
             // The root template is rebuilt at every start (fresh copies of the /etc entries).
@@ -449,16 +574,21 @@ impl Sandbox {
                     name: SANDBOX_USER.into(),
                 },
                 &mounts::probe_host,
-                true,
+                rootless.is_none(),
             )?;
+            if rootless.is_some() {
+                mounts::add_device_mount_points(&syscalls::LinuxKernel, &root)
+                    .map_err(mounts::PlanError::from)?;
+            }
         }
-        let outbound = match full && cfg.network == NetworkMode::Outbound {
+        let outbound = match full && rootless.is_none() && cfg.network == NetworkMode::Outbound {
             true => Some(network::Outbound::setup(&tag).map_err(SandboxError::Outbound)?),
             false => None,
         };
         let shared = Arc::new(Shared {
             cfg,
             outbound,
+            rootless,
             cgroups: hierarchy,
             tag,
             host_cpus,
@@ -480,24 +610,38 @@ impl Sandbox {
             });
         }
         shared.cleanup_leftovers();
-        // Pooled inits copy the mount table before their environment's /tmp image is
-        // mounted; a shared <state>/tmp makes the image appear in their (slave) copies.
-        syscalls::make_shared_mount_point(&shared.tmp_dir())
-            .map_err(io_ctx(format!("share {}", shared.tmp_dir().display())))?;
-        if shared.cfg.favor_dynmods && shared.cfg.cgroup_root.is_none() {
-            if let Err(e) = cgroups::favor_dynmods() {
-                shared.warn(format!(
-                    "cgroup2 favordynmods not enabled ({e}): every environment start pays an \
-                     RCU grace period (several ms) to join its cgroup"
-                ));
+        if shared.rootless.is_some() {
+            // One init now proves the host allows what rootless environments need (a user
+            // namespace, the others inside it, the mounts, the listener, slirp4netns). It is
+            // not pooled: its parent-death signal is tied to this thread, not the pool's.
+            shared
+                .spawn_init()
+                .map_err(|e| {
+                    SandboxError::Unsupported(format!(
+                        "rootless isolation: a sandbox init could not be started: {e}"
+                    ))
+                })?
+                .discard();
+        } else {
+            // Pooled inits copy the mount table before their environment's /tmp image is
+            // mounted; a shared <state>/tmp makes the image appear in their (slave) copies.
+            syscalls::make_shared_mount_point(&shared.tmp_dir())
+                .map_err(io_ctx(format!("share {}", shared.tmp_dir().display())))?;
+            if shared.cfg.favor_dynmods && shared.cfg.cgroup_root.is_none() {
+                if let Err(e) = cgroups::favor_dynmods() {
+                    shared.warn(format!(
+                        "cgroup2 favordynmods not enabled ({e}): every environment start pays an \
+                         RCU grace period (several ms) to join its cgroup"
+                    ));
+                }
             }
+            // One namespace now proves the host allows them.
+            drop(
+                network::create(RUNTIME_API_ADDR, shared.outbound.as_ref()).map_err(|e| {
+                    SandboxError::Unsupported(format!("create a network namespace: {e}"))
+                })?,
+            );
         }
-        // One namespace now proves the host allows them.
-        drop(
-            network::create(RUNTIME_API_ADDR, shared.outbound.as_ref()).map_err(|e| {
-                SandboxError::Unsupported(format!("create a network namespace: {e}"))
-            })?,
-        );
         let bg = shared.clone();
         let filler = std::thread::Builder::new()
             .name("sous-sandbox-pool".into())
@@ -531,8 +675,47 @@ impl Sandbox {
         })
     }
 
+    /// Rootless: what this host offers an unprivileged Sous (see docs/SECURITY.md, "Rootless
+    /// isolation"): a delegated cgroup tree with a memory controller (Sous moves itself into
+    /// a leaf of a delegated v2 cgroup it runs in), unprivileged user namespaces (proved by
+    /// the first init), and with outbound networking `slirp4netns`.
+    fn rootless_host(cfg: &SandboxConfig) -> Result<(cgroups::Hierarchy, Rootless), SandboxError> {
+        let delegated = cgroups::delegated::detect_on_host(cfg.cgroup_root.as_deref())
+            .map_err(|e| SandboxError::Unsupported(format!("rootless isolation: {e}")))?;
+        if let Some(leaf) = &delegated.move_into {
+            cgroups::delegated::enter_leaf(leaf).map_err(|e| {
+                SandboxError::Unsupported(format!(
+                    "rootless isolation: move Sous into a leaf of its delegated cgroup: {e}"
+                ))
+            })?;
+        }
+        let slirp = match cfg.network {
+            NetworkMode::None => None,
+            NetworkMode::Outbound => Some(network::slirp_program().ok_or_else(|| {
+                SandboxError::Outbound(
+                    "slirp4netns not found: without root, outbound networking of functions \
+                     needs it (Debian: apt-get install slirp4netns); or pass \
+                     --function-network none"
+                        .into(),
+                )
+            })?),
+        };
+        let map = init::UserMap {
+            inside_uid: SANDBOX_UID,
+            inside_gid: SANDBOX_GID,
+            outside_uid: syscalls::geteuid(),
+            outside_gid: syscalls::getegid(),
+        };
+        Ok((delegated.hierarchy, Rootless { map, slirp }))
+    }
+
     pub fn isolation(&self) -> Isolation {
         self.shared.cfg.isolation
+    }
+
+    /// Whether environments are made without root, in user namespaces.
+    pub fn is_rootless(&self) -> bool {
+        self.shared.rootless.is_some()
     }
 
     /// The cgroup version in use (`None` without isolation).
@@ -588,8 +771,9 @@ impl Sandbox {
         } = zygote;
         let mut env = Isolated {
             cgroup,
-            netns: Some(net.ns),
+            netns: net.ns,
             veth: net.veth,
+            slirp: net.slirp,
             tmp: None,
             mounts: Vec::new(),
             init: Some((child, control)),
@@ -602,12 +786,21 @@ impl Sandbox {
             sh.host_cpus,
             sh.cfg.cpu_cap,
         ))?;
-        let pooled = (spec.ephemeral_mb == storage::DEFAULT_EPHEMERAL_MB)
-            .then(|| sh.tmps.lock().unwrap().pop())
-            .flatten();
-        env.tmp = Some(match pooled {
-            Some(t) => t,
-            None => sh.new_tmp(spec.ephemeral_mb)?,
+        env.tmp = Some(match &sh.rootless {
+            // A directory: made at once, nothing to pool.
+            Some(_) => Tmp::Dir(storage::create_dir(
+                &sh.tmp_dir(),
+                &format!("{}-{}", sh.tag, sh.next()),
+            )?),
+            None => {
+                let pooled = (spec.ephemeral_mb == storage::DEFAULT_EPHEMERAL_MB)
+                    .then(|| sh.tmps.lock().unwrap().pop())
+                    .flatten();
+                Tmp::Image(match pooled {
+                    Some(t) => t,
+                    None => sh.new_tmp(spec.ephemeral_mb)?,
+                })
+            }
         });
         sh.wake.notify_one();
         env.mounts = mounts::function_plan(
@@ -617,7 +810,7 @@ impl Sandbox {
                 runtime_dir: spec.runtime_dir.clone(),
                 opt_dir: spec.opt_dir.clone(),
                 host_paths: spec.host_paths.clone(),
-                tmp_source: env.tmp.as_ref().map(|t| t.mountpoint.clone()),
+                tmp_source: env.tmp.as_ref().map(Tmp::source),
             },
             &mounts::probe_host,
         )?;
@@ -636,7 +829,7 @@ struct Zygote {
     /// Our end of the control socket.
     control: OwnedFd,
     cgroup: cgroups::Cgroup,
-    net: network::NetNs,
+    net: EnvNet,
 }
 
 impl Zygote {
@@ -659,7 +852,10 @@ impl Shared {
                 }
             }
         }
-        storage::cleanup_dir(&self.tmp_dir());
+        match self.rootless {
+            Some(_) => storage::cleanup_dirs(&self.tmp_dir()),
+            None => storage::cleanup_dir(&self.tmp_dir()),
+        };
         // A crashed run can leave the root's mount point mounted only if it crashed inside a
         // private namespace, which dies with it; nothing to do. Network namespaces are held by
         // descriptors only and die with the process.
@@ -680,7 +876,7 @@ impl Drop for Sandbox {
         for z in inits {
             z.discard();
         }
-        if self.shared.cgroups.is_some() {
+        if self.shared.cgroups.is_some() && self.shared.rootless.is_none() {
             let _ = syscalls::umount_detach(&self.shared.tmp_dir());
         }
     }
@@ -733,7 +929,9 @@ struct Isolated {
     netns: Option<OwnedFd>,
     /// Deleted (both ends) on teardown.
     veth: Option<network::Veth>,
-    tmp: Option<storage::TmpImage>,
+    /// Rootless outbound networking; stopped on teardown.
+    slirp: Option<network::Slirp>,
+    tmp: Option<Tmp>,
     /// The function's part of the mounts, sent with the claim.
     mounts: Vec<mounts::Step>,
     /// The init and our end of its control socket, until [`Prepared::start`] claims it.
@@ -760,8 +958,9 @@ impl Isolated {
         }
         self.netns = None;
         self.veth = None;
+        self.slirp = None;
         if let Some(t) = self.tmp.take() {
-            if let Err(e) = storage::release(&t) {
+            if let Err(e) = t.release() {
                 first.get_or_insert(e);
             }
         }
@@ -872,6 +1071,7 @@ impl Prepared {
             env: launch.env.to_vec(),
             cwd: launch.cwd.to_path_buf(),
             telemetry: launch.telemetry.is_some(),
+            rootless: iso.shared.rootless.is_some(),
         };
         let json = serde_json::to_vec(&plan).map_err(io::Error::other)?;
         if json.len() > init::LAUNCH_PLAN_MAX {
