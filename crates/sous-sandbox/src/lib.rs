@@ -611,6 +611,11 @@ impl Sandbox {
         }
         shared.cleanup_leftovers();
         if shared.rootless.is_some() {
+            shared.warn(
+                "rootless isolation: each environment's /tmp is a directory in the data dir, \
+                 EphemeralStorage is not enforced"
+                    .into(),
+            );
             // One init now proves the host allows what rootless environments need (a user
             // namespace, the others inside it, the mounts, the listener, slirp4netns). It is
             // not pooled: its parent-death signal is tied to this thread, not the pool's.
