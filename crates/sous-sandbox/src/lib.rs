@@ -696,14 +696,26 @@ impl Sandbox {
         }
         let slirp = match cfg.network {
             NetworkMode::None => None,
-            NetworkMode::Outbound => Some(network::slirp_program().ok_or_else(|| {
-                SandboxError::Outbound(
-                    "slirp4netns not found: without root, outbound networking of functions \
-                     needs it (Debian: apt-get install slirp4netns); or pass \
-                     --function-network none"
-                        .into(),
-                )
-            })?),
+            NetworkMode::Outbound => {
+                let program = network::slirp_program().ok_or_else(|| {
+                    SandboxError::Outbound(
+                        "slirp4netns not found: without root, outbound networking of functions \
+                         needs it (Debian: apt-get install slirp4netns); or pass \
+                         --function-network none"
+                            .into(),
+                    )
+                })?;
+                if !syscalls::may_read_write(Path::new(network::TUN_DEVICE)) {
+                    return Err(SandboxError::Outbound(format!(
+                        "{} is not usable by this user: slirp4netns needs it for rootless \
+                         outbound networking (most distributions make it mode 0666; as root: \
+                         chmod 0666 {}); or pass --function-network none",
+                        network::TUN_DEVICE,
+                        network::TUN_DEVICE
+                    )));
+                }
+                Some(program)
+            }
         };
         let map = init::UserMap {
             inside_uid: SANDBOX_UID,

@@ -592,6 +592,9 @@ pub struct Slirp {
     _exit: OwnedFd,
 }
 
+/// The device slirp4netns opens to make `tap0` (it must be usable by Sous's user).
+pub const TUN_DEVICE: &str = "/dev/net/tun";
+
 /// How long a `slirp4netns` gets to configure the namespace.
 const SLIRP_READY: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -1226,6 +1226,13 @@ pub fn may_write(path: &Path) -> bool {
     access(path, AccessFlags::W_OK).is_ok()
 }
 
+/// Whether the calling process (by its real uid and gids) may open `path` for reading and
+/// writing: `access(R_OK | W_OK)`.
+pub fn may_read_write(path: &Path) -> bool {
+    use nix::unistd::{access, AccessFlags};
+    access(path, AccessFlags::R_OK | AccessFlags::W_OK).is_ok()
+}
+
 /// Number of the highest capability this kernel knows.
 pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
