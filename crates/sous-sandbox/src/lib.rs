@@ -176,7 +176,8 @@ struct Shared {
     outbound: Option<network::Outbound>,
     /// Set when Sous runs without root: environments are made in user namespaces.
     rootless: Option<Rootless>,
-    tmps: Mutex<Vec<storage::TmpImage>>,
+    /// Ready `/tmp`s: images of the default size as root, directories rootless.
+    tmps: Mutex<Vec<Tmp>>,
     /// Wakes the pool thread; used with `inits`.
     wake: Condvar,
     stop: AtomicBool,
@@ -240,12 +241,14 @@ impl Shared {
         self.cfg.state_dir.join("root")
     }
 
-    fn new_tmp(&self, size_mb: u64) -> Result<storage::TmpImage, storage::StorageError> {
-        storage::create(
-            &self.tmp_dir(),
-            &format!("{}-{}", self.tag, self.next()),
-            size_mb,
-        )
+    /// A new `/tmp`: an image of `size_mb` as root; rootless a directory (whose size is not
+    /// enforced).
+    fn new_tmp(&self, size_mb: u64) -> Result<Tmp, storage::StorageError> {
+        let name = format!("{}-{}", self.tag, self.next());
+        match self.rootless {
+            Some(_) => storage::create_dir(&self.tmp_dir(), &name).map(Tmp::Dir),
+            None => storage::create(&self.tmp_dir(), &name, size_mb).map(Tmp::Image),
+        }
     }
 
     /// Whether the pool of inits is short: below its size plus the `prepare` calls waiting.
@@ -273,14 +276,13 @@ impl Shared {
             }
             self.ready.notify_all();
         }
-        while self.rootless.is_none()
-            && !self.stop.load(Ordering::Relaxed)
+        while !self.stop.load(Ordering::Relaxed)
             && self.tmps.lock().unwrap().len() < self.cfg.pool_size
         {
             match self.new_tmp(storage::DEFAULT_EPHEMERAL_MB) {
                 Ok(t) => self.tmps.lock().unwrap().push(t),
                 Err(e) => {
-                    self.warn(format!("prepare /tmp image: {e}"));
+                    self.warn(format!("prepare /tmp: {e}"));
                     break;
                 }
             }
@@ -740,7 +742,7 @@ impl Sandbox {
         self.shared.cgroups.as_ref().map(|h| h.version())
     }
 
-    /// Started inits and default-size /tmp images in the pool.
+    /// Started inits and ready /tmps (default-size images; rootless, directories) in the pool.
     pub fn pool_status(&self) -> (usize, usize) {
         (
             self.shared.inits.lock().unwrap().len(),
@@ -803,21 +805,14 @@ impl Sandbox {
             sh.host_cpus,
             sh.cfg.cpu_cap,
         ))?;
-        env.tmp = Some(match &sh.rootless {
-            // A directory: made at once, nothing to pool.
-            Some(_) => Tmp::Dir(storage::create_dir(
-                &sh.tmp_dir(),
-                &format!("{}-{}", sh.tag, sh.next()),
-            )?),
-            None => {
-                let pooled = (spec.ephemeral_mb == storage::DEFAULT_EPHEMERAL_MB)
-                    .then(|| sh.tmps.lock().unwrap().pop())
-                    .flatten();
-                Tmp::Image(match pooled {
-                    Some(t) => t,
-                    None => sh.new_tmp(spec.ephemeral_mb)?,
-                })
-            }
+        // Pooled: an image of the default size, or (rootless) any directory: a new directory
+        // costs a disk write too (over a millisecond here).
+        let pooled = (spec.ephemeral_mb == storage::DEFAULT_EPHEMERAL_MB || sh.rootless.is_some())
+            .then(|| sh.tmps.lock().unwrap().pop())
+            .flatten();
+        env.tmp = Some(match pooled {
+            Some(t) => t,
+            None => sh.new_tmp(spec.ephemeral_mb)?,
         });
         sh.wake.notify_one();
         env.mounts = mounts::function_plan(
@@ -887,7 +882,7 @@ impl Drop for Sandbox {
             let _ = t.join();
         }
         for t in self.shared.tmps.lock().unwrap().drain(..) {
-            let _ = storage::release(&t);
+            let _ = t.release();
         }
         let inits: Vec<Zygote> = self.shared.inits.lock().unwrap().drain(..).collect();
         for z in inits {
