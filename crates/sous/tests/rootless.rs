@@ -757,3 +757,68 @@ fn without_a_delegated_cgroup_tree_sous_refuses_and_says_how_to_delegate() {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
 }
+
+/// Pids of the direct children of `pid` (the sandbox inits and slirp4netns of a server).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_rootless_run_leaves_nothing_behind() {
+    require_root();
+    let cg = Delegation::new();
+    let mut server = start_rootless(&cg, &[]);
+    let marker = unique("rootless-crash");
+    let name = deploy(
+        &server,
+        "rootless-crash",
+        &attack_zip(r#"( sleep 300 & ) >/dev/null 2>&1; echo "started=yes""#),
+        10,
+        128,
+        512,
+        &[("SOUS_TEST_MARKER", &marker)],
+    )
+    .await;
+    assert_eq!(field(&report(&server, &name).await, "started"), Some("yes"));
+    assert!(!processes_with(&marker).is_empty());
+    let children = children_of(server.pid().unwrap());
+    let slirps = children
+        .iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "slirp4netns")
+        })
+        .count();
+    assert!(
+        slirps >= 1,
+        "outbound networking runs slirp4netns: {children:?}"
+    );
+    // SIGKILL: nothing of Sous runs its cleanup. Its inits, their environments (with the
+    // runtime's orphan) and the slirp4netns processes die with it.
+    server.kill_hard();
+    let left = wait_pids_gone(&children, Duration::from_secs(10));
+    assert!(left.is_empty(), "survived the crash: {left:?}");
+    let left = wait_processes_gone(&marker, Duration::from_secs(10));
+    assert!(left.is_empty(), "function processes survived: {left:?}");
+    assert!(
+        !cg.environment_cgroups().is_empty() && !server.tree("sandbox/tmp").is_empty(),
+        "the crash should have left cgroups and /tmp directories to clean"
+    );
+    // The next start removes what the crashed run left, and works.
+    server.restart();
+    assert_eq!(field(&report(&server, &name).await, "started"), Some("yes"));
+    server.stop();
+    assert_eq!(cg.environment_cgroups(), Vec::<String>::new());
+    assert_eq!(server.tree("sandbox/tmp"), Vec::<String>::new());
+    reap(&marker);
+}
