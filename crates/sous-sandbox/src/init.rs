@@ -25,6 +25,12 @@
 //!                                             user, no_new_privs, seccomp, exec
 //! ```
 //!
+//! Rootless ([`InitPlan::user`]), the outer init joins its cgroups, then creates a user
+//! namespace and maps the function's uid and gid onto Sous's own, and creates every other
+//! namespace (the network one too) inside it; PID 1 then binds the Runtime API listener in the
+//! new network namespace and sends it to Sous ([`announce`]), since Sous cannot enter a
+//! namespace owned by that user namespace.
+//!
 //! The init's own plan (a JSON [`InitPlan`]) arrives in an inherited memfd whose number is the
 //! argument after `__sandbox-init`; the descriptors it names (cgroup.procs files, the netns,
 //! the control socket) are inherited too, and closed once used. A control socket closed

@@ -15,6 +15,12 @@
 //! [`Prepared::start`] to run the program, [`Prepared::kill_all`] / [`Prepared::destroy`] to
 //! end it.
 //!
+//! Without root (rootless), the same environment is built inside a user namespace the init
+//! creates, mapping uid 993 / gid 990 onto Sous's own user: cgroups come from a delegated
+//! tree ([`cgroups::delegated`]), `/tmp` is a directory, the init binds the Runtime API
+//! listener and hands it back, and outbound traffic goes through `slirp4netns`
+//! ([`network::Slirp`]). docs/SECURITY.md says what differs.
+//!
 //! What a cold start waits for is kept small by a pool of started inits ([`init`]): each
 //! already sits in its own cgroup and network namespace (with the Runtime API listener and,
 //! with outbound networking, its veth pair) with the shared part of the root mounted, so
@@ -386,29 +392,29 @@ impl Shared {
             "start the sandbox init {}",
             self.cfg.init_exe.display()
         )))?;
-        let net = match (net, &self.rootless) {
-            (Some(n), _) => EnvNet {
-                listener: n.listener,
-                ns: Some(n.ns),
-                veth: n.veth,
-                slirp: None,
-            },
-            (None, Some(r)) => {
-                // Only the init holds its end now: if it dies, the wait below ends.
-                drop(theirs);
-                let mut child = child;
-                match self.await_rootless_init(&child, &ours, r) {
-                    Ok(net) => return Ok((child, ours, net)),
-                    Err(e) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return Err(e);
-                    }
-                }
+        if let Some(n) = net {
+            return Ok((
+                child,
+                ours,
+                EnvNet {
+                    listener: n.listener,
+                    ns: Some(n.ns),
+                    veth: n.veth,
+                    slirp: None,
+                },
+            ));
+        }
+        // Rootless. Only the init holds its end now: if it dies, the wait below ends.
+        drop(theirs);
+        let mut child = child;
+        match self.await_rootless_init(&child, &ours) {
+            Ok(net) => Ok((child, ours, net)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
             }
-            (None, None) => unreachable!("the network is made for the root path"),
-        };
-        Ok((child, ours, net))
+        }
     }
 
     /// Rootless: wait for the init's [`init::READY`] with the Runtime API listener, then
@@ -417,7 +423,6 @@ impl Shared {
         &self,
         child: &std::process::Child,
         control: &OwnedFd,
-        r: &Rootless,
     ) -> Result<EnvNet, SandboxError> {
         syscalls::set_recv_timeout(control, INIT_WAIT).map_err(io_ctx("control socket"))?;
         let (msg, mut fds) = syscalls::recv_with_fds(control.as_raw_fd(), 4096)
@@ -437,7 +442,7 @@ impl Shared {
                 });
             }
         };
-        let slirp = match &r.slirp {
+        let slirp = match self.rootless.as_ref().and_then(|r| r.slirp.as_ref()) {
             Some(program) => Some(
                 network::Slirp::start(program, child.id())
                     .map_err(|e| SandboxError::Outbound(e.to_string()))?,
