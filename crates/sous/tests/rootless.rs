@@ -19,6 +19,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::attack::*;
@@ -172,6 +173,44 @@ fn tun_usable_by_users() {
     }
 }
 
+/// The `sous` binary as the test user can run it: the one under test when every directory
+/// on its path lets others through (the checkout may live under a private home), else a hard
+/// link to it (a copy across filesystems) in a directory of the temp dir that does. Links of
+/// earlier test processes that are gone are removed.
+fn user_binary() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = Server::binary();
+        let others_may = |p: &Path, bits: u32| {
+            std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & bits == bits)
+        };
+        if others_may(&bin, 0o005) && bin.ancestors().skip(1).all(|d| others_may(d, 0o001)) {
+            return bin;
+        }
+        let tmp = std::env::temp_dir();
+        for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("sous-rootless-bin-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = tmp.join(format!("sous-rootless-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let to = dir.join("sous");
+        let _ = std::fs::remove_file(&to);
+        if std::fs::hard_link(&bin, &to).is_err() {
+            std::fs::copy(&bin, &to).unwrap();
+        }
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        to
+    })
+    .clone()
+}
+
 /// `sous serve` as [`TEST_UID`] inside `cg`, with `args`.
 fn start_rootless(cg: &Delegation, args: &[&str]) -> Server {
     if !args.contains(&"none") {
@@ -182,6 +221,7 @@ fn start_rootless(cg: &Delegation, args: &[&str]) -> Server {
             uid: TEST_UID,
             gid: TEST_GID,
             cgroup_procs: cg.procs(),
+            program: Some(user_binary()),
         }),
         ..ServerOptions::with_args(args)
     });
@@ -726,7 +766,7 @@ fn without_a_delegated_cgroup_tree_sous_refuses_and_says_how_to_delegate() {
             "--clear-groups".into(),
             "--".into(),
         ])
-        .arg(Server::binary())
+        .arg(user_binary())
         .args([
             "serve",
             "--api-addr",

@@ -92,6 +92,8 @@ pub struct RunAs {
     pub uid: u32,
     pub gid: u32,
     pub cgroup_procs: Vec<PathBuf>,
+    /// The `sous` binary to run, when the one under test is not reachable by the user.
+    pub program: Option<PathBuf>,
 }
 
 /// What the shell before `setpriv` runs: `sh -c MOVE sh UID GID PROCS... -- PROGRAM ARGS...`.
@@ -185,7 +187,7 @@ impl Server {
                     .args([r.uid.to_string(), r.gid.to_string()])
                     .args(&r.cgroup_procs)
                     .arg("--")
-                    .arg(Self::binary());
+                    .arg(r.program.clone().unwrap_or_else(Self::binary));
                 c
             }
         };
