@@ -89,7 +89,8 @@ pub struct SandboxConfig {
     pub state_dir: PathBuf,
     pub network: NetworkMode,
     pub isolation: Isolation,
-    /// The cgroup hierarchy root; `None` means `/sys/fs/cgroup`.
+    /// The cgroup hierarchy root; `None` means `/sys/fs/cgroup` as root and, rootless, the
+    /// delegated cgroups Sous runs in (see [`cgroups::delegated`]).
     pub cgroup_root: Option<PathBuf>,
     /// How many started inits and default-size /tmp images to keep ready.
     pub pool_size: usize,
