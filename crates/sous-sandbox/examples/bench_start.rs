@@ -1,8 +1,9 @@
 //! Cold-start overhead of isolation: N starts of `/bin/true` in a sandbox (prepare + spawn +
 //! wait + destroy, the pool warm) against N plain spawns of `/bin/true`, in one run.
 //!
-//! `cargo run --release -p sous-sandbox --example bench_start [N]` (as root). The example is
-//! its own init (`__sandbox-init`), as the `sous` binary is.
+//! `cargo run --release -p sous-sandbox --example bench_start [N]` (as root; or as a user in
+//! a delegated cgroup tree, which measures rootless isolation). The example is its own init
+//! (`__sandbox-init`), as the `sous` binary is.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -60,7 +61,15 @@ fn main() {
     let mut cfg = SandboxConfig::new(&state);
     cfg.network = NetworkMode::None;
     cfg.pool_size = 4;
-    let sandbox = Sandbox::new(cfg).expect("sandbox (run as root)");
+    let sandbox = Sandbox::new(cfg).expect("sandbox (run as root, or rootless with delegation)");
+    println!(
+        "isolation: {}",
+        if sandbox.is_rootless() {
+            "rootless"
+        } else {
+            "as root"
+        }
+    );
     let task = state.join("task");
     std::fs::create_dir_all(&task).unwrap();
     let spec = EnvSandboxSpec {

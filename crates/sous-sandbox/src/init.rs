@@ -25,6 +25,12 @@
 //!                                             user, no_new_privs, seccomp, exec
 //! ```
 //!
+//! Rootless ([`InitPlan::user`]), the outer init joins its cgroups, then creates a user
+//! namespace and maps the function's uid and gid onto Sous's own, and creates every other
+//! namespace (the network one too) inside it; PID 1 then binds the Runtime API listener in the
+//! new network namespace and sends it to Sous ([`announce`]), since Sous cannot enter a
+//! namespace owned by that user namespace.
+//!
 //! The init's own plan (a JSON [`InitPlan`]) arrives in an inherited memfd whose number is the
 //! argument after `__sandbox-init`; the descriptors it names (cgroup.procs files, the netns,
 //! the control socket) are inherited too, and closed once used. A control socket closed
@@ -32,7 +38,7 @@
 
 use std::io::Read;
 use std::os::fd::RawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -59,7 +65,33 @@ pub struct InitPlan {
     pub mounts: Vec<Step>,
     /// The `SOCK_SEQPACKET` socket the claim arrives on.
     pub control_fd: RawFd,
+    /// Rootless: the init first creates a user namespace with this single-id mapping, then
+    /// the other namespaces inside it (the network namespace too: `netns_fd` is `None`).
+    #[serde(default)]
+    pub user: Option<UserMap>,
+    /// Rootless: once its environment is ready, PID 1 binds the Runtime API listener on this
+    /// address inside the environment's network namespace and sends it back over the control
+    /// socket ([`READY`] with one descriptor); Sous could not enter that namespace itself.
+    #[serde(default)]
+    pub runtime_api: Option<std::net::SocketAddr>,
 }
+
+/// The one-id mapping of a rootless environment's user namespace: the function's uid and gid
+/// inside are Sous's own outside. An unprivileged process may write exactly this (after
+/// denying `setgroups`), without `newuidmap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserMap {
+    pub inside_uid: u32,
+    pub inside_gid: u32,
+    pub outside_uid: u32,
+    pub outside_gid: u32,
+}
+
+/// The message a rootless init sends when its environment is ready, with the Runtime API
+/// listener. A setup failure before the claim is sent instead as [`SETUP_ERROR`] and the text.
+pub const READY: &[u8] = b"ready";
+/// Prefix of the message a rootless init sends when its setup failed before the claim.
+pub const SETUP_ERROR: &str = "error: ";
 
 /// The descriptor number of the telemetry pipe in the runtime's process, when there is one
 /// (`_LAMBDA_TELEMETRY_LOG_FD`).
@@ -85,6 +117,11 @@ pub struct LaunchPlan {
     pub cwd: PathBuf,
     /// A third descriptor comes with the claim, for [`TELEMETRY_FD`].
     pub telemetry: bool,
+    /// The init runs in a user namespace it created ([`InitPlan::user`]): groups cannot be
+    /// set (setgroups is denied there) and the uid is already the function's, so leaving it
+    /// clears no capability: they are cleared explicitly.
+    #[serde(default)]
+    pub rootless: bool,
 }
 
 /// Largest claim message accepted (the environment variables are at most 4 KB on Lambda;
@@ -96,11 +133,18 @@ pub const UNSHARE_FLAGS: i32 =
     libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
 
 /// Phase 1, in the outer init: join the cgroups and the netns, unshare the other namespaces
-/// (the new PID namespace applies to the children).
+/// (the new PID namespace applies to the children). Rootless ([`InitPlan::user`]): join the
+/// cgroups (as Sous's user, whose delegated tree they are in), create the user namespace and
+/// write its mapping, then create every other namespace in it, the network namespace too.
 pub fn enter(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
     for &fd in &plan.cgroup_fds {
         k.write_fd(fd, b"0")?;
         k.close(fd);
+    }
+    if let Some(map) = &plan.user {
+        k.unshare(libc::CLONE_NEWUSER)?;
+        enter_user_namespace(k, map)?;
+        return k.unshare(UNSHARE_FLAGS | libc::CLONE_NEWNET);
     }
     if let Some(fd) = plan.netns_fd {
         k.setns(fd, libc::CLONE_NEWNET)?;
@@ -109,11 +153,41 @@ pub fn enter(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
     k.unshare(UNSHARE_FLAGS)
 }
 
+/// Right after `unshare(CLONE_NEWUSER)`: the mapping an unprivileged process may write for
+/// itself. `setgroups` must be denied before `gid_map` is written.
+pub fn enter_user_namespace(k: &dyn Kernel, map: &UserMap) -> SysResult<()> {
+    k.write_proc_file(Path::new("/proc/self/setgroups"), b"deny")?;
+    k.write_proc_file(
+        Path::new("/proc/self/uid_map"),
+        format!("{} {} 1\n", map.inside_uid, map.outside_uid).as_bytes(),
+    )?;
+    k.write_proc_file(
+        Path::new("/proc/self/gid_map"),
+        format!("{} {} 1\n", map.inside_gid, map.outside_gid).as_bytes(),
+    )
+}
+
 /// Phase 2, in the environment's PID 1 before the claim: die with the outer init, mount what
-/// every environment shares.
+/// every environment shares (rootless: keeping the flags the kernel locked on host mounts).
 pub fn prebuild(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
     k.set_parent_death_signal(libc::SIGKILL)?;
-    mounts::apply(k, &plan.mounts)
+    match plan.user {
+        Some(_) => mounts::apply_in_user_namespace(k, &plan.mounts),
+        None => mounts::apply(k, &plan.mounts),
+    }
+}
+
+/// Phase 2b, rootless only ([`InitPlan::runtime_api`]): loopback up, the Runtime API listener
+/// bound inside the environment's network namespace and handed to Sous with [`READY`].
+pub fn announce(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
+    let Some(addr) = plan.runtime_api else {
+        return Ok(());
+    };
+    k.loopback_up()?;
+    let fd = k.listen_tcp(addr)?;
+    let sent = k.send_fds(plan.control_fd, READY, &[fd]);
+    k.close(fd);
+    sent
 }
 
 /// Phase 3, in PID 1 once claimed: take the function's stdout and stderr, mount its files,
@@ -123,7 +197,10 @@ pub fn build(k: &dyn Kernel, plan: &LaunchPlan, stdout: RawFd, stderr: RawFd) ->
     k.dup_to(stderr, 2)?;
     k.close(stdout);
     k.close(stderr);
-    mounts::apply(k, &plan.mounts)?;
+    match plan.rootless {
+        true => mounts::apply_in_user_namespace(k, &plan.mounts)?,
+        false => mounts::apply(k, &plan.mounts)?,
+    }
     k.sethostname(&plan.hostname)
 }
 
@@ -143,10 +220,19 @@ pub fn become_function(
         k.drop_bounding_cap(cap)?;
     }
     k.clear_ambient_caps()?;
-    k.setgroups(&[])?;
+    // In a user namespace made by an unprivileged process, setgroups is denied for good (the
+    // condition for writing gid_map): the groups are Sous's own, unmapped ones show as nobody.
+    if !plan.rootless {
+        k.setgroups(&[])?;
+    }
     k.setresgid(plan.gid)?;
     // Leaving uid 0 clears the permitted, effective and ambient capability sets.
     k.setresuid(plan.uid)?;
+    if plan.rootless {
+        // There was no uid 0 to leave: the init has been uid `plan.uid` since it wrote the
+        // map, with every capability of its user namespace.
+        k.clear_caps()?;
+    }
     k.set_rlimit(Rlimit::NoFile, plan.nofile, plan.nofile)?;
     k.set_no_new_privs()?;
     for f in filters {
@@ -201,6 +287,16 @@ fn fail(phase: &str, err: impl std::fmt::Display, code: i32) -> ! {
     syscalls::exit_now(code)
 }
 
+/// Fail before the claim. A rootless init also tells Sous why, over the control socket: Sous
+/// is waiting there for [`READY`].
+fn fail_setup(plan: &InitPlan, phase: &str, err: impl std::fmt::Display) -> ! {
+    if plan.runtime_api.is_some() {
+        let text = format!("{SETUP_ERROR}{phase}: {err}");
+        let _ = syscalls::send_with_fds(plan.control_fd, text.as_bytes(), &[]);
+    }
+    fail(phase, err, SETUP_FAILED)
+}
+
 fn read_plan(arg: Option<&String>) -> Result<InitPlan, String> {
     let fd: RawFd = arg
         .and_then(|a| a.parse().ok())
@@ -227,13 +323,13 @@ pub fn init_main() -> ! {
     mark(&t, "plan read");
     let k = LinuxKernel;
     if let Err(e) = enter(&k, &plan) {
-        fail("enter namespaces", e, SETUP_FAILED);
+        fail_setup(&plan, "enter namespaces", e);
     }
     mark(&t, "entered");
     let (status_rd, status_wr) =
-        syscalls::pipe_cloexec().unwrap_or_else(|e| fail("status pipe", e, SETUP_FAILED));
+        syscalls::pipe_cloexec().unwrap_or_else(|e| fail_setup(&plan, "status pipe", e));
     match syscalls::fork() {
-        Err(e) => fail("fork", e, SETUP_FAILED),
+        Err(e) => fail_setup(&plan, "fork", e),
         Ok(Forked::Child) => {
             drop(status_rd);
             pid1(&k, &plan, status_wr, t)
@@ -274,9 +370,12 @@ fn pid1(
 ) -> ! {
     mark(&t, "pid 1 started");
     if let Err(e) = prebuild(k, plan) {
-        fail("build root", e, SETUP_FAILED);
+        fail_setup(plan, "build root", e);
     }
-    let filters = crate::seccomp::filters().unwrap_or_else(|e| fail("seccomp", e, SETUP_FAILED));
+    let filters = crate::seccomp::filters().unwrap_or_else(|e| fail_setup(plan, "seccomp", e));
+    if let Err(e) = announce(k, plan) {
+        fail_setup(plan, "Runtime API listener", e);
+    }
     mark(&t, "ready");
     let (bytes, fds) = syscalls::recv_with_fds(plan.control_fd, LAUNCH_PLAN_MAX)
         .unwrap_or_else(|e| fail("receive claim", e, SETUP_FAILED));
@@ -367,6 +466,26 @@ mod tests {
             netns_fd: Some(7),
             mounts: vec![Step::MakeRootSlave],
             control_fd: 8,
+            user: None,
+            runtime_api: None,
+        }
+    }
+
+    fn rootless_plan() -> InitPlan {
+        InitPlan {
+            netns_fd: None,
+            user: Some(UserMap {
+                inside_uid: 993,
+                inside_gid: 990,
+                outside_uid: 64123,
+                outside_gid: 64124,
+            }),
+            runtime_api: Some(crate::RUNTIME_API_ADDR),
+            mounts: vec![Step::BindReadOnly {
+                source: "/usr".into(),
+                target: "/r/usr".into(),
+            }],
+            ..plan()
         }
     }
 
@@ -382,6 +501,7 @@ mod tests {
             env: vec![("A".into(), "1".into())],
             cwd: "/var/task".into(),
             telemetry: false,
+            rootless: false,
         }
     }
 
@@ -403,6 +523,102 @@ mod tests {
         );
         assert_ne!(UNSHARE_FLAGS & libc::CLONE_NEWPID, 0);
         assert_ne!(UNSHARE_FLAGS & libc::CLONE_NEWNS, 0);
+    }
+
+    #[test]
+    fn rootless_enter_joins_cgroups_then_creates_the_user_namespace_then_the_rest() {
+        let k = RecordingKernel::new();
+        enter(&k, &rootless_plan()).unwrap();
+        assert_eq!(
+            k.calls(),
+            vec![
+                // Joined as Sous's user: the delegated cgroups are that user's.
+                Call::WriteFd(5, b"0".to_vec()),
+                Call::Close(5),
+                Call::WriteFd(6, b"0".to_vec()),
+                Call::Close(6),
+                Call::Unshare(libc::CLONE_NEWUSER),
+                // setgroups denied before gid_map: the kernel's rule for unprivileged maps.
+                Call::WriteProc("/proc/self/setgroups".into(), b"deny".to_vec()),
+                Call::WriteProc("/proc/self/uid_map".into(), b"993 64123 1\n".to_vec()),
+                Call::WriteProc("/proc/self/gid_map".into(), b"990 64124 1\n".to_vec()),
+                // Owned by the new user namespace; the network namespace is made, not joined.
+                Call::Unshare(UNSHARE_FLAGS | libc::CLONE_NEWNET),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_map_stops_before_any_other_namespace() {
+        let k = RecordingKernel::failing_at(6);
+        assert!(enter(&k, &rootless_plan()).is_err());
+        let c = k.calls();
+        assert!(matches!(c.last(), Some(Call::WriteProc(p, _)) if p.ends_with("uid_map")));
+        assert_eq!(
+            c.iter().filter(|c| matches!(c, Call::Unshare(_))).count(),
+            1
+        );
+    }
+
+    #[test]
+    fn rootless_prebuild_keeps_locked_flags_and_announce_sends_the_listener() {
+        let k = RecordingKernel::new();
+        prebuild(&k, &rootless_plan()).unwrap();
+        let c = k.calls();
+        assert_eq!(c[0], Call::ParentDeathSignal(libc::SIGKILL));
+        // The remount of the bind asks for the flags the host mount has locked first.
+        assert!(
+            c.contains(&Call::LockedMountFlags("/r/usr".into())),
+            "{c:?}"
+        );
+
+        let k = RecordingKernel::new();
+        announce(&k, &rootless_plan()).unwrap();
+        let fd = RecordingKernel::LISTENER_FD;
+        assert_eq!(
+            k.calls(),
+            vec![
+                Call::LoopbackUp,
+                Call::ListenTcp(crate::RUNTIME_API_ADDR),
+                Call::SendFds(8, READY.to_vec(), vec![fd]),
+                Call::Close(fd),
+            ]
+        );
+        // As root, Sous binds the listener itself: nothing to announce.
+        let k = RecordingKernel::new();
+        announce(&k, &plan()).unwrap();
+        assert!(k.calls().is_empty());
+    }
+
+    #[test]
+    fn rootless_identity_skips_setgroups_and_clears_capabilities_before_exec() {
+        let k = RecordingKernel::new();
+        let filters = crate::seccomp::filters().unwrap();
+        let l = LaunchPlan {
+            rootless: true,
+            ..launch()
+        };
+        become_function(&k, &l, None, &filters, 40).unwrap();
+        let c = k.calls();
+        let pos = |want: &Call| c.iter().position(|x| x == want).unwrap();
+        assert!(!c.iter().any(|x| matches!(x, Call::Setgroups(_))), "{c:?}");
+        assert!(pos(&Call::DropBoundingCap(40)) < pos(&Call::Setresgid(990)));
+        assert!(pos(&Call::Setresuid(993)) < pos(&Call::ClearCaps));
+        assert!(pos(&Call::ClearCaps) < pos(&Call::NoNewPrivs));
+        let seccomps: Vec<_> = c
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| matches!(x, Call::Seccomp(_)))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(seccomps.len(), 3);
+        assert!(seccomps.iter().all(|&i| i > pos(&Call::ClearCaps)));
+        assert!(matches!(c.last(), Some(Call::Execve { .. })));
+        // The root path is unchanged: groups cleared, no explicit capset.
+        let k = RecordingKernel::new();
+        become_function(&k, &launch(), None, &filters, 40).unwrap();
+        assert!(k.calls().contains(&Call::Setgroups(vec![])));
+        assert!(!k.calls().contains(&Call::ClearCaps));
     }
 
     #[test]
@@ -487,9 +703,10 @@ mod tests {
 
     #[test]
     fn plans_round_trip_as_json() {
-        let p = plan();
-        let back: InitPlan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
-        assert_eq!(back, p);
+        for p in [plan(), rootless_plan()] {
+            let back: InitPlan = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+            assert_eq!(back, p);
+        }
         let l = launch();
         let back: LaunchPlan = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
         assert_eq!(back, l);

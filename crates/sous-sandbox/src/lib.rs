@@ -15,6 +15,12 @@
 //! [`Prepared::start`] to run the program, [`Prepared::kill_all`] / [`Prepared::destroy`] to
 //! end it.
 //!
+//! Without root (rootless), the same environment is built inside a user namespace the init
+//! creates, mapping uid 993 / gid 990 onto Sous's own user: cgroups come from a delegated
+//! tree ([`cgroups::delegated`]), `/tmp` is a directory, the init binds the Runtime API
+//! listener and hands it back, and outbound traffic goes through `slirp4netns`
+//! ([`network::Slirp`]). docs/SECURITY.md says what differs.
+//!
 //! What a cold start waits for is kept small by a pool of started inits ([`init`]): each
 //! already sits in its own cgroup and network namespace (with the Runtime API listener and,
 //! with outbound networking, its veth pair) with the shared part of the root mounted, so
@@ -85,7 +91,8 @@ pub struct SandboxConfig {
     pub state_dir: PathBuf,
     pub network: NetworkMode,
     pub isolation: Isolation,
-    /// The cgroup hierarchy root; `None` means `/sys/fs/cgroup`.
+    /// The cgroup hierarchy root; `None` means `/sys/fs/cgroup` as root and, rootless, the
+    /// delegated cgroups Sous runs in (see [`cgroups::delegated`]).
     pub cgroup_root: Option<PathBuf>,
     /// How many started inits and default-size /tmp images to keep ready.
     pub pool_size: usize,
@@ -174,15 +181,62 @@ struct Shared {
     /// Counts failed init starts, so waiting `prepare` calls give up at once.
     spawn_failures: AtomicU64,
     last_failure: Mutex<Option<String>>,
-    /// Veth + NAT for environments, with `NetworkMode::Outbound`.
+    /// Veth + NAT for environments, with `NetworkMode::Outbound` as root.
     outbound: Option<network::Outbound>,
-    tmps: Mutex<Vec<storage::TmpImage>>,
+    /// Set when Sous runs without root: environments are made in user namespaces.
+    rootless: Option<Rootless>,
+    /// Ready `/tmp`s: images of the default size as root, directories rootless.
+    tmps: Mutex<Vec<Tmp>>,
     /// Formatted filesystems, one per EphemeralStorage size, that `/tmp` images are made from.
     tmp_templates: storage::Templates,
     /// Wakes the pool thread; used with `inits`.
     wake: Condvar,
     stop: AtomicBool,
     warnings: Mutex<Vec<String>>,
+}
+
+/// How a rootless Sous makes environments (see [`Sandbox::new`]).
+#[derive(Debug, Clone)]
+struct Rootless {
+    /// The function's ids inside, Sous's own outside.
+    map: init::UserMap,
+    /// `slirp4netns`, with `NetworkMode::Outbound`.
+    slirp: Option<PathBuf>,
+}
+
+/// An environment's `/tmp`: an image (as root) or a directory (rootless).
+#[derive(Debug)]
+enum Tmp {
+    Image(storage::TmpImage),
+    Dir(storage::TmpDir),
+}
+
+impl Tmp {
+    fn source(&self) -> PathBuf {
+        match self {
+            Tmp::Image(i) => i.mountpoint.clone(),
+            Tmp::Dir(d) => d.path.clone(),
+        }
+    }
+
+    fn release(&self) -> io::Result<()> {
+        match self {
+            Tmp::Image(i) => storage::release(i),
+            Tmp::Dir(d) => storage::release_dir(d),
+        }
+    }
+}
+
+/// An environment's network: the Runtime API listener (inside the environment's network
+/// namespace) and what keeps the rest of it alive.
+#[derive(Debug)]
+struct EnvNet {
+    listener: TcpListener,
+    /// As root: the namespace, made by Sous. Rootless the init made it; the listener and
+    /// the init's processes hold it.
+    ns: Option<OwnedFd>,
+    veth: Option<network::Veth>,
+    slirp: Option<network::Slirp>,
 }
 
 impl Shared {
@@ -198,13 +252,17 @@ impl Shared {
         self.cfg.state_dir.join("root")
     }
 
-    fn new_tmp(&self, size_mb: u64) -> Result<storage::TmpImage, storage::StorageError> {
-        let template = self.tmp_templates.get(&self.tmp_dir(), size_mb)?;
-        storage::create(
-            &self.tmp_dir(),
-            &format!("{}-{}", self.tag, self.next()),
-            &template,
-        )
+    /// A new `/tmp`: an image of `size_mb` as root; rootless a directory (whose size is not
+    /// enforced).
+    fn new_tmp(&self, size_mb: u64) -> Result<Tmp, storage::StorageError> {
+        let name = format!("{}-{}", self.tag, self.next());
+        match self.rootless {
+            Some(_) => storage::create_dir(&self.tmp_dir(), &name).map(Tmp::Dir),
+            None => {
+                let template = self.tmp_templates.get(&self.tmp_dir(), size_mb)?;
+                storage::create(&self.tmp_dir(), &name, &template).map(Tmp::Image)
+            }
+        }
     }
 
     /// Whether the pool of inits is short: below its size plus the `prepare` calls waiting.
@@ -238,7 +296,7 @@ impl Shared {
             match self.new_tmp(storage::DEFAULT_EPHEMERAL_MB) {
                 Ok(t) => self.tmps.lock().unwrap().push(t),
                 Err(e) => {
-                    self.warn(format!("prepare /tmp image: {e}"));
+                    self.warn(format!("prepare /tmp: {e}"));
                     break;
                 }
             }
@@ -278,7 +336,7 @@ impl Shared {
     fn start_init_in(
         &self,
         cgroup: &cgroups::Cgroup,
-    ) -> Result<(std::process::Child, OwnedFd, network::NetNs), SandboxError> {
+    ) -> Result<(std::process::Child, OwnedFd, EnvNet), SandboxError> {
         let mut procs = Vec::new();
         for f in cgroup.procs_files() {
             let fd = std::fs::OpenOptions::new()
@@ -287,14 +345,27 @@ impl Shared {
                 .map_err(io_ctx(format!("open {}", f.display())))?;
             procs.push(OwnedFd::from(fd));
         }
-        let net = network::create(RUNTIME_API_ADDR, self.outbound.as_ref())
-            .map_err(SandboxError::Network)?;
+        // As root Sous makes the network namespace (with the listener) and the init joins
+        // it; rootless the init makes it and sends the listener back.
+        let net = match &self.rootless {
+            None => Some(
+                network::create(RUNTIME_API_ADDR, self.outbound.as_ref())
+                    .map_err(SandboxError::Network)?,
+            ),
+            Some(_) => None,
+        };
         let (ours, theirs) = syscalls::seqpacket_pair().map_err(io_ctx("control socket"))?;
         let plan = init::InitPlan {
             cgroup_fds: procs.iter().map(|f| f.as_raw_fd()).collect(),
-            netns_fd: Some(net.ns.as_raw_fd()),
-            mounts: mounts::common_plan(&self.root_dir(), &mounts::probe_host),
+            netns_fd: net.as_ref().map(|n| n.ns.as_raw_fd()),
+            mounts: mounts::common_plan_for(
+                &self.root_dir(),
+                &mounts::probe_host,
+                self.rootless.is_some(),
+            ),
             control_fd: theirs.as_raw_fd(),
+            user: self.rootless.as_ref().map(|r| r.map),
+            runtime_api: self.rootless.as_ref().map(|_| RUNTIME_API_ADDR),
         };
         let json = serde_json::to_vec(&plan).map_err(|e| SandboxError::Io {
             what: "encode init plan".into(),
@@ -312,7 +383,8 @@ impl Shared {
             cmd.env("SOUS_SANDBOX_TIMING", v);
         }
         let mut keep: Vec<RawFd> = plan.cgroup_fds.clone();
-        keep.extend([net.ns.as_raw_fd(), theirs.as_raw_fd(), plan_fd.as_raw_fd()]);
+        keep.extend(plan.netns_fd);
+        keep.extend([theirs.as_raw_fd(), plan_fd.as_raw_fd()]);
         // SAFETY: runs in the forked child before exec; it only calls fcntl (async-signal-safe)
         // on descriptors the parent holds open until spawn returns, and allocates nothing.
         unsafe {
@@ -328,7 +400,69 @@ impl Shared {
             "start the sandbox init {}",
             self.cfg.init_exe.display()
         )))?;
-        Ok((child, ours, net))
+        if let Some(n) = net {
+            return Ok((
+                child,
+                ours,
+                EnvNet {
+                    listener: n.listener,
+                    ns: Some(n.ns),
+                    veth: n.veth,
+                    slirp: None,
+                },
+            ));
+        }
+        // Rootless. Only the init holds its end now: if it dies, the wait below ends.
+        drop(theirs);
+        let mut child = child;
+        match self.await_rootless_init(&child, &ours) {
+            Ok(net) => Ok((child, ours, net)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
+        }
+    }
+
+    /// Rootless: wait for the init's [`init::READY`] with the Runtime API listener, then
+    /// attach outbound networking to its namespaces.
+    fn await_rootless_init(
+        &self,
+        child: &std::process::Child,
+        control: &OwnedFd,
+    ) -> Result<EnvNet, SandboxError> {
+        syscalls::set_recv_timeout(control, INIT_WAIT).map_err(io_ctx("control socket"))?;
+        let (msg, mut fds) = syscalls::recv_with_fds(control.as_raw_fd(), 4096)
+            .map_err(io_ctx("wait for the sandbox init"))?;
+        let listener = match (msg.as_slice() == init::READY, fds.pop()) {
+            (true, Some(fd)) if fds.is_empty() => TcpListener::from(fd),
+            _ => {
+                let text = String::from_utf8_lossy(&msg);
+                let why = match text.strip_prefix(init::SETUP_ERROR) {
+                    Some(why) => why.to_string(),
+                    None if msg.is_empty() => "it exited before it was ready".to_string(),
+                    None => format!("unexpected message {text:?}"),
+                };
+                return Err(SandboxError::Io {
+                    what: "start a sandbox init in a user namespace".into(),
+                    err: io::Error::other(why),
+                });
+            }
+        };
+        let slirp = match self.rootless.as_ref().and_then(|r| r.slirp.as_ref()) {
+            Some(program) => Some(
+                network::Slirp::start(program, child.id())
+                    .map_err(|e| SandboxError::Outbound(e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(EnvNet {
+            listener,
+            ns: None,
+            veth: None,
+            slirp,
+        })
     }
 
     /// Take a started init from the pool, waiting (the pool thread starts one at once) when
@@ -412,30 +546,31 @@ impl Sandbox {
         let tag = format!("{:08x}", tag_hash.finish() as u32);
         let full = cfg.isolation == Isolation::Full;
         let mut hierarchy = None;
+        let mut rootless = None;
         if full {
             if !cfg!(target_os = "linux") {
                 return Err(SandboxError::Unsupported("not Linux".into()));
             }
             if syscalls::geteuid() != 0 {
-                return Err(SandboxError::Unsupported(
-                    "Sous must run as root to create namespaces, cgroups and mounts \
-                     (rootless isolation is not implemented)"
-                        .into(),
-                ));
-            }
-            for p in ["mkfs.ext4", "mount"] {
-                if !find_program(p) {
-                    return Err(SandboxError::Unsupported(format!(
-                        "{p} not found (needed for /tmp images; Debian: e2fsprogs, mount)"
-                    )));
+                let (h, r) = Self::rootless_host(&cfg)?;
+                hierarchy = Some(h);
+                rootless = Some(r);
+            } else {
+                for p in ["mkfs.ext4", "mount"] {
+                    if !find_program(p) {
+                        return Err(SandboxError::Unsupported(format!(
+                            "{p} not found (needed for /tmp images; Debian: e2fsprogs, mount)"
+                        )));
+                    }
                 }
+                let root = cfg
+                    .cgroup_root
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+                hierarchy = Some(
+                    cgroups::detect(&root).map_err(|e| SandboxError::Unsupported(e.to_string()))?,
+                );
             }
-            let root = cfg
-                .cgroup_root
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
-            hierarchy =
-                Some(cgroups::detect(&root).map_err(|e| SandboxError::Unsupported(e.to_string()))?);
             let tmp = cfg.state_dir.join("tmp");
             std::fs::create_dir_all(&tmp).map_err(io_ctx(format!("create {}", tmp.display())))?;
             // The root template is rebuilt at every start (fresh copies of the /etc entries).
@@ -454,16 +589,21 @@ impl Sandbox {
                     name: SANDBOX_USER.into(),
                 },
                 &mounts::probe_host,
-                true,
+                rootless.is_none(),
             )?;
+            if rootless.is_some() {
+                mounts::add_device_mount_points(&syscalls::LinuxKernel, &root)
+                    .map_err(mounts::PlanError::from)?;
+            }
         }
-        let outbound = match full && cfg.network == NetworkMode::Outbound {
+        let outbound = match full && rootless.is_none() && cfg.network == NetworkMode::Outbound {
             true => Some(network::Outbound::setup(&tag).map_err(SandboxError::Outbound)?),
             false => None,
         };
         let shared = Arc::new(Shared {
             cfg,
             outbound,
+            rootless,
             cgroups: hierarchy,
             tag,
             host_cpus,
@@ -486,24 +626,43 @@ impl Sandbox {
             });
         }
         shared.cleanup_leftovers();
-        // Pooled inits copy the mount table before their environment's /tmp image is
-        // mounted; a shared <state>/tmp makes the image appear in their (slave) copies.
-        syscalls::make_shared_mount_point(&shared.tmp_dir())
-            .map_err(io_ctx(format!("share {}", shared.tmp_dir().display())))?;
-        if shared.cfg.favor_dynmods && shared.cfg.cgroup_root.is_none() {
-            if let Err(e) = cgroups::favor_dynmods() {
-                shared.warn(format!(
-                    "cgroup2 favordynmods not enabled ({e}): every environment start pays an \
-                     RCU grace period (several ms) to join its cgroup"
-                ));
+        if shared.rootless.is_some() {
+            shared.warn(
+                "rootless isolation: each environment's /tmp is a directory in the data dir, \
+                 EphemeralStorage is not enforced"
+                    .into(),
+            );
+            // One init now proves the host allows what rootless environments need (a user
+            // namespace, the others inside it, the mounts, the listener, slirp4netns). It is
+            // not pooled: its parent-death signal is tied to this thread, not the pool's.
+            shared
+                .spawn_init()
+                .map_err(|e| {
+                    SandboxError::Unsupported(format!(
+                        "rootless isolation: a sandbox init could not be started: {e}"
+                    ))
+                })?
+                .discard();
+        } else {
+            // Pooled inits copy the mount table before their environment's /tmp image is
+            // mounted; a shared <state>/tmp makes the image appear in their (slave) copies.
+            syscalls::make_shared_mount_point(&shared.tmp_dir())
+                .map_err(io_ctx(format!("share {}", shared.tmp_dir().display())))?;
+            if shared.cfg.favor_dynmods && shared.cfg.cgroup_root.is_none() {
+                if let Err(e) = cgroups::favor_dynmods() {
+                    shared.warn(format!(
+                        "cgroup2 favordynmods not enabled ({e}): every environment start pays an \
+                         RCU grace period (several ms) to join its cgroup"
+                    ));
+                }
             }
+            // One namespace now proves the host allows them.
+            drop(
+                network::create(RUNTIME_API_ADDR, shared.outbound.as_ref()).map_err(|e| {
+                    SandboxError::Unsupported(format!("create a network namespace: {e}"))
+                })?,
+            );
         }
-        // One namespace now proves the host allows them.
-        drop(
-            network::create(RUNTIME_API_ADDR, shared.outbound.as_ref()).map_err(|e| {
-                SandboxError::Unsupported(format!("create a network namespace: {e}"))
-            })?,
-        );
         let bg = shared.clone();
         let filler = std::thread::Builder::new()
             .name("sous-sandbox-pool".into())
@@ -537,8 +696,59 @@ impl Sandbox {
         })
     }
 
+    /// Rootless: what this host offers an unprivileged Sous (see docs/SECURITY.md, "Rootless
+    /// isolation"): a delegated cgroup tree with a memory controller (Sous moves itself into
+    /// a leaf of a delegated v2 cgroup it runs in), unprivileged user namespaces (proved by
+    /// the first init), and with outbound networking `slirp4netns`.
+    fn rootless_host(cfg: &SandboxConfig) -> Result<(cgroups::Hierarchy, Rootless), SandboxError> {
+        let delegated = cgroups::delegated::detect_on_host(cfg.cgroup_root.as_deref())
+            .map_err(|e| SandboxError::Unsupported(format!("rootless isolation: {e}")))?;
+        if let Some(leaf) = &delegated.move_into {
+            cgroups::delegated::enter_leaf(leaf).map_err(|e| {
+                SandboxError::Unsupported(format!(
+                    "rootless isolation: move Sous into a leaf of its delegated cgroup: {e}"
+                ))
+            })?;
+        }
+        let slirp = match cfg.network {
+            NetworkMode::None => None,
+            NetworkMode::Outbound => {
+                let program = network::slirp_program().ok_or_else(|| {
+                    SandboxError::Outbound(
+                        "slirp4netns not found: without root, outbound networking of functions \
+                         needs it (Debian: apt-get install slirp4netns); or pass \
+                         --function-network none"
+                            .into(),
+                    )
+                })?;
+                if !syscalls::may_read_write(Path::new(network::TUN_DEVICE)) {
+                    return Err(SandboxError::Outbound(format!(
+                        "{} is not usable by this user: slirp4netns needs it for rootless \
+                         outbound networking (most distributions make it mode 0666; as root: \
+                         chmod 0666 {}); or pass --function-network none",
+                        network::TUN_DEVICE,
+                        network::TUN_DEVICE
+                    )));
+                }
+                Some(program)
+            }
+        };
+        let map = init::UserMap {
+            inside_uid: SANDBOX_UID,
+            inside_gid: SANDBOX_GID,
+            outside_uid: syscalls::geteuid(),
+            outside_gid: syscalls::getegid(),
+        };
+        Ok((delegated.hierarchy, Rootless { map, slirp }))
+    }
+
     pub fn isolation(&self) -> Isolation {
         self.shared.cfg.isolation
+    }
+
+    /// Whether environments are made without root, in user namespaces.
+    pub fn is_rootless(&self) -> bool {
+        self.shared.rootless.is_some()
     }
 
     /// The cgroup version in use (`None` without isolation).
@@ -546,7 +756,7 @@ impl Sandbox {
         self.shared.cgroups.as_ref().map(|h| h.version())
     }
 
-    /// Started inits and default-size /tmp images in the pool.
+    /// Started inits and ready /tmps (default-size images; rootless, directories) in the pool.
     pub fn pool_status(&self) -> (usize, usize) {
         (
             self.shared.inits.lock().unwrap().len(),
@@ -594,8 +804,9 @@ impl Sandbox {
         } = zygote;
         let mut env = Isolated {
             cgroup,
-            netns: Some(net.ns),
+            netns: net.ns,
             veth: net.veth,
+            slirp: net.slirp,
             tmp: None,
             mounts: Vec::new(),
             init: Some((child, control)),
@@ -608,7 +819,9 @@ impl Sandbox {
             sh.host_cpus,
             sh.cfg.cpu_cap,
         ))?;
-        let pooled = (spec.ephemeral_mb == storage::DEFAULT_EPHEMERAL_MB)
+        // Pooled: an image of the default size, or (rootless) any directory: a new directory
+        // costs a disk write too (over a millisecond here).
+        let pooled = (spec.ephemeral_mb == storage::DEFAULT_EPHEMERAL_MB || sh.rootless.is_some())
             .then(|| sh.tmps.lock().unwrap().pop())
             .flatten();
         env.tmp = Some(match pooled {
@@ -623,7 +836,7 @@ impl Sandbox {
                 runtime_dir: spec.runtime_dir.clone(),
                 opt_dir: spec.opt_dir.clone(),
                 host_paths: spec.host_paths.clone(),
-                tmp_source: env.tmp.as_ref().map(|t| t.mountpoint.clone()),
+                tmp_source: env.tmp.as_ref().map(Tmp::source),
             },
             &mounts::probe_host,
         )?;
@@ -642,7 +855,7 @@ struct Zygote {
     /// Our end of the control socket.
     control: OwnedFd,
     cgroup: cgroups::Cgroup,
-    net: network::NetNs,
+    net: EnvNet,
 }
 
 impl Zygote {
@@ -665,7 +878,10 @@ impl Shared {
                 }
             }
         }
-        storage::cleanup_dir(&self.tmp_dir());
+        match self.rootless {
+            Some(_) => storage::cleanup_dirs(&self.tmp_dir()),
+            None => storage::cleanup_dir(&self.tmp_dir()),
+        };
         // A crashed run can leave the root's mount point mounted only if it crashed inside a
         // private namespace, which dies with it; nothing to do. Network namespaces are held by
         // descriptors only and die with the process.
@@ -680,13 +896,13 @@ impl Drop for Sandbox {
             let _ = t.join();
         }
         for t in self.shared.tmps.lock().unwrap().drain(..) {
-            let _ = storage::release(&t);
+            let _ = t.release();
         }
         let inits: Vec<Zygote> = self.shared.inits.lock().unwrap().drain(..).collect();
         for z in inits {
             z.discard();
         }
-        if self.shared.cgroups.is_some() {
+        if self.shared.cgroups.is_some() && self.shared.rootless.is_none() {
             let _ = syscalls::umount_detach(&self.shared.tmp_dir());
         }
     }
@@ -739,7 +955,9 @@ struct Isolated {
     netns: Option<OwnedFd>,
     /// Deleted (both ends) on teardown.
     veth: Option<network::Veth>,
-    tmp: Option<storage::TmpImage>,
+    /// Rootless outbound networking; stopped on teardown.
+    slirp: Option<network::Slirp>,
+    tmp: Option<Tmp>,
     /// The function's part of the mounts, sent with the claim.
     mounts: Vec<mounts::Step>,
     /// The init and our end of its control socket, until [`Prepared::start`] claims it.
@@ -766,8 +984,9 @@ impl Isolated {
         }
         self.netns = None;
         self.veth = None;
+        self.slirp = None;
         if let Some(t) = self.tmp.take() {
-            if let Err(e) = storage::release(&t) {
+            if let Err(e) = t.release() {
                 first.get_or_insert(e);
             }
         }
@@ -878,6 +1097,7 @@ impl Prepared {
             env: launch.env.to_vec(),
             cwd: launch.cwd.to_path_buf(),
             telemetry: launch.telemetry.is_some(),
+            rootless: iso.shared.rootless.is_some(),
         };
         let json = serde_json::to_vec(&plan).map_err(io::Error::other)?;
         if json.len() > init::LAUNCH_PLAN_MAX {

@@ -50,6 +50,13 @@ pub enum Step {
     BindDevices {
         path: PathBuf,
     },
+    /// Bind one host device node on an empty file of the template, then make the bind
+    /// read-only, nosuid, noexec (rootless: a user namespace cannot `mknod`; a bind of the
+    /// host's node works, as its filesystem was mounted by the host).
+    BindDevice {
+        source: PathBuf,
+        target: PathBuf,
+    },
     MountProc {
         target: PathBuf,
     },
@@ -360,6 +367,20 @@ pub fn build_template(
     Ok(())
 }
 
+/// Rootless: empty files in the template's `/dev` for the host devices [`BindDevice`] binds
+/// there (instead of the nodes `build_template` makes with `make_devices`).
+///
+/// [`BindDevice`]: Step::BindDevice
+pub fn add_device_mount_points(k: &dyn Kernel, root: &Path) -> SysResult<()> {
+    let dev = under(root, Path::new("/dev"));
+    for d in DEVICES {
+        if Path::new("/dev").join(d).exists() {
+            k.create_file(&dev.join(d), 0o666)?;
+        }
+    }
+    Ok(())
+}
+
 /// Make sure the template has a mount point for each extra host path (host side, at prepare;
 /// idempotent, harmless to other environments: an empty directory or file).
 pub fn ensure_mount_points(root: &Path, host_paths: &[PathBuf]) -> Result<(), PlanError> {
@@ -396,6 +417,16 @@ pub fn build_plan(
 /// a private copy of the mounts, the template bound on itself, the host's system
 /// directories read-only, `/dev` and a fresh `/proc`.
 pub fn common_plan(root: &Path, probe: &dyn Fn(&Path) -> HostEntry) -> Vec<Step> {
+    common_plan_for(root, probe, false)
+}
+
+/// [`common_plan`], and rootless (`bind_devices`) the host's device nodes bound on the
+/// template's empty files (see [`add_device_mount_points`]).
+pub fn common_plan_for(
+    root: &Path,
+    probe: &dyn Fn(&Path) -> HostEntry,
+    bind_devices: bool,
+) -> Vec<Step> {
     let mut s = vec![
         Step::MakeRootSlave,
         Step::BindSelf {
@@ -415,6 +446,17 @@ pub fn common_plan(root: &Path, probe: &dyn Fn(&Path) -> HostEntry) -> Vec<Step>
     s.push(Step::BindDevices {
         path: under(root, Path::new("/dev")),
     });
+    if bind_devices {
+        for d in DEVICES {
+            let source = Path::new("/dev").join(d);
+            if probe(&source).kind != Kind::Missing {
+                s.push(Step::BindDevice {
+                    target: under(root, &source),
+                    source,
+                });
+            }
+        }
+    }
     s.push(Step::MountProc {
         target: under(root, Path::new("/proc")),
     });
@@ -496,13 +538,32 @@ pub fn function_plan(
 /// Perform the plan through `k`. Stops at the first failure.
 pub fn apply(k: &dyn Kernel, steps: &[Step]) -> SysResult<()> {
     for step in steps {
-        apply_one(k, step)?;
+        apply_one(k, step, false)?;
     }
     Ok(())
 }
 
-fn apply_one(k: &dyn Kernel, step: &Step) -> SysResult<()> {
+/// [`apply`] in a mount namespace owned by a user namespace Sous created without root: the
+/// kernel locks the read-only, nosuid, nodev and noexec flags of the mounts copied from the
+/// host, and refuses a remount that would clear one. Each remount keeps them (asking the
+/// kernel what the bind has), adding its own.
+pub fn apply_in_user_namespace(k: &dyn Kernel, steps: &[Step]) -> SysResult<()> {
+    for step in steps {
+        apply_one(k, step, true)?;
+    }
+    Ok(())
+}
+
+fn apply_one(k: &dyn Kernel, step: &Step, keep_locked: bool) -> SysResult<()> {
     let root = Path::new("/");
+    // Remount `target` (already a bind) with `flags`, plus its locked ones when asked.
+    let remount = |target: &Path, flags: u64| -> SysResult<()> {
+        let locked = match keep_locked {
+            true => k.locked_mount_flags(target)?,
+            false => 0,
+        };
+        k.mount(None, target, None, flags | locked, None)
+    };
     match step {
         Step::MakeRootSlave => k.mount(None, root, None, ms::REC | ms::SLAVE, None),
         Step::MakeMountPoint { from, target, file } => {
@@ -522,32 +583,27 @@ fn apply_one(k: &dyn Kernel, step: &Step) -> SysResult<()> {
         Step::BindSelf { path } => k.mount(Some(path), path, None, ms::BIND, None),
         Step::BindReadOnly { source, target } => {
             k.mount(Some(source), target, None, ms::BIND, None)?;
-            k.mount(
-                None,
+            remount(
                 target,
-                None,
                 ms::BIND | ms::REMOUNT | ms::RDONLY | ms::NOSUID | ms::NODEV,
-                None,
             )
         }
         Step::BindWritable { source, target } => {
             k.mount(Some(source), target, None, ms::BIND, None)?;
-            k.mount(
-                None,
-                target,
-                None,
-                ms::BIND | ms::REMOUNT | ms::NOSUID | ms::NODEV,
-                None,
-            )
+            remount(target, ms::BIND | ms::REMOUNT | ms::NOSUID | ms::NODEV)
         }
         Step::BindDevices { path } => {
             k.mount(Some(path), path, None, ms::BIND, None)?;
-            k.mount(
-                None,
+            remount(
                 path,
-                None,
                 ms::BIND | ms::REMOUNT | ms::RDONLY | ms::NOSUID | ms::NOEXEC,
-                None,
+            )
+        }
+        Step::BindDevice { source, target } => {
+            k.mount(Some(source), target, None, ms::BIND, None)?;
+            remount(
+                target,
+                ms::BIND | ms::REMOUNT | ms::RDONLY | ms::NOSUID | ms::NOEXEC,
             )
         }
         Step::MountProc { target } => k.mount(
@@ -564,12 +620,9 @@ fn apply_one(k: &dyn Kernel, step: &Step) -> SysResult<()> {
             k.umount2(dot, libc::MNT_DETACH)?;
             k.chdir(root)
         }
-        Step::RemountRootReadOnly => k.mount(
-            None,
+        Step::RemountRootReadOnly => remount(
             root,
-            None,
             ms::BIND | ms::REMOUNT | ms::RDONLY | ms::NOSUID | ms::NODEV,
-            None,
         ),
     }
 }
@@ -776,6 +829,60 @@ mod tests {
             flags: ms::BIND | ms::REMOUNT | ms::RDONLY | ms::NOSUID | ms::NOEXEC,
             data: None
         }));
+    }
+
+    #[test]
+    fn rootless_plan_binds_host_devices_and_remounts_keep_locked_flags() {
+        let probe = |p: &Path| match p.to_str().unwrap() {
+            "/dev/null" | "/dev/urandom" => HostEntry {
+                kind: Kind::File,
+                link: None,
+            },
+            _ => fake_host(p),
+        };
+        let root = Path::new("/data/sandbox/root");
+        assert!(!common_plan(root, &probe)
+            .iter()
+            .any(|s| matches!(s, Step::BindDevice { .. })));
+        let plan = common_plan_for(root, &probe, true);
+        let devices: Vec<_> = plan
+            .iter()
+            .filter(|s| matches!(s, Step::BindDevice { .. }))
+            .collect();
+        assert_eq!(
+            devices,
+            vec![
+                &Step::BindDevice {
+                    source: "/dev/null".into(),
+                    target: "/data/sandbox/root/dev/null".into()
+                },
+                &Step::BindDevice {
+                    source: "/dev/urandom".into(),
+                    target: "/data/sandbox/root/dev/urandom".into()
+                },
+            ]
+        );
+        // Every remount asks for the locked flags of the bind it changes, right before.
+        let k = RecordingKernel::new();
+        apply_in_user_namespace(&k, &plan).unwrap();
+        let c = k.calls();
+        for (i, call) in c.iter().enumerate() {
+            if let Call::Mount { target, flags, .. } = call {
+                if flags & ms::REMOUNT != 0 {
+                    assert_eq!(c[i - 1], Call::LockedMountFlags(target.clone()), "{c:?}");
+                }
+            }
+        }
+        let k = RecordingKernel::new();
+        apply_in_user_namespace(&k, &[Step::RemountRootReadOnly]).unwrap();
+        assert_eq!(k.calls()[0], Call::LockedMountFlags("/".into()));
+        // As root nothing is asked.
+        let k = RecordingKernel::new();
+        apply(&k, &plan).unwrap();
+        assert!(!k
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::LockedMountFlags(_))));
     }
 
     #[test]

@@ -574,3 +574,112 @@ mod tests {
         assert!(FIREWALL.contains(&format!("{HOST_IF_PREFIX}+")));
     }
 }
+
+// --- rootless outbound networking -----------------------------------------------------------
+
+/// Rootless outbound networking for one environment: a `slirp4netns` (a user-mode TCP/IP
+/// stack; Debian package `slirp4netns`) attached to the namespaces of the environment's init,
+/// where it makes `tap0` (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3) and turns the
+/// environment's connections into ordinary sockets of Sous's user on the host. With
+/// `--disable-host-loopback` the gateway does not lead to the host's loopback, so Sous's API
+/// and loopback services stay out of reach. It runs as Sous's user, outside the environment's
+/// cgroup, and ends with the environment (dropping this kills it; its exit descriptor also
+/// ends it if Sous dies).
+#[derive(Debug)]
+pub struct Slirp {
+    child: std::process::Child,
+    /// slirp4netns exits when this, the write end of its `--exit-fd` pipe, closes.
+    _exit: OwnedFd,
+}
+
+/// The device slirp4netns opens to make `tap0` (it must be usable by Sous's user).
+pub const TUN_DEVICE: &str = "/dev/net/tun";
+
+/// How long a `slirp4netns` gets to configure the namespace.
+const SLIRP_READY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The `slirp4netns` program, when installed.
+pub fn slirp_program() -> Option<std::path::PathBuf> {
+    program("slirp4netns")
+}
+
+/// The arguments of a `slirp4netns` for the namespaces of process `pid`.
+pub fn slirp_args(pid: u32, ready_fd: i32, exit_fd: i32) -> Vec<String> {
+    vec![
+        "--configure".into(),
+        "--mtu=65520".into(),
+        "--disable-host-loopback".into(),
+        format!("--ready-fd={ready_fd}"),
+        format!("--exit-fd={exit_fd}"),
+        pid.to_string(),
+        "tap0".into(),
+    ]
+}
+
+impl Slirp {
+    /// Start `program` for the network namespace of `pid` (and its user namespace, which
+    /// slirp4netns joins: Sous's user owns it) and wait until the interface is configured.
+    pub fn start(program: &Path, pid: u32) -> io::Result<Slirp> {
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        let (ready_rd, ready_wr) = syscalls::pipe_cloexec().map_err(io::Error::other)?;
+        let (exit_rd, exit_wr) = syscalls::pipe_cloexec().map_err(io::Error::other)?;
+        let (r, e) = (ready_wr.as_raw_fd(), exit_rd.as_raw_fd());
+        // Its messages go to a memory file, read only when it fails (a pipe nobody reads
+        // would block or kill it later).
+        let log = syscalls::memfd_with("sous-slirp4netns-log", b"")?;
+        let mut cmd = Command::new(program);
+        cmd.args(slirp_args(pid, r, e))
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log.try_clone()?));
+        // SAFETY: runs in the forked child before exec; it only calls fcntl (async-signal-safe)
+        // on descriptors the parent holds open until spawn returns, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                syscalls::clear_cloexec(r)?;
+                syscalls::clear_cloexec(e)
+            });
+        }
+        crate::process::detach_with_parent_death(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|err| ctx(&format!("start {}", program.display()), err))?;
+        drop(ready_wr);
+        drop(exit_rd);
+        // slirp4netns writes "1" once tap0 is configured; EOF means it died first.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("sous-slirp-ready".into())
+            .spawn(move || {
+                let mut b = [0u8; 1];
+                let _ = tx.send(std::fs::File::from(ready_rd).read(&mut b).ok() == Some(1));
+            })?;
+        let ready = rx.recv_timeout(SLIRP_READY).unwrap_or(false);
+        if !ready {
+            let _ = child.kill();
+            let _ = child.wait();
+            // The child's writes moved the shared offset: read from the start.
+            let mut err = String::new();
+            let mut f = std::fs::File::from(log);
+            let _ = io::Seek::seek(&mut f, io::SeekFrom::Start(0));
+            let _ = f.read_to_string(&mut err);
+            return Err(io::Error::other(format!(
+                "slirp4netns did not configure the environment's network: {}",
+                err.trim()
+            )));
+        }
+        Ok(Slirp {
+            child,
+            _exit: exit_wr,
+        })
+    }
+}
+
+impl Drop for Slirp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

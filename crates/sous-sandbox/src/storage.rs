@@ -260,3 +260,103 @@ pub fn cleanup_dir(dir: &Path) -> usize {
     }
     n
 }
+
+/// Rootless `/tmp`: a private directory per environment (loop-mounting an image needs root).
+/// Disk, not memory, and removed with the environment, but its size is not limited:
+/// EphemeralStorage is not enforced.
+#[derive(Debug)]
+pub struct TmpDir {
+    pub path: PathBuf,
+}
+
+/// Create the empty directory `name` in `dir`, mode 0700: inside, its owner is the function's
+/// user (the user namespace maps it onto Sous's user), and no other host user may enter it.
+pub fn create_dir(dir: &Path, name: &str) -> Result<TmpDir, StorageError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let path = dir.join(name);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&path)
+        .map_err(io_err("mkdir", &path))?;
+    // The umask may have taken bits away; the mode is exact.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+        .map_err(io_err("chmod", &path))?;
+    Ok(TmpDir { path })
+}
+
+/// Delete a rootless `/tmp` and everything the function left in it.
+pub fn release_dir(d: &TmpDir) -> io::Result<()> {
+    remove_tree(&d.path)
+}
+
+/// `rm -rf`, also through directories the function made unwritable or unreadable (they are
+/// Sous's user's outside, so it may give itself the permission back). Symlinks are removed,
+/// never followed.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            open_up(path);
+            match std::fs::remove_dir_all(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Make every directory under `path` (not following symlinks) 0700.
+fn open_up(path: &Path) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+    for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        open_up(&e.path());
+    }
+}
+
+/// Remove every rootless `/tmp` directory under `dir` (leftovers of a crashed run); returns
+/// how many.
+pub fn cleanup_dirs(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| remove_tree(&e.path()).is_ok())
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootless_tmp_dirs_are_private_and_removed_whatever_the_function_did() {
+        let t = tempfile::tempdir().unwrap();
+        let d = create_dir(t.path(), "env-1").unwrap();
+        let mode = std::fs::metadata(&d.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o700);
+        // What a function may leave: a locked directory with files, a link out of /tmp.
+        let locked = d.path.join("a/b");
+        std::fs::create_dir_all(&locked).unwrap();
+        std::fs::write(locked.join("f"), "x").unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "k").unwrap();
+        std::os::unix::fs::symlink(&outside, d.path.join("link")).unwrap();
+        std::fs::set_permissions(d.path.join("a"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        release_dir(&d).unwrap();
+        assert!(!d.path.exists());
+        assert!(outside.join("keep").exists(), "a symlink was followed");
+        // Leftovers of a crash go at the next start.
+        create_dir(t.path(), "env-2").unwrap();
+        assert_eq!(cleanup_dirs(t.path()), 2, "env-2 and the outside dir");
+    }
+}

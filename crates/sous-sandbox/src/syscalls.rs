@@ -82,6 +82,21 @@ pub enum SysError {
     Signals { err: io::Error },
     #[error("execve {program}: {err}")]
     Exec { program: PathBuf, err: io::Error },
+    #[error("write {path}: {err}")]
+    WriteProc { path: PathBuf, err: io::Error },
+    #[error("statvfs {path}: {err}")]
+    Statvfs { path: PathBuf, err: io::Error },
+    #[error("capset: {err}")]
+    Capset { err: io::Error },
+    #[error("bring loopback up: {err}")]
+    LoopbackUp { err: io::Error },
+    #[error("listen on {addr}: {err}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        err: io::Error,
+    },
+    #[error("send on fd {fd}: {err}")]
+    Send { fd: RawFd, err: io::Error },
     #[error("{what}: {err}")]
     Other { what: &'static str, err: io::Error },
     #[error("path contains a NUL byte: {0:?}")]
@@ -150,6 +165,24 @@ pub trait Kernel {
     fn install_seccomp(&self, program: &seccompiler::BpfProgram) -> SysResult<()>;
     /// Replace the process image. Returns only on failure (the fake returns `Ok`).
     fn execve(&self, program: &Path, args: &[String], env: &[(String, String)]) -> SysResult<()>;
+
+    // --- rootless setup (inside a user namespace the init created) -------------------------
+
+    /// Write `contents` in one write to an existing file, without creating or truncating it
+    /// (`/proc/self/uid_map`, `gid_map`, `setgroups`).
+    fn write_proc_file(&self, path: &Path, contents: &[u8]) -> SysResult<()>;
+    /// The flags of the mount at `path` that a mount namespace owned by a less privileged user
+    /// namespace may not clear when it remounts (read-only, nosuid, nodev, noexec), as `MS_*`
+    /// bits. The fake answers 0.
+    fn locked_mount_flags(&self, path: &Path) -> SysResult<u64>;
+    /// Empty the permitted, effective and inheritable capability sets (`capset`).
+    fn clear_caps(&self) -> SysResult<()>;
+    /// Bring the loopback interface of the calling process's network namespace up.
+    fn loopback_up(&self) -> SysResult<()>;
+    /// A TCP socket bound to `addr` and listening, close-on-exec; returns its descriptor.
+    fn listen_tcp(&self, addr: std::net::SocketAddr) -> SysResult<RawFd>;
+    /// Send `data` as one message on `sock` with the descriptors `fds` (SCM_RIGHTS).
+    fn send_fds(&self, sock: RawFd, data: &[u8], fds: &[RawFd]) -> SysResult<()>;
 }
 
 /// Resource limits the init sets.
@@ -548,7 +581,98 @@ impl Kernel for LinuxKernel {
             err: last(),
         })
     }
+
+    fn write_proc_file(&self, path: &Path, contents: &[u8]) -> SysResult<()> {
+        use std::io::Write;
+        let err = |err| SysError::WriteProc {
+            path: path.to_path_buf(),
+            err,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(err)?;
+        // The kernel takes a map in one write(2): a short write is an error, not a retry.
+        let n = f.write(contents).map_err(err)?;
+        if n != contents.len() {
+            return Err(err(io::Error::other(format!(
+                "short write: {n} of {} bytes",
+                contents.len()
+            ))));
+        }
+        Ok(())
+    }
+
+    fn locked_mount_flags(&self, path: &Path) -> SysResult<u64> {
+        use nix::sys::statvfs::{statvfs, FsFlags};
+        let st = statvfs(path).map_err(|e| SysError::Statvfs {
+            path: path.to_path_buf(),
+            err: io::Error::from(e),
+        })?;
+        let f = st.flags();
+        let mut out = 0;
+        for (have, ms) in [
+            (FsFlags::ST_RDONLY, ms::RDONLY),
+            (FsFlags::ST_NOSUID, ms::NOSUID),
+            (FsFlags::ST_NODEV, ms::NODEV),
+            (FsFlags::ST_NOEXEC, ms::NOEXEC),
+        ] {
+            if f.contains(have) {
+                out |= ms;
+            }
+        }
+        Ok(out)
+    }
+
+    fn clear_caps(&self) -> SysResult<()> {
+        let mut header = CapHeader {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let data = [CapData::default(); 2];
+        // SAFETY: capset has no libc wrapper; `header` and the two-element `data` array are
+        // the version-3 layout the kernel reads, and outlive the call.
+        let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+        if rc != 0 {
+            return Err(SysError::Capset { err: last() });
+        }
+        Ok(())
+    }
+
+    fn loopback_up(&self) -> SysResult<()> {
+        set_link_up("lo").map_err(|err| SysError::LoopbackUp { err })
+    }
+
+    fn listen_tcp(&self, addr: std::net::SocketAddr) -> SysResult<RawFd> {
+        use std::os::fd::IntoRawFd;
+        std::net::TcpListener::bind(addr)
+            .map(IntoRawFd::into_raw_fd)
+            .map_err(|err| SysError::Listen { addr, err })
+    }
+
+    fn send_fds(&self, sock: RawFd, data: &[u8], fds: &[RawFd]) -> SysResult<()> {
+        send_with_fds(sock, data, fds).map_err(|err| SysError::Send { fd: sock, err })
+    }
 }
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit sets, two `CapData`.
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// One recorded kernel operation of [`RecordingKernel`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -598,6 +722,12 @@ pub enum Call {
         args: Vec<String>,
         env: Vec<(String, String)>,
     },
+    WriteProc(PathBuf, Vec<u8>),
+    LockedMountFlags(PathBuf),
+    ClearCaps,
+    LoopbackUp,
+    ListenTcp(std::net::SocketAddr),
+    SendFds(RawFd, Vec<u8>, Vec<RawFd>),
 }
 
 /// A fake kernel that records every call in order, and can be told to fail one of them.
@@ -608,6 +738,9 @@ pub struct RecordingKernel {
 }
 
 impl RecordingKernel {
+    /// The descriptor number the fake's `listen_tcp` answers.
+    pub const LISTENER_FD: RawFd = 90;
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -741,6 +874,26 @@ impl Kernel for RecordingKernel {
             args: args.to_vec(),
             env: env.to_vec(),
         })
+    }
+    fn write_proc_file(&self, path: &Path, contents: &[u8]) -> SysResult<()> {
+        self.record(Call::WriteProc(path.to_path_buf(), contents.to_vec()))
+    }
+    fn locked_mount_flags(&self, path: &Path) -> SysResult<u64> {
+        self.record(Call::LockedMountFlags(path.to_path_buf()))
+            .map(|()| 0)
+    }
+    fn clear_caps(&self) -> SysResult<()> {
+        self.record(Call::ClearCaps)
+    }
+    fn loopback_up(&self) -> SysResult<()> {
+        self.record(Call::LoopbackUp)
+    }
+    fn listen_tcp(&self, addr: std::net::SocketAddr) -> SysResult<RawFd> {
+        self.record(Call::ListenTcp(addr))
+            .map(|()| RecordingKernel::LISTENER_FD)
+    }
+    fn send_fds(&self, sock: RawFd, data: &[u8], fds: &[RawFd]) -> SysResult<()> {
+        self.record(Call::SendFds(sock, data.to_vec(), fds.to_vec()))
     }
 }
 
@@ -1049,6 +1202,36 @@ pub fn umount_detach(target: &Path) -> io::Result<()> {
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// The effective gid of the calling process.
+pub fn getegid() -> u32 {
+    // SAFETY: getegid cannot fail.
+    unsafe { libc::getegid() }
+}
+
+/// Make `recv` on `sock` give up with `EAGAIN` after `timeout`.
+pub fn set_recv_timeout(sock: &OwnedFd, timeout: std::time::Duration) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+    use nix::sys::time::TimeVal;
+    let tv = TimeVal::new(
+        timeout.as_secs() as libc::time_t,
+        timeout.subsec_micros() as libc::suseconds_t,
+    );
+    setsockopt(sock, ReceiveTimeout, &tv).map_err(io::Error::from)
+}
+
+/// Whether the calling process (by its real uid and gids) may write `path`: `access(W_OK)`.
+pub fn may_write(path: &Path) -> bool {
+    use nix::unistd::{access, AccessFlags};
+    access(path, AccessFlags::W_OK).is_ok()
+}
+
+/// Whether the calling process (by its real uid and gids) may open `path` for reading and
+/// writing: `access(R_OK | W_OK)`.
+pub fn may_read_write(path: &Path) -> bool {
+    use nix::unistd::{access, AccessFlags};
+    access(path, AccessFlags::R_OK | AccessFlags::W_OK).is_ok()
 }
 
 /// Number of the highest capability this kernel knows.

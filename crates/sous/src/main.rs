@@ -22,6 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the Lambda API and execution environments on this machine.
+    #[command(after_help = serve::ISOLATION_HELP)]
     Serve(serve::ServeArgs),
     /// Write the SDK that handlers compile against.
     Sdk {

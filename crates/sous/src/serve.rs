@@ -40,11 +40,16 @@ pub struct ServeArgs {
     /// Do not echo function logs on standard output.
     #[arg(long)]
     no_echo_logs: bool,
-    /// `full`: every environment is a sandbox (namespaces, cgroups, private root; needs root).
-    /// `none`: plain processes, for hosts where isolation is impossible — never for code you
-    /// do not trust.
+    /// `full`: every environment is a sandbox (namespaces, cgroups, private root) — as root, or
+    /// rootless in user namespaces with a delegated cgroup tree (see below). `none`: plain
+    /// processes, for hosts where isolation is impossible — never for code you do not trust.
     #[arg(long, value_enum, default_value = "full")]
     isolation: IsolationArg,
+    /// The cgroup tree environments' cgroups are made in: a cgroup2 directory, or a directory
+    /// of cgroup v1 controller hierarchies [default: /sys/fs/cgroup as root; rootless: the
+    /// delegated cgroups Sous runs in]
+    #[arg(long)]
+    cgroup_root: Option<PathBuf>,
     /// Network access of functions: `outbound` (as on Lambda) or `none`.
     #[arg(long, value_enum, default_value = "outbound")]
     function_network: NetworkArg,
@@ -86,10 +91,38 @@ enum NetworkArg {
     None,
 }
 
+/// What `sous serve --help` says about isolation with and without root.
+pub const ISOLATION_HELP: &str = "\
+Isolation as root and rootless (--isolation full run by an ordinary user: needs unprivileged
+user namespaces and a delegated cgroup tree; docs/SECURITY.md has the details):
+
+  feature              as root                              rootless
+  namespaces           mount, PID, IPC, UTS, network        the same, inside a user namespace
+  function identity    uid 993 / gid 990, no other groups   uid 993 / gid 990 mapped onto Sous's
+                                                            user; Sous's supplementary groups
+                                                            stay (setgroups is denied)
+  privileges           no capabilities, no_new_privs,       the same
+                       seccomp filter
+  root filesystem      pivot_root into read-only binds      the same (the host's device nodes
+                                                            are bound, not created)
+  cgroups (memory,     under /sys/fs/cgroup or              a delegated tree: the cgroups Sous
+  CPU, pids, kill)     --cgroup-root                        runs in (v2: Delegate=yes; v1:
+                                                            chown'ed to its user) or --cgroup-root
+  /tmp                 an ext4 image of EphemeralStorage    a private directory in the data dir:
+                       MB (loop mount)                      storage, but its size is NOT enforced
+  outbound network     veth pair, NAT, iptables firewall    slirp4netns per environment (Debian:
+                       (host and other environments         slirp4netns): host loopback blocked,
+                       blocked)                             the host's other addresses reachable
+  --function-network   loopback only (the Runtime API)      the same
+  none
+  cgroup2              remounted with favordynmods          left as it is
+";
+
 /// The sandbox manager, or why `sous serve` refuses to run functions.
 fn sandbox(data_dir: &std::path::Path, args: &ServeArgs) -> anyhow::Result<Sandbox> {
     let mut cfg = SandboxConfig::new(data_dir.join("sandbox"));
     cfg.cpu_cap = args.function_cpu_cap;
+    cfg.cgroup_root = args.cgroup_root.clone();
     cfg.network = match args.function_network {
         NetworkArg::Outbound => NetworkMode::Outbound,
         NetworkArg::None => NetworkMode::None,
@@ -101,9 +134,17 @@ fn sandbox(data_dir: &std::path::Path, args: &ServeArgs) -> anyhow::Result<Sandb
     let sandbox = Sandbox::new(cfg).map_err(|e| {
         anyhow::anyhow!(
             "execution environments cannot be isolated on this host: {e}. \
-             Run as root on Linux with cgroups, or pass --isolation none to run functions unisolated"
+             Run as root on Linux with cgroups, or as a user with unprivileged user namespaces \
+             and a delegated cgroup tree (see `sous serve --help`), or pass --isolation none \
+             to run functions unisolated"
         )
     })?;
+    if sandbox.is_rootless() {
+        info!(
+            cgroups = ?sandbox.cgroup_version(),
+            "isolation: rootless (user namespaces, delegated cgroups; see `sous serve --help` for what differs from root)"
+        );
+    }
     for w in sandbox.warnings() {
         warn!("{w}");
     }

@@ -9,6 +9,7 @@
 //! The hierarchy root is a parameter (`/sys/fs/cgroup` in production), so this module is
 //! tested on a temporary directory without root.
 
+pub mod delegated;
 pub mod v1;
 pub mod v2;
 
@@ -41,6 +42,9 @@ pub enum CgroupError {
         controller: &'static str,
         available: String,
     },
+    /// Rootless: no cgroup tree the user may manage (see [`delegated`]).
+    #[error("no delegated cgroup tree with a memory controller: {0}. To fix: {how}", how = delegated::HOW_TO_DELEGATE)]
+    NotDelegated(String),
     #[error("create cgroup {path}: {err}")]
     Create { path: PathBuf, err: io::Error },
     #[error("write {value:?} to {path}: {err}")]
@@ -148,7 +152,7 @@ impl Hierarchy {
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         if let Hierarchy::V1(h) = self {
-            for c in v1::CONTROLLERS {
+            for (c, _) in h.bases() {
                 for e in std::fs::read_dir(h.parent_dir(c))
                     .into_iter()
                     .flatten()

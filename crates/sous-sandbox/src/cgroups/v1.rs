@@ -9,30 +9,48 @@ use super::{keyed, kill_listed, mkdir, read, rmdir, write, CgroupError, Limits, 
 /// `cpu,cpuacct`, found through the usual `cpu` symlink).
 pub const CONTROLLERS: [&str; 4] = ["memory", "pids", "freezer", "cpu"];
 
+/// The controllers an environment cannot do without.
+pub const REQUIRED: [&str; 3] = ["memory", "pids", "freezer"];
+
 #[derive(Debug, Clone)]
 pub struct Hierarchy {
-    root: PathBuf,
-    has_cpu: bool,
+    /// Per controller, the directory under which Sous's parent cgroup is made: the
+    /// controller's mount point as root, a delegated cgroup rootless.
+    bases: Vec<(&'static str, PathBuf)>,
 }
 
 impl Hierarchy {
+    /// The hierarchies mounted under `root` (`<root>/<controller>`).
     pub fn open(root: &Path) -> Hierarchy {
         Hierarchy {
-            root: root.to_path_buf(),
-            has_cpu: root.join("cpu").is_dir(),
+            bases: CONTROLLERS
+                .iter()
+                .filter(|c| **c != "cpu" || root.join("cpu").is_dir())
+                .map(|c| (*c, root.join(c)))
+                .collect(),
         }
     }
 
+    /// Explicit base directories, one per controller ([`REQUIRED`] and optionally `cpu`).
+    pub fn from_bases(bases: Vec<(&'static str, PathBuf)>) -> Hierarchy {
+        Hierarchy { bases }
+    }
+
+    /// The base directory of each controller in use.
+    pub fn bases(&self) -> &[(&'static str, PathBuf)] {
+        &self.bases
+    }
+
     pub(super) fn parent_dir(&self, controller: &str) -> PathBuf {
-        self.root.join(controller).join(PARENT)
+        self.bases
+            .iter()
+            .find(|(c, _)| *c == controller)
+            .map(|(_, b)| b.join(PARENT))
+            .unwrap_or_default()
     }
 
     fn controllers(&self) -> Vec<&'static str> {
-        CONTROLLERS
-            .iter()
-            .copied()
-            .filter(|c| *c != "cpu" || self.has_cpu)
-            .collect()
+        self.bases.iter().map(|(c, _)| *c).collect()
     }
 
     pub(super) fn handle(&self, name: &str) -> Cgroup {

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod attack;
+
 use std::fs::{self, File};
 use std::io::{Cursor, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -77,7 +79,28 @@ pub struct ServerOptions {
     pub no_echo_logs: bool,
     /// More `sous serve` flags (e.g. `--account-concurrency 10`).
     pub extra_args: Vec<String>,
+    /// Run the server as another user (the test must be root).
+    pub run_as: Option<RunAs>,
 }
+
+/// Who runs the server, and in which cgroups it starts: a shell (as root) moves itself into
+/// `cgroup_procs` (each a `cgroup.procs` file), then `setpriv` becomes `uid`/`gid` with no
+/// supplementary groups and runs `sous serve`, which so starts inside that (delegated) tree.
+/// The data dir is given to the user, and its parent made traversable.
+#[derive(Clone, Debug)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup_procs: Vec<PathBuf>,
+    /// The `sous` binary to run, when the one under test is not reachable by the user.
+    pub program: Option<PathBuf>,
+}
+
+/// What the shell before `setpriv` runs: `sh -c MOVE sh UID GID PROCS... -- PROGRAM ARGS...`.
+const MOVE_AND_BECOME: &str = r#"u=$1; g=$2; shift 2
+while [ "$1" != "--" ]; do echo $$ > "$1" || exit 125; shift; done
+shift
+exec setpriv --reuid="$u" --regid="$g" --clear-groups -- "$@""#;
 
 impl ServerOptions {
     /// The defaults plus `args` as extra `sous serve` flags.
@@ -95,6 +118,7 @@ impl Default for ServerOptions {
             credentials: Some((ACCESS_KEY.to_string(), SECRET_KEY.to_string())),
             no_echo_logs: false,
             extra_args: Vec::new(),
+            run_as: None,
         }
     }
 }
@@ -123,6 +147,11 @@ impl Server {
             .expect("create temp dir");
         let data_dir = root.path().join("data");
         fs::create_dir_all(&data_dir).unwrap();
+        if let Some(r) = &options.run_as {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+            std::os::unix::fs::chown(&data_dir, Some(r.uid), Some(r.gid)).unwrap();
+        }
         let placeholder: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let mut server = Server {
             root,
@@ -150,7 +179,18 @@ impl Server {
         self.gateway_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let out = File::create(self.stdout_path(self.runs)).unwrap();
         let err = File::create(self.stderr_path(self.runs)).unwrap();
-        let mut cmd = Command::new(Self::binary());
+        let mut cmd = match &self.options.run_as {
+            None => Command::new(Self::binary()),
+            Some(r) => {
+                let mut c = Command::new("/bin/sh");
+                c.args(["-c", MOVE_AND_BECOME, "sh"])
+                    .args([r.uid.to_string(), r.gid.to_string()])
+                    .args(&r.cgroup_procs)
+                    .arg("--")
+                    .arg(r.program.clone().unwrap_or_else(Self::binary));
+                c
+            }
+        };
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)

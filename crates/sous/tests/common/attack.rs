@@ -1,0 +1,279 @@
+//! Attack helpers shared by the sandbox tests as root (`sandbox.rs`) and rootless
+//! (`rootless.rs`): shell-script functions that try something and report what happened, the
+//! checks that Sous is unharmed, and the "test host" (a network namespace the test makes) that
+//! outbound networking is tried against.
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::types::EphemeralStorage;
+
+use super::*;
+
+/// A custom runtime whose handler runs `script` (a shell fragment; `$EVENT` is the event
+/// file) and responds with everything it printed.
+pub fn attack_zip(script: &str) -> Vec<u8> {
+    attack_zip_with_init("", script)
+}
+
+pub fn attack_zip_with_init(init: &str, script: &str) -> Vec<u8> {
+    bootstrap_zip(shell_runtime(
+        &format!("{TRY}\n{init}"),
+        &format!("  {{\n{script}\n  }} > \"$WORK/report\" 2>&1\n  respond \"$WORK/report\""),
+    ))
+}
+
+/// `t KEY CMD...` runs CMD in the runtime's shell and prints `KEY=rcN <its output>` on one
+/// line.
+pub const TRY: &str = r#"t() { k=$1; shift; "$@" >"$WORK/t" 2>&1; r=$?; echo "$k=rc$r $(tr '\n' ' ' < "$WORK/t")"; }"#;
+
+/// The value of `key` in a report made with `t`, which must show a failure.
+pub fn failed<'a>(report: &'a str, key: &str) -> &'a str {
+    let v = field(report, key).unwrap_or_else(|| panic!("no {key} in:\n{report}"));
+    assert!(
+        v.starts_with("rc") && !v.starts_with("rc0 "),
+        "{key} succeeded:\n{report}"
+    );
+    v
+}
+
+/// Creates a function from `zip` with the given settings (seconds, MB, MB, variables).
+pub async fn deploy(
+    server: &Server,
+    prefix: &str,
+    zip: &[u8],
+    timeout_s: i32,
+    memory_mb: i32,
+    ephemeral_mb: i32,
+    vars: &[(&str, &str)],
+) -> String {
+    let name = unique(prefix);
+    create_ok(
+        server,
+        create(&server.client, &name, zip)
+            .timeout(timeout_s)
+            .memory_size(memory_mb)
+            .ephemeral_storage(
+                EphemeralStorage::builder()
+                    .size(ephemeral_mb)
+                    .build()
+                    .unwrap(),
+            )
+            .environment(env_vars(vars)),
+    )
+    .await;
+    name
+}
+
+/// Invokes a function that must complete (no function error) and returns its report.
+pub async fn report(server: &Server, name: &str) -> String {
+    let out = invoke(server, name, b"{}").await;
+    assert_eq!(
+        out.function_error,
+        None,
+        "{name} failed: {}\nlog: {:?}\n{}",
+        out.text(),
+        out.log,
+        server.output_tail(3000)
+    );
+    // Shown with the failure of the test that asserts on it.
+    eprintln!("----- {name} reported:\n{}", out.text());
+    out.text()
+}
+
+/// The server still answers its API and still runs a fresh function.
+pub async fn assert_sous_unharmed(server: &Server) {
+    let pid = server.pid().expect("server running");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "sous serve (pid {pid}) is gone\n{}",
+        server.output_tail(3000)
+    );
+    server
+        .client
+        .list_functions()
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the API stopped answering: {e:?}"));
+    let name = unique("healthy");
+    create_ok(
+        server,
+        create(&server.client, &name, &bootstrap_zip(echo_runtime())),
+    )
+    .await;
+    let out = invoke(server, &name, br#"{"still":"ok"}"#).await;
+    assert_eq!(out.function_error, None, "{}", out.text());
+    assert_eq!(out.text(), r#"{"still":"ok"}"#);
+}
+
+/// `key=value` lines of a report.
+pub fn field<'a>(report: &'a str, key: &str) -> Option<&'a str> {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Max Memory Used of the REPORT line of a tail log.
+pub fn max_memory_used(log: &str) -> u64 {
+    let re = regex::Regex::new(r"Max Memory Used: (\d+) MB").unwrap();
+    re.captures(log)
+        .unwrap_or_else(|| panic!("no Max Memory Used in {log}"))[1]
+        .parse()
+        .unwrap()
+}
+
+/// The host's own IPv4 addresses other than loopback (a function must reach none of them).
+pub fn host_addresses() -> Vec<Ipv4Addr> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .expect("run ip");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let ifname = it.nth(1)?;
+            let addr = it.skip_while(|w| *w != "inet").nth(1)?;
+            let addr: Ipv4Addr = addr.split('/').next()?.parse().ok()?;
+            (!addr.is_loopback() && !ifname.starts_with("sth")).then_some(addr)
+        })
+        .collect()
+}
+
+/// A test host: a network namespace made by the test, joined to the host by a veth pair with
+/// addresses from a test-only /30 (10.233.A.B), serving `token` over HTTP on port 8000. All
+/// of it is removed on drop.
+pub struct TestHost {
+    pub netns: String,
+    pub host_if: String,
+    /// The test host's address.
+    pub addr: Ipv4Addr,
+    /// The host side's address (what the test host sees as the client after NAT).
+    pub host_side: Ipv4Addr,
+    pub server: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub token: String,
+}
+
+pub const TEST_HOST_PORT: u16 = 8000;
+
+pub fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl TestHost {
+    pub fn start() -> TestHost {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed) % 64;
+        let pid = std::process::id();
+        let base = u32::from(Ipv4Addr::new(10, 233, 0, 0)) + ((pid % 256) << 8) + n * 4;
+        let mut host = TestHost {
+            netns: format!("sthost-{pid}-{n}"),
+            host_if: format!("sth{}x{n}", pid % 100_000),
+            addr: Ipv4Addr::from(base + 2),
+            host_side: Ipv4Addr::from(base + 1),
+            server: None,
+            dir: tempfile::tempdir().unwrap(),
+            token: unique("test-host-token"),
+        };
+        // Leftovers of an earlier run with the same pid.
+        let _ = ip(&["netns", "del", &host.netns]);
+        let _ = ip(&["link", "del", &host.host_if]);
+        let host_cidr = format!("{}/30", host.host_side);
+        let addr_cidr = format!("{}/30", host.addr);
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", &host.netns],
+            vec![
+                "link",
+                "add",
+                &host.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &host.netns,
+            ],
+            vec!["addr", "add", &host_cidr, "dev", &host.host_if],
+            vec!["link", "set", &host.host_if, "up"],
+            vec!["-n", &host.netns, "addr", "add", &addr_cidr, "dev", "eth0"],
+            vec!["-n", &host.netns, "link", "set", "eth0", "up"],
+            vec!["-n", &host.netns, "link", "set", "lo", "up"],
+        ];
+        for s in steps {
+            ip(&s).unwrap_or_else(|e| panic!("set up the test host: {e}"));
+        }
+        std::fs::write(host.dir.path().join("token"), &host.token).unwrap();
+        let log = std::fs::File::create(host.dir.path().join("access.log")).unwrap();
+        let python = if std::path::Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host.netns, python, "-m", "http.server"])
+            .arg(TEST_HOST_PORT.to_string())
+            .args(["--bind", &host.addr.to_string(), "--directory"])
+            .arg(host.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the test host's HTTP server");
+        host.server = Some(child);
+        // Ready when it answers (the host reaches the test host directly over the veth).
+        let target = SocketAddr::from((host.addr, TEST_HOST_PORT));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the test host's server did not come up on {target}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        host
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}:{TEST_HOST_PORT}/token", self.addr)
+    }
+
+    pub fn access_log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.path().join("access.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = ip(&["netns", "del", &self.netns]);
+        let _ = ip(&["link", "del", &self.host_if]);
+    }
+}
+
+pub const CURL_TEST_HOST: &str = r#"if body=$(curl -sS --max-time 5 "$URL" 2>&1); then echo "fetched=$body"; else echo "failed=$body"; fi"#;

@@ -1,0 +1,864 @@
+//! Rootless isolation (issue 4: "user namespaces where the host allows"): the real `sous
+//! serve` run by an ordinary user, attacked from inside as in `sandbox.rs`.
+//!
+//! The test itself must run as root (CI does): it plays the administrator who delegates a
+//! cgroup tree to a test user (uid/gid 64123, no passwd entry needed), then starts `sous serve`
+//! as that user inside the tree (`common::RunAs`: a shell moves itself into the cgroups, then
+//! `setpriv` drops to the user with no supplementary groups). Everything below must then hold
+//! without any privilege: user, mount, PID, IPC, UTS and network namespaces, uid 993 / gid 990
+//! inside, limits through the delegated cgroups, a private `/tmp`, the Runtime API in the
+//! environment's own network namespace and outbound networking through slirp4netns. Tests
+//! that need root fail loudly without it.
+//!
+//! The outbound tests talk only to a test host (a network namespace the test makes, see
+//! `common::attack::TestHost`).
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::attack::*;
+use common::*;
+
+/// The unprivileged user Sous runs as.
+const TEST_UID: u32 = 64123;
+const TEST_GID: u32 = 64123;
+
+fn require_root() {
+    assert_eq!(
+        sous_sandbox::syscalls::geteuid(),
+        0,
+        "the rootless isolation tests must run as root: they delegate a cgroup tree to a test \
+         user and start `sous serve` as that user; run `cargo test -p sous --test rootless` \
+         as root"
+    );
+}
+
+/// A cgroup tree delegated to [`TEST_UID`], as an administrator would: on cgroup v1 a child
+/// of the test's own cgroup in each hierarchy Sous uses, chown'ed with its files; on v2 a
+/// child of the root with the controllers enabled, the directory and its `cgroup.procs`,
+/// `cgroup.threads` and `cgroup.subtree_control` chown'ed (the kernel's delegation rules).
+/// Removed (bottom-up) on drop, after the server that lived in it.
+struct Delegation {
+    dirs: Vec<PathBuf>,
+}
+
+impl Delegation {
+    fn new() -> Delegation {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "sous-rootless-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let root = Path::new("/sys/fs/cgroup");
+        let mut dirs = Vec::new();
+        if root.join("cgroup.controllers").is_file() {
+            let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap();
+            for c in ["memory", "pids", "cpu"] {
+                if available.split_whitespace().any(|a| a == c) {
+                    let _ = std::fs::write(root.join("cgroup.subtree_control"), format!("+{c}"));
+                }
+            }
+            let dir = root.join(&name);
+            std::fs::create_dir(&dir).unwrap();
+            for f in [
+                "",
+                "cgroup.procs",
+                "cgroup.threads",
+                "cgroup.subtree_control",
+            ] {
+                chown(&dir.join(f));
+            }
+            dirs.push(dir);
+        } else {
+            let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+            for c in ["memory", "pids", "freezer", "cpu"] {
+                let base = root.join(c);
+                if !base.is_dir() {
+                    continue;
+                }
+                let path = own
+                    .lines()
+                    .filter_map(|l| {
+                        let mut f = l.splitn(3, ':');
+                        Some((f.nth(1)?, f.next()?))
+                    })
+                    .find(|(ctrls, _)| ctrls.split(',').any(|x| x == c))
+                    .map(|(_, p)| p.trim_start_matches('/').to_string())
+                    .unwrap_or_default();
+                let dir = base.join(path).join(&name);
+                std::fs::create_dir(&dir)
+                    .unwrap_or_else(|e| panic!("delegate {}: {e}", dir.display()));
+                chown(&dir);
+                for f in std::fs::read_dir(&dir).unwrap().flatten() {
+                    chown(&f.path());
+                }
+                dirs.push(dir);
+            }
+        }
+        Delegation { dirs }
+    }
+
+    /// The `cgroup.procs` files to start the server in.
+    fn procs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// Environment cgroups Sous made in the tree and has not removed.
+    fn environment_cgroups(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in &self.dirs {
+            for e in std::fs::read_dir(d.join("sous"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if e.path().is_dir() {
+                    out.push(e.path().display().to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+fn chown(p: &Path) {
+    std::os::unix::fs::chown(p, Some(TEST_UID), Some(TEST_GID))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+}
+
+/// rmdir a cgroup and its children, deepest first.
+fn remove_cgroup(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup(&e.path());
+        }
+    }
+    for _ in 0..100 {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => return,
+        }
+    }
+}
+
+impl Drop for Delegation {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            remove_cgroup(d);
+        }
+    }
+}
+
+/// Rootless outbound networking needs `/dev/net/tun` usable by the user, as the usual
+/// distributions' udev rules make it (mode 0666); a machine without those rules gets the
+/// same mode here, as its administrator would give it.
+fn tun_usable_by_users() {
+    use std::os::unix::fs::PermissionsExt;
+    let tun = Path::new(sous_sandbox::network::TUN_DEVICE);
+    let mode = std::fs::metadata(tun)
+        .unwrap_or_else(|e| panic!("{}: {e}", tun.display()))
+        .permissions()
+        .mode();
+    if mode & 0o006 != 0o006 {
+        std::fs::set_permissions(tun, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+}
+
+/// The `sous` binary as the test user can run it: the one under test when every directory
+/// on its path lets others through (the checkout may live under a private home), else a hard
+/// link to it (a copy across filesystems) in a directory of the temp dir that does. Links of
+/// earlier test processes that are gone are removed.
+fn user_binary() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = Server::binary();
+        let others_may = |p: &Path, bits: u32| {
+            std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & bits == bits)
+        };
+        if others_may(&bin, 0o005) && bin.ancestors().skip(1).all(|d| others_may(d, 0o001)) {
+            return bin;
+        }
+        let tmp = std::env::temp_dir();
+        for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("sous-rootless-bin-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = tmp.join(format!("sous-rootless-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let to = dir.join("sous");
+        let _ = std::fs::remove_file(&to);
+        if std::fs::hard_link(&bin, &to).is_err() {
+            std::fs::copy(&bin, &to).unwrap();
+        }
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        to
+    })
+    .clone()
+}
+
+/// `sous serve` as [`TEST_UID`] inside `cg`, with `args`.
+fn start_rootless(cg: &Delegation, args: &[&str]) -> Server {
+    if !args.contains(&"none") {
+        tun_usable_by_users();
+    }
+    let server = Server::start_with(ServerOptions {
+        run_as: Some(RunAs {
+            uid: TEST_UID,
+            gid: TEST_GID,
+            cgroup_procs: cg.procs(),
+            program: Some(user_binary()),
+        }),
+        ..ServerOptions::with_args(args)
+    });
+    // It really is unprivileged.
+    let pid = server.pid().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uids.split_whitespace().skip(1).collect::<Vec<_>>(),
+        vec![TEST_UID.to_string(); 4],
+        "{status}"
+    );
+    let caps = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    assert!(caps.ends_with("0000000000000000"), "{caps}");
+    assert!(
+        server.output().contains("isolation: rootless"),
+        "{}",
+        server.output()
+    );
+    server
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_answers_as_993_in_its_own_user_namespace() {
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &[]);
+    assert!(
+        server.output().contains("EphemeralStorage is not enforced"),
+        "{}",
+        server.output()
+    );
+    let zip = attack_zip(
+        r#"echo "uid=$(id -u)"
+  echo "gid=$(id -g)"
+  echo "groups=$(id -G)"
+  echo "id=$(id)"
+  echo "uid_map=$(cat /proc/self/uid_map | tr -s ' ')"
+  echo "gid_map=$(cat /proc/self/gid_map | tr -s ' ')"
+  echo "api=$AWS_LAMBDA_RUNTIME_API"
+  echo "host=$(hostname)"
+  echo "cwd=$(pwd)""#,
+    );
+    let name = deploy(&server, "rootless-id", &zip, 10, 128, 512, &[]).await;
+    let out = report(&server, &name).await;
+    assert_eq!(field(&out, "uid"), Some("993"), "{out}");
+    assert_eq!(field(&out, "gid"), Some("990"), "{out}");
+    assert_eq!(field(&out, "groups"), Some("990"), "{out}");
+    assert!(
+        field(&out, "id")
+            .unwrap()
+            .starts_with("uid=993(sbx_user1051) gid=990(sbx_user1051)"),
+        "{out}"
+    );
+    // One id mapped, onto the unprivileged user that runs Sous.
+    assert_eq!(field(&out, "uid_map"), Some(" 993 64123 1"), "{out}");
+    assert_eq!(field(&out, "gid_map"), Some(" 990 64123 1"), "{out}");
+    assert_eq!(field(&out, "api"), Some("127.0.0.1:9001"), "{out}");
+    assert!(
+        field(&out, "host").unwrap().starts_with("169.254."),
+        "{out}"
+    );
+    assert_eq!(field(&out, "cwd"), Some("/var/task"), "{out}");
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sees_only_its_own_processes() {
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &["--function-network", "none"]);
+    let zip = attack_zip(
+        r#"set -- /proc/[0-9]*
+  echo "count=$#"
+  echo "pids=$(for p in "$@"; do printf '%s ' "${p#/proc/}"; done)"
+  echo "server=$(cat /proc/$SERVER_PID/cmdline 2>&1 | tr '\0' ' ')"
+  t kill kill -9 "$SERVER_PID""#,
+    );
+    let pid = server.pid().unwrap().to_string();
+    let name = deploy(
+        &server,
+        "rootless-ps",
+        &zip,
+        10,
+        128,
+        512,
+        &[("SERVER_PID", &pid)],
+    )
+    .await;
+    let out = report(&server, &name).await;
+    let count: usize = field(&out, "count").unwrap().parse().unwrap();
+    assert!(count < 10, "the function sees {count} processes:\n{out}");
+    let pids: Vec<u32> = field(&out, "pids")
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(pids.iter().all(|&p| p < 100), "host pids visible:\n{out}");
+    assert!(pids.contains(&1), "{out}");
+    assert!(!out.contains("sous serve"), "the server is visible:\n{out}");
+    assert!(failed(&out, "kill").contains("No such process"), "{out}");
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cannot_signal_its_init_sous_or_other_environments() {
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &["--function-network", "none"]);
+    // A victim with a counter in its /tmp: if its environment survives, the count goes on.
+    let victim = deploy(
+        &server,
+        "rootless-victim",
+        &attack_zip(
+            r#"n=$(cat /tmp/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/n
+  echo "n=$n""#,
+        ),
+        10,
+        128,
+        512,
+        &[],
+    )
+    .await;
+    assert_eq!(field(&report(&server, &victim).await, "n"), Some("1"));
+    // The init is the function's own uid here (both are Sous's user outside), but it is the
+    // PID namespace's init: the kernel drops SIGKILL sent to it from inside, and it holds
+    // capabilities the function lacks, so ptrace-like access to it is refused.
+    let pid = server.pid().unwrap().to_string();
+    let attacker = deploy(
+        &server,
+        "rootless-killer",
+        &attack_zip(
+            r#"t server kill -9 "$SERVER_PID"
+  kill -9 1; kill -STOP 1
+  kill -9 -1; echo "all=rc$?"
+  echo "initroot=$(ls /proc/1/root/ 2>&1 | head -n 1)"
+  echo "initmem=$(head -c 1 /proc/1/mem 2>&1)"
+  echo "alive=yes""#,
+        ),
+        10,
+        128,
+        512,
+        &[("SERVER_PID", &pid)],
+    )
+    .await;
+    let text = report(&server, &attacker).await;
+    assert!(
+        failed(&text, "server").contains("No such process"),
+        "{text}"
+    );
+    assert!(
+        field(&text, "initroot")
+            .unwrap()
+            .contains("Permission denied"),
+        "{text}"
+    );
+    assert!(
+        field(&text, "initmem")
+            .unwrap()
+            .contains("Permission denied"),
+        "{text}"
+    );
+    assert_eq!(field(&text, "alive"), Some("yes"), "{text}");
+    // The attacker's environment still works (its init survived), and so does the victim's.
+    assert_eq!(
+        field(&report(&server, &attacker).await, "alive"),
+        Some("yes")
+    );
+    assert_sous_unharmed(&server).await;
+    assert_eq!(
+        field(&report(&server, &victim).await, "n"),
+        Some("2"),
+        "the victim's environment was hurt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cannot_read_host_secrets() {
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &["--function-network", "none"]);
+    let data = server.data_dir.display().to_string();
+    // The data dir belongs to the very uid the function is mapped onto: only the view keeps
+    // the function from it.
+    let zip = attack_zip(
+        r#"for p in "$DATA_DIR" "$DATA_DIR/credentials" "$DATA_DIR/sandbox" /root /home /etc/shadow /proc/1/root/etc/shadow; do
+    if out=$(ls -la "$p" 2>&1 && cat "$p" 2>&1); then echo "read $p: $out"; else echo "denied $p: $out"; fi
+  done
+  echo "etc=$(ls /etc | tr '\n' ' ')""#,
+    );
+    let name = deploy(
+        &server,
+        "rootless-read",
+        &zip,
+        10,
+        128,
+        512,
+        &[("DATA_DIR", &data)],
+    )
+    .await;
+    let out = report(&server, &name).await;
+    for p in [
+        data.clone(),
+        format!("{data}/credentials"),
+        format!("{data}/sandbox"),
+        "/root".into(),
+        "/home".into(),
+        "/etc/shadow".into(),
+    ] {
+        assert!(
+            out.contains(&format!("denied {p}: ")),
+            "{p} must not be readable:\n{out}"
+        );
+    }
+    assert!(
+        !out.lines().any(|l| l.starts_with("read ")),
+        "something was readable:\n{out}"
+    );
+    assert!(!out.contains(SECRET_KEY), "the admin secret leaked:\n{out}");
+    assert!(!field(&out, "etc").unwrap().contains("shadow"), "{out}");
+    assert_sous_unharmed(&server).await;
+}
+
+/// The raw system calls, made with Python's ctypes (the tools above may refuse on their own,
+/// before asking the kernel): prints the errno's text, exits 0 only on success.
+const SYSCALLS: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+what = sys.argv[1]
+if what == "mount":
+    rc = libc.mount(b"none", b"/tmp/m", b"tmpfs", 0, None)
+elif what == "unshare":
+    rc = libc.unshare(0x10000000 | 0x00020000)  # CLONE_NEWUSER | CLONE_NEWNS
+else:
+    fd = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+    rc = libc.setns(fd, 0)
+print(what, rc, os.strerror(ctypes.get_errno()))
+sys.exit(0 if rc == 0 else 1)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_and_unshare_are_denied() {
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &["--function-network", "none"]);
+    let zip = attack_zip(
+        r#"mkdir -p /tmp/m
+  t mount mount -t tmpfs none /tmp/m
+  t bind mount --bind /tmp /tmp/m
+  t userns unshare -r id
+  t netns unshare -n true
+  t mntns unshare -m true
+  t chroot /usr/sbin/chroot /tmp /bin/true
+  t hostname hostname evil
+  t sysmount python3 -c "$SYSCALLS" mount
+  t sysunshare python3 -c "$SYSCALLS" unshare
+  t syssetns python3 -c "$SYSCALLS" setns
+  echo "caps=$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status | tr '\n\t' '  ')"
+  echo "nnp=$(grep NoNewPrivs /proc/self/status | tr -d '\t ')"
+  echo "seccomp=$(grep '^Seccomp:' /proc/self/status | tr -d '\t ')"
+  echo "mounts=$(grep -c ' /tmp/m ' /proc/self/mounts)""#,
+    );
+    let vars = [("SYSCALLS", SYSCALLS)];
+    let name = deploy(&server, "rootless-mount", &zip, 10, 128, 512, &vars).await;
+    let out = report(&server, &name).await;
+    for key in [
+        "mount",
+        "bind",
+        "userns",
+        "netns",
+        "mntns",
+        "chroot",
+        "hostname",
+        "sysmount",
+        "sysunshare",
+        "syssetns",
+    ] {
+        let v = failed(&out, key);
+        assert!(
+            v.contains("not permitted")
+                || v.contains("must be superuser")
+                || v.contains("must be root"),
+            "{key}:\n{out}"
+        );
+    }
+    let caps = field(&out, "caps").unwrap();
+    assert_eq!(
+        caps.matches("0000000000000000").count(),
+        5,
+        "capabilities left: {out}"
+    );
+    assert_eq!(field(&out, "nnp"), Some("NoNewPrivs:1"), "{out}");
+    assert_eq!(field(&out, "seccomp"), Some("Seccomp:2"), "{out}");
+    assert_eq!(field(&out, "mounts"), Some("0"), "{out}");
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_past_memory_size_is_killed() {
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &["--function-network", "none"]);
+    let zip = attack_zip(r#"  x=$(head -c 400000000 /dev/zero | tr '\0' x); echo "len=${#x}""#);
+    let name = deploy(&server, "rootless-oom", &zip, 30, 128, 512, &[]).await;
+    let out = invoke(&server, &name, b"{}").await;
+    assert_eq!(
+        out.function_error.as_deref(),
+        Some("Unhandled"),
+        "{}",
+        out.text()
+    );
+    let body = out.json();
+    assert_eq!(body["errorType"], "Runtime.ExitError", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("signal: killed"),
+        "{body}"
+    );
+    // Max Memory Used comes from the delegated cgroup.
+    let used = max_memory_used(out.log());
+    assert!(
+        (100..=140).contains(&used),
+        "Max Memory Used should be about the 128 MB limit: {used}\n{}",
+        out.log()
+    );
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tmp_is_writable_private_storage_removed_with_the_environment() {
+    require_root();
+    let cg = Delegation::new();
+    let mut server = start_rootless(&cg, &["--function-network", "none"]);
+    let secret = unique("rootless-tmp-secret");
+    let owner = deploy(
+        &server,
+        "rootless-tmp-owner",
+        &attack_zip(
+            r#"[ -f /tmp/secret ] || echo "$SECRET" > /tmp/secret
+  echo "mine=$(cat /tmp/secret)"
+  echo "fs=$(stat -f -c %T /tmp)"
+  echo "big=$(dd if=/dev/zero of=/tmp/big bs=1M count=200 2>&1 >/dev/null | tail -n 1)"
+  echo "size=$(stat -c %s /tmp/big)"
+  rm -f /tmp/big"#,
+        ),
+        30,
+        128,
+        512,
+        &[("SECRET", &secret)],
+    )
+    .await;
+    let out = report(&server, &owner).await;
+    assert_eq!(field(&out, "mine"), Some(secret.as_str()), "{out}");
+    // Storage, not memory: 200 MB written by a 128 MB function, on a disk filesystem.
+    assert_ne!(field(&out, "fs"), Some("tmpfs"), "{out}");
+    assert_eq!(field(&out, "size"), Some("209715200"), "{out}");
+    let thief = deploy(
+        &server,
+        "rootless-tmp-thief",
+        &attack_zip(
+            r#"echo "cat=$(cat /tmp/secret 2>&1)"
+  echo "ls=$(ls -a /tmp | tr '\n' ' ')"
+  echo "grep=$(grep -rs "$SECRET" /tmp /var /opt /run 2>/dev/null | head -n 3)""#,
+        ),
+        10,
+        128,
+        512,
+        &[("SECRET", &secret)],
+    )
+    .await;
+    let stolen = report(&server, &thief).await;
+    assert!(
+        field(&stolen, "cat").is_some_and(|v| v.contains("No such file")),
+        "{stolen}"
+    );
+    assert!(
+        !field(&stolen, "ls").unwrap().contains("secret"),
+        "{stolen}"
+    );
+    assert_eq!(field(&stolen, "grep"), Some(""), "{stolen}");
+    let again = report(&server, &owner).await;
+    assert_eq!(field(&again, "mine"), Some(secret.as_str()), "{again}");
+    // Each environment's /tmp is a directory of the data dir while it lives...
+    let tmps = server.tree("sandbox/tmp");
+    assert!(
+        tmps.iter().any(|t| !t.contains('/')),
+        "no /tmp directories: {tmps:?}"
+    );
+    // ...and is gone with it, as are its cgroups.
+    server.stop();
+    assert_eq!(server.tree("sandbox/tmp"), Vec::<String>::new());
+    assert_eq!(cg.environment_cgroups(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_api_works_and_sous_and_host_loopback_are_unreachable() {
+    require_root();
+    let cg = Delegation::new();
+    // Outbound on (slirp4netns): its gateway must not lead to the host's loopback either.
+    let server = start_rootless(&cg, &[]);
+    let host_service = TcpListener::bind("127.0.0.1:0").unwrap();
+    host_service.set_nonblocking(true).unwrap();
+    let port = host_service.local_addr().unwrap().port().to_string();
+    let zip = attack_zip(
+        r#"probe() { if curl -sS --max-time 3 -o /dev/null "http://$1/" 2>/dev/null; then echo "reached $1"; else echo "blocked $1"; fi; }
+  echo "ping=$(curl -sS --max-time 3 -o /dev/null -w '%{http_code}' "http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation/next" -X POST 2>&1)"
+  probe "127.0.0.1:$API_PORT"
+  probe "127.0.0.1:$GATEWAY_PORT"
+  probe "127.0.0.1:$PORT"
+  GW=$(/usr/sbin/ip route | sed -n 's/^default via \([0-9.]*\).*/\1/p')
+  echo "gateway=$GW"
+  probe "$GW:$API_PORT"
+  probe "$GW:$PORT""#,
+    );
+    let api = server.api_addr.port().to_string();
+    let gw = server.gateway_addr.port().to_string();
+    let name = deploy(
+        &server,
+        "rootless-connect",
+        &zip,
+        60,
+        128,
+        512,
+        &[("API_PORT", &api), ("GATEWAY_PORT", &gw), ("PORT", &port)],
+    )
+    .await;
+    let out = report(&server, &name).await;
+    // The Runtime API answers on the environment's own loopback (a POST to /next is not
+    // allowed: any HTTP status proves the listener is there).
+    let ping = field(&out, "ping").unwrap();
+    assert!(ping.len() == 3 && !ping.starts_with('0'), "{out}");
+    assert!(
+        !out.contains("reached"),
+        "a host service was reached:\n{out}"
+    );
+    assert_eq!(out.matches("blocked").count(), 5, "{out}");
+    assert_eq!(
+        field(&out, "gateway"),
+        Some("10.0.2.2"),
+        "slirp4netns gives the default route: {out}"
+    );
+    match host_service.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the host service saw a connection: {other:?}"),
+    }
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_reaches_a_test_host_through_slirp4netns() {
+    require_root();
+    let test_host = TestHost::start();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &[]);
+    let url = test_host.url();
+    let name = deploy(
+        &server,
+        "rootless-outbound",
+        &attack_zip(CURL_TEST_HOST),
+        30,
+        128,
+        512,
+        &[("URL", &url)],
+    )
+    .await;
+    let out = report(&server, &name).await;
+    assert_eq!(
+        field(&out, "fetched"),
+        Some(test_host.token.as_str()),
+        "outbound networking must reach the test host:\n{out}"
+    );
+    // slirp4netns connects from the host's namespace: the test host sees the host's side of
+    // its own link.
+    let log = test_host.access_log();
+    let get = log
+        .lines()
+        .find(|l| l.contains("GET /token"))
+        .unwrap_or_else(|| panic!("the test host logged no request: {log}"));
+    assert!(
+        get.starts_with(&format!("{} ", test_host.host_side)),
+        "{log}"
+    );
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_network_none_has_no_route_out() {
+    require_root();
+    let test_host = TestHost::start();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &["--function-network", "none"]);
+    let zip = attack_zip(&format!(
+        "  {CURL_TEST_HOST}\n  echo \"links=$(/usr/sbin/ip -o link show | wc -l)\""
+    ));
+    let name = deploy(
+        &server,
+        "rootless-no-network",
+        &zip,
+        30,
+        128,
+        512,
+        &[("URL", &test_host.url())],
+    )
+    .await;
+    let out = report(&server, &name).await;
+    assert!(
+        field(&out, "failed").is_some() && !out.contains(&test_host.token),
+        "with --function-network none the test host must be unreachable:\n{out}"
+    );
+    assert_eq!(field(&out, "links"), Some("1"), "only loopback: {out}");
+    let target = SocketAddr::from((test_host.addr, TEST_HOST_PORT));
+    assert!(TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok());
+    assert_sous_unharmed(&server).await;
+}
+
+#[test]
+fn without_a_delegated_cgroup_tree_sous_refuses_and_says_how_to_delegate() {
+    require_root();
+    // The test user, in the test's own (root-owned) cgroups.
+    let dir = tempfile::Builder::new()
+        .prefix("sous-rootless-refuse-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    chown(&data);
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg("setpriv")
+        .args([
+            format!("--reuid={TEST_UID}"),
+            format!("--regid={TEST_GID}"),
+            "--clear-groups".into(),
+            "--".into(),
+        ])
+        .arg(user_binary())
+        .args([
+            "serve",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--gateway-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("SOUS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("SOUS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "sous serve did not stop: {text}"
+    );
+    for needle in [
+        "no delegated cgroup tree",
+        "Delegate=yes",
+        "chown",
+        "--cgroup-root",
+        "--isolation none",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+}
+
+/// Pids of the direct children of `pid` (the sandbox inits and slirp4netns of a server).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_rootless_run_leaves_nothing_behind() {
+    require_root();
+    let cg = Delegation::new();
+    let mut server = start_rootless(&cg, &[]);
+    let marker = unique("rootless-crash");
+    let name = deploy(
+        &server,
+        "rootless-crash",
+        &attack_zip(r#"( sleep 300 & ) >/dev/null 2>&1; echo "started=yes""#),
+        10,
+        128,
+        512,
+        &[("SOUS_TEST_MARKER", &marker)],
+    )
+    .await;
+    assert_eq!(field(&report(&server, &name).await, "started"), Some("yes"));
+    assert!(!processes_with(&marker).is_empty());
+    let children = children_of(server.pid().unwrap());
+    let slirps = children
+        .iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "slirp4netns")
+        })
+        .count();
+    assert!(
+        slirps >= 1,
+        "outbound networking runs slirp4netns: {children:?}"
+    );
+    // SIGKILL: nothing of Sous runs its cleanup. Its inits, their environments (with the
+    // runtime's orphan) and the slirp4netns processes die with it.
+    server.kill_hard();
+    let left = wait_pids_gone(&children, Duration::from_secs(10));
+    assert!(left.is_empty(), "survived the crash: {left:?}");
+    let left = wait_processes_gone(&marker, Duration::from_secs(10));
+    assert!(left.is_empty(), "function processes survived: {left:?}");
+    assert!(
+        !cg.environment_cgroups().is_empty() && !server.tree("sandbox/tmp").is_empty(),
+        "the crash should have left cgroups and /tmp directories to clean"
+    );
+    // The next start removes what the crashed run left, and works.
+    server.restart();
+    assert_eq!(field(&report(&server, &name).await, "started"), Some("yes"));
+    server.stop();
+    assert_eq!(cg.environment_cgroups(), Vec::<String>::new());
+    assert_eq!(server.tree("sandbox/tmp"), Vec::<String>::new());
+    reap(&marker);
+}
