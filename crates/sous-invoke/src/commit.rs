@@ -18,6 +18,9 @@ use tokio::sync::oneshot;
 
 /// The most writes in one transaction.
 const MAX_BATCH: usize = 512;
+/// How often the WAL is checkpointed while the queue is written (the writer itself never
+/// checkpoints: see `Store::checkpoint_queue`).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
@@ -27,9 +30,26 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Start the writer thread for `store`. It ends when the handle is dropped.
+    /// Start the writer thread for `store`, and the thread that checkpoints what it writes.
+    /// Both end when the handle is dropped.
     pub fn start(store: Arc<Store>) -> Self {
         let (tx, rx) = mpsc::channel::<(QueueWrite, Reply)>();
+        let (wrote, written) = mpsc::channel::<()>();
+        let checkpoints = store.clone();
+        std::thread::Builder::new()
+            .name("sous-queue-checkpoint".into())
+            .spawn(move || {
+                // Wait for a commit, then for the interval, then checkpoint everything
+                // committed meanwhile; ends when the writer thread does.
+                while written.recv().is_ok() {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    while written.try_recv().is_ok() {}
+                    if let Err(e) = checkpoints.checkpoint_queue() {
+                        tracing::warn!(error = %e, "checkpoint the queue's WAL");
+                    }
+                }
+            })
+            .expect("start the queue's checkpoint thread");
         std::thread::Builder::new()
             .name("sous-queue-commit".into())
             .spawn(move || {
@@ -47,6 +67,7 @@ impl GroupCommit {
                     for reply in replies {
                         let _ = reply.send(result.clone());
                     }
+                    let _ = wrote.send(());
                 }
             })
             .expect("start the queue's commit thread");

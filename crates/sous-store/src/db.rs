@@ -241,6 +241,8 @@ pub struct Store {
     /// the main connection go on reading while the writer waits for its fsync, and the two
     /// never wait for each other's write lock over queue traffic.
     queue_writer: Mutex<Connection>,
+    /// A third connection, for [`Store::checkpoint_queue`].
+    checkpointer: Mutex<Connection>,
     code: CodeStore,
     /// Held shared while a blob is written and the row referencing it is committed; held
     /// exclusively by [`Store::gc_code`], so a blob is never removed between the two.
@@ -276,9 +278,19 @@ impl Store {
         })?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         writer.pragma_update(None, "synchronous", "FULL")?;
+        // The queue writer never checkpoints: a checkpoint inside one of its commits (copying
+        // the WAL into the database and syncing it) would hold up every Invoke of that batch.
+        // `checkpoint_queue` does it from its own connection, beside the writer.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         let code = CodeStore::open(data_dir)?;
         Ok(Store {
             queue_writer: Mutex::new(writer),
+            checkpointer: Mutex::new(checkpointer),
             conn: Mutex::new(conn),
             code,
             code_gate: RwLock::new(()),
@@ -1079,6 +1091,16 @@ impl Store {
         Ok(())
     }
 
+    /// Copy what the WAL holds into the database without blocking the queue writer
+    /// (a passive checkpoint); returns the WAL's size in pages and how many were copied. The
+    /// queue writer does not checkpoint on its own, so call this regularly while it writes.
+    pub fn checkpoint_queue(&self) -> Result<(i64, i64), StoreError> {
+        let conn = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(1)?, r.get(2)?))
+        })?)
+    }
+
     /// Up to `limit` events due at `now_ms` (oldest due first), leaving out `skip` (events
     /// being delivered).
     pub fn due_events(
@@ -1809,6 +1831,19 @@ mod tests {
         let ids: Vec<_> = due.iter().map(|e| e.event.request_id.as_str()).collect();
         assert_eq!(ids, ["c", "a"]);
         assert_eq!(due[1].attempts, 1);
+    }
+
+    #[test]
+    fn checkpoint_queue_copies_what_the_queue_writer_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let events: Vec<_> = (0..2000)
+            .map(|i| QueueWrite::Enqueue(ev(&format!("r{i}"), i)))
+            .collect();
+        store.write_queue(&events).unwrap();
+        let (wal, copied) = store.checkpoint_queue().unwrap();
+        assert!(wal > 0 && copied == wal, "{wal} {copied}");
+        assert_eq!(store.queue_stats().unwrap().depth, 2000);
     }
 
     #[test]
