@@ -6,6 +6,10 @@ import sys
 # detected the interpreter, are appended here as `site` would, without running the host's
 # .pth files at every cold start (they can cost tens of milliseconds).
 sys.path.extend(__SITE_PACKAGES__)
+# What else `site` gives that a handler may use: exit() and quit().
+import builtins
+
+builtins.exit = builtins.quit = sys.exit
 
 import _sous_runtime
 

@@ -1103,7 +1103,7 @@ const SYS_PATH_APP: &str = r#"import sys
 def handler(event, context):
     import json  # the standard library
     import pip  # a package of the interpreter's site-packages
-    return {"path": sys.path, "pip": pip.__file__}
+    return {"path": sys.path, "pip": pip.__file__, "exit": callable(exit) and callable(quit)}
 "#;
 
 /// The import path is Lambda's order: the function's code, the layers' directories, then the
@@ -1140,4 +1140,5 @@ async fn import_path_is_task_layers_then_the_interpreters_packages() {
         v["pip"].as_str().unwrap().starts_with(&path[first_site]),
         "{v}"
     );
+    assert_eq!(v["exit"], true, "{v}");
 }
