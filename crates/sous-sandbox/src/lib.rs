@@ -571,8 +571,15 @@ impl Sandbox {
                     cgroups::detect(&root).map_err(|e| SandboxError::Unsupported(e.to_string()))?,
                 );
             }
+            // Private to Sous's user, proved at every start: rootless, the functions' /tmp
+            // directories below are Sous's user's files (see storage::ensure_private_dir).
             let tmp = cfg.state_dir.join("tmp");
-            std::fs::create_dir_all(&tmp).map_err(io_ctx(format!("create {}", tmp.display())))?;
+            for dir in [&cfg.state_dir, &tmp] {
+                storage::ensure_private_dir(dir).map_err(|e| SandboxError::Io {
+                    what: "make the sandbox state dir private".into(),
+                    err: io::Error::other(e.to_string()),
+                })?;
+            }
             // The root template is rebuilt at every start (fresh copies of the /etc entries).
             // Nothing is ever mounted on it in the host's namespace, only in environments'.
             let root = cfg.state_dir.join("root");

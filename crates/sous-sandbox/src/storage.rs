@@ -261,6 +261,55 @@ pub fn cleanup_dir(dir: &Path) -> usize {
     n
 }
 
+/// Make `dir` (and its missing parents) a directory owned by this process's user with mode
+/// exactly 0700, and prove it: not a symlink, the right owner, no bit for anyone else.
+/// Rootless, every environment's `/tmp` is a directory below the state dir owned by Sous's
+/// user outside (the function's user inside): a function may chmod its `/tmp` and plant
+/// set-user-id files, so no other host user may reach anything below.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err("mkdir", parent))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(StorageError::Io {
+                what: "mkdir",
+                path: dir.to_path_buf(),
+                err: e,
+            })
+        }
+        _ => {}
+    }
+    let bad = |why: String| StorageError::Io {
+        what: "check",
+        path: dir.to_path_buf(),
+        err: io::Error::other(why),
+    };
+    let meta = std::fs::symlink_metadata(dir).map_err(io_err("stat", dir))?;
+    if !meta.file_type().is_dir() {
+        return Err(bad("not a directory (a symlink is refused)".into()));
+    }
+    let me = syscalls::geteuid();
+    if meta.uid() != me {
+        return Err(bad(format!(
+            "owned by uid {}, not by this user ({me}): chown it or pick another data dir",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o7777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err("chmod", dir))?;
+    }
+    let mode = std::fs::symlink_metadata(dir)
+        .map_err(io_err("stat", dir))?
+        .mode();
+    if mode & 0o7777 != 0o700 {
+        return Err(bad(format!("mode {:o} after chmod 0700", mode & 0o7777)));
+    }
+    Ok(())
+}
+
 /// Rootless `/tmp`: a private directory per environment (loop-mounting an image needs root).
 /// Disk, not memory, and removed with the environment, but its size is not limited:
 /// EphemeralStorage is not enforced.
@@ -336,6 +385,21 @@ pub fn cleanup_dirs(dir: &Path) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_dirs_are_made_or_fixed_to_0700_and_symlinks_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("state/tmp");
+        ensure_private_dir(&d).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&d), 0o700);
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        ensure_private_dir(&d).unwrap();
+        assert_eq!(mode(&d), 0o700);
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&d, &link).unwrap();
+        assert!(ensure_private_dir(&link).is_err());
+    }
 
     #[test]
     fn rootless_tmp_dirs_are_private_and_removed_whatever_the_function_did() {

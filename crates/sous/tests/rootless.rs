@@ -620,6 +620,85 @@ async fn tmp_is_writable_private_storage_removed_with_the_environment() {
     assert_eq!(cg.environment_cgroups(), Vec::<String>::new());
 }
 
+/// Another local user (not Sous's, not the function's).
+const OTHER_UID: u32 = 64124;
+
+/// Run `program` with `args` as [`OTHER_UID`]; (success, stdout and stderr). A shell of that
+/// user execs it: setpriv's own exec may still hold root's capabilities.
+fn as_other_user(program: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("setpriv")
+        .args([
+            format!("--reuid={OTHER_UID}"),
+            format!("--regid={OTHER_UID}"),
+            "--clear-groups".into(),
+            "--".into(),
+            "/bin/sh".into(),
+            "-c".into(),
+            r#"exec "$0" "$@""#.into(),
+        ])
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setuid_file_planted_in_tmp_is_out_of_other_users_reach() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &["--function-network", "none"]);
+    // The function's /tmp is Sous's user's directory outside: it may open it up and plant a
+    // set-user-id copy of a shell, which would run as Sous's user for whoever reaches it.
+    let zip = attack_zip(
+        r#"chmod 0755 /tmp; echo "tmp=$(stat -c %a /tmp)"
+  cp /bin/sh /tmp/suid-sh && chmod 4755 /tmp/suid-sh; echo "planted=$(stat -c %a /tmp/suid-sh)""#,
+    );
+    let name = deploy(&server, "rootless-suid", &zip, 10, 128, 512, &[]).await;
+    let out = report(&server, &name).await;
+    assert_eq!(field(&out, "tmp"), Some("755"), "{out}");
+    assert_eq!(field(&out, "planted"), Some("4755"), "{out}");
+    let sandbox = server.data_dir.join("sandbox");
+    let planted: Vec<PathBuf> = server
+        .tree("sandbox/tmp")
+        .iter()
+        .filter(|p| p.ends_with("/suid-sh"))
+        .map(|p| sandbox.join("tmp").join(p))
+        .collect();
+    assert_eq!(planted.len(), 1, "{:?}", server.tree("sandbox/tmp"));
+    let planted = &planted[0];
+    assert_eq!(
+        std::fs::metadata(planted).unwrap().mode() & 0o7777,
+        0o4755,
+        "the file really is set-user-id on the host"
+    );
+    // The data dir is open to others (the test made it so): the sandbox dir must not be.
+    for d in [sandbox.clone(), sandbox.join("tmp")] {
+        let m = std::fs::symlink_metadata(&d).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o700, "{}", d.display());
+        assert_eq!(m.uid(), TEST_UID, "{}", d.display());
+    }
+    let (ran, text) = as_other_user(planted, &["-c", "echo ran"]);
+    assert!(!ran && text.contains("Permission denied"), "{text}");
+    let (listed, text) = as_other_user(Path::new("/bin/ls"), &[&sandbox.display().to_string()]);
+    assert!(!listed && text.contains("Permission denied"), "{text}");
+    // The template's placeholders for host devices are no one else's either.
+    let null = sandbox.join("root/dev/null");
+    assert_eq!(
+        std::fs::symlink_metadata(&null).unwrap().mode() & 0o777,
+        0o600,
+        "{}",
+        null.display()
+    );
+    assert_sous_unharmed(&server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runtime_api_works_and_sous_and_host_loopback_are_unreachable() {
     require_root();
