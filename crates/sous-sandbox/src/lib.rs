@@ -202,6 +202,9 @@ struct Rootless {
     map: init::UserMap,
     /// `slirp4netns`, with `NetworkMode::Outbound`.
     slirp: Option<PathBuf>,
+    /// The IPv4 name servers of the environments' `/etc/resolv.conf` (DNS stays reachable
+    /// through the outbound blocklist).
+    nameservers: Vec<std::net::Ipv4Addr>,
 }
 
 /// An environment's `/tmp`: an image (as root) or a directory (rootless).
@@ -366,6 +369,12 @@ impl Shared {
             control_fd: theirs.as_raw_fd(),
             user: self.rootless.as_ref().map(|r| r.map),
             runtime_api: self.rootless.as_ref().map(|_| RUNTIME_API_ADDR),
+            // The host's addresses now (they may change while Sous runs), off the cold path.
+            blocklist: self
+                .rootless
+                .as_ref()
+                .filter(|r| r.slirp.is_some())
+                .map(|r| network::Blocklist::for_host(&network::host_addresses(), &r.nameservers)),
         };
         let json = serde_json::to_vec(&plan).map_err(|e| SandboxError::Io {
             what: "encode init plan".into(),
@@ -451,10 +460,28 @@ impl Shared {
             }
         };
         let slirp = match self.rootless.as_ref().and_then(|r| r.slirp.as_ref()) {
-            Some(program) => Some(
-                network::Slirp::start(program, child.id())
-                    .map_err(|e| SandboxError::Outbound(e.to_string()))?,
-            ),
+            Some(program) => {
+                let slirp = network::Slirp::start(program, child.id())
+                    .map_err(|e| SandboxError::Outbound(e.to_string()))?;
+                // Now the init refuses what functions may not reach (see init::fence).
+                let fenced = syscalls::send_with_fds(control.as_raw_fd(), init::NETWORK_READY, &[])
+                    .and_then(|()| syscalls::recv_with_fds(control.as_raw_fd(), 4096));
+                match fenced {
+                    Ok((msg, _)) if msg.as_slice() == init::FENCED => {}
+                    Ok((msg, _)) => {
+                        return Err(SandboxError::Outbound(format!(
+                            "the sandbox init did not install the outbound blocklist: {}",
+                            String::from_utf8_lossy(&msg)
+                        )))
+                    }
+                    Err(e) => {
+                        return Err(SandboxError::Outbound(format!(
+                            "install the outbound blocklist: {e}"
+                        )))
+                    }
+                }
+                Some(slirp)
+            }
             None => None,
         };
         Ok(EnvNet {
@@ -598,9 +625,12 @@ impl Sandbox {
                 &mounts::probe_host,
                 rootless.is_none(),
             )?;
-            if rootless.is_some() {
+            if let Some(r) = rootless.as_mut() {
                 mounts::add_device_mount_points(&syscalls::LinuxKernel, &root)
                     .map_err(mounts::PlanError::from)?;
+                r.nameservers = network::nameservers(
+                    &std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap_or_default(),
+                );
             }
         }
         let outbound = match full && rootless.is_none() && cfg.network == NetworkMode::Outbound {
@@ -746,7 +776,14 @@ impl Sandbox {
             outside_uid: syscalls::geteuid(),
             outside_gid: syscalls::getegid(),
         };
-        Ok((delegated.hierarchy, Rootless { map, slirp }))
+        Ok((
+            delegated.hierarchy,
+            Rootless {
+                map,
+                slirp,
+                nameservers: Vec::new(),
+            },
+        ))
     }
 
     pub fn isolation(&self) -> Isolation {

@@ -754,6 +754,92 @@ async fn the_runtime_api_works_and_sous_and_host_loopback_are_unreachable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_refuses_metadata_private_ranges_and_the_hosts_addresses() {
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &[]);
+    // A service on every host address: slirp4netns connects from the host, so without the
+    // blocklist a function would reach it through any of them.
+    let host_service = TcpListener::bind("0.0.0.0:0").unwrap();
+    host_service.set_nonblocking(true).unwrap();
+    let port = host_service.local_addr().unwrap().port().to_string();
+    let host_addr = host_addresses()
+        .first()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    // Only route decisions (`ip route get` sends nothing) for addresses that are not the
+    // test's own: a refused route is what makes connect fail at once, before any packet.
+    let zip = attack_zip(
+        r#"for a in 169.254.169.254 169.254.170.2 10.0.2.2 10.0.2.3 10.1.2.3 172.16.0.1 192.168.0.1 100.64.0.1 0.1.2.3 198.18.0.2 1.1.1.1; do
+    echo "route_$a=$(/usr/sbin/ip route get "$a" 2>&1 | head -n 1)"
+  done
+  NS=$(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ { print $2; exit }' /etc/resolv.conf)
+  [ -n "$NS" ] || NS=10.0.2.3
+  echo "ns=$NS"
+  echo "dns_slirp=$(/usr/sbin/ip route get 10.0.2.3 ipproto udp dport 53 2>&1 | head -n 1)"
+  echo "dns_host=$(/usr/sbin/ip route get "$NS" ipproto udp dport 53 2>&1 | head -n 1)"
+  echo "slirp_other_port=$(/usr/sbin/ip route get 10.0.2.3 ipproto tcp dport 80 2>&1 | head -n 1)"
+  if [ -n "$HOST_ADDR" ]; then
+    t hostconn python3 -c "import socket; s = socket.socket(); s.settimeout(5); s.connect(('$HOST_ADDR', $PORT))"
+    echo "route_host=$(/usr/sbin/ip route get "$HOST_ADDR" 2>&1 | head -n 1)"
+  fi"#,
+    );
+    let name = deploy(
+        &server,
+        "rootless-blocklist",
+        &zip,
+        30,
+        128,
+        512,
+        &[("HOST_ADDR", &host_addr), ("PORT", &port)],
+    )
+    .await;
+    let out = report(&server, &name).await;
+    for a in [
+        "169.254.169.254",
+        "169.254.170.2",
+        "10.0.2.2",
+        "10.0.2.3",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.0.1",
+        "100.64.0.1",
+        "0.1.2.3",
+    ] {
+        let v = field(&out, &format!("route_{a}")).unwrap_or_default();
+        assert!(v.contains("Permission denied"), "{a} is routed:\n{out}");
+    }
+    // Allowed: the test hosts' range, the Internet, and DNS (port 53 only).
+    for key in ["route_198.18.0.2", "route_1.1.1.1", "dns_slirp", "dns_host"] {
+        let v = field(&out, key).unwrap_or_default();
+        assert!(v.contains("dev tap0"), "{key} is refused:\n{out}");
+    }
+    assert!(
+        field(&out, "slirp_other_port")
+            .unwrap_or_default()
+            .contains("Permission denied"),
+        "{out}"
+    );
+    if !host_addr.is_empty() {
+        assert!(
+            failed(&out, "hostconn").contains("Permission denied"),
+            "{out}"
+        );
+        assert!(
+            field(&out, "route_host")
+                .unwrap_or_default()
+                .contains("Permission denied"),
+            "{out}"
+        );
+        match host_service.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the host service saw a connection: {other:?}"),
+        }
+    }
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_reaches_a_test_host_through_slirp4netns() {
     require_root();
     let test_host = TestHost::start();
