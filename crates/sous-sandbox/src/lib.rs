@@ -923,9 +923,21 @@ impl Shared {
             }
         }
         match self.rootless {
-            Some(_) => storage::cleanup_dirs(&self.tmp_dir()),
-            None => storage::cleanup_dir(&self.tmp_dir()),
-        };
+            Some(_) => {
+                let (removed, failed) = storage::cleanup_dirs(&self.tmp_dir());
+                if removed > 0 {
+                    self.warn(format!(
+                        "removed {removed} /tmp directories of environments an earlier run left"
+                    ));
+                }
+                for f in failed {
+                    self.warn(format!("could not remove a leftover /tmp directory: {f}"));
+                }
+            }
+            None => {
+                storage::cleanup_dir(&self.tmp_dir());
+            }
+        }
         // A crashed run can leave the root's mount point mounted only if it crashed inside a
         // private namespace, which dies with it; nothing to do. Network namespaces are held by
         // descriptors only and die with the process.
@@ -1018,7 +1030,8 @@ impl Isolated {
         self.done = true;
         let mut first: Option<io::Error> = None;
         // Killing the cgroup ends the init too (it is a member).
-        if let Err(e) = self.cgroup.remove() {
+        let killed = self.cgroup.remove();
+        if let Err(e) = &killed {
             first.get_or_insert(io::Error::other(e.to_string()));
         }
         if let Some((mut child, control)) = self.init.take() {
@@ -1030,8 +1043,18 @@ impl Isolated {
         self.veth = None;
         self.slirp = None;
         if let Some(t) = self.tmp.take() {
-            if let Err(e) = t.release() {
-                first.get_or_insert(e);
+            match (&t, &killed) {
+                // Processes of the function may still be changing its /tmp directory: leave
+                // it to the next start's cleanup rather than walk a moving tree.
+                (Tmp::Dir(d), Err(_)) => self.shared.warn(format!(
+                    "left {} (the environment could not be killed); the next start removes it",
+                    d.path.display()
+                )),
+                _ => {
+                    if let Err(e) = t.release() {
+                        first.get_or_insert(e);
+                    }
+                }
             }
         }
         self.shared.wake.notify_one();
