@@ -202,6 +202,8 @@ struct Rootless {
     map: init::UserMap,
     /// `slirp4netns`, with `NetworkMode::Outbound`.
     slirp: Option<PathBuf>,
+    /// The confinement options that `slirp4netns` has (see [`network::slirp_hardening`]).
+    slirp_hardening: Vec<String>,
     /// The IPv4 name servers of the environments' `/etc/resolv.conf` (DNS stays reachable
     /// through the outbound blocklist).
     nameservers: Vec<std::net::Ipv4Addr>,
@@ -424,7 +426,8 @@ impl Shared {
         // Rootless. Only the init holds its end now: if it dies, the wait below ends.
         drop(theirs);
         let mut child = child;
-        match self.await_rootless_init(&child, &ours) {
+        let procs_fds: Vec<RawFd> = procs.iter().map(|f| f.as_raw_fd()).collect();
+        match self.await_rootless_init(&child, &ours, &procs_fds) {
             Ok(net) => Ok((child, ours, net)),
             Err(e) => {
                 let _ = child.kill();
@@ -440,6 +443,7 @@ impl Shared {
         &self,
         child: &std::process::Child,
         control: &OwnedFd,
+        cgroup_procs: &[RawFd],
     ) -> Result<EnvNet, SandboxError> {
         syscalls::set_recv_timeout(control, INIT_WAIT).map_err(io_ctx("control socket"))?;
         let (msg, mut fds) = syscalls::recv_with_fds(control.as_raw_fd(), 4096)
@@ -459,10 +463,15 @@ impl Shared {
                 });
             }
         };
-        let slirp = match self.rootless.as_ref().and_then(|r| r.slirp.as_ref()) {
-            Some(program) => {
-                let slirp = network::Slirp::start(program, child.id())
-                    .map_err(|e| SandboxError::Outbound(e.to_string()))?;
+        let slirp = match self
+            .rootless
+            .as_ref()
+            .and_then(|r| Some((r.slirp.as_ref()?, r)))
+        {
+            Some((program, r)) => {
+                let slirp =
+                    network::Slirp::start(program, &r.slirp_hardening, child.id(), cgroup_procs)
+                        .map_err(|e| SandboxError::Outbound(e.to_string()))?;
                 // Now the init refuses what functions may not reach (see init::fence).
                 let fenced = syscalls::send_with_fds(control.as_raw_fd(), init::NETWORK_READY, &[])
                     .and_then(|()| syscalls::recv_with_fds(control.as_raw_fd(), 4096));
@@ -780,6 +789,10 @@ impl Sandbox {
             delegated.hierarchy,
             Rootless {
                 map,
+                slirp_hardening: slirp
+                    .as_deref()
+                    .map(network::slirp_hardening)
+                    .unwrap_or_default(),
                 slirp,
                 nameservers: Vec::new(),
             },

@@ -36,7 +36,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -636,6 +636,15 @@ mod tests {
     }
 
     #[test]
+    fn slirp_args_carry_the_hardening_before_the_target() {
+        let a = slirp_args(42, 5, 6, &["--enable-seccomp".to_string()]);
+        assert!(a.contains(&"--disable-host-loopback".to_string()));
+        let at = |x: &str| a.iter().position(|y| y == x).unwrap();
+        assert!(at("--enable-seccomp") < at("42"));
+        assert_eq!(&a[a.len() - 2..], ["42", "tap0"]);
+    }
+
+    #[test]
     fn the_firewall_matches_the_range_and_prefix() {
         let range = format!("{}/{}", ENV_RANGE.0, ENV_RANGE.1);
         assert!(FIREWALL.contains(&range));
@@ -650,9 +659,10 @@ mod tests {
 /// where it makes `tap0` (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3) and turns the
 /// environment's connections into ordinary sockets of Sous's user on the host. With
 /// `--disable-host-loopback` the gateway does not lead to the host's loopback, so Sous's API
-/// and loopback services stay out of reach. It runs as Sous's user, outside the environment's
-/// cgroup, and ends with the environment (dropping this kills it; its exit descriptor also
-/// ends it if Sous dies).
+/// and loopback services stay out of reach. It runs as Sous's user, in the environment's
+/// cgroups (charged to it, killed with it), confined by its own `--enable-seccomp` when it
+/// has it (see [`slirp_hardening`]), and ends with the environment (dropping this kills
+/// it; its exit descriptor also ends it if Sous dies).
 #[derive(Debug)]
 pub struct Slirp {
     child: std::process::Child,
@@ -671,17 +681,47 @@ pub fn slirp_program() -> Option<std::path::PathBuf> {
     program("slirp4netns")
 }
 
-/// The arguments of a `slirp4netns` for the namespaces of process `pid`.
-pub fn slirp_args(pid: u32, ready_fd: i32, exit_fd: i32) -> Vec<String> {
-    vec![
+/// The confinement options of `slirp4netns` its `--help` lists, asked once at start:
+/// `--enable-seccomp` (a system call filter). Older versions lack it and run unconfined.
+/// `--enable-sandbox` (its own mount namespace with an empty root) is not used: run by an
+/// unprivileged user it switches to uid 0 of the environment's user namespace to make that
+/// mount namespace, and the environment's user namespace maps no uid 0 (only the function's
+/// 993: nothing inside may become root), so slirp4netns fails ("setegid(0)").
+pub fn slirp_hardening(program: &Path) -> Vec<String> {
+    let help = Command::new(program)
+        .arg("--help")
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| {
+            let mut t = String::from_utf8_lossy(&o.stdout).into_owned();
+            t.push_str(&String::from_utf8_lossy(&o.stderr));
+            t
+        })
+        .unwrap_or_default();
+    ["--enable-seccomp"]
+        .into_iter()
+        .filter(|o| help.contains(o))
+        .map(String::from)
+        .collect()
+}
+
+/// The arguments of a `slirp4netns` for the namespaces of process `pid`, with `hardening`
+/// (from [`slirp_hardening`]).
+pub fn slirp_args(pid: u32, ready_fd: i32, exit_fd: i32, hardening: &[String]) -> Vec<String> {
+    let mut args = vec![
         "--configure".into(),
         "--mtu=65520".into(),
         "--disable-host-loopback".into(),
+    ];
+    args.extend(hardening.iter().cloned());
+    args.extend([
         format!("--ready-fd={ready_fd}"),
         format!("--exit-fd={exit_fd}"),
         pid.to_string(),
         "tap0".into(),
-    ]
+    ]);
+    args
 }
 
 /// What a rootless environment may not reach through slirp4netns, as IPv4 prefixes: cloud
@@ -822,9 +862,16 @@ pub fn install_blocklist(b: &Blocklist) -> io::Result<()> {
 }
 
 impl Slirp {
-    /// Start `program` for the network namespace of `pid` (and its user namespace, which
-    /// slirp4netns joins: Sous's user owns it) and wait until the interface is configured.
-    pub fn start(program: &Path, pid: u32) -> io::Result<Slirp> {
+    /// Start `program` with `hardening` for the network namespace of `pid` (and its user
+    /// namespace, which slirp4netns joins: Sous's user owns it) and wait until the interface
+    /// is configured. It starts as a member of the environment's cgroups (`cgroup_procs`,
+    /// open `cgroup.procs` files): charged to the environment and killed with it.
+    pub fn start(
+        program: &Path,
+        hardening: &[String],
+        pid: u32,
+        cgroup_procs: &[RawFd],
+    ) -> io::Result<Slirp> {
         use std::io::Read;
         use std::os::unix::process::CommandExt;
         let (ready_rd, ready_wr) = syscalls::pipe_cloexec().map_err(io::Error::other)?;
@@ -834,15 +881,22 @@ impl Slirp {
         // would block or kill it later).
         let log = syscalls::memfd_with("sous-slirp4netns-log", b"")?;
         let mut cmd = Command::new(program);
-        cmd.args(slirp_args(pid, r, e))
+        cmd.args(slirp_args(pid, r, e, hardening))
             .env_clear()
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log.try_clone()?));
-        // SAFETY: runs in the forked child before exec; it only calls fcntl (async-signal-safe)
-        // on descriptors the parent holds open until spawn returns, and allocates nothing.
+        let procs = cgroup_procs.to_vec();
+        // SAFETY: runs in the forked child before exec; it only calls fcntl and write
+        // (async-signal-safe) on descriptors the parent holds open until spawn returns, and
+        // allocates nothing (`procs` was made before the fork).
         unsafe {
             cmd.pre_exec(move || {
+                for &fd in &procs {
+                    if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 syscalls::clear_cloexec(r)?;
                 syscalls::clear_cloexec(e)
             });

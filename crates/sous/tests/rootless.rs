@@ -979,6 +979,67 @@ fn children_of(pid: u32) -> Vec<u32> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slirp4netns_is_confined_and_charged_to_its_environment() {
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &[]);
+    let name = deploy(
+        &server,
+        "rootless-slirp",
+        &attack_zip(r#"echo "up=yes""#),
+        10,
+        128,
+        512,
+        &[],
+    )
+    .await;
+    assert_eq!(field(&report(&server, &name).await, "up"), Some("yes"));
+    let slirps: Vec<u32> = children_of(server.pid().unwrap())
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "slirp4netns")
+        })
+        .collect();
+    assert!(!slirps.is_empty(), "no slirp4netns");
+    let help = Command::new("slirp4netns").arg("--help").output().unwrap();
+    let help =
+        String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
+    let envs = cg.environment_cgroups();
+    for p in slirps {
+        let cmdline = std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+            .unwrap()
+            .replace('\0', " ");
+        if help.contains("--enable-seccomp") {
+            assert!(cmdline.contains("--enable-seccomp"), "{cmdline}");
+        }
+        if help.contains("--enable-seccomp") {
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap();
+            assert!(status.contains("Seccomp:\t2"), "{status}");
+        }
+        // In one of the environments' cgroups (each hierarchy), not in Sous's own.
+        let cgroups = std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
+        let mut matched = 0;
+        for line in cgroups.lines() {
+            let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+            if path.contains("/sous/") {
+                matched += 1;
+                let leaf = path.rsplit('/').next().unwrap();
+                assert!(
+                    envs.iter().any(|e| e.ends_with(leaf)),
+                    "{path} not in {envs:?}"
+                );
+            }
+        }
+        assert!(
+            matched >= 1,
+            "slirp4netns {p} is outside the environments' cgroups: {cgroups}"
+        );
+    }
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_rootless_run_leaves_nothing_behind() {
     require_root();
     let cg = Delegation::new();
