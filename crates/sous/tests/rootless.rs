@@ -60,8 +60,12 @@ impl Delegation {
         let mut dirs = Vec::new();
         if root.join("cgroup.controllers").is_file() {
             let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap();
+            let enabled =
+                std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
             for c in ["memory", "pids", "cpu"] {
-                if available.split_whitespace().any(|a| a == c) {
+                let on = |t: &str| t.split_whitespace().any(|a| a == c);
+                if on(&available) && !on(&enabled) {
+                    undo_at_exit(|u| u.controllers.push(c.to_string()));
                     let _ = std::fs::write(root.join("cgroup.subtree_control"), format!("+{c}"));
                 }
             }
@@ -160,7 +164,8 @@ impl Drop for Delegation {
 
 /// Rootless outbound networking needs `/dev/net/tun` usable by the user, as the usual
 /// distributions' udev rules make it (mode 0666); a machine without those rules gets the
-/// same mode here, as its administrator would give it.
+/// same mode here, as its administrator would give it, and its own mode back when the test
+/// process exits ([`undo_at_exit`]).
 fn tun_usable_by_users() {
     use std::os::unix::fs::PermissionsExt;
     let tun = Path::new(sous_sandbox::network::TUN_DEVICE);
@@ -169,8 +174,61 @@ fn tun_usable_by_users() {
         .permissions()
         .mode();
     if mode & 0o006 != 0o006 {
+        undo_at_exit(|u| {
+            u.tun_mode.get_or_insert(mode & 0o7777);
+        });
         std::fs::set_permissions(tun, std::fs::Permissions::from_mode(0o666)).unwrap();
     }
+}
+
+/// What the tests changed on the host, undone when the test process exits.
+#[derive(Default)]
+struct HostChanges {
+    /// `/dev/net/tun`'s mode before [`tun_usable_by_users`].
+    tun_mode: Option<u32>,
+    /// The directory of [`user_binary`]'s link.
+    bin_dir: Option<PathBuf>,
+    /// Controllers the tests enabled in the root cgroup's `cgroup.subtree_control`.
+    controllers: Vec<String>,
+}
+
+static HOST_CHANGES: std::sync::Mutex<Option<HostChanges>> = std::sync::Mutex::new(None);
+
+unsafe extern "C" {
+    fn atexit(f: extern "C" fn()) -> std::os::raw::c_int;
+}
+
+/// Record a change (`f`) to undo when the process exits (the test harness returns from
+/// main or calls exit: atexit handlers run either way).
+fn undo_at_exit(f: impl FnOnce(&mut HostChanges)) {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: registers a function with no arguments that never unwinds.
+        unsafe { atexit(undo_host_changes) };
+    });
+    let mut g = HOST_CHANGES.lock().unwrap_or_else(|p| p.into_inner());
+    f(g.get_or_insert_with(HostChanges::default));
+}
+
+extern "C" fn undo_host_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::panic::catch_unwind(|| {
+        let mut g = HOST_CHANGES.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(u) = g.take() else { return };
+        if let Some(mode) = u.tun_mode {
+            let _ = std::fs::set_permissions(
+                sous_sandbox::network::TUN_DEVICE,
+                std::fs::Permissions::from_mode(mode),
+            );
+        }
+        if let Some(d) = u.bin_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        // Best effort: refused (EBUSY) while another cgroup still uses the controller.
+        for c in u.controllers.iter().rev() {
+            let _ = std::fs::write("/sys/fs/cgroup/cgroup.subtree_control", format!("-{c}"));
+        }
+    });
 }
 
 /// The `sous` binary as the test user can run it: the one under test when every directory
@@ -198,6 +256,7 @@ fn user_binary() -> PathBuf {
             }
         }
         let dir = tmp.join(format!("sous-rootless-bin-{}", std::process::id()));
+        undo_at_exit(|u| u.bin_dir = Some(dir.clone()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let to = dir.join("sous");
