@@ -555,6 +555,24 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
+/// Rootless: the warning when Sous's user has supplementary groups besides `egid`. They stay
+/// in effect for its functions (`setgroups` is denied in their user namespace, so the init
+/// cannot drop them): a function may use whatever those groups grant on the host's files.
+fn supplementary_groups_warning(groups: &[u32], egid: u32) -> Option<String> {
+    let extra: Vec<String> = groups
+        .iter()
+        .filter(|&&g| g != egid)
+        .map(u32::to_string)
+        .collect();
+    (!extra.is_empty()).then(|| {
+        format!(
+            "rootless isolation: Sous's user has supplementary groups ({}); they stay in effect \
+             for functions (shown as nobody inside): run Sous as a dedicated user without them",
+            extra.join(", ")
+        )
+    })
+}
+
 fn io_ctx(what: impl Into<String>) -> impl FnOnce(io::Error) -> SandboxError {
     let what = what.into();
     move |err| SandboxError::Io { what, err }
@@ -678,6 +696,11 @@ impl Sandbox {
                  EphemeralStorage is not enforced"
                     .into(),
             );
+            if let Some(w) =
+                supplementary_groups_warning(&syscalls::supplementary_groups(), syscalls::getegid())
+            {
+                shared.warn(w);
+            }
             // One init now proves the host allows what rootless environments need (a user
             // namespace, the others inside it, the mounts, the listener, slirp4netns). It is
             // not pooled: its parent-death signal is tied to this thread, not the pool's.
@@ -1237,5 +1260,21 @@ impl Prepared {
             Some(e) => e.teardown(),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supplementary_groups_other_than_the_own_gid_are_warned_about() {
+        assert_eq!(supplementary_groups_warning(&[], 1000), None);
+        assert_eq!(supplementary_groups_warning(&[1000], 1000), None);
+        let w = supplementary_groups_warning(&[1000, 27, 100], 1000).unwrap();
+        assert!(
+            w.contains("(27, 100)") && w.contains("dedicated user"),
+            "{w}"
+        );
     }
 }

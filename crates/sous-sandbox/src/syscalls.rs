@@ -1211,6 +1211,20 @@ pub fn umount_detach(target: &Path) -> io::Result<()> {
         })
 }
 
+/// The calling process's supplementary group ids.
+pub fn supplementary_groups() -> Vec<u32> {
+    // SAFETY: with size 0 getgroups only returns the count.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    let mut groups = vec![0 as libc::gid_t; n as usize];
+    // SAFETY: `groups` has room for `n` ids.
+    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    groups.truncate(n.max(0) as usize);
+    groups
+}
+
 /// The effective uid of the calling process.
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid cannot fail.
