@@ -74,6 +74,13 @@ pub struct InitPlan {
     /// socket ([`READY`] with one descriptor); Sous could not enter that namespace itself.
     #[serde(default)]
     pub runtime_api: Option<std::net::SocketAddr>,
+    /// Rootless with outbound networking: destinations the environment's network namespace
+    /// refuses. PID 1 installs them (it still holds CAP_NET_ADMIN there) when Sous says
+    /// slirp4netns has configured the namespace ([`NETWORK_READY`]; refusing the gateway
+    /// earlier would make slirp4netns's default route fail), and answers [`FENCED`] before
+    /// Sous pools the init: no function runs without them.
+    #[serde(default)]
+    pub blocklist: Option<crate::network::Blocklist>,
 }
 
 /// The one-id mapping of a rootless environment's user namespace: the function's uid and gid
@@ -90,6 +97,10 @@ pub struct UserMap {
 /// The message a rootless init sends when its environment is ready, with the Runtime API
 /// listener. A setup failure before the claim is sent instead as [`SETUP_ERROR`] and the text.
 pub const READY: &[u8] = b"ready";
+/// Sous to a rootless init with a blocklist, once slirp4netns has configured the network.
+pub const NETWORK_READY: &[u8] = b"network ready";
+/// A rootless init's answer to [`NETWORK_READY`] once its blocklist is installed.
+pub const FENCED: &[u8] = b"fenced";
 /// Prefix of the message a rootless init sends when its setup failed before the claim.
 pub const SETUP_ERROR: &str = "error: ";
 
@@ -188,6 +199,21 @@ pub fn announce(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
     let sent = k.send_fds(plan.control_fd, READY, &[fd]);
     k.close(fd);
     sent
+}
+
+/// Phase 2c, rootless with outbound networking only ([`InitPlan::blocklist`]): wait for
+/// [`NETWORK_READY`], install the blocklist, answer [`FENCED`]. `Ok(false)`: the pool
+/// discarded the init instead.
+pub fn fence(k: &dyn Kernel, plan: &InitPlan, ready: &[u8]) -> SysResult<bool> {
+    let Some(b) = &plan.blocklist else {
+        return Ok(true);
+    };
+    if ready != NETWORK_READY {
+        return Ok(false);
+    }
+    k.block_destinations(b)?;
+    k.send_fds(plan.control_fd, FENCED, &[])?;
+    Ok(true)
 }
 
 /// Phase 3, in PID 1 once claimed: take the function's stdout and stderr, mount its files,
@@ -377,6 +403,16 @@ fn pid1(
         fail_setup(plan, "Runtime API listener", e);
     }
     mark(&t, "ready");
+    if plan.blocklist.is_some() {
+        let ready = syscalls::recv_with_fds(plan.control_fd, 64)
+            .map(|(b, _)| b)
+            .unwrap_or_default();
+        match fence(k, plan, &ready) {
+            Ok(true) => mark(&t, "fenced"),
+            Ok(false) => syscalls::exit_now(0),
+            Err(e) => fail_setup(plan, "outbound blocklist", e),
+        }
+    }
     let (bytes, fds) = syscalls::recv_with_fds(plan.control_fd, LAUNCH_PLAN_MAX)
         .unwrap_or_else(|e| fail("receive claim", e, SETUP_FAILED));
     if bytes.is_empty() && fds.is_empty() {
@@ -468,6 +504,7 @@ mod tests {
             control_fd: 8,
             user: None,
             runtime_api: None,
+            blocklist: None,
         }
     }
 
@@ -481,6 +518,10 @@ mod tests {
                 outside_gid: 64124,
             }),
             runtime_api: Some(crate::RUNTIME_API_ADDR),
+            blocklist: Some(crate::network::Blocklist::for_host(
+                &[std::net::Ipv4Addr::new(192, 0, 2, 7)],
+                &[],
+            )),
             mounts: vec![Step::BindReadOnly {
                 source: "/usr".into(),
                 target: "/r/usr".into(),
@@ -588,6 +629,35 @@ mod tests {
         let k = RecordingKernel::new();
         announce(&k, &plan()).unwrap();
         assert!(k.calls().is_empty());
+    }
+
+    #[test]
+    fn the_blocklist_goes_in_when_sous_says_the_network_is_ready_then_is_acknowledged() {
+        let plan = rootless_plan();
+        let k = RecordingKernel::new();
+        assert!(fence(&k, &plan, NETWORK_READY).unwrap());
+        assert_eq!(
+            k.calls(),
+            vec![
+                Call::BlockDestinations(plan.blocklist.clone().unwrap()),
+                Call::SendFds(8, FENCED.to_vec(), vec![]),
+            ]
+        );
+        // Discarded (the pool closed the socket): nothing installed, nothing sent.
+        let k = RecordingKernel::new();
+        assert!(!fence(&k, &plan, b"").unwrap());
+        assert!(k.calls().is_empty());
+        // No blocklist (as root, or without outbound networking): nothing to wait for.
+        let k = RecordingKernel::new();
+        assert!(fence(&k, &plan_without_blocklist(), b"").unwrap());
+        assert!(k.calls().is_empty());
+    }
+
+    fn plan_without_blocklist() -> InitPlan {
+        InitPlan {
+            blocklist: None,
+            ..rootless_plan()
+        }
     }
 
     #[test]

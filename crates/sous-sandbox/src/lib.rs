@@ -202,6 +202,11 @@ struct Rootless {
     map: init::UserMap,
     /// `slirp4netns`, with `NetworkMode::Outbound`.
     slirp: Option<PathBuf>,
+    /// The confinement options that `slirp4netns` has (see [`network::slirp_hardening`]).
+    slirp_hardening: Vec<String>,
+    /// The IPv4 name servers of the environments' `/etc/resolv.conf` (DNS stays reachable
+    /// through the outbound blocklist).
+    nameservers: Vec<std::net::Ipv4Addr>,
 }
 
 /// An environment's `/tmp`: an image (as root) or a directory (rootless).
@@ -366,6 +371,12 @@ impl Shared {
             control_fd: theirs.as_raw_fd(),
             user: self.rootless.as_ref().map(|r| r.map),
             runtime_api: self.rootless.as_ref().map(|_| RUNTIME_API_ADDR),
+            // The host's addresses now (they may change while Sous runs), off the cold path.
+            blocklist: self
+                .rootless
+                .as_ref()
+                .filter(|r| r.slirp.is_some())
+                .map(|r| network::Blocklist::for_host(&network::host_addresses(), &r.nameservers)),
         };
         let json = serde_json::to_vec(&plan).map_err(|e| SandboxError::Io {
             what: "encode init plan".into(),
@@ -415,7 +426,8 @@ impl Shared {
         // Rootless. Only the init holds its end now: if it dies, the wait below ends.
         drop(theirs);
         let mut child = child;
-        match self.await_rootless_init(&child, &ours) {
+        let procs_fds: Vec<RawFd> = procs.iter().map(|f| f.as_raw_fd()).collect();
+        match self.await_rootless_init(&child, &ours, &procs_fds) {
             Ok(net) => Ok((child, ours, net)),
             Err(e) => {
                 let _ = child.kill();
@@ -431,6 +443,7 @@ impl Shared {
         &self,
         child: &std::process::Child,
         control: &OwnedFd,
+        cgroup_procs: &[RawFd],
     ) -> Result<EnvNet, SandboxError> {
         syscalls::set_recv_timeout(control, INIT_WAIT).map_err(io_ctx("control socket"))?;
         let (msg, mut fds) = syscalls::recv_with_fds(control.as_raw_fd(), 4096)
@@ -450,11 +463,34 @@ impl Shared {
                 });
             }
         };
-        let slirp = match self.rootless.as_ref().and_then(|r| r.slirp.as_ref()) {
-            Some(program) => Some(
-                network::Slirp::start(program, child.id())
-                    .map_err(|e| SandboxError::Outbound(e.to_string()))?,
-            ),
+        let slirp = match self
+            .rootless
+            .as_ref()
+            .and_then(|r| Some((r.slirp.as_ref()?, r)))
+        {
+            Some((program, r)) => {
+                let slirp =
+                    network::Slirp::start(program, &r.slirp_hardening, child.id(), cgroup_procs)
+                        .map_err(|e| SandboxError::Outbound(e.to_string()))?;
+                // Now the init refuses what functions may not reach (see init::fence).
+                let fenced = syscalls::send_with_fds(control.as_raw_fd(), init::NETWORK_READY, &[])
+                    .and_then(|()| syscalls::recv_with_fds(control.as_raw_fd(), 4096));
+                match fenced {
+                    Ok((msg, _)) if msg.as_slice() == init::FENCED => {}
+                    Ok((msg, _)) => {
+                        return Err(SandboxError::Outbound(format!(
+                            "the sandbox init did not install the outbound blocklist: {}",
+                            String::from_utf8_lossy(&msg)
+                        )))
+                    }
+                    Err(e) => {
+                        return Err(SandboxError::Outbound(format!(
+                            "install the outbound blocklist: {e}"
+                        )))
+                    }
+                }
+                Some(slirp)
+            }
             None => None,
         };
         Ok(EnvNet {
@@ -519,6 +555,24 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
+/// Rootless: the warning when Sous's user has supplementary groups besides `egid`. They stay
+/// in effect for its functions (`setgroups` is denied in their user namespace, so the init
+/// cannot drop them): a function may use whatever those groups grant on the host's files.
+fn supplementary_groups_warning(groups: &[u32], egid: u32) -> Option<String> {
+    let extra: Vec<String> = groups
+        .iter()
+        .filter(|&&g| g != egid)
+        .map(u32::to_string)
+        .collect();
+    (!extra.is_empty()).then(|| {
+        format!(
+            "rootless isolation: Sous's user has supplementary groups ({}); they stay in effect \
+             for functions (shown as nobody inside): run Sous as a dedicated user without them",
+            extra.join(", ")
+        )
+    })
+}
+
 fn io_ctx(what: impl Into<String>) -> impl FnOnce(io::Error) -> SandboxError {
     let what = what.into();
     move |err| SandboxError::Io { what, err }
@@ -571,8 +625,15 @@ impl Sandbox {
                     cgroups::detect(&root).map_err(|e| SandboxError::Unsupported(e.to_string()))?,
                 );
             }
+            // Private to Sous's user, proved at every start: rootless, the functions' /tmp
+            // directories below are Sous's user's files (see storage::ensure_private_dir).
             let tmp = cfg.state_dir.join("tmp");
-            std::fs::create_dir_all(&tmp).map_err(io_ctx(format!("create {}", tmp.display())))?;
+            for dir in [&cfg.state_dir, &tmp] {
+                storage::ensure_private_dir(dir).map_err(|e| SandboxError::Io {
+                    what: "make the sandbox state dir private".into(),
+                    err: io::Error::other(e.to_string()),
+                })?;
+            }
             // The root template is rebuilt at every start (fresh copies of the /etc entries).
             // Nothing is ever mounted on it in the host's namespace, only in environments'.
             let root = cfg.state_dir.join("root");
@@ -591,9 +652,12 @@ impl Sandbox {
                 &mounts::probe_host,
                 rootless.is_none(),
             )?;
-            if rootless.is_some() {
+            if let Some(r) = rootless.as_mut() {
                 mounts::add_device_mount_points(&syscalls::LinuxKernel, &root)
                     .map_err(mounts::PlanError::from)?;
+                r.nameservers = network::nameservers(
+                    &std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap_or_default(),
+                );
             }
         }
         let outbound = match full && rootless.is_none() && cfg.network == NetworkMode::Outbound {
@@ -632,6 +696,11 @@ impl Sandbox {
                  EphemeralStorage is not enforced"
                     .into(),
             );
+            if let Some(w) =
+                supplementary_groups_warning(&syscalls::supplementary_groups(), syscalls::getegid())
+            {
+                shared.warn(w);
+            }
             // One init now proves the host allows what rootless environments need (a user
             // namespace, the others inside it, the mounts, the listener, slirp4netns). It is
             // not pooled: its parent-death signal is tied to this thread, not the pool's.
@@ -739,7 +808,18 @@ impl Sandbox {
             outside_uid: syscalls::geteuid(),
             outside_gid: syscalls::getegid(),
         };
-        Ok((delegated.hierarchy, Rootless { map, slirp }))
+        Ok((
+            delegated.hierarchy,
+            Rootless {
+                map,
+                slirp_hardening: slirp
+                    .as_deref()
+                    .map(network::slirp_hardening)
+                    .unwrap_or_default(),
+                slirp,
+                nameservers: Vec::new(),
+            },
+        ))
     }
 
     pub fn isolation(&self) -> Isolation {
@@ -879,9 +959,21 @@ impl Shared {
             }
         }
         match self.rootless {
-            Some(_) => storage::cleanup_dirs(&self.tmp_dir()),
-            None => storage::cleanup_dir(&self.tmp_dir()),
-        };
+            Some(_) => {
+                let (removed, failed) = storage::cleanup_dirs(&self.tmp_dir());
+                if removed > 0 {
+                    self.warn(format!(
+                        "removed {removed} /tmp directories of environments an earlier run left"
+                    ));
+                }
+                for f in failed {
+                    self.warn(format!("could not remove a leftover /tmp directory: {f}"));
+                }
+            }
+            None => {
+                storage::cleanup_dir(&self.tmp_dir());
+            }
+        }
         // A crashed run can leave the root's mount point mounted only if it crashed inside a
         // private namespace, which dies with it; nothing to do. Network namespaces are held by
         // descriptors only and die with the process.
@@ -974,7 +1066,8 @@ impl Isolated {
         self.done = true;
         let mut first: Option<io::Error> = None;
         // Killing the cgroup ends the init too (it is a member).
-        if let Err(e) = self.cgroup.remove() {
+        let killed = self.cgroup.remove();
+        if let Err(e) = &killed {
             first.get_or_insert(io::Error::other(e.to_string()));
         }
         if let Some((mut child, control)) = self.init.take() {
@@ -986,8 +1079,18 @@ impl Isolated {
         self.veth = None;
         self.slirp = None;
         if let Some(t) = self.tmp.take() {
-            if let Err(e) = t.release() {
-                first.get_or_insert(e);
+            match (&t, &killed) {
+                // Processes of the function may still be changing its /tmp directory: leave
+                // it to the next start's cleanup rather than walk a moving tree.
+                (Tmp::Dir(d), Err(_)) => self.shared.warn(format!(
+                    "left {} (the environment could not be killed); the next start removes it",
+                    d.path.display()
+                )),
+                _ => {
+                    if let Err(e) = t.release() {
+                        first.get_or_insert(e);
+                    }
+                }
             }
         }
         self.shared.wake.notify_one();
@@ -1157,5 +1260,21 @@ impl Prepared {
             Some(e) => e.teardown(),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supplementary_groups_other_than_the_own_gid_are_warned_about() {
+        assert_eq!(supplementary_groups_warning(&[], 1000), None);
+        assert_eq!(supplementary_groups_warning(&[1000], 1000), None);
+        let w = supplementary_groups_warning(&[1000, 27, 100], 1000).unwrap();
+        assert!(
+            w.contains("(27, 100)") && w.contains("dedicated user"),
+            "{w}"
+        );
     }
 }

@@ -375,7 +375,9 @@ pub fn add_device_mount_points(k: &dyn Kernel, root: &Path) -> SysResult<()> {
     let dev = under(root, Path::new("/dev"));
     for d in DEVICES {
         if Path::new("/dev").join(d).exists() {
-            k.create_file(&dev.join(d), 0o666)?;
+            // Only a mount point: what the function uses is the host device bound on it. Not
+            // usable by anyone (another user reaching the template must not get a 0666 file).
+            k.create_file(&dev.join(d), 0o600)?;
         }
     }
     Ok(())

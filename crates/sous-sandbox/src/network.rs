@@ -36,7 +36,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -511,6 +511,33 @@ impl Netlink {
         self.request(libc::RTM_NEWADDR, flags, &body)
     }
 
+    /// A policy routing rule (IPv4) at `priority` for destinations `dst`, optionally only
+    /// for `proto` to port `dport`, with `action` (`FR_ACT_*`; `table` for `FR_ACT_TO_TBL`).
+    fn new_rule(
+        &mut self,
+        priority: u32,
+        dst: (Ipv4Addr, u8),
+        port: Option<(u8, u16)>,
+        action: u8,
+        table: u8,
+    ) -> io::Result<()> {
+        // struct fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2, action, flags.
+        let mut body = vec![libc::AF_INET as u8, dst.1, 0, 0, table, 0, 0, action];
+        body.extend_from_slice(&0u32.to_ne_bytes());
+        attr(&mut body, FRA_PRIORITY, &priority.to_ne_bytes());
+        if dst.1 > 0 {
+            attr(&mut body, FRA_DST, &dst.0.octets());
+        }
+        if let Some((proto, dport)) = port {
+            attr(&mut body, FRA_IP_PROTO, &[proto]);
+            let mut range = dport.to_ne_bytes().to_vec();
+            range.extend_from_slice(&dport.to_ne_bytes());
+            attr(&mut body, FRA_DPORT_RANGE, &range);
+        }
+        let flags = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+        self.request(RTM_NEWRULE, flags, &body)
+    }
+
     /// The default route via `gateway` on interface `index`.
     fn default_route(&mut self, index: u32, gateway: Ipv4Addr) -> io::Result<()> {
         let mut body = vec![
@@ -568,6 +595,56 @@ mod tests {
     }
 
     #[test]
+    fn the_rootless_blocklist_covers_private_ranges_and_the_host_but_keeps_dns() {
+        let host = [
+            Ipv4Addr::new(10, 1, 2, 3),
+            Ipv4Addr::new(203, 0, 113, 9),
+            Ipv4Addr::LOCALHOST,
+        ];
+        let ns = [
+            Ipv4Addr::new(10, 255, 255, 53),
+            Ipv4Addr::new(127, 0, 0, 53),
+        ];
+        let b = Blocklist::for_host(&host, &ns);
+        let refused = |a: Ipv4Addr| b.blocked.iter().any(|&(n, l)| in_prefix(a, n, l));
+        for a in [
+            [169, 254, 169, 254],
+            [10, 0, 2, 2],
+            [10, 0, 2, 3],
+            [172, 31, 0, 1],
+            [192, 168, 1, 1],
+            [100, 100, 100, 200],
+            [203, 0, 113, 9],
+        ] {
+            assert!(refused(Ipv4Addr::from(a)), "{a:?}");
+        }
+        for a in [
+            [198, 18, 0, 2],
+            [1, 1, 1, 1],
+            [172, 32, 0, 1],
+            [100, 128, 0, 1],
+        ] {
+            assert!(!refused(Ipv4Addr::from(a)), "{a:?}");
+        }
+        // The host address already in 10/8 adds no rule; loopback is never a rule.
+        assert_eq!(b.blocked.len(), BLOCKED_RANGES.len() + 1);
+        assert_eq!(b.dns, vec![SLIRP_DNS, Ipv4Addr::new(10, 255, 255, 53)]);
+        assert_eq!(
+            nameservers("# x\nnameserver 10.0.0.2\nnameserver ::1\nsearch a\n"),
+            vec![Ipv4Addr::new(10, 0, 0, 2)]
+        );
+    }
+
+    #[test]
+    fn slirp_args_carry_the_hardening_before_the_target() {
+        let a = slirp_args(42, 5, 6, &["--enable-seccomp".to_string()]);
+        assert!(a.contains(&"--disable-host-loopback".to_string()));
+        let at = |x: &str| a.iter().position(|y| y == x).unwrap();
+        assert!(at("--enable-seccomp") < at("42"));
+        assert_eq!(&a[a.len() - 2..], ["42", "tap0"]);
+    }
+
+    #[test]
     fn the_firewall_matches_the_range_and_prefix() {
         let range = format!("{}/{}", ENV_RANGE.0, ENV_RANGE.1);
         assert!(FIREWALL.contains(&range));
@@ -582,9 +659,10 @@ mod tests {
 /// where it makes `tap0` (10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3) and turns the
 /// environment's connections into ordinary sockets of Sous's user on the host. With
 /// `--disable-host-loopback` the gateway does not lead to the host's loopback, so Sous's API
-/// and loopback services stay out of reach. It runs as Sous's user, outside the environment's
-/// cgroup, and ends with the environment (dropping this kills it; its exit descriptor also
-/// ends it if Sous dies).
+/// and loopback services stay out of reach. It runs as Sous's user, in the environment's
+/// cgroups (charged to it, killed with it), confined by its own `--enable-seccomp` when it
+/// has it (see [`slirp_hardening`]), and ends with the environment (dropping this kills
+/// it; its exit descriptor also ends it if Sous dies).
 #[derive(Debug)]
 pub struct Slirp {
     child: std::process::Child,
@@ -603,23 +681,197 @@ pub fn slirp_program() -> Option<std::path::PathBuf> {
     program("slirp4netns")
 }
 
-/// The arguments of a `slirp4netns` for the namespaces of process `pid`.
-pub fn slirp_args(pid: u32, ready_fd: i32, exit_fd: i32) -> Vec<String> {
-    vec![
+/// The confinement options of `slirp4netns` its `--help` lists, asked once at start:
+/// `--enable-seccomp` (a system call filter). Older versions lack it and run unconfined.
+/// `--enable-sandbox` (its own mount namespace with an empty root) is not used: run by an
+/// unprivileged user it switches to uid 0 of the environment's user namespace to make that
+/// mount namespace, and the environment's user namespace maps no uid 0 (only the function's
+/// 993: nothing inside may become root), so slirp4netns fails ("setegid(0)").
+pub fn slirp_hardening(program: &Path) -> Vec<String> {
+    let help = Command::new(program)
+        .arg("--help")
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| {
+            let mut t = String::from_utf8_lossy(&o.stdout).into_owned();
+            t.push_str(&String::from_utf8_lossy(&o.stderr));
+            t
+        })
+        .unwrap_or_default();
+    ["--enable-seccomp"]
+        .into_iter()
+        .filter(|o| help.contains(o))
+        .map(String::from)
+        .collect()
+}
+
+/// The arguments of a `slirp4netns` for the namespaces of process `pid`, with `hardening`
+/// (from [`slirp_hardening`]).
+pub fn slirp_args(pid: u32, ready_fd: i32, exit_fd: i32, hardening: &[String]) -> Vec<String> {
+    let mut args = vec![
         "--configure".into(),
         "--mtu=65520".into(),
         "--disable-host-loopback".into(),
+    ];
+    args.extend(hardening.iter().cloned());
+    args.extend([
         format!("--ready-fd={ready_fd}"),
         format!("--exit-fd={exit_fd}"),
         pid.to_string(),
         "tap0".into(),
-    ]
+    ]);
+    args
+}
+
+/// What a rootless environment may not reach through slirp4netns, as IPv4 prefixes: cloud
+/// instance metadata and every link-local address, the private ranges (RFC 1918, which also
+/// hold slirp4netns's own gateway 10.0.2.2 and DNS forwarder 10.0.2.3), shared address space
+/// (RFC 6598, 100.64.0.0/10: carrier and cloud internal networks), and "this network".
+/// [`Blocklist::for_host`] adds the host's own addresses.
+pub const BLOCKED_RANGES: &[(Ipv4Addr, u8)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8),
+    (Ipv4Addr::new(10, 0, 0, 0), 8),
+    (Ipv4Addr::new(100, 64, 0, 0), 10),
+    (Ipv4Addr::new(169, 254, 0, 0), 16),
+    (Ipv4Addr::new(172, 16, 0, 0), 12),
+    (Ipv4Addr::new(192, 168, 0, 0), 16),
+];
+
+/// slirp4netns's DNS forwarder inside the environment.
+pub const SLIRP_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 3);
+
+const RTM_NEWRULE: u16 = 32;
+const FRA_DST: u16 = 1;
+const FRA_PRIORITY: u16 = 6;
+const FRA_IP_PROTO: u16 = 22;
+const FRA_DPORT_RANGE: u16 = 24;
+const FR_ACT_TO_TBL: u8 = 1;
+const FR_ACT_PROHIBIT: u8 = 8;
+/// Priority of the first rule [`install_blocklist`] adds (the kernel's own rules are 0, for
+/// the local table, and 32766 and 32767, for the main and default tables).
+const FIRST_RULE: u32 = 1000;
+
+/// The destinations a rootless environment's own network namespace refuses (see
+/// [`install_blocklist`]), computed by Sous for each environment and sent in the init's plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Blocklist {
+    /// Prefixes no connection may go to.
+    pub blocked: Vec<(Ipv4Addr, u8)>,
+    /// Name servers the function must still reach on port 53 (TCP and UDP) although they are
+    /// in a blocked prefix: those of the environment's `/etc/resolv.conf` and slirp4netns's.
+    pub dns: Vec<Ipv4Addr>,
+}
+
+impl Blocklist {
+    /// [`BLOCKED_RANGES`], the host's own (non-loopback) IPv4 addresses `host`, and port 53
+    /// of slirp4netns's forwarder and of the IPv4 `nameservers` the environment is given.
+    pub fn for_host(host: &[Ipv4Addr], nameservers: &[Ipv4Addr]) -> Blocklist {
+        let mut blocked = BLOCKED_RANGES.to_vec();
+        for a in host {
+            let covered = blocked.iter().any(|&(net, len)| in_prefix(*a, net, len));
+            if !a.is_loopback() && !covered {
+                blocked.push((*a, 32));
+            }
+        }
+        let mut dns = vec![SLIRP_DNS];
+        for n in nameservers {
+            if !n.is_loopback() && !dns.contains(n) {
+                dns.push(*n);
+            }
+        }
+        Blocklist { blocked, dns }
+    }
+}
+
+/// Whether `a` is in `net/len`.
+pub fn in_prefix(a: Ipv4Addr, net: Ipv4Addr, len: u8) -> bool {
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    u32::from(a) & mask == u32::from(net) & mask
+}
+
+/// The IPv4 name servers of a resolv.conf.
+pub fn nameservers(resolv_conf: &str) -> Vec<Ipv4Addr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect()
+}
+
+/// The host's IPv4 addresses (of the calling thread's network namespace), loopback excluded.
+pub fn host_addresses() -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list it allocates; it is read below and
+    // freed once with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return out;
+    }
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: a non-null ifa_addr points to a sockaddr of the family it names; for
+            // AF_INET that is a sockaddr_in.
+            let fam = unsafe { (*ifa.ifa_addr).sa_family } as i32;
+            if fam == libc::AF_INET {
+                // SAFETY: as above, AF_INET: the address is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                let a = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !a.is_loopback() && !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out
+}
+
+/// In the calling thread's network namespace (a rootless environment's, by its init while
+/// it holds CAP_NET_ADMIN there, before slirp4netns attaches): policy routing rules that
+/// refuse every destination of `b` (`prohibit`: connect and send fail at once with EACCES,
+/// no packet leaves the namespace) except port 53 of its name servers. The rules belong to
+/// the namespace's user namespace, where the function has no capability: it cannot undo them.
+pub fn install_blocklist(b: &Blocklist) -> io::Result<()> {
+    let mut nl = Netlink::open()?;
+    let mut priority = FIRST_RULE;
+    for ns in &b.dns {
+        for proto in [libc::IPPROTO_UDP, libc::IPPROTO_TCP] {
+            nl.new_rule(
+                priority,
+                (*ns, 32),
+                Some((proto as u8, 53)),
+                FR_ACT_TO_TBL,
+                libc::RT_TABLE_MAIN,
+            )
+            .map_err(|e| ctx(&format!("allow DNS to {ns}"), e))?;
+            priority += 1;
+        }
+    }
+    for &(net, len) in &b.blocked {
+        nl.new_rule(priority, (net, len), None, FR_ACT_PROHIBIT, 0)
+            .map_err(|e| ctx(&format!("refuse {net}/{len}"), e))?;
+        priority += 1;
+    }
+    Ok(())
 }
 
 impl Slirp {
-    /// Start `program` for the network namespace of `pid` (and its user namespace, which
-    /// slirp4netns joins: Sous's user owns it) and wait until the interface is configured.
-    pub fn start(program: &Path, pid: u32) -> io::Result<Slirp> {
+    /// Start `program` with `hardening` for the network namespace of `pid` (and its user
+    /// namespace, which slirp4netns joins: Sous's user owns it) and wait until the interface
+    /// is configured. It starts as a member of the environment's cgroups (`cgroup_procs`,
+    /// open `cgroup.procs` files): charged to the environment and killed with it.
+    pub fn start(
+        program: &Path,
+        hardening: &[String],
+        pid: u32,
+        cgroup_procs: &[RawFd],
+    ) -> io::Result<Slirp> {
         use std::io::Read;
         use std::os::unix::process::CommandExt;
         let (ready_rd, ready_wr) = syscalls::pipe_cloexec().map_err(io::Error::other)?;
@@ -629,15 +881,22 @@ impl Slirp {
         // would block or kill it later).
         let log = syscalls::memfd_with("sous-slirp4netns-log", b"")?;
         let mut cmd = Command::new(program);
-        cmd.args(slirp_args(pid, r, e))
+        cmd.args(slirp_args(pid, r, e, hardening))
             .env_clear()
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log.try_clone()?));
-        // SAFETY: runs in the forked child before exec; it only calls fcntl (async-signal-safe)
-        // on descriptors the parent holds open until spawn returns, and allocates nothing.
+        let procs = cgroup_procs.to_vec();
+        // SAFETY: runs in the forked child before exec; it only calls fcntl and write
+        // (async-signal-safe) on descriptors the parent holds open until spawn returns, and
+        // allocates nothing (`procs` was made before the fork).
         unsafe {
             cmd.pre_exec(move || {
+                for &fd in &procs {
+                    if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 syscalls::clear_cloexec(r)?;
                 syscalls::clear_cloexec(e)
             });

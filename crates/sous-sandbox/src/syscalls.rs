@@ -90,6 +90,8 @@ pub enum SysError {
     Capset { err: io::Error },
     #[error("bring loopback up: {err}")]
     LoopbackUp { err: io::Error },
+    #[error("refuse outbound destinations: {err}")]
+    Blocklist { err: io::Error },
     #[error("listen on {addr}: {err}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -179,6 +181,9 @@ pub trait Kernel {
     fn clear_caps(&self) -> SysResult<()>;
     /// Bring the loopback interface of the calling process's network namespace up.
     fn loopback_up(&self) -> SysResult<()>;
+    /// Refuse the destinations of `b` in the calling thread's network namespace
+    /// ([`crate::network::install_blocklist`]).
+    fn block_destinations(&self, b: &crate::network::Blocklist) -> SysResult<()>;
     /// A TCP socket bound to `addr` and listening, close-on-exec; returns its descriptor.
     fn listen_tcp(&self, addr: std::net::SocketAddr) -> SysResult<RawFd>;
     /// Send `data` as one message on `sock` with the descriptors `fds` (SCM_RIGHTS).
@@ -643,6 +648,10 @@ impl Kernel for LinuxKernel {
         set_link_up("lo").map_err(|err| SysError::LoopbackUp { err })
     }
 
+    fn block_destinations(&self, b: &crate::network::Blocklist) -> SysResult<()> {
+        crate::network::install_blocklist(b).map_err(|err| SysError::Blocklist { err })
+    }
+
     fn listen_tcp(&self, addr: std::net::SocketAddr) -> SysResult<RawFd> {
         use std::os::fd::IntoRawFd;
         std::net::TcpListener::bind(addr)
@@ -726,6 +735,7 @@ pub enum Call {
     LockedMountFlags(PathBuf),
     ClearCaps,
     LoopbackUp,
+    BlockDestinations(crate::network::Blocklist),
     ListenTcp(std::net::SocketAddr),
     SendFds(RawFd, Vec<u8>, Vec<RawFd>),
 }
@@ -887,6 +897,9 @@ impl Kernel for RecordingKernel {
     }
     fn loopback_up(&self) -> SysResult<()> {
         self.record(Call::LoopbackUp)
+    }
+    fn block_destinations(&self, b: &crate::network::Blocklist) -> SysResult<()> {
+        self.record(Call::BlockDestinations(b.clone()))
     }
     fn listen_tcp(&self, addr: std::net::SocketAddr) -> SysResult<RawFd> {
         self.record(Call::ListenTcp(addr))
@@ -1196,6 +1209,20 @@ pub fn umount_detach(target: &Path) -> io::Result<()> {
             SysError::Umount { err, .. } => err,
             other => io::Error::other(other.to_string()),
         })
+}
+
+/// The calling process's supplementary group ids.
+pub fn supplementary_groups() -> Vec<u32> {
+    // SAFETY: with size 0 getgroups only returns the count.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    let mut groups = vec![0 as libc::gid_t; n as usize];
+    // SAFETY: `groups` has room for `n` ids.
+    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    groups.truncate(n.max(0) as usize);
+    groups
 }
 
 /// The effective uid of the calling process.

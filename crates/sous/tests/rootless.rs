@@ -60,8 +60,12 @@ impl Delegation {
         let mut dirs = Vec::new();
         if root.join("cgroup.controllers").is_file() {
             let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap();
+            let enabled =
+                std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
             for c in ["memory", "pids", "cpu"] {
-                if available.split_whitespace().any(|a| a == c) {
+                let on = |t: &str| t.split_whitespace().any(|a| a == c);
+                if on(&available) && !on(&enabled) {
+                    undo_at_exit(|u| u.controllers.push(c.to_string()));
                     let _ = std::fs::write(root.join("cgroup.subtree_control"), format!("+{c}"));
                 }
             }
@@ -160,7 +164,8 @@ impl Drop for Delegation {
 
 /// Rootless outbound networking needs `/dev/net/tun` usable by the user, as the usual
 /// distributions' udev rules make it (mode 0666); a machine without those rules gets the
-/// same mode here, as its administrator would give it.
+/// same mode here, as its administrator would give it, and its own mode back when the test
+/// process exits ([`undo_at_exit`]).
 fn tun_usable_by_users() {
     use std::os::unix::fs::PermissionsExt;
     let tun = Path::new(sous_sandbox::network::TUN_DEVICE);
@@ -169,8 +174,61 @@ fn tun_usable_by_users() {
         .permissions()
         .mode();
     if mode & 0o006 != 0o006 {
+        undo_at_exit(|u| {
+            u.tun_mode.get_or_insert(mode & 0o7777);
+        });
         std::fs::set_permissions(tun, std::fs::Permissions::from_mode(0o666)).unwrap();
     }
+}
+
+/// What the tests changed on the host, undone when the test process exits.
+#[derive(Default)]
+struct HostChanges {
+    /// `/dev/net/tun`'s mode before [`tun_usable_by_users`].
+    tun_mode: Option<u32>,
+    /// The directory of [`user_binary`]'s link.
+    bin_dir: Option<PathBuf>,
+    /// Controllers the tests enabled in the root cgroup's `cgroup.subtree_control`.
+    controllers: Vec<String>,
+}
+
+static HOST_CHANGES: std::sync::Mutex<Option<HostChanges>> = std::sync::Mutex::new(None);
+
+unsafe extern "C" {
+    fn atexit(f: extern "C" fn()) -> std::os::raw::c_int;
+}
+
+/// Record a change (`f`) to undo when the process exits (the test harness returns from
+/// main or calls exit: atexit handlers run either way).
+fn undo_at_exit(f: impl FnOnce(&mut HostChanges)) {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: registers a function with no arguments that never unwinds.
+        unsafe { atexit(undo_host_changes) };
+    });
+    let mut g = HOST_CHANGES.lock().unwrap_or_else(|p| p.into_inner());
+    f(g.get_or_insert_with(HostChanges::default));
+}
+
+extern "C" fn undo_host_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::panic::catch_unwind(|| {
+        let mut g = HOST_CHANGES.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(u) = g.take() else { return };
+        if let Some(mode) = u.tun_mode {
+            let _ = std::fs::set_permissions(
+                sous_sandbox::network::TUN_DEVICE,
+                std::fs::Permissions::from_mode(mode),
+            );
+        }
+        if let Some(d) = u.bin_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        // Best effort: refused (EBUSY) while another cgroup still uses the controller.
+        for c in u.controllers.iter().rev() {
+            let _ = std::fs::write("/sys/fs/cgroup/cgroup.subtree_control", format!("-{c}"));
+        }
+    });
 }
 
 /// The `sous` binary as the test user can run it: the one under test when every directory
@@ -198,6 +256,7 @@ fn user_binary() -> PathBuf {
             }
         }
         let dir = tmp.join(format!("sous-rootless-bin-{}", std::process::id()));
+        undo_at_exit(|u| u.bin_dir = Some(dir.clone()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let to = dir.join("sous");
@@ -620,6 +679,85 @@ async fn tmp_is_writable_private_storage_removed_with_the_environment() {
     assert_eq!(cg.environment_cgroups(), Vec::<String>::new());
 }
 
+/// Another local user (not Sous's, not the function's).
+const OTHER_UID: u32 = 64124;
+
+/// Run `program` with `args` as [`OTHER_UID`]; (success, stdout and stderr). A shell of that
+/// user execs it: setpriv's own exec may still hold root's capabilities.
+fn as_other_user(program: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("setpriv")
+        .args([
+            format!("--reuid={OTHER_UID}"),
+            format!("--regid={OTHER_UID}"),
+            "--clear-groups".into(),
+            "--".into(),
+            "/bin/sh".into(),
+            "-c".into(),
+            r#"exec "$0" "$@""#.into(),
+        ])
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setuid_file_planted_in_tmp_is_out_of_other_users_reach() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &["--function-network", "none"]);
+    // The function's /tmp is Sous's user's directory outside: it may open it up and plant a
+    // set-user-id copy of a shell, which would run as Sous's user for whoever reaches it.
+    let zip = attack_zip(
+        r#"chmod 0755 /tmp; echo "tmp=$(stat -c %a /tmp)"
+  cp /bin/sh /tmp/suid-sh && chmod 4755 /tmp/suid-sh; echo "planted=$(stat -c %a /tmp/suid-sh)""#,
+    );
+    let name = deploy(&server, "rootless-suid", &zip, 10, 128, 512, &[]).await;
+    let out = report(&server, &name).await;
+    assert_eq!(field(&out, "tmp"), Some("755"), "{out}");
+    assert_eq!(field(&out, "planted"), Some("4755"), "{out}");
+    let sandbox = server.data_dir.join("sandbox");
+    let planted: Vec<PathBuf> = server
+        .tree("sandbox/tmp")
+        .iter()
+        .filter(|p| p.ends_with("/suid-sh"))
+        .map(|p| sandbox.join("tmp").join(p))
+        .collect();
+    assert_eq!(planted.len(), 1, "{:?}", server.tree("sandbox/tmp"));
+    let planted = &planted[0];
+    assert_eq!(
+        std::fs::metadata(planted).unwrap().mode() & 0o7777,
+        0o4755,
+        "the file really is set-user-id on the host"
+    );
+    // The data dir is open to others (the test made it so): the sandbox dir must not be.
+    for d in [sandbox.clone(), sandbox.join("tmp")] {
+        let m = std::fs::symlink_metadata(&d).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o700, "{}", d.display());
+        assert_eq!(m.uid(), TEST_UID, "{}", d.display());
+    }
+    let (ran, text) = as_other_user(planted, &["-c", "echo ran"]);
+    assert!(!ran && text.contains("Permission denied"), "{text}");
+    let (listed, text) = as_other_user(Path::new("/bin/ls"), &[&sandbox.display().to_string()]);
+    assert!(!listed && text.contains("Permission denied"), "{text}");
+    // The template's placeholders for host devices are no one else's either.
+    let null = sandbox.join("root/dev/null");
+    assert_eq!(
+        std::fs::symlink_metadata(&null).unwrap().mode() & 0o777,
+        0o600,
+        "{}",
+        null.display()
+    );
+    assert_sous_unharmed(&server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runtime_api_works_and_sous_and_host_loopback_are_unreachable() {
     require_root();
@@ -670,6 +808,92 @@ async fn the_runtime_api_works_and_sous_and_host_loopback_are_unreachable() {
     match host_service.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         other => panic!("the host service saw a connection: {other:?}"),
+    }
+    assert_sous_unharmed(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_refuses_metadata_private_ranges_and_the_hosts_addresses() {
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &[]);
+    // A service on every host address: slirp4netns connects from the host, so without the
+    // blocklist a function would reach it through any of them.
+    let host_service = TcpListener::bind("0.0.0.0:0").unwrap();
+    host_service.set_nonblocking(true).unwrap();
+    let port = host_service.local_addr().unwrap().port().to_string();
+    let host_addr = host_addresses()
+        .first()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    // Only route decisions (`ip route get` sends nothing) for addresses that are not the
+    // test's own: a refused route is what makes connect fail at once, before any packet.
+    let zip = attack_zip(
+        r#"for a in 169.254.169.254 169.254.170.2 10.0.2.2 10.0.2.3 10.1.2.3 172.16.0.1 192.168.0.1 100.64.0.1 0.1.2.3 198.18.0.2 1.1.1.1; do
+    echo "route_$a=$(/usr/sbin/ip route get "$a" 2>&1 | head -n 1)"
+  done
+  NS=$(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ { print $2; exit }' /etc/resolv.conf)
+  [ -n "$NS" ] || NS=10.0.2.3
+  echo "ns=$NS"
+  echo "dns_slirp=$(/usr/sbin/ip route get 10.0.2.3 ipproto udp dport 53 2>&1 | head -n 1)"
+  echo "dns_host=$(/usr/sbin/ip route get "$NS" ipproto udp dport 53 2>&1 | head -n 1)"
+  echo "slirp_other_port=$(/usr/sbin/ip route get 10.0.2.3 ipproto tcp dport 80 2>&1 | head -n 1)"
+  if [ -n "$HOST_ADDR" ]; then
+    t hostconn python3 -c "import socket; s = socket.socket(); s.settimeout(5); s.connect(('$HOST_ADDR', $PORT))"
+    echo "route_host=$(/usr/sbin/ip route get "$HOST_ADDR" 2>&1 | head -n 1)"
+  fi"#,
+    );
+    let name = deploy(
+        &server,
+        "rootless-blocklist",
+        &zip,
+        30,
+        128,
+        512,
+        &[("HOST_ADDR", &host_addr), ("PORT", &port)],
+    )
+    .await;
+    let out = report(&server, &name).await;
+    for a in [
+        "169.254.169.254",
+        "169.254.170.2",
+        "10.0.2.2",
+        "10.0.2.3",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.0.1",
+        "100.64.0.1",
+        "0.1.2.3",
+    ] {
+        let v = field(&out, &format!("route_{a}")).unwrap_or_default();
+        assert!(v.contains("Permission denied"), "{a} is routed:\n{out}");
+    }
+    // Allowed: the test hosts' range, the Internet, and DNS (port 53 only).
+    for key in ["route_198.18.0.2", "route_1.1.1.1", "dns_slirp", "dns_host"] {
+        let v = field(&out, key).unwrap_or_default();
+        assert!(v.contains("dev tap0"), "{key} is refused:\n{out}");
+    }
+    assert!(
+        field(&out, "slirp_other_port")
+            .unwrap_or_default()
+            .contains("Permission denied"),
+        "{out}"
+    );
+    if !host_addr.is_empty() {
+        assert!(
+            failed(&out, "hostconn").contains("Permission denied"),
+            "{out}"
+        );
+        assert!(
+            field(&out, "route_host")
+                .unwrap_or_default()
+                .contains("Permission denied"),
+            "{out}"
+        );
+        match host_service.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the host service saw a connection: {other:?}"),
+        }
     }
     assert_sous_unharmed(&server).await;
 }
@@ -811,6 +1035,67 @@ fn children_of(pid: u32) -> Vec<u32> {
                 == Some(pid)
         })
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slirp4netns_is_confined_and_charged_to_its_environment() {
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &[]);
+    let name = deploy(
+        &server,
+        "rootless-slirp",
+        &attack_zip(r#"echo "up=yes""#),
+        10,
+        128,
+        512,
+        &[],
+    )
+    .await;
+    assert_eq!(field(&report(&server, &name).await, "up"), Some("yes"));
+    let slirps: Vec<u32> = children_of(server.pid().unwrap())
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "slirp4netns")
+        })
+        .collect();
+    assert!(!slirps.is_empty(), "no slirp4netns");
+    let help = Command::new("slirp4netns").arg("--help").output().unwrap();
+    let help =
+        String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
+    let envs = cg.environment_cgroups();
+    for p in slirps {
+        let cmdline = std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+            .unwrap()
+            .replace('\0', " ");
+        if help.contains("--enable-seccomp") {
+            assert!(cmdline.contains("--enable-seccomp"), "{cmdline}");
+        }
+        if help.contains("--enable-seccomp") {
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap();
+            assert!(status.contains("Seccomp:\t2"), "{status}");
+        }
+        // In one of the environments' cgroups (each hierarchy), not in Sous's own.
+        let cgroups = std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
+        let mut matched = 0;
+        for line in cgroups.lines() {
+            let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+            if path.contains("/sous/") {
+                matched += 1;
+                let leaf = path.rsplit('/').next().unwrap();
+                assert!(
+                    envs.iter().any(|e| e.ends_with(leaf)),
+                    "{path} not in {envs:?}"
+                );
+            }
+        }
+        assert!(
+            matched >= 1,
+            "slirp4netns {p} is outside the environments' cgroups: {cgroups}"
+        );
+    }
+    assert_sous_unharmed(&server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

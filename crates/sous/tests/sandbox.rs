@@ -7,7 +7,7 @@
 //! These tests need root (namespaces, cgroups, mounts, veth pairs, iptables) and fail loudly
 //! without it. The outbound tests talk only to a "test host": a network namespace each test
 //! creates itself (`ip netns add`), joined to the host by a veth pair with a test-only /30 out
-//! of 10.233.0.0/16, running a small HTTP server; the guard removes it in all cases.
+//! of 198.18.0.0/16, running a small HTTP server; the guard removes it in all cases.
 
 mod common;
 

@@ -144,7 +144,8 @@ pub fn host_addresses() -> Vec<Ipv4Addr> {
 }
 
 /// A test host: a network namespace made by the test, joined to the host by a veth pair with
-/// addresses from a test-only /30 (10.233.A.B), serving `token` over HTTP on port 8000. All
+/// addresses from a test-only /30 (198.18.A.B: the lower half of RFC 2544's benchmarking
+/// range, which Sous's environments (198.19.0.0/16) and rootless outbound blocklist leave alone), serving `token` over HTTP on port 8000. All
 /// of it is removed on drop.
 pub struct TestHost {
     pub netns: String,
@@ -180,7 +181,7 @@ impl TestHost {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed) % 64;
         let pid = std::process::id();
-        let base = u32::from(Ipv4Addr::new(10, 233, 0, 0)) + ((pid % 256) << 8) + n * 4;
+        let base = u32::from(Ipv4Addr::new(198, 18, 0, 0)) + ((pid % 256) << 8) + n * 4;
         let mut host = TestHost {
             netns: format!("sthost-{pid}-{n}"),
             host_if: format!("sth{}x{n}", pid % 100_000),
