@@ -15,7 +15,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -354,37 +354,7 @@ async fn sees_only_its_own_processes() {
     require_root();
     let cg = Delegation::new();
     let server = start_rootless(&cg, &["--function-network", "none"]);
-    let zip = attack_zip(
-        r#"set -- /proc/[0-9]*
-  echo "count=$#"
-  echo "pids=$(for p in "$@"; do printf '%s ' "${p#/proc/}"; done)"
-  echo "server=$(cat /proc/$SERVER_PID/cmdline 2>&1 | tr '\0' ' ')"
-  t kill kill -9 "$SERVER_PID""#,
-    );
-    let pid = server.pid().unwrap().to_string();
-    let name = deploy(
-        &server,
-        "rootless-ps",
-        &zip,
-        10,
-        128,
-        512,
-        &[("SERVER_PID", &pid)],
-    )
-    .await;
-    let out = report(&server, &name).await;
-    let count: usize = field(&out, "count").unwrap().parse().unwrap();
-    assert!(count < 10, "the function sees {count} processes:\n{out}");
-    let pids: Vec<u32> = field(&out, "pids")
-        .unwrap()
-        .split_whitespace()
-        .map(|p| p.parse().unwrap())
-        .collect();
-    assert!(pids.iter().all(|&p| p < 100), "host pids visible:\n{out}");
-    assert!(pids.contains(&1), "{out}");
-    assert!(!out.contains("sous serve"), "the server is visible:\n{out}");
-    assert!(failed(&out, "kill").contains("No such process"), "{out}");
-    assert_sous_unharmed(&server).await;
+    check_sees_only_its_own_processes(&server, "rootless-ps").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -585,32 +555,7 @@ async fn memory_past_memory_size_is_killed() {
     require_root();
     let cg = Delegation::new();
     let server = start_rootless(&cg, &["--function-network", "none"]);
-    let zip = attack_zip(r#"  x=$(head -c 400000000 /dev/zero | tr '\0' x); echo "len=${#x}""#);
-    let name = deploy(&server, "rootless-oom", &zip, 30, 128, 512, &[]).await;
-    let out = invoke(&server, &name, b"{}").await;
-    assert_eq!(
-        out.function_error.as_deref(),
-        Some("Unhandled"),
-        "{}",
-        out.text()
-    );
-    let body = out.json();
-    assert_eq!(body["errorType"], "Runtime.ExitError", "{body}");
-    assert!(
-        body["errorMessage"]
-            .as_str()
-            .unwrap()
-            .ends_with("signal: killed"),
-        "{body}"
-    );
-    // Max Memory Used comes from the delegated cgroup.
-    let used = max_memory_used(out.log());
-    assert!(
-        (100..=140).contains(&used),
-        "Max Memory Used should be about the 128 MB limit: {used}\n{}",
-        out.log()
-    );
-    assert_sous_unharmed(&server).await;
+    check_memory_past_memory_size_is_killed(&server, "rootless-oom").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -904,35 +849,7 @@ async fn outbound_reaches_a_test_host_through_slirp4netns() {
     let test_host = TestHost::start();
     let cg = Delegation::new();
     let server = start_rootless(&cg, &[]);
-    let url = test_host.url();
-    let name = deploy(
-        &server,
-        "rootless-outbound",
-        &attack_zip(CURL_TEST_HOST),
-        30,
-        128,
-        512,
-        &[("URL", &url)],
-    )
-    .await;
-    let out = report(&server, &name).await;
-    assert_eq!(
-        field(&out, "fetched"),
-        Some(test_host.token.as_str()),
-        "outbound networking must reach the test host:\n{out}"
-    );
-    // slirp4netns connects from the host's namespace: the test host sees the host's side of
-    // its own link.
-    let log = test_host.access_log();
-    let get = log
-        .lines()
-        .find(|l| l.contains("GET /token"))
-        .unwrap_or_else(|| panic!("the test host logged no request: {log}"));
-    assert!(
-        get.starts_with(&format!("{} ", test_host.host_side)),
-        "{log}"
-    );
-    assert_sous_unharmed(&server).await;
+    check_outbound_reaches(&server, "rootless-outbound", &test_host).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -941,28 +858,7 @@ async fn function_network_none_has_no_route_out() {
     let test_host = TestHost::start();
     let cg = Delegation::new();
     let server = start_rootless(&cg, &["--function-network", "none"]);
-    let zip = attack_zip(&format!(
-        "  {CURL_TEST_HOST}\n  echo \"links=$(/usr/sbin/ip -o link show | wc -l)\""
-    ));
-    let name = deploy(
-        &server,
-        "rootless-no-network",
-        &zip,
-        30,
-        128,
-        512,
-        &[("URL", &test_host.url())],
-    )
-    .await;
-    let out = report(&server, &name).await;
-    assert!(
-        field(&out, "failed").is_some() && !out.contains(&test_host.token),
-        "with --function-network none the test host must be unreachable:\n{out}"
-    );
-    assert_eq!(field(&out, "links"), Some("1"), "only loopback: {out}");
-    let target = SocketAddr::from((test_host.addr, TEST_HOST_PORT));
-    assert!(TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok());
-    assert_sous_unharmed(&server).await;
+    check_no_route_out(&server, "rootless-no-network", &test_host).await;
 }
 
 #[test]

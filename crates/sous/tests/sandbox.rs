@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -160,29 +160,7 @@ async fn cannot_write_code_or_system_dirs() {
 async fn sees_only_its_own_processes() {
     require_root();
     let server = Server::start();
-    let zip = attack_zip(
-        r#"set -- /proc/[0-9]*
-  echo "count=$#"
-  echo "pids=$(for p in "$@"; do printf '%s ' "${p#/proc/}"; done)"
-  echo "server=$(cat /proc/$SERVER_PID/cmdline 2>&1 | tr '\0' ' ')"
-  echo "uid=$(id -u)"
-  echo "init=$(tr '\0' ' ' < /proc/1/cmdline 2>&1)""#,
-    );
-    let pid = server.pid().unwrap().to_string();
-    let name = deploy(&server, "ps", &zip, 10, 128, 512, &[("SERVER_PID", &pid)]).await;
-    let out = report(&server, &name).await;
-    let count: usize = field(&out, "count").unwrap().parse().unwrap();
-    assert!(count < 10, "the function sees {count} processes:\n{out}");
-    let pids: Vec<u32> = field(&out, "pids")
-        .unwrap()
-        .split_whitespace()
-        .map(|p| p.parse().unwrap())
-        .collect();
-    assert!(pids.iter().all(|&p| p < 100), "host pids visible:\n{out}");
-    assert!(pids.contains(&1), "{out}");
-    assert!(!out.contains("sous serve"), "the server is visible:\n{out}");
-    assert_eq!(field(&out, "uid"), Some("993"), "{out}");
-    assert_sous_unharmed(&server).await;
+    check_sees_only_its_own_processes(&server, "ps").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,32 +308,7 @@ async fn no_process_survives_a_timeout() {
 async fn memory_past_memory_size_is_killed() {
     require_root();
     let server = Server::start();
-    // The runtime's own shell grows a 400 MB string: the runtime process itself is killed.
-    let zip = attack_zip(r#"  x=$(head -c 400000000 /dev/zero | tr '\0' x); echo "len=${#x}""#);
-    let name = deploy(&server, "oom", &zip, 30, 128, 512, &[]).await;
-    let out = invoke(&server, &name, b"{}").await;
-    assert_eq!(
-        out.function_error.as_deref(),
-        Some("Unhandled"),
-        "{}",
-        out.text()
-    );
-    let body = out.json();
-    assert_eq!(body["errorType"], "Runtime.ExitError", "{body}");
-    assert!(
-        body["errorMessage"]
-            .as_str()
-            .unwrap()
-            .ends_with("signal: killed"),
-        "{body}"
-    );
-    let used = max_memory_used(out.log());
-    assert!(
-        (100..=140).contains(&used),
-        "Max Memory Used should be about the 128 MB limit: {used}\n{}",
-        out.log()
-    );
-    assert_sous_unharmed(&server).await;
+    check_memory_past_memory_size_is_killed(&server, "oom").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -575,34 +528,7 @@ async fn outbound_reaches_a_test_host() {
     require_root();
     let test_host = TestHost::start();
     let server = Server::start();
-    let url = test_host.url();
-    let name = deploy(
-        &server,
-        "outbound",
-        &attack_zip(CURL_TEST_HOST),
-        30,
-        128,
-        512,
-        &[("URL", &url)],
-    )
-    .await;
-    let out = report(&server, &name).await;
-    assert_eq!(
-        field(&out, "fetched"),
-        Some(test_host.token.as_str()),
-        "outbound networking must reach the test host:\n{out}"
-    );
-    // Masqueraded: the test host saw the host's side of its own link, not 198.19.x.x.
-    let log = test_host.access_log();
-    let get = log
-        .lines()
-        .find(|l| l.contains("GET /token"))
-        .unwrap_or_else(|| panic!("the test host logged no request: {log}"));
-    assert!(
-        get.starts_with(&format!("{} ", test_host.host_side)),
-        "{log}"
-    );
-    assert_sous_unharmed(&server).await;
+    check_outbound_reaches(&server, "outbound", &test_host).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -610,43 +536,5 @@ async fn function_network_none_has_no_route_out() {
     require_root();
     let test_host = TestHost::start();
     let server = Server::start_with(ServerOptions::with_args(&["--function-network", "none"]));
-    let name = unique("no-network");
-    let zip = attack_zip(&format!(
-        "  {CURL_TEST_HOST}\n  echo \"links=$(/usr/sbin/ip -o link show | wc -l)\""
-    ));
-    server
-        .client
-        .create_function()
-        .function_name(&name)
-        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-        .role(ROLE)
-        .handler("handler")
-        .timeout(30)
-        .environment(env_vars(&[("URL", &test_host.url())]))
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create: {:#?}\n{}", api_error(e), server.output()));
-    let out = server
-        .client
-        .invoke()
-        .function_name(&name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("invoke: {e:?}\n{}", server.output()));
-    assert_eq!(out.function_error(), None, "{}", server.output());
-    let text = String::from_utf8_lossy(out.payload().unwrap().as_ref()).into_owned();
-    assert!(
-        field(&text, "failed").is_some() && !text.contains(&test_host.token),
-        "with --function-network none the test host must be unreachable:\n{text}"
-    );
-    assert_eq!(field(&text, "links"), Some("1"), "only loopback: {text}");
-    // The test host itself is up: the function had no route, not a dead peer.
-    let target = SocketAddr::from((test_host.addr, TEST_HOST_PORT));
-    assert!(TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok());
-    server.client.list_functions().send().await.unwrap();
+    check_no_route_out(&server, "no-network", &test_host).await;
 }

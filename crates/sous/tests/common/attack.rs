@@ -278,3 +278,126 @@ impl Drop for TestHost {
 }
 
 pub const CURL_TEST_HOST: &str = r#"if body=$(curl -sS --max-time 5 "$URL" 2>&1); then echo "fetched=$body"; else echo "failed=$body"; fi"#;
+
+// ---------------------------------------------------------------------------------------
+// Attacks that must fail the same way as root and rootless: each deploys its function on
+// `server` (however the test started it), named from `prefix`, and asserts the outcome.
+
+/// The function sees only its own PID namespace (its runtime and Sous's small init, low
+/// pids), not Sous, cannot signal Sous, and runs as uid 993.
+pub async fn check_sees_only_its_own_processes(server: &Server, prefix: &str) {
+    let zip = attack_zip(
+        r#"set -- /proc/[0-9]*
+  echo "count=$#"
+  echo "pids=$(for p in "$@"; do printf '%s ' "${p#/proc/}"; done)"
+  echo "server=$(cat /proc/$SERVER_PID/cmdline 2>&1 | tr '\0' ' ')"
+  echo "uid=$(id -u)"
+  t kill kill -9 "$SERVER_PID""#,
+    );
+    let pid = server.pid().unwrap().to_string();
+    let name = deploy(server, prefix, &zip, 10, 128, 512, &[("SERVER_PID", &pid)]).await;
+    let out = report(server, &name).await;
+    let count: usize = field(&out, "count").unwrap().parse().unwrap();
+    assert!(count < 10, "the function sees {count} processes:\n{out}");
+    let pids: Vec<u32> = field(&out, "pids")
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(pids.iter().all(|&p| p < 100), "host pids visible:\n{out}");
+    assert!(pids.contains(&1), "{out}");
+    assert!(!out.contains("sous serve"), "the server is visible:\n{out}");
+    assert_eq!(field(&out, "uid"), Some("993"), "{out}");
+    assert!(failed(&out, "kill").contains("No such process"), "{out}");
+    assert_sous_unharmed(server).await;
+}
+
+/// The runtime's own shell grows a 400 MB string in a 128 MB function: the runtime is
+/// killed, the caller gets Runtime.ExitError "signal: killed", and Max Memory Used (from the
+/// environment's cgroup) is about the limit.
+pub async fn check_memory_past_memory_size_is_killed(server: &Server, prefix: &str) {
+    let zip = attack_zip(r#"  x=$(head -c 400000000 /dev/zero | tr '\0' x); echo "len=${#x}""#);
+    let name = deploy(server, prefix, &zip, 30, 128, 512, &[]).await;
+    let out = invoke(server, &name, b"{}").await;
+    assert_eq!(
+        out.function_error.as_deref(),
+        Some("Unhandled"),
+        "{}",
+        out.text()
+    );
+    let body = out.json();
+    assert_eq!(body["errorType"], "Runtime.ExitError", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("signal: killed"),
+        "{body}"
+    );
+    let used = max_memory_used(out.log());
+    assert!(
+        (100..=140).contains(&used),
+        "Max Memory Used should be about the 128 MB limit: {used}\n{}",
+        out.log()
+    );
+    assert_sous_unharmed(server).await;
+}
+
+/// Outbound networking reaches `test_host`, which sees the host's side of its own link as
+/// the client (NAT as root, slirp4netns rootless).
+pub async fn check_outbound_reaches(server: &Server, prefix: &str, test_host: &TestHost) {
+    let url = test_host.url();
+    let name = deploy(
+        server,
+        prefix,
+        &attack_zip(CURL_TEST_HOST),
+        30,
+        128,
+        512,
+        &[("URL", &url)],
+    )
+    .await;
+    let out = report(server, &name).await;
+    assert_eq!(
+        field(&out, "fetched"),
+        Some(test_host.token.as_str()),
+        "outbound networking must reach the test host:\n{out}"
+    );
+    let log = test_host.access_log();
+    let get = log
+        .lines()
+        .find(|l| l.contains("GET /token"))
+        .unwrap_or_else(|| panic!("the test host logged no request: {log}"));
+    assert!(
+        get.starts_with(&format!("{} ", test_host.host_side)),
+        "{log}"
+    );
+    assert_sous_unharmed(server).await;
+}
+
+/// With `--function-network none` the function has only loopback and cannot reach
+/// `test_host`, which is up (the function had no route, not a dead peer).
+pub async fn check_no_route_out(server: &Server, prefix: &str, test_host: &TestHost) {
+    let zip = attack_zip(&format!(
+        "  {CURL_TEST_HOST}\n  echo \"links=$(/usr/sbin/ip -o link show | wc -l)\""
+    ));
+    let name = deploy(
+        server,
+        prefix,
+        &zip,
+        30,
+        128,
+        512,
+        &[("URL", &test_host.url())],
+    )
+    .await;
+    let out = report(server, &name).await;
+    assert!(
+        field(&out, "failed").is_some() && !out.contains(&test_host.token),
+        "with --function-network none the test host must be unreachable:\n{out}"
+    );
+    assert_eq!(field(&out, "links"), Some("1"), "only loopback: {out}");
+    let target = SocketAddr::from((test_host.addr, TEST_HOST_PORT));
+    assert!(TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok());
+    assert_sous_unharmed(server).await;
+}
