@@ -434,120 +434,15 @@ async fn cannot_read_host_secrets() {
     require_root();
     let cg = Delegation::new();
     let server = start_rootless(&cg, &["--function-network", "none"]);
-    let data = server.data_dir.display().to_string();
-    // The data dir belongs to the very uid the function is mapped onto: only the view keeps
-    // the function from it.
-    let zip = attack_zip(
-        r#"for p in "$DATA_DIR" "$DATA_DIR/credentials" "$DATA_DIR/sandbox" /root /home /etc/shadow /proc/1/root/etc/shadow; do
-    if out=$(ls -la "$p" 2>&1 && cat "$p" 2>&1); then echo "read $p: $out"; else echo "denied $p: $out"; fi
-  done
-  echo "etc=$(ls /etc | tr '\n' ' ')""#,
-    );
-    let name = deploy(
-        &server,
-        "rootless-read",
-        &zip,
-        10,
-        128,
-        512,
-        &[("DATA_DIR", &data)],
-    )
-    .await;
-    let out = report(&server, &name).await;
-    for p in [
-        data.clone(),
-        format!("{data}/credentials"),
-        format!("{data}/sandbox"),
-        "/root".into(),
-        "/home".into(),
-        "/etc/shadow".into(),
-    ] {
-        assert!(
-            out.contains(&format!("denied {p}: ")),
-            "{p} must not be readable:\n{out}"
-        );
-    }
-    assert!(
-        !out.lines().any(|l| l.starts_with("read ")),
-        "something was readable:\n{out}"
-    );
-    assert!(!out.contains(SECRET_KEY), "the admin secret leaked:\n{out}");
-    assert!(!field(&out, "etc").unwrap().contains("shadow"), "{out}");
-    assert_sous_unharmed(&server).await;
+    check_cannot_read_host_secrets(&server, "rootless-read").await;
 }
-
-/// The raw system calls, made with Python's ctypes (the tools above may refuse on their own,
-/// before asking the kernel): prints the errno's text, exits 0 only on success.
-const SYSCALLS: &str = r#"
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-what = sys.argv[1]
-if what == "mount":
-    rc = libc.mount(b"none", b"/tmp/m", b"tmpfs", 0, None)
-elif what == "unshare":
-    rc = libc.unshare(0x10000000 | 0x00020000)  # CLONE_NEWUSER | CLONE_NEWNS
-else:
-    fd = os.open("/proc/self/ns/mnt", os.O_RDONLY)
-    rc = libc.setns(fd, 0)
-print(what, rc, os.strerror(ctypes.get_errno()))
-sys.exit(0 if rc == 0 else 1)
-"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mount_and_unshare_are_denied() {
     require_root();
     let cg = Delegation::new();
     let server = start_rootless(&cg, &["--function-network", "none"]);
-    let zip = attack_zip(
-        r#"mkdir -p /tmp/m
-  t mount mount -t tmpfs none /tmp/m
-  t bind mount --bind /tmp /tmp/m
-  t userns unshare -r id
-  t netns unshare -n true
-  t mntns unshare -m true
-  t chroot /usr/sbin/chroot /tmp /bin/true
-  t hostname hostname evil
-  t sysmount python3 -c "$SYSCALLS" mount
-  t sysunshare python3 -c "$SYSCALLS" unshare
-  t syssetns python3 -c "$SYSCALLS" setns
-  echo "caps=$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status | tr '\n\t' '  ')"
-  echo "nnp=$(grep NoNewPrivs /proc/self/status | tr -d '\t ')"
-  echo "seccomp=$(grep '^Seccomp:' /proc/self/status | tr -d '\t ')"
-  echo "mounts=$(grep -c ' /tmp/m ' /proc/self/mounts)""#,
-    );
-    let vars = [("SYSCALLS", SYSCALLS)];
-    let name = deploy(&server, "rootless-mount", &zip, 10, 128, 512, &vars).await;
-    let out = report(&server, &name).await;
-    for key in [
-        "mount",
-        "bind",
-        "userns",
-        "netns",
-        "mntns",
-        "chroot",
-        "hostname",
-        "sysmount",
-        "sysunshare",
-        "syssetns",
-    ] {
-        let v = failed(&out, key);
-        assert!(
-            v.contains("not permitted")
-                || v.contains("must be superuser")
-                || v.contains("must be root"),
-            "{key}:\n{out}"
-        );
-    }
-    let caps = field(&out, "caps").unwrap();
-    assert_eq!(
-        caps.matches("0000000000000000").count(),
-        5,
-        "capabilities left: {out}"
-    );
-    assert_eq!(field(&out, "nnp"), Some("NoNewPrivs:1"), "{out}");
-    assert_eq!(field(&out, "seccomp"), Some("Seccomp:2"), "{out}");
-    assert_eq!(field(&out, "mounts"), Some("0"), "{out}");
-    assert_sous_unharmed(&server).await;
+    check_mount_and_unshare_are_denied(&server, "rootless-mount").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

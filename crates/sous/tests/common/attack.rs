@@ -401,3 +401,117 @@ pub async fn check_no_route_out(server: &Server, prefix: &str, test_host: &TestH
     assert!(TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok());
     assert_sous_unharmed(server).await;
 }
+
+/// Reads of Sous's data dir (its credentials, every function's code, the sandbox's state), of
+/// `/root`, `/home` and the host's `/etc/shadow` and `/etc/sudoers` all fail, and the admin
+/// secret appears nowhere. As root and rootless alike: rootless the data dir even belongs to
+/// the uid the function is mapped onto, and only the view keeps the function from it.
+pub async fn check_cannot_read_host_secrets(server: &Server, prefix: &str) {
+    let data = server.data_dir.display().to_string();
+    let zip = attack_zip(
+        r#"for p in "$DATA_DIR" "$DATA_DIR/credentials" "$DATA_DIR/sandbox" /root /home /etc/shadow /etc/sudoers /proc/1/root/etc/shadow; do
+    if out=$(ls -la "$p" 2>&1 && cat "$p" 2>&1); then echo "read $p: $out"; else echo "denied $p: $out"; fi
+  done
+  echo "etc=$(ls /etc | tr '\n' ' ')""#,
+    );
+    let name = deploy(server, prefix, &zip, 10, 128, 512, &[("DATA_DIR", &data)]).await;
+    let out = report(server, &name).await;
+    for p in [
+        data.clone(),
+        format!("{data}/credentials"),
+        format!("{data}/sandbox"),
+        "/root".into(),
+        "/home".into(),
+        "/etc/shadow".into(),
+        "/etc/sudoers".into(),
+    ] {
+        assert!(
+            out.contains(&format!("denied {p}: ")),
+            "{p} must not be readable:\n{out}"
+        );
+    }
+    assert!(
+        !out.lines().any(|l| l.starts_with("read ")),
+        "something was readable:\n{out}"
+    );
+    assert!(!out.contains(SECRET_KEY), "the admin secret leaked:\n{out}");
+    let shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
+    if let Some(root_line) = shadow.lines().find(|l| l.starts_with("root:")) {
+        assert!(!out.contains(root_line), "/etc/shadow leaked:\n{out}");
+    }
+    let etc = field(&out, "etc").unwrap();
+    assert!(!etc.contains("shadow"), "/etc lists shadow:\n{out}");
+    assert_sous_unharmed(server).await;
+}
+
+/// The raw system calls behind `mount`, `unshare` and `setns`, for
+/// [`check_mount_and_unshare_are_denied`] (the tools alone could fail for other reasons).
+const SYSCALLS: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+what = sys.argv[1]
+if what == "mount":
+    rc = libc.mount(b"none", b"/tmp/m", b"tmpfs", 0, None)
+elif what == "unshare":
+    rc = libc.unshare(0x10000000 | 0x00020000)  # CLONE_NEWUSER | CLONE_NEWNS
+else:
+    fd = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+    rc = libc.setns(fd, 0)
+print(what, rc, os.strerror(ctypes.get_errno()))
+sys.exit(0 if rc == 0 else 1)
+"#;
+
+/// Mounts, namespaces, chroot and hostname changes all fail, as tools and as raw system
+/// calls; every capability set is empty, `no_new_privs` is set and seccomp filters.
+pub async fn check_mount_and_unshare_are_denied(server: &Server, prefix: &str) {
+    let zip = attack_zip(
+        r#"mkdir -p /tmp/m
+  t mount mount -t tmpfs none /tmp/m
+  t bind mount --bind /tmp /tmp/m
+  t userns unshare -r id
+  t netns unshare -n true
+  t mntns unshare -m true
+  t chroot /usr/sbin/chroot /tmp /bin/true
+  t hostname hostname evil
+  t sysmount python3 -c "$SYSCALLS" mount
+  t sysunshare python3 -c "$SYSCALLS" unshare
+  t syssetns python3 -c "$SYSCALLS" setns
+  echo "caps=$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status | tr '\n\t' '  ')"
+  echo "nnp=$(grep NoNewPrivs /proc/self/status | tr -d '\t ')"
+  echo "seccomp=$(grep '^Seccomp:' /proc/self/status | tr -d '\t ')"
+  echo "mounts=$(grep -c ' /tmp/m ' /proc/self/mounts)""#,
+    );
+    let vars = [("SYSCALLS", SYSCALLS)];
+    let name = deploy(server, prefix, &zip, 10, 128, 512, &vars).await;
+    let out = report(server, &name).await;
+    for key in [
+        "mount",
+        "bind",
+        "userns",
+        "netns",
+        "mntns",
+        "chroot",
+        "hostname",
+        "sysmount",
+        "sysunshare",
+        "syssetns",
+    ] {
+        let v = failed(&out, key);
+        assert!(
+            v.contains("not permitted")
+                || v.contains("must be superuser")
+                || v.contains("must be root"),
+            "{key}:\n{out}"
+        );
+    }
+    let caps = field(&out, "caps").unwrap();
+    assert_eq!(
+        caps.matches("0000000000000000").count(),
+        5,
+        "capabilities left: {out}"
+    );
+    assert_eq!(field(&out, "nnp"), Some("NoNewPrivs:1"), "{out}");
+    assert_eq!(field(&out, "seccomp"), Some("Seccomp:2"), "{out}");
+    assert_eq!(field(&out, "mounts"), Some("0"), "{out}");
+    assert_sous_unharmed(server).await;
+}
