@@ -56,6 +56,18 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> S
     }
 }
 
+/// [`io_err`] for a failed kernel operation (its message already names the call and path).
+fn sys_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(syscalls::SysError) -> StorageError + 'a {
+    move |e| StorageError::Io {
+        what,
+        path: path.to_path_buf(),
+        err: io::Error::other(e.to_string()),
+    }
+}
+
 fn run(cmd: &mut Command) -> Result<(), StorageError> {
     let out = cmd.output().map_err(|e| StorageError::Command {
         cmd: format!("{cmd:?}"),
@@ -92,16 +104,21 @@ impl Template {
     }
 
     fn make_at(file: &Path, size_mb: u64) -> Result<Template, StorageError> {
-        let f = std::fs::File::create(file).map_err(io_err("create", file))?;
+        // Kept open across mkfs (which writes the same file) for the mount and the read back.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(file)
+            .map_err(io_err("create", file))?;
         f.set_len(size_mb << 20).map_err(io_err("size", file))?;
-        drop(f);
         run(Command::new("mkfs.ext4")
             .args(["-q", "-F", "-m", "0", "-O", "^has_journal"])
             .args(["-E", "lazy_itable_init=1,nodiscard"])
             .arg(file))?;
         // Mounted once to shape the root directory as every image's should be.
         let mountpoint = file.with_extension("");
-        let f = open_rw(file)?;
         mount_image(&f, &mountpoint)?;
         let _ = std::fs::remove_dir(mountpoint.join("lost+found"));
         let shaped = std::fs::set_permissions(&mountpoint, std::fs::Permissions::from_mode(0o1777))
@@ -109,11 +126,7 @@ impl Template {
         // A plain unmount writes everything back to the file before the loop device goes.
         syscalls::LinuxKernel
             .umount2(&mountpoint, 0)
-            .map_err(|e| StorageError::Io {
-                what: "umount",
-                path: mountpoint.clone(),
-                err: io::Error::other(e.to_string()),
-            })?;
+            .map_err(sys_err("umount", &mountpoint))?;
         shaped?;
         let mut extents = Vec::new();
         for (offset, len) in syscalls::data_extents(&f).map_err(io_err("read extents", file))? {
@@ -162,14 +175,6 @@ impl Templates {
     }
 }
 
-fn open_rw(file: &Path) -> Result<std::fs::File, StorageError> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(file)
-        .map_err(io_err("open", file))
-}
-
 /// Attach `f` to a loop device (autoclear: it goes away with the mount) and mount its ext4 on
 /// `mountpoint`. `noinit_itable`: no background zeroing of inode tables (it would turn the
 /// sparse image into real disk writes and compete with starts).
@@ -185,11 +190,7 @@ fn mount_image(f: &std::fs::File, mountpoint: &Path) -> Result<(), StorageError>
             syscalls::ms::NOSUID | syscalls::ms::NODEV | syscalls::ms::NOATIME,
             Some("noinit_itable"),
         )
-        .map_err(|e| StorageError::Io {
-            what: "mount",
-            path: mountpoint.to_path_buf(),
-            err: io::Error::other(e.to_string()),
-        })
+        .map_err(sys_err("mount", mountpoint))
 }
 
 /// Create image `name` from `template` in `dir` and mount it.
