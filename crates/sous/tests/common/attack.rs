@@ -515,3 +515,33 @@ pub async fn check_mount_and_unshare_are_denied(server: &Server, prefix: &str) {
     assert_eq!(field(&out, "mounts"), Some("0"), "{out}");
     assert_sous_unharmed(server).await;
 }
+
+/// A victim for the signalling attacks: a function that counts its invocations in its
+/// `/tmp`, deployed and invoked once. [`assert_victim_unharmed`] checks that its environment
+/// survived whatever ran meanwhile (the count goes on).
+pub async fn deploy_victim(server: &Server, prefix: &str) -> String {
+    let victim = deploy(
+        server,
+        prefix,
+        &attack_zip(
+            r#"n=$(cat /tmp/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/n
+  echo "n=$n""#,
+        ),
+        10,
+        128,
+        512,
+        &[],
+    )
+    .await;
+    assert_eq!(field(&report(server, &victim).await, "n"), Some("1"));
+    victim
+}
+
+/// The second invocation of a [`deploy_victim`] function found its environment alive.
+pub async fn assert_victim_unharmed(server: &Server, victim: &str) {
+    assert_eq!(
+        field(&report(server, victim).await, "n"),
+        Some("2"),
+        "the victim's environment was hurt"
+    );
+}
