@@ -11,8 +11,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::operation::RequestId as _;
@@ -53,17 +51,10 @@ impl Sous {
         }
     }
 
-    /// Every log line of `function` (all streams), messages only.
-    fn log_lines(&self, function: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        collect_lines(&self.data_dir.join("logs").join(function), &mut out);
-        out
-    }
-
     /// How many attempts ran request `request_id` of `function`.
     fn starts(&self, function: &str, request_id: &str) -> usize {
         let needle = format!("START RequestId: {request_id} ");
-        self.log_lines(function)
+        self.log_events(function)
             .iter()
             .filter(|l| l.starts_with(&needle))
             .count()
@@ -71,7 +62,7 @@ impl Sous {
 
     /// The JSON documents `function` printed that contain `key` (destination records).
     fn printed_json(&self, function: &str, key: &str) -> Vec<Value> {
-        self.log_lines(function)
+        self.log_events(function)
             .iter()
             .filter(|l| l.contains(key))
             .filter_map(|l| l.find('{').map(|i| &l[i..]))
@@ -160,23 +151,6 @@ impl Sous {
     }
 }
 
-fn collect_lines(dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect_lines(&p, out);
-        } else if let Ok(text) = fs::read_to_string(&p) {
-            for line in text.lines() {
-                let msg = line.split_once('\t').map(|(_, m)| m).unwrap_or(line);
-                out.push(msg.replace("\\n", "\n").replace("\\\\", "\\"));
-            }
-        }
-    }
-}
-
 /// Prints its event (one line) and answers `{"ok":true}`.
 fn ok_function() -> String {
     shell_runtime(
@@ -226,7 +200,8 @@ async fn event_is_accepted_then_delivered_once() {
     sous.create("ok-fn", ok_function()).await;
     let rid = sous.send_event("ok-fn", r#"{"m":"hello-async"}"#).await;
     sous.wait_for("the delivery", 60, || {
-        sous.starts("ok-fn", &rid) == 1 && markers(&sous.log_lines("ok-fn")).contains("hello-async")
+        sous.starts("ok-fn", &rid) == 1
+            && markers(&sous.log_events("ok-fn")).contains("hello-async")
     })
     .await;
     // Delivered once: no retry follows a success.
@@ -401,7 +376,7 @@ async fn success_destination_and_dead_letter_target() {
 
     // The dead-letter target receives the original event.
     sous.wait_for("the dead-letter copy", 60, || {
-        markers(&sous.log_lines("dlq")).contains("to-dlq")
+        markers(&sous.log_events("dlq")).contains("to-dlq")
     })
     .await;
     assert_eq!(sous.starts("bad", &r_bad), 1);
@@ -423,7 +398,7 @@ async fn throttled_events_wait_and_are_delivered_later() {
         );
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(sous.log_lines("held").is_empty(), "a throttled event ran");
+    assert!(sous.log_events("held").is_empty(), "a throttled event ran");
     let s = sous.status().await;
     assert_eq!(s["async"]["queue_depth"], 3, "{s:#}");
     assert!(s["async"]["throttles"].as_u64().unwrap() >= 3, "{s:#}");
@@ -435,7 +410,8 @@ async fn throttled_events_wait_and_are_delivered_later() {
     let want: BTreeSet<String> = (0..3).map(|i| format!("held-{i}")).collect();
     // START is logged before the function prints its marker: wait for both.
     sous.wait_for("the held events", 60, || {
-        rids.iter().all(|r| sous.starts("held", r) == 1) && markers(&sous.log_lines("held")) == want
+        rids.iter().all(|r| sous.starts("held", r) == 1)
+            && markers(&sous.log_events("held")) == want
     })
     .await;
     assert!(rids.iter().all(|r| sous.starts("held", r) == 1));
@@ -473,7 +449,7 @@ async fn old_events_expire_to_on_failure() {
     assert_eq!(rec["requestPayload"], serde_json::json!({"m": "too-old"}));
     assert!(rec.get("responseContext").is_none());
     assert!(rec.get("responsePayload").is_none());
-    assert!(sous.log_lines("never").is_empty());
+    assert!(sous.log_events("never").is_empty());
     let s = sous.status().await;
     assert_eq!(s["async"]["expirations"], 1, "{s:#}");
     assert_eq!(s["async"]["queue_depth"], 0, "{s:#}");
@@ -498,7 +474,7 @@ async fn sigkill_loses_no_accepted_event() {
             .await;
     }
     sous.wait_for("a slow event in flight", 60, || {
-        !markers(&sous.log_lines("slow")).is_empty()
+        !markers(&sous.log_events("slow")).is_empty()
     })
     .await;
     sous.kill_hard();
@@ -508,7 +484,7 @@ async fn sigkill_loses_no_accepted_event() {
     let want_q: BTreeSet<String> = (0..N).map(|i| format!("q-{i}")).collect();
     let want_s: BTreeSet<String> = (0..4).map(|i| format!("s-{i}")).collect();
     sous.wait_for("every accepted event", 120, || {
-        markers(&sous.log_lines("queued")) == want_q && markers(&sous.log_lines("slow")) == want_s
+        markers(&sous.log_events("queued")) == want_q && markers(&sous.log_events("slow")) == want_s
     })
     .await;
     sous.wait_for("an empty queue", 60, || {

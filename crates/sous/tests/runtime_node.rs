@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::types::Runtime;
@@ -77,54 +76,6 @@ async fn err_json(server: &Server, name: &str, payload: &[u8]) -> (Value, Invoke
         out.log.as_deref().unwrap_or("")
     );
     (out.json(), out)
-}
-
-/// The events of a function's stored log streams, in order (multi-line events kept whole).
-fn log_events(server: &Server, name: &str) -> Vec<String> {
-    let dir = server.data_dir.join("logs").join(name);
-    let mut files: Vec<_> = walk_files(&dir);
-    files.sort();
-    let mut events = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap_or_default();
-        for line in text.lines() {
-            let msg = line.split_once('\t').map(|(_, m)| m).unwrap_or(line);
-            events.push(unescape(msg));
-        }
-    }
-    events
-}
-
-fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk_files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        if c == '\\' {
-            match it.next() {
-                Some('n') => out.push('\n'),
-                Some(o) => out.push(o),
-                None => out.push('\\'),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The Tail log's line that carries `needle`, split into its tab-separated fields.
@@ -677,7 +628,7 @@ async fn init_errors_are_lambdas() {
             "case {i}: trace[0] {trace0:?}"
         );
         // The platform reports the init failure with the runtime's error type.
-        let events = log_events(&server, &name);
+        let events = server.log_events(&name);
         assert!(
             events.iter().any(|ev| ev.contains(&format!(
                 "Phase: init\tStatus: error\tError Type: {}",
@@ -771,7 +722,7 @@ async fn console_output_carries_lambdas_prefix_and_stays_whole() {
     assert!(log.contains("\nplain stderr\n"), "{log}");
 
     // Multi-line messages are one log event each; init-time output has no request id.
-    let events = log_events(&server, &name);
+    let events = server.log_events(&name);
     let multi = events
         .iter()
         .find(|e| e.contains("first line"))
@@ -920,7 +871,7 @@ async fn seed_style_handlers_run_unchanged() {
         body,
         json!({"greeting": "Hi from Sous", "echo": {"user": "ada"}})
     );
-    let events = log_events(&server, &basic);
+    let events = server.log_events(&basic);
     let ctx_event = events
         .iter()
         .find(|e| e.contains("Invocation context:"))

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_lambda::operation::create_function::builders::CreateFunctionFluentBuilder;
@@ -67,62 +66,11 @@ async fn deploy(server: &Server, files: &[(&str, &str)], handler: &str) -> Strin
     name
 }
 
-/// Every log event of the function so far, across its streams, in order of time.
-fn stream_events(server: &Server, name: &str) -> Vec<String> {
-    let dir = server.data_dir.join("logs").join(name);
-    let mut events: Vec<(u128, usize, String)> = Vec::new();
-    let mut files = Vec::new();
-    collect_files(&dir, &mut files);
-    for (n, path) in files.iter().enumerate() {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        for line in text.lines() {
-            let Some((ms, msg)) = line.split_once('\t') else {
-                continue;
-            };
-            events.push((ms.parse().unwrap_or(0), n, unescape(msg)));
-        }
-    }
-    events.sort_by_key(|(ms, n, _)| (*ms, *n));
-    events.into_iter().map(|(_, _, m)| m).collect()
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect_files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
-/// Undo the stream file's escaping (`\\` and `\n`).
-fn unescape(stored: &str) -> String {
-    let mut out = String::with_capacity(stored.len());
-    let mut chars = stored.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some(other) => out.push(other),
-                None => out.push('\\'),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Waits (bounded) until some log event of the function satisfies `pred`.
 fn wait_event(server: &Server, name: &str, pred: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let events = stream_events(server, name);
+        let events = server.log_events(name);
         if let Some(e) = events.iter().find(|e| pred(e)) {
             return e.clone();
         }

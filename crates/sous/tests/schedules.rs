@@ -15,8 +15,6 @@
 
 mod common;
 
-use std::fs;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -72,8 +70,7 @@ struct Received {
 
 /// Every event `function` printed, from all its log streams.
 fn received(server: &Server, function: &str) -> Vec<Received> {
-    let mut lines = Vec::new();
-    collect_lines(&server.data_dir.join("logs").join(function), &mut lines);
+    let lines = server.log_events(function);
     let mut out: Vec<Received> = lines
         .iter()
         .filter_map(|l| l.strip_prefix("EVENT "))
@@ -87,23 +84,6 @@ fn received(server: &Server, function: &str) -> Vec<Received> {
         .collect();
     out.sort_by_key(|r| r.ran_ns);
     out
-}
-
-fn collect_lines(dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect_lines(&p, out);
-        } else if let Ok(text) = fs::read_to_string(&p) {
-            for line in text.lines() {
-                let msg = line.split_once('\t').map(|(_, m)| m).unwrap_or(line);
-                out.push(msg.replace("\\n", "\n").replace("\\\\", "\\"));
-            }
-        }
-    }
 }
 
 /// Polls until `ready` returns something (bounded by `secs`).

@@ -278,6 +278,34 @@ impl Server {
         self.root.path().join(format!("server-{run}.stderr"))
     }
 
+    /// Every log event `function` has written so far, from the stored log streams of all its
+    /// environments (`<data-dir>/logs/<function>/...`, lines of `epoch-ms\tmessage`), in order
+    /// of time (ties: stream, then line), with the streams' escaping (`\\`, `\n`) undone, so
+    /// a multi-line event is one string.
+    pub fn log_events(&self, function: &str) -> Vec<String> {
+        let mut files = Vec::new();
+        files_under(&self.data_dir.join("logs").join(function), &mut files);
+        files.sort();
+        let mut events: Vec<(u128, usize, String)> = Vec::new();
+        for (n, path) in files.iter().enumerate() {
+            let text = fs::read_to_string(path).unwrap_or_default();
+            let mut ms = 0;
+            for line in text.lines() {
+                let msg = match line.split_once('\t') {
+                    Some((t, m)) => {
+                        ms = t.parse().unwrap_or(ms);
+                        m
+                    }
+                    None => line,
+                };
+                events.push((ms, n, unescape_log(msg)));
+            }
+        }
+        // Stable: lines of one stream keep their order.
+        events.sort_by_key(|(ms, n, _)| (*ms, *n));
+        events.into_iter().map(|(_, _, m)| m).collect()
+    }
+
     /// Everything the server printed so far, in all its runs.
     pub fn output(&self) -> String {
         let mut all = String::new();
@@ -1336,4 +1364,37 @@ pub fn venv_python() -> PathBuf {
     std::env::var_os("SOUS_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
+
+/// Every file below `dir` (none when it does not exist).
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Undo a log stream file's escaping (`\\` and `\n`).
+fn unescape_log(stored: &str) -> String {
+    let mut out = String::with_capacity(stored.len());
+    let mut chars = stored.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
