@@ -7,7 +7,6 @@
 // kept small because every line of it is part of each cold start.
 
 const fs = require('fs');
-const net = require('net');
 const path = require('path');
 const util = require('util');
 
@@ -244,144 +243,109 @@ function logError(what, err) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The Runtime API client: HTTP/1.1 keep-alive over one socket, one request at a time. The
-// socket holds the event loop open only while a request is in flight, so that "the event loop
-// is empty" means what it means on Lambda (the user's work is done).
+// The Runtime API client: HTTP/1.1 over the pair of pipes Sous gives its managed runtimes
+// (`_SOUS_RUNTIME_API_PIPES`: the descriptor to read answers from, the one to write requests
+// to), with blocking reads and writes. Loading `net` and its streams would cost about a quarter
+// of a cold start. Blocking in `/next` is what Lambda's freeze is: nothing of the previous
+// invocation runs until the next event arrives. Requests are one at a time, so `request` runs
+// synchronously and returns a settled promise.
 
-const [API_HOST, API_PORT] = (() => {
-  const api = env.AWS_LAMBDA_RUNTIME_API || '';
-  const i = api.lastIndexOf(':');
-  return [api.slice(0, i), parseInt(api.slice(i + 1), 10)];
+const API_FDS = (() => {
+  const text = env._SOUS_RUNTIME_API_PIPES || '';
+  delete env._SOUS_RUNTIME_API_PIPES;
+  const fds = text.split(',').map((s) => parseInt(s, 10));
+  if (fds.length !== 2 || !fds.every((fd) => Number.isInteger(fd) && fd >= 0)) {
+    process.stderr.write('Sous runtime: started without the Runtime API pipes\n');
+    process.exit(1);
+  }
+  return fds;
 })();
 
-class Connection {
-  constructor() {
-    this.dead = false;
-    this.cur = null;
-    this.buf = null;
-    this.sock = net.connect({ host: API_HOST, port: API_PORT, noDelay: true });
-    this.sock.on('data', (d) => this.onData(d));
-    this.sock.on('error', (e) => this.fail(e));
-    this.sock.on('close', () => this.fail(new Error('Runtime API connection closed')));
-  }
+let rbuf = Buffer.allocUnsafe(64 * 1024);
+let rlen = 0; // bytes of `rbuf` read but not consumed
 
-  send(method, reqPath, headers, body) {
-    return new Promise((resolve, reject) => {
-      this.cur = { resolve, reject, status: 0, headers: null, body: null, got: 0, chunked: false };
-      this.buf = null;
-      let head = `${method} ${reqPath} HTTP/1.1\r\nHost: ${env.AWS_LAMBDA_RUNTIME_API}\r\n`;
-      for (const k in headers) {
-        head += `${k}: ${headers[k]}\r\n`;
-      }
-      if (body) {
-        head += `Content-Length: ${body.length}\r\n\r\n`;
-        this.sock.ref();
-        this.sock.write(Buffer.concat([Buffer.from(head, 'latin1'), body]));
-      } else {
-        this.sock.ref();
-        this.sock.write(head + '\r\n', 'latin1');
-      }
-    });
+// Read more of the answer stream into `rbuf`.
+function fill() {
+  if (rlen === rbuf.length) {
+    const bigger = Buffer.allocUnsafe(rbuf.length * 2);
+    rbuf.copy(bigger, 0, 0, rlen);
+    rbuf = bigger;
   }
-
-  onData(chunk) {
-    const c = this.cur;
-    if (!c) {
-      return;
-    }
-    if (c.headers === null) {
-      const buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) {
-        this.buf = buf;
-        return;
-      }
-      const lines = buf.toString('latin1', 0, end).split('\r\n');
-      c.status = parseInt(lines[0].slice(9, 12), 10);
-      c.headers = {};
-      for (let i = 1; i < lines.length; i++) {
-        const j = lines[i].indexOf(':');
-        if (j > 0) {
-          c.headers[lines[i].slice(0, j).trim().toLowerCase()] = lines[i].slice(j + 1).trim();
-        }
-      }
-      this.buf = null;
-      chunk = buf.subarray(end + 4);
-      if (/chunked/i.test(c.headers['transfer-encoding'] || '')) {
-        c.chunked = true;
-      } else {
-        c.body = Buffer.allocUnsafe(parseInt(c.headers['content-length'] || '0', 10) || 0);
-      }
-    }
-    if (c.chunked) {
-      this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
-      const body = dechunk(this.buf);
-      if (body) {
-        this.done(body);
-      }
-      return;
-    }
-    const n = Math.min(chunk.length, c.body.length - c.got);
-    chunk.copy(c.body, c.got, 0, n);
-    c.got += n;
-    if (c.got === c.body.length) {
-      this.done(c.body);
-    }
+  const n = fs.readSync(API_FDS[0], rbuf, rlen, rbuf.length - rlen, null);
+  if (n === 0) {
+    throw new Error('Runtime API connection closed');
   }
-
-  done(body) {
-    const c = this.cur;
-    this.cur = null;
-    this.buf = null;
-    this.sock.unref();
-    c.resolve({ status: c.status, headers: c.headers, body });
-  }
-
-  fail(err) {
-    this.dead = true;
-    const c = this.cur;
-    this.cur = null;
-    if (c) {
-      c.reject(err);
-    }
-  }
+  rlen += n;
 }
 
-// The body of a complete chunked message, or null while more is to come.
-function dechunk(buf) {
+// Take the first `n` bytes of `rbuf` (copied out).
+function take(n) {
+  const out = Buffer.from(rbuf.subarray(0, n));
+  rbuf.copy(rbuf, 0, n, rlen);
+  rlen -= n;
+  return out;
+}
+
+function requestSync(method, reqPath, headers, body) {
+  let head = `${method} ${reqPath} HTTP/1.1\r\nHost: ${env.AWS_LAMBDA_RUNTIME_API}\r\n`;
+  for (const k in headers) {
+    head += `${k}: ${headers[k]}\r\n`;
+  }
+  head += `Content-Length: ${body ? body.length : 0}\r\n\r\n`;
+  const headBuf = Buffer.from(head, 'latin1');
+  writeAll(API_FDS[1], body ? Buffer.concat([headBuf, body]) : headBuf);
+
+  let end;
+  while ((end = rbuf.subarray(0, rlen).indexOf('\r\n\r\n')) < 0) {
+    fill();
+  }
+  const lines = take(end + 4).toString('latin1', 0, end).split('\r\n');
+  const status = parseInt(lines[0].slice(9, 12), 10);
+  const h = {};
+  for (let i = 1; i < lines.length; i++) {
+    const j = lines[i].indexOf(':');
+    if (j > 0) {
+      h[lines[i].slice(0, j).trim().toLowerCase()] = lines[i].slice(j + 1).trim();
+    }
+  }
+  if (/chunked/i.test(h['transfer-encoding'] || '')) {
+    return { status, headers: h, body: readChunked() };
+  }
+  const len = parseInt(h['content-length'] || '0', 10) || 0;
+  while (rlen < len) {
+    fill();
+  }
+  return { status, headers: h, body: take(len) };
+}
+
+// A chunked body: `size CRLF data CRLF` ... `0 CRLF CRLF` (no trailers from Sous).
+function readChunked() {
   const parts = [];
-  let off = 0;
   for (;;) {
-    const eol = buf.indexOf('\r\n', off);
-    if (eol < 0) {
-      return null;
+    let eol;
+    while ((eol = rbuf.subarray(0, rlen).indexOf('\r\n')) < 0) {
+      fill();
     }
-    const size = parseInt(buf.toString('latin1', off, eol), 16);
+    const size = parseInt(rbuf.toString('latin1', 0, eol), 16);
+    while (rlen < eol + 2 + size + 2) {
+      fill();
+    }
+    take(eol + 2);
     if (size === 0) {
-      return buf.indexOf('\r\n\r\n', eol) >= 0 || buf.length >= eol + 4
-        ? Buffer.concat(parts)
-        : null;
+      take(2);
+      return Buffer.concat(parts);
     }
-    if (buf.length < eol + 2 + size + 2) {
-      return null;
-    }
-    parts.push(buf.subarray(eol + 2, eol + 2 + size));
-    off = eol + 2 + size + 2;
+    parts.push(take(size));
+    take(2);
   }
 }
-
-let main = null;
 
 function request(method, reqPath, headers, body) {
-  if (!main || main.dead) {
-    main = new Connection();
+  try {
+    return Promise.resolve(requestSync(method, reqPath, headers, body));
+  } catch (err) {
+    return Promise.reject(err);
   }
-  if (!main.cur) {
-    return main.send(method, reqPath, headers, body);
-  }
-  // Busy (a `/next` is waiting): report on a connection of its own.
-  const extra = new Connection();
-  return extra.send(method, reqPath, headers, body).finally(() => extra.sock.destroy());
 }
 
 function headerValue(text) {
@@ -787,8 +751,6 @@ async function runStreaming(id, h, body) {
 
 async function start() {
   patchConsole();
-  main = new Connection(); // connect while the function's code loads
-  main.sock.unref();
   handler = await loadHandler(env._HANDLER || '');
   handlerIsAsync = handler.constructor && handler.constructor.name === 'AsyncFunction';
   next();

@@ -2,7 +2,8 @@
 //! JavaScript with no dependencies) run by the host's Node.js 20.
 //!
 //! The bootstrap loads the handler named by `_HANDLER` (CommonJS, ES modules, `.cjs`; nested
-//! directories), loops on the Runtime API, gives the handler Lambda's event, context object and
+//! directories), loops on the Runtime API (over the pipes Sous gives managed runtimes,
+//! `_SOUS_RUNTIME_API_PIPES`, with blocking reads and writes: no `net`, no streams), gives the handler Lambda's event, context object and
 //! callback (with `callbackWaitsForEmptyEventLoop`), reports errors in Lambda's Node.js shape
 //! (`errorType`, `errorMessage`, `trace`), patches `console` to write Lambda's
 //! `time\trequest id\tLEVEL\tmessage` records as frames on the telemetry fd, and ends the process

@@ -42,6 +42,7 @@ fn null_launch() -> Launch<'static> {
         stdout: null().into(),
         stderr: null().into(),
         telemetry: None,
+        runtime_api: None,
     }
 }
 

@@ -108,8 +108,19 @@ pub const SETUP_ERROR: &str = "error: ";
 /// (`_LAMBDA_TELEMETRY_LOG_FD`).
 pub const TELEMETRY_FD: RawFd = 3;
 
-/// The claim: what makes a pooled init one function's environment. Sent with two or three
-/// descriptors: stdout, stderr and, when `telemetry`, the telemetry pipe's write end.
+/// The descriptor numbers of the Runtime API pipes in a managed runtime's process, when it has
+/// them (`_SOUS_RUNTIME_API_PIPES`): it reads Sous's answers from the first and writes its
+/// requests to the second.
+pub const RUNTIME_API_FDS: [RawFd; 2] = [4, 5];
+
+/// Received descriptors are staged at or above this number before being placed at theirs.
+const STAGING_FD: RawFd = 64;
+/// The most descriptors [`place_fds`] places (telemetry and the two Runtime API pipes).
+const MAX_PLACED: usize = 3;
+
+/// The claim: what makes a pooled init one function's environment. Sent with stdout and
+/// stderr, then the telemetry pipe's write end when `telemetry`, then the two Runtime API
+/// pipe ends when `runtime_api_pipes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchPlan {
     /// The function's mounts, pivot_root included.
@@ -128,6 +139,9 @@ pub struct LaunchPlan {
     pub cwd: PathBuf,
     /// A third descriptor comes with the claim, for [`TELEMETRY_FD`].
     pub telemetry: bool,
+    /// Two more come with the claim, for [`RUNTIME_API_FDS`].
+    #[serde(default)]
+    pub runtime_api_pipes: bool,
     /// The init runs in a user namespace it created ([`InitPlan::user`]): groups cannot be
     /// set (setgroups is denied there) and the uid is already the function's, so leaving it
     /// clears no capability: they are cleared explicitly.
@@ -230,17 +244,48 @@ pub fn build(k: &dyn Kernel, plan: &LaunchPlan, stdout: RawFd, stderr: RawFd) ->
     k.sethostname(&plan.hostname)
 }
 
-/// Phase 4, in the runtime's process: shed every privilege and exec. Returns only on failure.
+/// The numbers the claim's descriptors after stdout and stderr get in the runtime's process.
+pub fn fd_targets(plan: &LaunchPlan) -> Vec<RawFd> {
+    let mut targets = Vec::with_capacity(3);
+    if plan.telemetry {
+        targets.push(TELEMETRY_FD);
+    }
+    if plan.runtime_api_pipes {
+        targets.extend(RUNTIME_API_FDS);
+    }
+    targets
+}
+
+/// Put each received descriptor at its number in the runtime's process. All are first copied
+/// above every target (close-on-exec), so that one received at another's target number is not
+/// overwritten before it is placed. Allocates nothing: it also runs between fork and exec.
+pub fn place_fds(k: &dyn Kernel, placed: &[(RawFd, RawFd)]) -> SysResult<()> {
+    if placed.len() > MAX_PLACED {
+        return Err(syscalls::SysError::Other {
+            what: "place descriptors",
+            err: std::io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    }
+    let mut staged = [(-1, -1); MAX_PLACED];
+    for (slot, &(fd, target)) in staged.iter_mut().zip(placed) {
+        *slot = (k.dup_above(fd, STAGING_FD)?, target);
+    }
+    for &(fd, target) in &staged[..placed.len()] {
+        k.dup_to(fd, target)?;
+    }
+    Ok(())
+}
+
+/// Phase 4, in the runtime's process: place the claim's extra descriptors (`(received,
+/// number)`), shed every privilege and exec. Returns only on failure.
 pub fn become_function(
     k: &dyn Kernel,
     plan: &LaunchPlan,
-    telemetry: Option<RawFd>,
+    placed: &[(RawFd, RawFd)],
     filters: &[seccompiler::BpfProgram],
     last_cap: u32,
 ) -> SysResult<()> {
-    if let Some(fd) = telemetry {
-        k.dup_to(fd, TELEMETRY_FD)?;
-    }
+    place_fds(k, placed)?;
     k.reset_signals()?;
     for cap in 0..=last_cap {
         k.drop_bounding_cap(cap)?;
@@ -424,7 +469,8 @@ fn pid1(
     mark(&t, "claimed");
     let launch: LaunchPlan =
         serde_json::from_slice(&bytes).unwrap_or_else(|e| fail("parse claim", e, SETUP_FAILED));
-    let want = 2 + usize::from(launch.telemetry);
+    let targets = fd_targets(&launch);
+    let want = 2 + targets.len();
     if fds.len() != want {
         fail(
             "claim",
@@ -440,13 +486,13 @@ fn pid1(
         fail("build root", e, SETUP_FAILED);
     }
     mark(&t, "root built");
-    let telemetry = fds.get(2).copied();
+    let placed: Vec<(RawFd, RawFd)> = fds[2..].iter().copied().zip(targets).collect();
     match syscalls::fork() {
         Err(e) => fail("fork runtime", e, SETUP_FAILED),
         Ok(Forked::Child) => {
             drop(status_wr);
             mark(&t, "runtime forked");
-            let e = become_function(k, &launch, telemetry, &filters, syscalls::last_cap()).err();
+            let e = become_function(k, &launch, &placed, &filters, syscalls::last_cap()).err();
             let code = match &e {
                 Some(syscalls::SysError::Exec { .. }) => EXEC_FAILED,
                 _ => SETUP_FAILED,
@@ -458,8 +504,8 @@ fn pid1(
             )
         }
         Ok(Forked::Parent(runtime)) => {
-            if let Some(fd) = telemetry {
-                // Only the runtime writes telemetry; the pipe ends with it.
+            // Only the runtime uses these (telemetry, the Runtime API pipes): they end with it.
+            for &(fd, _) in &placed {
                 k.close(fd);
             }
             CHILD.store(runtime, Ordering::Relaxed);
@@ -542,6 +588,7 @@ mod tests {
             env: vec![("A".into(), "1".into())],
             cwd: "/var/task".into(),
             telemetry: false,
+            runtime_api_pipes: false,
             rootless: false,
         }
     }
@@ -668,7 +715,7 @@ mod tests {
             rootless: true,
             ..launch()
         };
-        become_function(&k, &l, None, &filters, 40).unwrap();
+        become_function(&k, &l, &[], &filters, 40).unwrap();
         let c = k.calls();
         let pos = |want: &Call| c.iter().position(|x| x == want).unwrap();
         assert!(!c.iter().any(|x| matches!(x, Call::Setgroups(_))), "{c:?}");
@@ -686,7 +733,7 @@ mod tests {
         assert!(matches!(c.last(), Some(Call::Execve { .. })));
         // The root path is unchanged: groups cleared, no explicit capset.
         let k = RecordingKernel::new();
-        become_function(&k, &launch(), None, &filters, 40).unwrap();
+        become_function(&k, &launch(), &[], &filters, 40).unwrap();
         assert!(k.calls().contains(&Call::Setgroups(vec![])));
         assert!(!k.calls().contains(&Call::ClearCaps));
     }
@@ -718,18 +765,44 @@ mod tests {
     }
 
     #[test]
-    fn telemetry_is_placed_before_anything_else() {
+    fn extra_descriptors_are_placed_before_anything_else() {
         let k = RecordingKernel::new();
         let filters = crate::seccomp::filters().unwrap();
-        become_function(&k, &launch(), Some(12), &filters, 40).unwrap();
-        assert_eq!(k.calls()[0], Call::DupTo(12, TELEMETRY_FD));
+        let mut l = launch();
+        l.telemetry = true;
+        l.runtime_api_pipes = true;
+        assert_eq!(fd_targets(&l), [TELEMETRY_FD, 4, 5]);
+        // Received at 5, 3 and 4: each would overwrite another if placed directly.
+        let placed = [(5, TELEMETRY_FD), (3, 4), (4, 5)];
+        become_function(&k, &l, &placed, &filters, 40).unwrap();
+        assert_eq!(
+            k.calls()[..6],
+            [
+                Call::DupAbove(5, 64),
+                Call::DupAbove(3, 64),
+                Call::DupAbove(4, 64),
+                Call::DupTo(69, TELEMETRY_FD),
+                Call::DupTo(67, 4),
+                Call::DupTo(68, 5),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_extra_descriptors_none_are_placed() {
+        let l = launch();
+        assert!(fd_targets(&l).is_empty());
+        let k = RecordingKernel::new();
+        let filters = crate::seccomp::filters().unwrap();
+        become_function(&k, &l, &[], &filters, 40).unwrap();
+        assert_eq!(k.calls()[0], Call::ResetSignals);
     }
 
     #[test]
     fn privileges_go_before_exec_in_the_right_order() {
         let k = RecordingKernel::new();
         let filters = crate::seccomp::filters().unwrap();
-        become_function(&k, &launch(), None, &filters, 40).unwrap();
+        become_function(&k, &launch(), &[], &filters, 40).unwrap();
         let c = k.calls();
         let pos = |want: &Call| c.iter().position(|x| x == want).unwrap();
         // Bounding set dropped while still root, groups before gid before uid.
@@ -760,14 +833,14 @@ mod tests {
         let k = RecordingKernel::new();
         let filters = crate::seccomp::filters().unwrap();
         // Count the calls up to setresuid and fail there.
-        become_function(&k, &launch(), None, &filters, 40).unwrap();
+        become_function(&k, &launch(), &[], &filters, 40).unwrap();
         let at = k
             .calls()
             .iter()
             .position(|c| *c == Call::Setresuid(993))
             .unwrap();
         let k = RecordingKernel::failing_at(at);
-        assert!(become_function(&k, &launch(), None, &filters, 40).is_err());
+        assert!(become_function(&k, &launch(), &[], &filters, 40).is_err());
         assert!(!k.calls().iter().any(|c| matches!(c, Call::Execve { .. })));
     }
 

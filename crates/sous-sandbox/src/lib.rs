@@ -48,7 +48,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-pub use init::{init_main, INIT_ARG, TELEMETRY_FD};
+pub use init::{init_main, INIT_ARG, RUNTIME_API_FDS, TELEMETRY_FD};
 pub use network::RUNTIME_API_ADDR;
 
 /// Lambda runs functions as `sbx_user1051`, uid 993, gid 990.
@@ -1011,10 +1011,28 @@ pub struct Launch<'a> {
     pub stderr: OwnedFd,
     /// The write end of the telemetry pipe (managed runtimes), shown as [`TELEMETRY_FD`].
     pub telemetry: Option<OwnedFd>,
+    /// The runtime's ends of the Runtime API pipes (managed runtimes): the read end of Sous's
+    /// answers and the write end of its requests, shown as [`RUNTIME_API_FDS`].
+    pub runtime_api: Option<[OwnedFd; 2]>,
+}
+
+impl Launch<'_> {
+    /// The descriptors after stdout and stderr, each with its number in the runtime's process.
+    fn extra_fds(&self) -> Vec<(RawFd, RawFd)> {
+        let mut fds = Vec::with_capacity(3);
+        if let Some(t) = &self.telemetry {
+            fds.push((t.as_raw_fd(), TELEMETRY_FD));
+        }
+        if let Some(pipes) = &self.runtime_api {
+            fds.extend(pipes.iter().map(|p| p.as_raw_fd()).zip(RUNTIME_API_FDS));
+        }
+        fds
+    }
 }
 
 /// Without isolation: the program itself, as a child of the calling thread.
 fn start_plain(launch: Launch<'_>) -> io::Result<std::process::Child> {
+    let placed = launch.extra_fds();
     let mut cmd = Command::new(launch.program);
     cmd.args(launch.args)
         .env_clear()
@@ -1023,21 +1041,21 @@ fn start_plain(launch: Launch<'_>) -> io::Result<std::process::Child> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::from(launch.stdout))
         .stderr(std::process::Stdio::from(launch.stderr));
-    if let Some(fd) = launch.telemetry.as_ref().map(|f| f.as_raw_fd()) {
-        // SAFETY: runs in the forked child before exec; dup2/fcntl are async-signal-safe and
-        // `fd` stays open in the parent (`launch.telemetry`) until spawn returns.
+    if !placed.is_empty() {
+        // SAFETY: runs in the forked child before exec; `place_fds` only calls fcntl and
+        // dup2, which are async-signal-safe, and allocates nothing (`placed` was allocated
+        // before the fork). The descriptors stay open in the parent (`launch`) until spawn
+        // returns.
         unsafe {
             cmd.pre_exec(move || {
-                use syscalls::Kernel;
-                syscalls::LinuxKernel
-                    .dup_to(fd, TELEMETRY_FD)
+                init::place_fds(&syscalls::LinuxKernel, &placed)
                     .map_err(|e| io::Error::other(e.to_string()))
             });
         }
     }
     process::detach_with_parent_death(&mut cmd);
     let child = cmd.spawn();
-    drop(launch.telemetry);
+    drop((launch.telemetry, launch.runtime_api));
     child
 }
 
@@ -1200,6 +1218,7 @@ impl Prepared {
             env: launch.env.to_vec(),
             cwd: launch.cwd.to_path_buf(),
             telemetry: launch.telemetry.is_some(),
+            runtime_api_pipes: launch.runtime_api.is_some(),
             rootless: iso.shared.rootless.is_some(),
         };
         let json = serde_json::to_vec(&plan).map_err(io::Error::other)?;
@@ -1209,7 +1228,7 @@ impl Prepared {
             ));
         }
         let mut fds = vec![launch.stdout.as_raw_fd(), launch.stderr.as_raw_fd()];
-        fds.extend(launch.telemetry.as_ref().map(|f| f.as_raw_fd()));
+        fds.extend(launch.extra_fds().into_iter().map(|(fd, _)| fd));
         match syscalls::send_with_fds(control.as_raw_fd(), &json, &fds) {
             Ok(()) => Ok(child),
             Err(e) => {

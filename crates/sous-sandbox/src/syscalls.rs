@@ -151,6 +151,8 @@ pub trait Kernel {
     /// Make `fd` available as descriptor `target`, inheritable across exec (`dup2`, or clearing
     /// close-on-exec when it already has that number).
     fn dup_to(&self, fd: RawFd, target: RawFd) -> SysResult<()>;
+    /// A close-on-exec copy of `fd` at the lowest free number ≥ `min`.
+    fn dup_above(&self, fd: RawFd, min: RawFd) -> SysResult<RawFd>;
     fn setgroups(&self, groups: &[u32]) -> SysResult<()>;
     fn setresgid(&self, gid: u32) -> SysResult<()>;
     fn setresuid(&self, uid: u32) -> SysResult<()>;
@@ -431,6 +433,19 @@ impl Kernel for LinuxKernel {
             });
         }
         Ok(())
+    }
+
+    fn dup_above(&self, fd: RawFd, min: RawFd) -> SysResult<RawFd> {
+        // SAFETY: F_DUPFD_CLOEXEC takes a descriptor and a number; the result is checked and
+        // never replaces an open descriptor.
+        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+        if copy < 0 {
+            return Err(SysError::Other {
+                what: "fcntl(F_DUPFD_CLOEXEC)",
+                err: last(),
+            });
+        }
+        Ok(copy)
     }
 
     fn setgroups(&self, groups: &[u32]) -> SysResult<()> {
@@ -716,6 +731,8 @@ pub enum Call {
     WriteFd(RawFd, Vec<u8>),
     Close(RawFd),
     DupTo(RawFd, RawFd),
+    /// `fd`, `min`: the fake answers `min + fd`.
+    DupAbove(RawFd, RawFd),
     Setgroups(Vec<u32>),
     Setresgid(u32),
     Setresuid(u32),
@@ -847,6 +864,9 @@ impl Kernel for RecordingKernel {
     }
     fn dup_to(&self, fd: RawFd, target: RawFd) -> SysResult<()> {
         self.record(Call::DupTo(fd, target))
+    }
+    fn dup_above(&self, fd: RawFd, min: RawFd) -> SysResult<RawFd> {
+        self.record(Call::DupAbove(fd, min)).map(|()| min + fd)
     }
     fn setgroups(&self, groups: &[u32]) -> SysResult<()> {
         self.record(Call::Setgroups(groups.to_vec()))

@@ -87,6 +87,7 @@ fn start(p: &mut Prepared, program: &str, args: &[&str]) -> Running {
             stdout: w.into(),
             stderr: w2.into(),
             telemetry: None,
+            runtime_api: None,
         })
         .unwrap();
     Running { child, out }
@@ -132,6 +133,46 @@ fn runs_unprivileged_without_capabilities_in_var_task() {
     let envs: Vec<_> = out.lines().filter(|l| l.starts_with("env:")).collect();
     assert_eq!(envs, vec!["env:\tPATH=/usr/bin:/bin"], "{out}");
     p.destroy().unwrap();
+}
+
+#[test]
+fn telemetry_and_runtime_api_pipes_arrive_at_their_numbers() {
+    let e = env();
+    let mut p = e.sandbox.prepare(&spec(&e, 128, 16)).unwrap();
+    let (out, w) = UnixStream::pair().unwrap();
+    let w2 = w.try_clone().unwrap();
+    let pipe = || {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        (std::fs::File::from(r), std::fs::File::from(w))
+    };
+    let (mut telemetry, telemetry_w) = pipe();
+    let (answers_r, mut answers) = pipe();
+    let (mut requests, requests_w) = pipe();
+    // The shell reads an answer on 4, writes the request it makes of it on 5, and a record on 3.
+    let script = "read line <&4; echo \"asked: $line\" >&5; echo record >&3";
+    let args = ["-c".to_string(), script.to_string()];
+    let child = p
+        .start(Launch {
+            program: Path::new("/bin/sh"),
+            args: &args,
+            env: &[("PATH".into(), "/usr/bin:/bin".into())],
+            cwd: Path::new("/var/task"),
+            stdout: w.into(),
+            stderr: w2.into(),
+            telemetry: Some(telemetry_w.into()),
+            runtime_api: Some([answers_r.into(), requests_w.into()]),
+        })
+        .unwrap();
+    answers.write_all(b"next\n").unwrap();
+    drop(answers);
+    let out = wait_timeout(Running { child, out }, Duration::from_secs(20));
+    assert!(out.status.success(), "{}", out.text);
+    let mut text = String::new();
+    requests.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "asked: next\n");
+    text.clear();
+    telemetry.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "record\n");
 }
 
 #[test]

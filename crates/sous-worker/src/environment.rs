@@ -27,7 +27,7 @@ use sous_types::{names, runtime, timefmt};
 use sous_sandbox::{EnvSandboxSpec, Launch, Prepared, Sandbox};
 
 use crate::logs::{self, LogStream, StreamTarget};
-use crate::runtime_api::{InitResult, PendingEvent, RuntimeApi, RuntimeResult};
+use crate::runtime_api::{InitResult, PendingEvent, RuntimeApi, RuntimePipes, RuntimeResult};
 use crate::spec::{EnvSpec, Invocation, Outcome};
 
 /// How an invocation handed to an environment ended.
@@ -157,8 +157,14 @@ impl Environment {
             Ok(l) => l,
             Err(e) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
         };
+        // Managed runtimes also talk to the Runtime API over a pair of pipes (see runtime_api).
+        let (pipes, runtime_pipes) = match spec.launch.is_some().then(RuntimePipes::new) {
+            Some(Ok((ours, theirs))) => (Some(ours), Some(theirs)),
+            Some(Err(e)) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
+            None => (None, None),
+        };
         let (api, init_rx) = RuntimeApi::new();
-        let server = tokio::spawn(api.clone().serve(listener));
+        let server = tokio::spawn(api.clone().serve(listener, pipes));
 
         // Paths as the function sees them.
         let inside = |p: &Path| prepared.sandbox_path(p).unwrap_or_else(|| p.to_path_buf());
@@ -186,6 +192,13 @@ impl Environment {
                 sous_sandbox::TELEMETRY_FD.to_string(),
             );
         }
+        if runtime_pipes.is_some() {
+            let [answers, requests] = sous_sandbox::RUNTIME_API_FDS;
+            vars.insert(
+                "_SOUS_RUNTIME_API_PIPES".into(),
+                format!("{answers},{requests}"),
+            );
+        }
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let cwd = inside(&spec.code_dir);
         let stdout = match write_end.try_clone() {
@@ -205,6 +218,7 @@ impl Environment {
             stdout,
             stderr: write_end,
             telemetry: telemetry_write,
+            runtime_api: runtime_pipes,
         });
         let mut child = match child {
             Ok(c) => c,

@@ -225,6 +225,8 @@ async fn handler_forms_resolve_as_on_lambda() {
                    searched: require.resolve.paths('some-layer-package'),\n\
                    gc: (global.gc(), typeof global.gc),\n\
                    execArgv: process.execArgv,\n\
+                   platformVars: Object.keys(process.env).filter((k) =>\n\
+                     k.startsWith('_SOUS') || k.startsWith('_LAMBDA_TELEMETRY')),\n\
                  });",
             )],
             Value::Null, // checked below
@@ -249,6 +251,9 @@ async fn handler_forms_resolve_as_on_lambda() {
     );
     // No V8 flag on the command line: one would make node drop its code cache (slow starts).
     assert_eq!(last["execArgv"], json!(["--max-http-header-size=81920"]));
+    // The runtime's own descriptors (telemetry, Runtime API pipes) are not the function's
+    // business, as on Lambda.
+    assert_eq!(last["platformVars"], json!([]));
     let task_root = last["taskRoot"].as_str().unwrap().trim_end_matches('/');
     let runtime_dir = last["runtimeDir"].as_str().unwrap().trim_end_matches('/');
     assert_eq!(
