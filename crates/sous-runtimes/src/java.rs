@@ -24,8 +24,8 @@
 //! renamed into place; until then, or when the JVM finds it unusable (another JVM, a moved
 //! jar), the JVM runs without it, silently (`-Xlog:cds=off`).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -193,15 +193,22 @@ fn make_archive(java: &Path, jar: &Path, dir: &Path, archive: &Path) -> io::Resu
     let tmp = dir.join(format!("sous-java-training-{}.jsa.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
 
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let mut child = Command::new(java)
-        .args(jvm_flags())
+    // The Runtime API pipes, as an environment's runtime gets them.
+    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
+    let (answers_read, answers) = pipe()?;
+    let (requests, requests_write) = pipe()?;
+    let [answers_fd, requests_fd] = sous_sandbox::RUNTIME_API_FDS;
+    let mut cmd = Command::new(java);
+    cmd.args(jvm_flags())
         .arg(format!("-XX:ArchiveClassesAtExit={}", tmp.display()))
         .args(["-cp", &jar.display().to_string(), MAIN_CLASS])
         .current_dir(&root)
         .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+        .env(
+            "_SOUS_RUNTIME_API_PIPES",
+            format!("{answers_fd},{requests_fd}"),
+        )
         .env("_HANDLER", "sous.training.Handler")
         .env("LAMBDA_TASK_ROOT", &root)
         .env("AWS_LAMBDA_FUNCTION_NAME", "sous-cds-training")
@@ -212,11 +219,27 @@ fn make_archive(java: &Path, jar: &Path, dir: &Path, archive: &Path) -> io::Resu
         .env("TZ", ":UTC")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let served = serve_training(&listener, Instant::now() + TRAINING_LIMIT);
+        .stderr(Stdio::null());
+    sous_sandbox::process::pass_fds(
+        &mut cmd,
+        vec![
+            (answers_read.as_raw_fd(), answers_fd),
+            (requests_write.as_raw_fd(), requests_fd),
+        ],
+    );
+    let mut child = cmd.spawn()?;
+    // Only the JVM holds its ends now: the requests pipe ends when it exits (or is killed).
+    drop((answers_read, requests_write));
+    let server = std::thread::spawn(move || {
+        serve_training(
+            &mut BufReader::new(std::fs::File::from(requests)),
+            &mut std::fs::File::from(answers),
+        )
+    });
     let status = wait_bounded(&mut child, Instant::now() + TRAINING_LIMIT)?;
-    served?;
+    server
+        .join()
+        .map_err(|_| io::Error::other("the training server panicked"))??;
     if !tmp.is_file() {
         return Err(io::Error::other(format!(
             "the training run ({status}) wrote no archive"
@@ -257,76 +280,61 @@ fn wait_bounded(
     }
 }
 
-/// Serves the training run's Runtime API on one connection at a time: two events (the second
-/// makes the training function throw), then a 500 to `/next`, on which the runtime exits.
-fn serve_training(listener: &TcpListener, deadline: Instant) -> io::Result<()> {
+/// Serves the training run's Runtime API: two events (the second makes the training function
+/// throw), then a 500 to `/next`, on which the runtime exits.
+fn serve_training(reader: &mut impl BufRead, writer: &mut impl Write) -> io::Result<()> {
     const EVENTS: [&str; 2] = [
         r#"{"name":"training","numbers":[1,2.5,-3],"flag":true,"none":null,"nested":{"k":"v"}}"#,
         r#"{"fail":true}"#,
     ];
     let mut next_calls = 0;
-    listener.set_nonblocking(true)?;
-    loop {
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    return Err(io::Error::other("the training run did not finish in time"));
-                }
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(TRAINING_LIMIT))?;
-        let mut reader = BufReader::new(stream.try_clone()?);
-        let mut writer = stream;
-        while let Some((method, path)) = read_request(&mut reader)? {
-            if method == "GET" && path.ends_with("/invocation/next") {
-                next_calls += 1;
-                match EVENTS.get(next_calls - 1) {
-                    Some(event) => {
-                        let deadline_ms = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_millis() + 30_000)
-                            .unwrap_or_default();
-                        let id = format!("00000000-0000-4000-8000-00000000000{next_calls}");
-                        let head = format!(
+    while let Some((method, path)) = read_request(reader)? {
+        if method == "GET" && path.ends_with("/invocation/next") {
+            next_calls += 1;
+            match EVENTS.get(next_calls - 1) {
+                Some(event) => {
+                    let deadline_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() + 30_000)
+                        .unwrap_or_default();
+                    let id = format!("00000000-0000-4000-8000-00000000000{next_calls}");
+                    let head = format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: {deadline_ms}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:sous-cds-training\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000;Sampled=0\r\nContent-Length: {}\r\n\r\n",
                             event.len()
                         );
-                        writer.write_all(head.as_bytes())?;
-                        writer.write_all(event.as_bytes())?;
-                    }
-                    None => {
-                        let body =
-                            r#"{"errorMessage":"training done","errorType":"Sous.TrainingDone"}"#;
-                        let head = format!(
+                    writer.write_all(head.as_bytes())?;
+                    writer.write_all(event.as_bytes())?;
+                }
+                None => {
+                    let body =
+                        r#"{"errorMessage":"training done","errorType":"Sous.TrainingDone"}"#;
+                    let head = format!(
                             "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                             body.len()
                         );
-                        writer.write_all(head.as_bytes())?;
-                        writer.write_all(body.as_bytes())?;
-                        return Ok(());
-                    }
+                    writer.write_all(head.as_bytes())?;
+                    writer.write_all(body.as_bytes())?;
+                    return Ok(());
                 }
-            } else {
-                let body = r#"{"status":"OK"}"#;
-                let head = format!(
+            }
+        } else {
+            let body = r#"{"status":"OK"}"#;
+            let head = format!(
                     "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     body.len()
                 );
-                writer.write_all(head.as_bytes())?;
-                writer.write_all(body.as_bytes())?;
-            }
-            writer.flush()?;
+            writer.write_all(head.as_bytes())?;
+            writer.write_all(body.as_bytes())?;
         }
+        writer.flush()?;
     }
+    Err(io::Error::other(
+        "the training run ended before its last event",
+    ))
 }
 
 /// Reads one request (head and body); `None` at the end of the connection.
-fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<(String, String)>> {
+fn read_request(reader: &mut impl BufRead) -> io::Result<Option<(String, String)>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);

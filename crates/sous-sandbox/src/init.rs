@@ -277,7 +277,9 @@ pub fn place_fds(k: &dyn Kernel, placed: &[(RawFd, RawFd)]) -> SysResult<()> {
 }
 
 /// Phase 4, in the runtime's process: place the claim's extra descriptors (`(received,
-/// number)`), shed every privilege and exec. Returns only on failure.
+/// number)`) and make their pipes the function user's (Sous created them as root, and a
+/// runtime that can only reach a descriptor through `/proc/self/fd/N`, as Java's, must be
+/// able to open it), shed every privilege and exec. Returns only on failure.
 pub fn become_function(
     k: &dyn Kernel,
     plan: &LaunchPlan,
@@ -286,6 +288,12 @@ pub fn become_function(
     last_cap: u32,
 ) -> SysResult<()> {
     place_fds(k, placed)?;
+    if !plan.rootless {
+        // Rootless, Sous's user made them, and it is the function's user already.
+        for &(_, fd) in placed {
+            k.fchown(fd, plan.uid, plan.gid)?;
+        }
+    }
     k.reset_signals()?;
     for cap in 0..=last_cap {
         k.drop_bounding_cap(cap)?;
@@ -784,6 +792,14 @@ mod tests {
                 Call::DupTo(69, TELEMETRY_FD),
                 Call::DupTo(67, 4),
                 Call::DupTo(68, 5),
+            ]
+        );
+        assert_eq!(
+            k.calls()[6..9],
+            [
+                Call::Fchown(TELEMETRY_FD, 993, 990),
+                Call::Fchown(4, 993, 990),
+                Call::Fchown(5, 993, 990),
             ]
         );
     }

@@ -1032,7 +1032,7 @@ impl Launch<'_> {
 
 /// Without isolation: the program itself, as a child of the calling thread.
 fn start_plain(launch: Launch<'_>) -> io::Result<std::process::Child> {
-    let placed = launch.extra_fds();
+    let extra = launch.extra_fds();
     let mut cmd = Command::new(launch.program);
     cmd.args(launch.args)
         .env_clear()
@@ -1041,18 +1041,8 @@ fn start_plain(launch: Launch<'_>) -> io::Result<std::process::Child> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::from(launch.stdout))
         .stderr(std::process::Stdio::from(launch.stderr));
-    if !placed.is_empty() {
-        // SAFETY: runs in the forked child before exec; `place_fds` only calls fcntl and
-        // dup2, which are async-signal-safe, and allocates nothing (`placed` was allocated
-        // before the fork). The descriptors stay open in the parent (`launch`) until spawn
-        // returns.
-        unsafe {
-            cmd.pre_exec(move || {
-                init::place_fds(&syscalls::LinuxKernel, &placed)
-                    .map_err(|e| io::Error::other(e.to_string()))
-            });
-        }
-    }
+    // Ours stay open (`launch`) until spawn returns.
+    process::pass_fds(&mut cmd, extra);
     process::detach_with_parent_death(&mut cmd);
     let child = cmd.spawn();
     drop((launch.telemetry, launch.runtime_api));

@@ -31,6 +31,23 @@ pub fn detach_with_parent_death(cmd: &mut Command) {
     }
 }
 
+/// Give `cmd`'s child each descriptor of `fds` (`(open here, number in the child)`), without
+/// close-on-exec. The descriptors must stay open until the child is spawned.
+pub fn pass_fds(cmd: &mut Command, fds: Vec<(std::os::fd::RawFd, std::os::fd::RawFd)>) {
+    if fds.is_empty() {
+        return;
+    }
+    // SAFETY: the closure runs in the forked child before exec; `place_fds` only calls fcntl
+    // and dup2, which are async-signal-safe, and allocates nothing (`fds` was allocated before
+    // the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            crate::init::place_fds(&crate::syscalls::LinuxKernel, &fds)
+                .map_err(|e| io::Error::other(e.to_string()))
+        });
+    }
+}
+
 /// Kill every process of the process group `pgid` with SIGKILL. A group that no longer exists
 /// is not an error.
 pub fn kill_group(pgid: i32) -> io::Result<()> {

@@ -153,6 +153,8 @@ pub trait Kernel {
     fn dup_to(&self, fd: RawFd, target: RawFd) -> SysResult<()>;
     /// A close-on-exec copy of `fd` at the lowest free number ≥ `min`.
     fn dup_above(&self, fd: RawFd, min: RawFd) -> SysResult<RawFd>;
+    /// Give the file behind `fd` (a pipe: its inode) to `uid`/`gid`.
+    fn fchown(&self, fd: RawFd, uid: u32, gid: u32) -> SysResult<()>;
     fn setgroups(&self, groups: &[u32]) -> SysResult<()>;
     fn setresgid(&self, gid: u32) -> SysResult<()>;
     fn setresuid(&self, uid: u32) -> SysResult<()>;
@@ -456,6 +458,17 @@ impl Kernel for LinuxKernel {
         Ok(())
     }
 
+    fn fchown(&self, fd: RawFd, uid: u32, gid: u32) -> SysResult<()> {
+        // SAFETY: plain integer arguments; the result is checked.
+        if unsafe { libc::fchown(fd, uid, gid) } != 0 {
+            return Err(SysError::Other {
+                what: "fchown",
+                err: last(),
+            });
+        }
+        Ok(())
+    }
+
     fn setresgid(&self, gid: u32) -> SysResult<()> {
         // SAFETY: plain integer arguments.
         if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
@@ -733,6 +746,7 @@ pub enum Call {
     DupTo(RawFd, RawFd),
     /// `fd`, `min`: the fake answers `min + fd`.
     DupAbove(RawFd, RawFd),
+    Fchown(RawFd, u32, u32),
     Setgroups(Vec<u32>),
     Setresgid(u32),
     Setresuid(u32),
@@ -870,6 +884,9 @@ impl Kernel for RecordingKernel {
     }
     fn setgroups(&self, groups: &[u32]) -> SysResult<()> {
         self.record(Call::Setgroups(groups.to_vec()))
+    }
+    fn fchown(&self, fd: RawFd, uid: u32, gid: u32) -> SysResult<()> {
+        self.record(Call::Fchown(fd, uid, gid))
     }
     fn setresgid(&self, gid: u32) -> SysResult<()> {
         self.record(Call::Setresgid(gid))

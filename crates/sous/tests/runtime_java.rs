@@ -353,7 +353,19 @@ async fn context_fields_and_logging() {
     let log = r.log();
     assert!(
         log.contains("logger line one\nlogger line two"),
-        "a logger call is one event, newline kept: {log}"
+        "newline kept: {log}"
+    );
+    // Through the telemetry pipe, as on Lambda: one call, one event.
+    let events = server.log_events(&name);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("logger line one\nlogger line two")),
+        "a logger call is one event: {events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| e.contains("sous java runtime")),
+        "the runtime had nothing to complain about: {events:?}"
     );
     assert!(log.contains("stdout line\n"), "{log}");
     assert!(log.contains("stderr line\n"), "{log}");

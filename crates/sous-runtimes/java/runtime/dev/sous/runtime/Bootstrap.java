@@ -73,11 +73,12 @@ public final class Bootstrap {
         installLogger(logger);
 
         String address = System.getenv("AWS_LAMBDA_RUNTIME_API");
-        if (address == null) {
-            System.err.println("sous java runtime: AWS_LAMBDA_RUNTIME_API is not set");
+        String pipes = System.getenv("_SOUS_RUNTIME_API_PIPES");
+        if (address == null || pipes == null) {
+            System.err.println("sous java runtime: started without the Runtime API pipes");
             System.exit(1);
         }
-        final RuntimeApi api = new RuntimeApi(address);
+        final RuntimeApi api = new RuntimeApi(address, pipes);
         warmUp(api);
         Environment env = new Environment();
 
@@ -107,8 +108,8 @@ public final class Bootstrap {
     }
 
     /**
-     * While this thread loads the handler, another opens the Runtime API connection and loads
-     * the JSON classes: both cost milliseconds of class loading that need not wait.
+     * While this thread loads the handler, another opens the Runtime API pipes and loads the
+     * JSON classes: both cost milliseconds of class loading that need not wait.
      */
     private static void warmUp(final RuntimeApi api) {
         Thread t = new Thread(new Runnable() {

@@ -1,26 +1,25 @@
 package dev.sous.runtime;
 
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 
 /**
- * A client of the Lambda Runtime API over one keep-alive HTTP/1.1 connection, written on a
- * plain socket: java.net.http costs tens of milliseconds to start, and cold start matters.
- * Requests are serialized (one connection); the connection may be opened ahead of time.
+ * A client of the Lambda Runtime API: HTTP/1.1 over the pair of pipes Sous gives its managed
+ * runtimes, with blocking reads and writes. A socket would cost a cold start about 20 ms of
+ * class loading (java.net.http far more). Requests are serialized; the pipes may be opened
+ * ahead of time.
  */
 final class RuntimeApi {
 
     private static final String BASE = "/2018-06-01/runtime";
 
-    private final String host;
-    private final int port;
+    private final int answersFd;
+    private final int requestsFd;
     private final String hostHeader;
-    private Socket socket;
     private InputStream in;
     private OutputStream out;
     private final byte[] buf = new byte[8192];
@@ -50,73 +49,36 @@ final class RuntimeApi {
         }
     }
 
-    RuntimeApi(String address) {
-        int colon = address.lastIndexOf(':');
-        if (colon < 0) {
-            throw new IllegalArgumentException("AWS_LAMBDA_RUNTIME_API is not host:port: " + address);
+    /**
+     * @param address {@code AWS_LAMBDA_RUNTIME_API}, for the Host header
+     * @param pipes {@code _SOUS_RUNTIME_API_PIPES}: the descriptor to read answers from and
+     *     the one to write requests to, as {@code "4,5"}
+     */
+    RuntimeApi(String address, String pipes) {
+        int comma = pipes.indexOf(',');
+        if (comma < 0) {
+            throw new IllegalArgumentException("_SOUS_RUNTIME_API_PIPES is not read,write: " + pipes);
         }
-        String h = address.substring(0, colon);
-        if (h.startsWith("[") && h.endsWith("]")) {
-            h = h.substring(1, h.length() - 1);
-        }
-        this.host = h;
-        this.port = Integer.parseInt(address.substring(colon + 1));
+        this.answersFd = Integer.parseInt(pipes.substring(0, comma).trim());
+        this.requestsFd = Integer.parseInt(pipes.substring(comma + 1).trim());
         this.hostHeader = address;
     }
 
+    /** Opens the pipes (through /proc: Java has no other way to a descriptor by number). */
     private void connect() throws IOException {
-        close();
-        bufPos = 0;
-        bufLen = 0;
-        Socket s = new Socket();
-        s.setTcpNoDelay(true);
-        s.connect(new InetSocketAddress(address(host), port));
-        socket = s;
-        in = s.getInputStream();
-        out = s.getOutputStream();
-    }
-
-    /** A dotted IPv4 literal without the resolver (cheaper at start); anything else through it. */
-    private static InetAddress address(String host) throws IOException {
-        byte[] b = new byte[4];
-        int part = 0;
-        int value = -1;
-        for (int i = 0; i <= host.length(); i++) {
-            char c = i < host.length() ? host.charAt(i) : '.';
-            if (c >= '0' && c <= '9' && value < 256) {
-                value = (value < 0 ? 0 : value * 10) + (c - '0');
-            } else if (c == '.' && value >= 0 && value < 256 && part < 4) {
-                b[part++] = (byte) value;
-                value = -1;
-            } else {
-                return InetAddress.getByName(host);
-            }
-        }
-        return part == 4 ? InetAddress.getByAddress(b) : InetAddress.getByName(host);
-    }
-
-    /** Opens the connection ahead of the first request (called from a warm-up thread). */
-    synchronized void preconnect() {
         if (in == null) {
-            try {
-                connect();
-            } catch (IOException e) {
-                // The first request connects again, and reports the failure.
-            }
+            in = new FileInputStream("/proc/self/fd/" + answersFd);
+            out = new FileOutputStream("/proc/self/fd/" + requestsFd);
         }
     }
 
-    void close() {
+    /** Opens the pipes ahead of the first request (called from a warm-up thread). */
+    synchronized void preconnect() {
         try {
-            if (socket != null) {
-                socket.close();
-            }
+            connect();
         } catch (IOException e) {
-            // nothing to do
+            // The first request opens them again, and reports the failure.
         }
-        socket = null;
-        in = null;
-        out = null;
     }
 
     /** Waits for the next event. */
@@ -165,22 +127,9 @@ final class RuntimeApi {
         }
         req.append("\r\n");
         byte[] head = req.toString().getBytes(StandardCharsets.UTF_8);
-        boolean fresh = in == null;
-        if (fresh) {
-            connect();
-        }
-        try {
-            send(head, body);
-            return readAnswer(headersInto);
-        } catch (IOException e) {
-            if (fresh) {
-                throw e;
-            }
-            // The kept-alive connection was closed by the server: once more on a new one.
-            connect();
-            send(head, body);
-            return readAnswer(headersInto);
-        }
+        connect();
+        send(head, body);
+        return readAnswer(headersInto);
     }
 
     /** Head and body in one write (so that Nagle's algorithm never holds part of it back). */
@@ -254,7 +203,6 @@ final class RuntimeApi {
         int code = Integer.parseInt(status.substring(sp + 1, sp + 4));
         long length = -1;
         boolean chunked = false;
-        boolean close = status.startsWith("HTTP/1.0");
         while (true) {
             String line = readLine();
             if (line.isEmpty()) {
@@ -272,9 +220,6 @@ final class RuntimeApi {
                     break;
                 case "transfer-encoding":
                     chunked = value.toLowerCase().contains("chunked");
-                    break;
-                case "connection":
-                    close = value.equalsIgnoreCase("close");
                     break;
                 case "lambda-runtime-aws-request-id":
                     if (inv != null) {
@@ -338,17 +283,13 @@ final class RuntimeApi {
             body = new byte[(int) length];
             readFully(body, 0, (int) length);
         } else {
-            // Until the server closes the connection.
+            // Until the pipe ends.
             java.io.ByteArrayOutputStream acc = new java.io.ByteArrayOutputStream();
             int b;
             while ((b = readByte()) >= 0) {
                 acc.write(b);
             }
             body = acc.toByteArray();
-            close = true;
-        }
-        if (close) {
-            close();
         }
         return new Answer(code, body);
     }
