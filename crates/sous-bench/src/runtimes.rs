@@ -56,15 +56,22 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
     println!("| --- | --- | --- | --- | --- | --- |");
     for case in &cases {
         let prefix = format!("rt-{}", case.runtime.replace('.', "-"));
-        let (mut cold, mut init) = cold_starts_of(
-            &server,
-            &case.zip,
-            cold_n,
-            &prefix,
-            (case.runtime, case.handler),
-        )
-        .await?;
-        let mut bare = bare_starts(&case.bare, cold_n)?;
+        // Alternated, so that both see the machine in the same state (a drift in CPU speed
+        // or a neighbour's load would otherwise land on one side of the comparison).
+        let (mut cold, mut init, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..cold_n {
+            bare.extend(bare_starts(&case.bare, 1)?);
+            let (c, n) = cold_starts_of(
+                &server,
+                &case.zip,
+                1,
+                &format!("{prefix}-{i}"),
+                (case.runtime, case.handler),
+            )
+            .await?;
+            cold.extend(c);
+            init.extend(n);
+        }
         let warm_name = format!("{prefix}-warm");
         create_function_with(&server, &warm_name, &case.zip, (case.runtime, case.handler)).await?;
         let req = signed_invoke(&server, &warm_name, false);
@@ -100,7 +107,7 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
         "\nbare `python3 -S -c pass` p50: {:.1} ms (Sous's Python bootstrap skips `site`)",
         p(&mut no_site, 50)
     );
-    println!("samples: {cold_n} cold starts per runtime (one every 200 ms), {warm_n} warm invokes; functions of 1769 MB");
+    println!("samples: {cold_n} cold starts per runtime (one every 200 ms, each after a bare start), {warm_n} warm invokes; functions of 1769 MB");
     Ok(())
 }
 
