@@ -1,6 +1,6 @@
 """Sous's runtime for python3.11 functions.
 
-Speaks the Lambda Runtime API (AWS_LAMBDA_RUNTIME_API) and runs the handler named by
+Speaks the Lambda Runtime API (over the pipes named by _SOUS_RUNTIME_API_PIPES) and runs the handler named by
 _HANDLER the way Lambda's Python runtime does: the handler module is imported once, at init
 (init failures are posted to /runtime/init/error with Lambda's error types, then the process
 exits); each event is decoded from JSON and passed with a context object; the result is
@@ -10,7 +10,7 @@ gets Lambda's handler and format. Log records go to the framed telemetry pipe na
 _LAMBDA_TELEMETRY_LOG_FD (one frame = one log event), print() output to stdout.
 
 Start-up cost matters (it is most of a cold start), so only built-in modules are imported
-up front: the HTTP client is written on _socket, JSON uses _json directly, and `logging`,
+up front: the HTTP client reads and writes its pipes with os, JSON uses _json directly, and `logging`,
 `traceback` and `decimal` are touched only when the function itself uses them.
 """
 
@@ -19,7 +19,6 @@ import sys
 import time
 
 import _json
-import _socket
 
 _RUNTIME_FILES = (__file__, os.path.join(os.path.dirname(__file__), "bootstrap.py"))
 
@@ -396,35 +395,19 @@ _UNHANDLED_WARNING = (
 
 
 # ---------------------------------------------------------------------------------------
-# Runtime API client: HTTP/1.1 with one keep-alive connection
+# Runtime API client: HTTP/1.1 over the pair of pipes Sous gives its managed runtimes
+# (_SOUS_RUNTIME_API_PIPES: the descriptor to read answers from, the one to write requests
+# to), with blocking reads and writes.
 
 
 class _RuntimeApi:
-    def __init__(self, address):
-        host, _, port = address.rpartition(":")
-        self.family = _socket.AF_INET
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-            self.family = _socket.AF_INET6
-        self.addr = (host, int(port))
+    def __init__(self, address, pipes):
         self.host_header = address
-        self.sock = None
-        self.buf = b""
-
-    def _connect(self):
-        sock = _socket.socket(self.family, _socket.SOCK_STREAM)
-        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-        sock.connect(self.addr)
-        self.sock = sock
-        self.buf = b""
-
-    def _close(self):
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-        self.sock = None
+        answers, _, requests = pipes.partition(",")
+        self.rfd = int(answers)
+        self.wfd = int(requests)
+        for fd in (self.rfd, self.wfd):
+            os.set_inheritable(fd, False)  # not the function's child processes' business
         self.buf = b""
 
     def request(self, method, path, body=None, headers=()):
@@ -433,25 +416,13 @@ class _RuntimeApi:
             head += "%s: %s\r\n" % (name, value)
         if body is not None:
             head += "Content-Length: %d\r\n" % len(body)
-        data = (head + "\r\n").encode("latin-1", "replace")
-        if body:
-            data += body
-        for attempt in (0, 1):
-            fresh = self.sock is None
-            if fresh:
-                self._connect()
-            try:
-                self.sock.sendall(data)
-                return self._response()
-            except OSError:
-                # A kept-alive connection the server closed: once more, on a new one.
-                self._close()
-                if fresh or attempt:
-                    raise
-        raise ConnectionError("unreachable")
+        data = memoryview((head + "\r\n").encode("latin-1", "replace") + (body or b""))
+        while data:
+            data = data[os.write(self.wfd, data) :]
+        return self._response()
 
     def _recv(self):
-        chunk = self.sock.recv(262144)
+        chunk = os.read(self.rfd, 262144)
         if not chunk:
             raise ConnectionError("the Runtime API closed the connection")
         return chunk
@@ -491,9 +462,6 @@ class _RuntimeApi:
             except ConnectionError:
                 pass
             body = b"".join(parts)
-            self._close()
-        if headers.get("connection", "").lower() == "close":
-            self._close()
         return status, headers, body
 
     def _chunked(self, buf):
@@ -798,7 +766,10 @@ def main():
         sys.path.insert(0, task_root)
     _sink = _make_sink()
     _install_logging()
-    api = _RuntimeApi(os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"))
+    api = _RuntimeApi(
+        os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        os.environ.pop("_SOUS_RUNTIME_API_PIPES", ""),
+    )
 
     try:
         handler = _load_handler(os.environ.get("_HANDLER", ""))

@@ -147,6 +147,7 @@ def handler(event, context):
         "cwd": os.getcwd(),
         "sys_path": sys.path,
         "telemetry_fd_visible": "_LAMBDA_TELEMETRY_LOG_FD" in os.environ,
+        "api_pipes_visible": "_SOUS_RUNTIME_API_PIPES" in os.environ,
         "repr": repr(context),
     }
 "#;
@@ -242,6 +243,7 @@ async fn context_object_has_every_field_and_the_module_is_imported_once() {
         "the runtime's own directory is not on sys.path: {path:?}"
     );
     assert_eq!(v["telemetry_fd_visible"], false);
+    assert_eq!(v["api_pipes_visible"], false);
     let repr = v["repr"].as_str().unwrap();
     assert!(
         repr.starts_with(&format!(
