@@ -34,7 +34,7 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
         .ok_or("no exe dir")?
         .to_path_buf();
     let sous = bin_dir.join("sous");
-    let (cold_n, warm_n) = if quick { (5, 100) } else { (20, 1000) };
+    let (cold_n, warm_n) = if quick { (5, 100) } else { (30, 1000) };
     let work = tempfile::tempdir()?;
     let cases = vec![
         Case {
