@@ -349,6 +349,115 @@ async fn a_function_answers_as_993_in_its_own_user_namespace() {
     assert_sous_unharmed(&server).await;
 }
 
+/// The managed runtimes work rootless too: their Runtime API and telemetry pipes were made by
+/// Sous's own user, which is the function's user inside, so Java can open them through
+/// `/proc/self/fd` without the init giving them away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_runtimes_answer_and_log_rootless() {
+    use aws_sdk_lambda::types::Runtime;
+    require_root();
+    let cg = Delegation::new();
+    let server = start_rootless(&cg, &["--function-network", "none"]);
+
+    // Java: a handler compiled against `sous sdk java`, logging one multi-line event.
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = dir.path().join("sdk.jar");
+    let ok = Command::new(Server::binary())
+        .args(["sdk", "java", "--out"])
+        .arg(&sdk)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let src = dir.path().join("Hello.java");
+    std::fs::write(
+        &src,
+        "package hello;\n\
+         import com.amazonaws.services.lambda.runtime.*;\n\
+         public class Hello implements RequestHandler<java.util.Map<String, Object>, String> {\n\
+           public String handleRequest(java.util.Map<String, Object> e, Context c) {\n\
+             c.getLogger().log(\"java one\\njava two\");\n\
+             return \"java \" + e.get(\"k\");\n\
+           }\n\
+         }\n",
+    )
+    .unwrap();
+    let classes = dir.path().join("classes");
+    let out = Command::new("javac")
+        .args(["--release", "17", "-cp"])
+        .arg(&sdk)
+        .arg("-d")
+        .arg(&classes)
+        .arg(&src)
+        .output()
+        .expect("run javac (JDK 17)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let class = std::fs::read(classes.join("hello/Hello.class")).unwrap();
+
+    let cases: [(Runtime, &str, Vec<u8>, &str); 3] = [
+        (
+            Runtime::Python311,
+            "app.handler",
+            zip_files(&[(
+                "app.py",
+                b"import logging\ndef handler(e, c):\n    logging.getLogger().warning('python one\\npython two')\n    return 'python ' + e['k']\n",
+                0o644,
+            )]),
+            "python two",
+        ),
+        (
+            Runtime::Nodejs20x,
+            "index.handler",
+            zip_files(&[(
+                "index.js",
+                b"exports.handler = async (e) => { console.log('node one\\nnode two'); return 'node ' + e.k; };",
+                0o644,
+            )]),
+            "node two",
+        ),
+        (
+            Runtime::Java17,
+            "hello.Hello::handleRequest",
+            zip_files(&[("hello/Hello.class", &class, 0o644)]),
+            "java two",
+        ),
+    ];
+    for (runtime, handler, zip, logged) in cases {
+        let name = unique("rootless-managed");
+        create_ok(
+            &server,
+            create(&server.client, &name, &zip)
+                .runtime(runtime.clone())
+                .handler(handler),
+        )
+        .await;
+        let out = invoke(&server, &name, br#"{"k":"ok"}"#).await;
+        assert_eq!(out.function_error, None, "{runtime:?}: {}", out.text());
+        let lang = handler_language(&runtime);
+        assert_eq!(out.text(), format!("\"{lang} ok\""), "{runtime:?}");
+        // The multi-line record arrived whole, through the telemetry pipe.
+        let events = server.log_events(&name);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.contains(&format!("{lang} one\n{logged}"))),
+            "{runtime:?}: {events:?}"
+        );
+    }
+}
+
+fn handler_language(runtime: &aws_sdk_lambda::types::Runtime) -> &'static str {
+    use aws_sdk_lambda::types::Runtime;
+    match runtime {
+        Runtime::Python311 => "python",
+        Runtime::Nodejs20x => "node",
+        _ => "java",
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sees_only_its_own_processes() {
     require_root();
