@@ -890,6 +890,7 @@ impl Sandbox {
             tmp: None,
             mounts: Vec::new(),
             init: Some((child, control)),
+            heaviest: std::sync::OnceLock::new(),
             shared: sh.clone(),
             done: false,
         };
@@ -1062,6 +1063,9 @@ struct Isolated {
     mounts: Vec<mounts::Step>,
     /// The init and our end of its control socket, until [`Prepared::start`] claims it.
     init: Option<(std::process::Child, OwnedFd)>,
+    /// The member holding the most memory when first asked (the runtime), for
+    /// [`Prepared::peak_memory`].
+    heaviest: std::sync::OnceLock<Option<i32>>,
     shared: Arc<Shared>,
     done: bool,
 }
@@ -1249,15 +1253,23 @@ impl Prepared {
     /// pages first touched in it: the interpreter's code, already in the host's page cache,
     /// is not, so a Node.js hello world would report 7 MB where its process holds 40 MB (and
     /// Lambda, whose VM reads everything afresh, reports more still).
+    ///
+    /// Which process is the runtime is found once (the members are read at the first call):
+    /// this runs on every invocation's path.
     pub fn peak_memory(&self) -> Option<u64> {
-        let cgroup = &self.env.as_ref()?.cgroup;
-        let rss = cgroup
-            .pids()
-            .into_iter()
-            .filter_map(process::peak_rss_kib)
-            .max()
+        let env = self.env.as_ref()?;
+        let heaviest = env.heaviest.get_or_init(|| {
+            env.cgroup
+                .pids()
+                .into_iter()
+                .filter_map(|pid| Some((process::peak_rss_kib(pid)?, pid)))
+                .max()
+                .map(|(_, pid)| pid)
+        });
+        let rss = heaviest
+            .and_then(process::peak_rss_kib)
             .map(|kib| kib * 1024);
-        cgroup.peak_memory().max(rss)
+        env.cgroup.peak_memory().max(rss)
     }
 
     /// Whether the kernel's OOM killer killed a process of the environment.
