@@ -1065,7 +1065,7 @@ struct Isolated {
     init: Option<(std::process::Child, OwnedFd)>,
     /// The member holding the most memory when first asked (the runtime), for
     /// [`Prepared::peak_memory`].
-    heaviest: std::sync::OnceLock<Option<i32>>,
+    heaviest: std::sync::OnceLock<Option<process::Rss>>,
     shared: Arc<Shared>,
     done: bool,
 }
@@ -1248,27 +1248,25 @@ impl Prepared {
         }
     }
 
-    /// Peak memory of the environment in bytes: the cgroup's high-water mark, or the largest
-    /// peak resident set of its processes when that is more. The cgroup is charged only for
-    /// pages first touched in it: the interpreter's code, already in the host's page cache,
-    /// is not, so a Node.js hello world would report 7 MB where its process holds 40 MB (and
-    /// Lambda, whose VM reads everything afresh, reports more still).
+    /// Peak memory of the environment in bytes: the cgroup's high-water mark, or the runtime's
+    /// resident set (the highest seen at these calls) when that is more. The cgroup is charged
+    /// only for pages first touched in it: the interpreter's code, already in the host's page
+    /// cache, is not, so a Node.js hello world would report 7 MB where its process holds 40 MB
+    /// (and Lambda, whose VM reads everything afresh, reports more still). Transient peaks of
+    /// the function's own memory are in the cgroup's mark.
     ///
-    /// Which process is the runtime is found once (the members are read at the first call):
-    /// this runs on every invocation's path.
+    /// Which process is the runtime (the member with the largest peak) is found at the first
+    /// call; later calls read one small file: this runs on every invocation's path.
     pub fn peak_memory(&self) -> Option<u64> {
         let env = self.env.as_ref()?;
         let heaviest = env.heaviest.get_or_init(|| {
-            env.cgroup
-                .pids()
-                .into_iter()
+            let pids = env.cgroup.pids().into_iter();
+            let heaviest = pids
                 .filter_map(|pid| Some((process::peak_rss_kib(pid)?, pid)))
-                .max()
-                .map(|(_, pid)| pid)
+                .max()?;
+            process::Rss::open(heaviest.1)
         });
-        let rss = heaviest
-            .and_then(process::peak_rss_kib)
-            .map(|kib| kib * 1024);
+        let rss = heaviest.as_ref().map(|r| r.highest_kib() * 1024);
         env.cgroup.peak_memory().max(rss)
     }
 

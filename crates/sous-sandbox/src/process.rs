@@ -69,6 +69,50 @@ pub fn start_time(pid: i32) -> Option<u64> {
 /// Peak resident memory of process `pid` in KiB (`VmHWM` of `/proc/PID/status`).
 pub fn peak_rss_kib(pid: i32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    vm_hwm_kib(&status)
+}
+
+/// The resident set of one process, read again and again through one open
+/// `/proc/<pid>/statm`: the cheapest of the kernel's memory reports (`status`, which has the
+/// peak, costs several times more to produce), for a read on every invocation. The highest
+/// value read so far is kept.
+#[derive(Debug)]
+pub struct Rss {
+    statm: std::fs::File,
+    page_kib: u64,
+    highest_kib: std::sync::atomic::AtomicU64,
+}
+
+impl Rss {
+    pub fn open(pid: i32) -> Option<Rss> {
+        let statm = std::fs::File::open(format!("/proc/{pid}/statm")).ok()?;
+        // SAFETY: sysconf takes a constant and returns a number (-1 on error, checked).
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page_kib = if page > 0 { page as u64 / 1024 } else { 4 };
+        Some(Rss {
+            statm,
+            page_kib,
+            highest_kib: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// The highest resident set seen, now included, in KiB.
+    pub fn highest_kib(&self) -> u64 {
+        use std::os::unix::fs::FileExt;
+        use std::sync::atomic::Ordering;
+        let mut buf = [0u8; 128];
+        let now = self
+            .statm
+            .read_at(&mut buf, 0)
+            .ok()
+            .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * self.page_kib);
+        self.highest_kib.fetch_max(now, Ordering::Relaxed).max(now)
+    }
+}
+
+fn vm_hwm_kib(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -84,6 +128,15 @@ mod tests {
         let me = std::process::id() as i32;
         assert!(start_time(me).is_some());
         assert!(peak_rss_kib(me).unwrap() > 0);
+        let rss = Rss::open(me).unwrap();
+        let first = rss.highest_kib();
+        assert!(first > 0);
+        // Read again through the same descriptor: fresh.
+        let grown = vec![1u8; 64 << 20];
+        let second = rss.highest_kib();
+        assert!(second >= first + 60 * 1024, "{first} then {second} KiB");
+        drop(grown);
+        assert_eq!(rss.highest_kib(), second, "the highest is kept");
     }
 
     #[test]
