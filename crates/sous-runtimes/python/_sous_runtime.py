@@ -404,6 +404,9 @@ class _RuntimeApi:
     def __init__(self, address, pipes):
         self.host_header = address
         answers, _, requests = pipes.partition(",")
+        if not (answers.isdigit() and requests.isdigit()):
+            sys.stderr.write("Sous runtime: started without the Runtime API pipes\n")
+            sys.exit(1)
         self.rfd = int(answers)
         self.wfd = int(requests)
         for fd in (self.rfd, self.wfd):
