@@ -58,7 +58,7 @@ pub(crate) struct Server {
     child: Child,
     pub(crate) addr: SocketAddr,
     creds: Credentials,
-    _dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -468,7 +468,7 @@ pub(crate) async fn start_sous(sous: &Path, extra: &[&str]) -> Result<Server, Bo
         child,
         addr,
         creds,
-        _dir: dir,
+        dir,
     };
     for _ in 0..200 {
         if TcpStream::connect(addr).await.is_ok() {
