@@ -227,6 +227,8 @@ async fn handler_forms_resolve_as_on_lambda() {
                    execArgv: process.execArgv,\n\
                    platformVars: Object.keys(process.env).filter((k) =>\n\
                      k.startsWith('_SOUS') || k.startsWith('_LAMBDA_TELEMETRY')),\n\
+                   childSeesApiFds: require('child_process').execSync(\n\
+                     'for f in 4 5; do [ -e /proc/$$/fd/$f ] && echo $f; done; true').toString(),\n\
                  });",
             )],
             Value::Null, // checked below
@@ -264,6 +266,10 @@ async fn handler_forms_resolve_as_on_lambda() {
     // The runtime's own descriptors (telemetry, Runtime API pipes) are not the function's
     // business, as on Lambda.
     assert_eq!(last["platformVars"], json!([]));
+    assert_eq!(
+        last["childSeesApiFds"], "",
+        "the Runtime API pipes are not inherited by the function's child processes"
+    );
     let task_root = last["taskRoot"].as_str().unwrap().trim_end_matches('/');
     let runtime_dir = last["runtimeDir"].as_str().unwrap().trim_end_matches('/');
     assert_eq!(
