@@ -119,8 +119,7 @@ const STAGING_FD: RawFd = 64;
 const MAX_PLACED: usize = 3;
 
 /// The claim: what makes a pooled init one function's environment. Sent with stdout and
-/// stderr, then the telemetry pipe's write end when `telemetry`, then the two Runtime API
-/// pipe ends when `runtime_api_pipes`.
+/// stderr, then the descriptors [`LaunchPlan::fds`] numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchPlan {
     /// The function's mounts, pivot_root included.
@@ -137,11 +136,10 @@ pub struct LaunchPlan {
     pub env: Vec<(String, String)>,
     /// Working directory inside the environment.
     pub cwd: PathBuf,
-    /// A third descriptor comes with the claim, for [`TELEMETRY_FD`].
-    pub telemetry: bool,
-    /// Two more come with the claim, for [`RUNTIME_API_FDS`].
+    /// The number in the runtime's process of each descriptor that comes with the claim after
+    /// stdout and stderr, in their order ([`TELEMETRY_FD`], [`RUNTIME_API_FDS`]).
     #[serde(default)]
-    pub runtime_api_pipes: bool,
+    pub fds: Vec<RawFd>,
     /// The init runs in a user namespace it created ([`InitPlan::user`]): groups cannot be
     /// set (setgroups is denied there) and the uid is already the function's, so leaving it
     /// clears no capability: they are cleared explicitly.
@@ -242,18 +240,6 @@ pub fn build(k: &dyn Kernel, plan: &LaunchPlan, stdout: RawFd, stderr: RawFd) ->
         false => mounts::apply(k, &plan.mounts)?,
     }
     k.sethostname(&plan.hostname)
-}
-
-/// The numbers the claim's descriptors after stdout and stderr get in the runtime's process.
-pub fn fd_targets(plan: &LaunchPlan) -> Vec<RawFd> {
-    let mut targets = Vec::with_capacity(3);
-    if plan.telemetry {
-        targets.push(TELEMETRY_FD);
-    }
-    if plan.runtime_api_pipes {
-        targets.extend(RUNTIME_API_FDS);
-    }
-    targets
 }
 
 /// Put each received descriptor at its number in the runtime's process. All are first copied
@@ -477,8 +463,7 @@ fn pid1(
     mark(&t, "claimed");
     let launch: LaunchPlan =
         serde_json::from_slice(&bytes).unwrap_or_else(|e| fail("parse claim", e, SETUP_FAILED));
-    let targets = fd_targets(&launch);
-    let want = 2 + targets.len();
+    let want = 2 + launch.fds.len();
     if fds.len() != want {
         fail(
             "claim",
@@ -494,7 +479,7 @@ fn pid1(
         fail("build root", e, SETUP_FAILED);
     }
     mark(&t, "root built");
-    let placed: Vec<(RawFd, RawFd)> = fds[2..].iter().copied().zip(targets).collect();
+    let placed: Vec<(RawFd, RawFd)> = fds[2..].iter().copied().zip(launch.fds.clone()).collect();
     match syscalls::fork() {
         Err(e) => fail("fork runtime", e, SETUP_FAILED),
         Ok(Forked::Child) => {
@@ -595,8 +580,7 @@ mod tests {
             argv: vec!["/var/task/bootstrap".into()],
             env: vec![("A".into(), "1".into())],
             cwd: "/var/task".into(),
-            telemetry: false,
-            runtime_api_pipes: false,
+            fds: vec![],
             rootless: false,
         }
     }
@@ -777,9 +761,7 @@ mod tests {
         let k = RecordingKernel::new();
         let filters = crate::seccomp::filters().unwrap();
         let mut l = launch();
-        l.telemetry = true;
-        l.runtime_api_pipes = true;
-        assert_eq!(fd_targets(&l), [TELEMETRY_FD, 4, 5]);
+        l.fds = vec![TELEMETRY_FD, 4, 5];
         // Received at 5, 3 and 4: each would overwrite another if placed directly.
         let placed = [(5, TELEMETRY_FD), (3, 4), (4, 5)];
         become_function(&k, &l, &placed, &filters, 40).unwrap();
@@ -807,7 +789,7 @@ mod tests {
     #[test]
     fn without_extra_descriptors_none_are_placed() {
         let l = launch();
-        assert!(fd_targets(&l).is_empty());
+        assert!(l.fds.is_empty());
         let k = RecordingKernel::new();
         let filters = crate::seccomp::filters().unwrap();
         become_function(&k, &l, &[], &filters, 40).unwrap();

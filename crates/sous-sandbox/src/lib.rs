@@ -1197,6 +1197,7 @@ impl Prepared {
         };
         let mut argv = vec![launch.program.to_string_lossy().into_owned()];
         argv.extend(launch.args.iter().cloned());
+        let extra = launch.extra_fds();
         let plan = init::LaunchPlan {
             mounts: iso.mounts.clone(),
             hostname: if self.spec.hostname.is_empty() {
@@ -1211,8 +1212,7 @@ impl Prepared {
             argv,
             env: launch.env.to_vec(),
             cwd: launch.cwd.to_path_buf(),
-            telemetry: launch.telemetry.is_some(),
-            runtime_api_pipes: launch.runtime_api.is_some(),
+            fds: extra.iter().map(|&(_, target)| target).collect(),
             rootless: iso.shared.rootless.is_some(),
         };
         let json = serde_json::to_vec(&plan).map_err(io::Error::other)?;
@@ -1222,7 +1222,7 @@ impl Prepared {
             ));
         }
         let mut fds = vec![launch.stdout.as_raw_fd(), launch.stderr.as_raw_fd()];
-        fds.extend(launch.extra_fds().into_iter().map(|(fd, _)| fd));
+        fds.extend(extra.iter().map(|&(fd, _)| fd));
         match syscalls::send_with_fds(control.as_raw_fd(), &json, &fds) {
             Ok(()) => Ok(child),
             Err(e) => {
@@ -1296,6 +1296,33 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_launchs_extra_descriptors_go_to_telemetry_then_the_runtime_api_numbers() {
+        let null = || OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+        let (t, a, r) = (null(), null(), null());
+        let raw = [t.as_raw_fd(), a.as_raw_fd(), r.as_raw_fd()];
+        let launch = Launch {
+            program: Path::new("/bin/true"),
+            args: &[],
+            env: &[],
+            cwd: Path::new("/"),
+            stdout: null(),
+            stderr: null(),
+            telemetry: Some(t),
+            runtime_api: Some([a, r]),
+        };
+        let targets: Vec<RawFd> = launch.extra_fds().iter().map(|&(_, n)| n).collect();
+        assert_eq!(targets, [TELEMETRY_FD, 4, 5]);
+        let sent: Vec<RawFd> = launch.extra_fds().iter().map(|&(fd, _)| fd).collect();
+        assert_eq!(sent, raw);
+        let plain = Launch {
+            telemetry: None,
+            runtime_api: None,
+            ..launch
+        };
+        assert!(plain.extra_fds().is_empty());
+    }
 
     #[test]
     fn supplementary_groups_other_than_the_own_gid_are_warned_about() {

@@ -69,7 +69,10 @@ pub fn start_time(pid: i32) -> Option<u64> {
 /// Peak resident memory of process `pid` in KiB (`VmHWM` of `/proc/PID/status`).
 pub fn peak_rss_kib(pid: i32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    vm_hwm_kib(&status)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// The resident set of one process, read again and again through one open
@@ -110,13 +113,6 @@ impl Rss {
             .map_or(0, |pages| pages * self.page_kib);
         self.highest_kib.fetch_max(now, Ordering::Relaxed).max(now)
     }
-}
-
-fn vm_hwm_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 #[cfg(test)]
