@@ -298,7 +298,7 @@ impl Server {
                     }
                     None => line,
                 };
-                events.push((ms, n, unescape_log(msg)));
+                events.push((ms, n, sous_worker::logs::unescape(msg)));
             }
         }
         // Stable: lines of one stream keep their order.
@@ -1379,22 +1379,4 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
-}
-
-/// Undo a log stream file's escaping (`\\` and `\n`).
-fn unescape_log(stored: &str) -> String {
-    let mut out = String::with_capacity(stored.len());
-    let mut chars = stored.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some(other) => out.push(other),
-                None => out.push('\\'),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
