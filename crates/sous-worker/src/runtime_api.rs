@@ -27,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::unix::pipe;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use sous_types::limits::SYNC_RESPONSE_MAX_BYTES;
 
@@ -178,7 +178,8 @@ impl RuntimeApi {
         if let Some(p) = pipes {
             match p.into_stream() {
                 Ok(stream) => self.clone().serve_connection(stream),
-                Err(e) => debug!(error = %e, "Runtime API pipes"),
+                // The runtime's init then times out, with this in Sous's log.
+                Err(e) => warn!(error = %e, "serve the Runtime API pipes"),
             }
         }
         loop {
