@@ -276,7 +276,10 @@ impl Environment {
         debug!(function = %spec.function_name, env = %env.id, pgid, "environment starting");
 
         let mut exited = env.exited.clone();
+        // Biased to the runtime's report: a runtime that posts /init/error and exits at once
+        // has sent the report before it got its 202, so when both are ready, the report wins.
         let result = tokio::select! {
+            biased;
             r = init_rx => r.ok(),
             _ = wait_exit(&mut exited) => None,
             _ = tokio::time::sleep(init_limit) => {
@@ -356,7 +359,10 @@ impl Environment {
         let mut exited = self.exited.clone();
         let mut lines = Vec::new();
         let mut status = None;
+        // Biased to the runtime's result, as at init: a runtime that posts an error and exits
+        // at once is reported by that error, not as a crash.
         let (outcome, alive) = tokio::select! {
+            biased;
             r = rx => match r {
                 Ok(RuntimeResult::Response(body)) => {
                     (Outcome { body, error_type: None, log: None }, true)
