@@ -56,45 +56,61 @@ pub fn sdk_jar() -> &'static [u8] {
     SDK_JAR
 }
 
-/// How long after detection the class-data archive is made: the first seconds of `sous serve`
-/// are left to starting up (and a short-lived server, as in tests, never pays for it).
+/// How long after the first `java17` start the class-data archive is made: the first seconds
+/// are left to that cold start and its first invocations.
 const TRAINING_DELAY: Duration = Duration::from_secs(3);
 /// The longest a training run may take.
 const TRAINING_LIMIT: Duration = Duration::from_secs(60);
 
+/// The class-data archive of this jar and JVM, made once, in the background, when a `java17`
+/// environment first starts: a host that never runs Java never pays the training run's
+/// second of CPU.
+#[derive(Debug)]
+pub struct Archive {
+    java: PathBuf,
+    jar: PathBuf,
+    dir: PathBuf,
+    path: PathBuf,
+    started: std::sync::Once,
+}
+
+impl Archive {
+    /// Start making the archive unless it exists or is being made. Cheap after the first call.
+    pub fn ensure(self: &std::sync::Arc<Self>) {
+        self.started.call_once(|| {
+            if self.path.is_file() {
+                return;
+            }
+            remove_stale_archives(&self.dir, &self.path);
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("java-cds".into())
+                .spawn(move || {
+                    std::thread::sleep(TRAINING_DELAY);
+                    match make_archive(&me.java, &me.jar, &me.dir, &me.path) {
+                        Ok(()) => tracing::debug!(archive = %me.path.display(), "java17 class-data archive made"),
+                        Err(e) => tracing::info!("java17: no class-data archive (cold starts are slower): {e}"),
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::info!(
+                    "java17: no class-data archive (cold starts are slower): start thread: {e}"
+                );
+            }
+        });
+    }
+}
+
 /// Materialize the runtime jar into `dir` and find a Java 17 JVM; `None` when this host has
-/// none. When the class-data archive for this jar and JVM is missing, a background thread
-/// makes it.
-pub fn detect(id: &str, dir: &Path) -> io::Result<Option<Launch>> {
+/// none. The launch names the class-data archive, which the JVM uses once [`Archive::ensure`]
+/// has made it.
+pub fn detect(id: &str, dir: &Path) -> io::Result<Option<(Launch, Archive)>> {
     let jar = dir.join(RUNTIME_JAR_NAME);
     crate::materialize(&jar, RUNTIME_JAR, 0o644)?;
     let Some(java) = find_java() else {
         return Ok(None);
     };
     let archive = dir.join(format!("sous-java-{:016x}.jsa", archive_key(&java)));
-    if !archive.is_file() {
-        remove_stale_archives(dir, &archive);
-        let (java, jar, dir, archive) = (
-            java.clone(),
-            jar.clone(),
-            dir.to_path_buf(),
-            archive.clone(),
-        );
-        let spawned = std::thread::Builder::new()
-            .name("java-cds".into())
-            .spawn(move || {
-                std::thread::sleep(TRAINING_DELAY);
-                match make_archive(&java, &jar, &dir, &archive) {
-                    Ok(()) => tracing::debug!(archive = %archive.display(), "java17 class-data archive made"),
-                    Err(e) => tracing::info!("java17: no class-data archive (cold starts are slower): {e}"),
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::info!(
-                "java17: no class-data archive (cold starts are slower): start thread: {e}"
-            );
-        }
-    }
     let java_home = java
         .parent()
         .and_then(Path::parent)
@@ -110,12 +126,20 @@ pub fn detect(id: &str, dir: &Path) -> io::Result<Option<Launch>> {
     args.push("-Xlog:cds=off,cds+dynamic=off".into());
     args.push(format!("-XX:SharedArchiveFile={}", archive.display()));
     args.extend(["-cp".into(), jar.display().to_string(), MAIN_CLASS.into()]);
-    Ok(Some(Launch {
-        program: java,
+    let launch = Launch {
+        program: java.clone(),
         args,
         env,
         runtime_dir: dir.to_path_buf(),
-    }))
+    };
+    let archive = Archive {
+        java,
+        jar,
+        dir: dir.to_path_buf(),
+        path: archive,
+        started: std::sync::Once::new(),
+    };
+    Ok(Some((launch, archive)))
 }
 
 /// The JVM flags of every start (the training run's too).
@@ -460,7 +484,11 @@ mod tests {
         let launch = detect("java17", dir.path()).unwrap();
         let jar = dir.path().join(RUNTIME_JAR_NAME);
         assert_eq!(std::fs::read(&jar).unwrap(), RUNTIME_JAR);
-        if let Some(l) = launch {
+        if let Some((l, archive)) = launch {
+            // Named in the flags (the JVM goes without it until it is made).
+            assert!(l
+                .args
+                .contains(&format!("-XX:SharedArchiveFile={}", archive.path.display())));
             assert!(l.program.is_absolute());
             assert_eq!(major_version(&l.program), Some(17));
             assert_eq!(l.runtime_dir, dir.path());

@@ -14,7 +14,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use sous_types::runtime::{RuntimeKind, KNOWN};
+use sous_types::runtime::{lookup, RuntimeKind, KNOWN};
 
 pub mod java;
 pub mod node;
@@ -84,6 +84,8 @@ impl Launch {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     entries: Vec<(&'static str, Option<Launch>)>,
+    /// Made when a `java17` environment first starts (see [`Catalog::launch`]).
+    java_archive: Option<std::sync::Arc<java::Archive>>,
 }
 
 impl Catalog {
@@ -91,6 +93,7 @@ impl Catalog {
     pub fn detect(data_dir: &Path) -> io::Result<Catalog> {
         let root = data_dir.join("runtimes");
         let mut entries = Vec::new();
+        let mut java_archive = None;
         for rt in KNOWN {
             let launch = match rt.kind {
                 RuntimeKind::Custom => {
@@ -99,14 +102,22 @@ impl Catalog {
                 }
                 RuntimeKind::Python => python::detect(rt.id, &root.join(rt.id))?,
                 RuntimeKind::Node => node::detect(rt.id, &root.join(rt.id))?,
-                RuntimeKind::Java => java::detect(rt.id, &root.join(rt.id))?,
+                RuntimeKind::Java => {
+                    java::detect(rt.id, &root.join(rt.id))?.map(|(launch, archive)| {
+                        java_archive = Some(std::sync::Arc::new(archive));
+                        launch
+                    })
+                }
             };
             match launch {
                 Some(l) => entries.push((rt.id, Some(l))),
                 None => tracing::info!(runtime = rt.id, "runtime not available on this host"),
             }
         }
-        Ok(Catalog { entries })
+        Ok(Catalog {
+            entries,
+            java_archive,
+        })
     }
 
     /// Custom runtimes only (no interpreter looked for): for tests of other layers.
@@ -116,7 +127,10 @@ impl Catalog {
             .filter(|r| r.kind == RuntimeKind::Custom)
             .map(|r| (r.id, None))
             .collect();
-        Catalog { entries }
+        Catalog {
+            entries,
+            java_archive: None,
+        }
     }
 
     /// Runtime ids this host serves, in the order Sous lists them.
@@ -125,13 +139,21 @@ impl Catalog {
     }
 
     /// How to start `id`: `Ok(None)` for a custom runtime (the zip's `bootstrap`), `Err` when
-    /// this host does not serve it.
+    /// this host does not serve it. Asked for as an environment starts, so the first `java17`
+    /// start also sets the JVM's class-data archive in the making.
     pub fn launch(&self, id: &str) -> Result<Option<&Launch>, NotServed> {
-        self.entries
+        let launch = self
+            .entries
             .iter()
             .find(|(i, _)| *i == id)
             .map(|(_, l)| l.as_ref())
-            .ok_or(NotServed)
+            .ok_or(NotServed)?;
+        if let (Some(archive), Some(RuntimeKind::Java)) =
+            (&self.java_archive, lookup(id).map(|r| r.kind))
+        {
+            archive.ensure();
+        }
+        Ok(launch)
     }
 }
 
