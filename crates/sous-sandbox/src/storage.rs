@@ -123,11 +123,17 @@ impl Template {
         let _ = std::fs::remove_dir(mountpoint.join("lost+found"));
         let shaped = std::fs::set_permissions(&mountpoint, std::fs::Permissions::from_mode(0o1777))
             .map_err(io_err("chmod", &mountpoint));
-        // A plain unmount writes everything back to the file before the loop device goes.
+        // Written back before the unmount: a sandbox starting meanwhile copies this mount
+        // into its own namespace, and then the unmount here does not end the filesystem,
+        // so it would not write it back before the file is read.
+        let synced = std::fs::File::open(&mountpoint)
+            .and_then(|root| nix::unistd::syncfs(&root).map_err(io::Error::from))
+            .map_err(io_err("syncfs", &mountpoint));
         syscalls::LinuxKernel
             .umount2(&mountpoint, 0)
             .map_err(sys_err("umount", &mountpoint))?;
         shaped?;
+        synced?;
         let mut extents = Vec::new();
         for (offset, len) in syscalls::data_extents(&f).map_err(io_err("read extents", file))? {
             let mut data = vec![
