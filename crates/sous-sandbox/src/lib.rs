@@ -882,6 +882,7 @@ impl Sandbox {
             cgroup,
             net,
         } = zygote;
+        let limits = cgroups::limits_for(spec.memory_mb, sh.host_cpus, sh.cfg.cpu_cap);
         let mut env = Isolated {
             cgroup,
             netns: net.ns,
@@ -891,15 +892,12 @@ impl Sandbox {
             mounts: Vec::new(),
             init: Some((child, control)),
             heaviest: std::sync::OnceLock::new(),
+            memory_bytes: limits.memory_bytes,
             shared: sh.clone(),
             done: false,
         };
         // From here on, dropping `env` undoes everything made so far.
-        env.cgroup.set_limits(&cgroups::limits_for(
-            spec.memory_mb,
-            sh.host_cpus,
-            sh.cfg.cpu_cap,
-        ))?;
+        env.cgroup.set_limits(&limits)?;
         // Pooled: an image of the default size, or (rootless) any directory: a new directory
         // costs a disk write too (over a millisecond here).
         let pooled = (spec.ephemeral_mb == storage::DEFAULT_EPHEMERAL_MB || sh.rootless.is_some())
@@ -1066,6 +1064,8 @@ struct Isolated {
     /// The member holding the most memory when first asked (the runtime), for
     /// [`Prepared::peak_memory`].
     heaviest: std::sync::OnceLock<Option<process::Rss>>,
+    /// The memory cgroup's limit: what [`Prepared::peak_memory`] never reports more than.
+    memory_bytes: u64,
     shared: Arc<Shared>,
     done: bool,
 }
@@ -1266,7 +1266,11 @@ impl Prepared {
                 .max()?;
             process::Rss::open(heaviest.1)
         });
-        let rss = heaviest.as_ref().map(|r| r.highest_kib() * 1024);
+        // The resident set counts shared pages the cgroup is not charged for; like Lambda's
+        // Max Memory Used, the figure stays within the memory size.
+        let rss = heaviest
+            .as_ref()
+            .map(|r| (r.highest_kib() * 1024).min(env.memory_bytes));
         env.cgroup.peak_memory().max(rss)
     }
 
