@@ -10,7 +10,7 @@ pub mod attack;
 
 use std::fs::{self, File};
 use std::io::{Cursor, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,8 +38,8 @@ pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "000000000000";
 pub const ROLE: &str = "arn:aws:iam::000000000000:role/sous-test";
 
-/// How long the server gets to accept connections after it is started.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server gets to say it is listening after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the server gets to exit after SIGTERM before it is SIGKILLed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -62,12 +62,14 @@ pub fn now_ms() -> u128 {
         .as_millis()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral loopback port")
-        .local_addr()
-        .unwrap()
-        .port()
+/// The address `sous serve` printed it listens on after `prefix` (`http://ADDR ...`).
+fn listening_addr(stdout: &str, prefix: &str) -> Option<SocketAddr> {
+    let line = stdout.lines().find_map(|l| l.strip_prefix(prefix))?;
+    line.strip_prefix("http://")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Options for starting a server.
@@ -175,8 +177,8 @@ impl Server {
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "server already running");
         self.runs += 1;
-        self.api_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        self.gateway_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        // The server picks both ports (port 0) and prints them: a port found free here could
+        // be taken by a parallel test before the server binds it.
         let out = File::create(self.stdout_path(self.runs)).unwrap();
         let err = File::create(self.stderr_path(self.runs)).unwrap();
         let mut cmd = match &self.options.run_as {
@@ -194,10 +196,7 @@ impl Server {
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .arg("--api-addr")
-            .arg(self.api_addr.to_string())
-            .arg("--gateway-addr")
-            .arg(self.gateway_addr.to_string())
+            .args(["--api-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
             .arg("--region")
             .arg(REGION)
             .arg("--account-id")
@@ -231,15 +230,20 @@ impl Server {
                     self.output()
                 );
             }
-            if TcpStream::connect_timeout(&self.api_addr, Duration::from_millis(200)).is_ok() {
+            let stdout = fs::read_to_string(self.stdout_path(self.runs)).unwrap_or_default();
+            if let (Some(api), Some(gateway)) = (
+                listening_addr(&stdout, "sous: Lambda API listening on "),
+                listening_addr(&stdout, "sous: HTTP front door listening on "),
+            ) {
+                self.api_addr = api;
+                self.gateway_addr = gateway;
                 break;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "sous serve did not accept connections on {} within {:?}.\n{}",
-                    self.api_addr,
+                    "sous serve did not say it was listening within {:?}.\n{}",
                     START_TIMEOUT,
                     self.output()
                 );
