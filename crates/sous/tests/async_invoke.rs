@@ -137,14 +137,34 @@ impl Sous {
     }
 
     /// `GET /_sous/status`, SigV4-signed by the SDK.
+    /// Waits until the status endpoint's `async` figures satisfy `ready`, and returns the
+    /// whole status. Counters move just after the commit that makes follow-up events (and so
+    /// what a destination function prints) visible, so read them through this.
+    async fn wait_for_async_status(
+        &self,
+        what: &str,
+        secs: u64,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.status().await;
+            if ready(&s["async"]) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {s:#}\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until every accepted event, destination records included, is finished.
-    async fn wait_for_empty_queue(&self, secs: u64) {
-        self.wait_for("an empty queue", secs, || {
-            let rt = tokio::runtime::Handle::current();
-            let s = tokio::task::block_in_place(|| rt.block_on(self.status()));
-            s["async"]["queue_depth"] == 0
-        })
-        .await;
+    async fn wait_for_empty_queue(&self, secs: u64) -> Value {
+        self.wait_for_async_status("an empty queue", secs, |a| a["queue_depth"] == 0)
+            .await
     }
 
     async fn status(&self) -> Value {
@@ -214,10 +234,13 @@ async fn event_is_accepted_then_delivered_once() {
             && markers(&sous.log_events("ok-fn")).contains("hello-async")
     })
     .await;
-    // Delivered once: no retry follows a success.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Delivered once: no retry follows a success (once the queue is empty, none can).
+    let s = sous
+        .wait_for_async_status("an empty queue", 30, |a| {
+            a["queue_depth"] == 0 && a["successes"].as_u64() >= Some(1)
+        })
+        .await;
     assert_eq!(sous.starts("ok-fn", &rid), 1);
-    let s = sous.status().await;
     let a = &s["async"];
     assert_eq!(a["accepted"], 1, "{s:#}");
     assert_eq!(a["deliveries"], 1, "{s:#}");
@@ -292,7 +315,11 @@ async fn function_errors_are_retried_exactly_then_go_to_on_failure() {
     })
     .await;
     // No attempt after the record: exactly 1 + MaximumRetryAttempts.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = sous
+        .wait_for_async_status("the failures' counters", 30, |a| {
+            a["queue_depth"] == 0 && a["retries_exhausted"].as_u64() >= Some(3)
+        })
+        .await;
     assert_eq!(sous.starts("fail-default", &r_default), 3);
     assert_eq!(sous.starts("fail-once", &r_once), 2);
     assert_eq!(sous.starts("fail-never", &r_never), 1);
@@ -327,7 +354,6 @@ async fn function_errors_are_retried_exactly_then_go_to_on_failure() {
         .unwrap();
     assert_eq!(once["requestContext"]["approximateInvokeCount"], 2);
 
-    let s = sous.status().await;
     let a = &s["async"];
     assert_eq!(a["function_errors"], 6, "{s:#}");
     assert_eq!(a["retries"], 3, "{s:#}");
@@ -389,8 +415,14 @@ async fn success_destination_and_dead_letter_target() {
         markers(&sous.log_events("dlq")).contains("to-dlq")
     })
     .await;
+    let s = sous
+        .wait_for_async_status("an empty queue", 30, |a| {
+            a["queue_depth"] == 0
+                && a["dead_letters"].as_u64() >= Some(1)
+                && a["destination_deliveries"].as_u64() >= Some(1)
+        })
+        .await;
     assert_eq!(sous.starts("bad", &r_bad), 1);
-    let s = sous.status().await;
     assert_eq!(s["async"]["dead_letters"], 1, "{s:#}");
     assert_eq!(s["async"]["destination_deliveries"], 1, "{s:#}");
 }
@@ -407,15 +439,14 @@ async fn throttled_events_wait_and_are_delivered_later() {
                 .await,
         );
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Each event meets the throttle at least once, and stays queued.
+    let s = sous
+        .wait_for_async_status("three throttled attempts", 30, |a| {
+            a["throttles"].as_u64() >= Some(3) && a["oldest_event_age_ms"].as_u64() >= Some(1000)
+        })
+        .await;
     assert!(sous.log_events("held").is_empty(), "a throttled event ran");
-    let s = sous.status().await;
     assert_eq!(s["async"]["queue_depth"], 3, "{s:#}");
-    assert!(s["async"]["throttles"].as_u64().unwrap() >= 3, "{s:#}");
-    assert!(
-        s["async"]["oldest_event_age_ms"].as_u64().unwrap() >= 1000,
-        "{s:#}"
-    );
     sous.unreserve("held").await;
     let want: BTreeSet<String> = (0..3).map(|i| format!("held-{i}")).collect();
     // START is logged before the function prints its marker: wait for both.
@@ -461,8 +492,11 @@ async fn old_events_expire_to_on_failure() {
     assert!(rec.get("responsePayload").is_none());
     assert!(sous.log_events("never").is_empty());
     // The record reaches the sink as an event of its own, queued until the sink returns.
-    sous.wait_for_empty_queue(30).await;
-    let s = sous.status().await;
+    let s = sous
+        .wait_for_async_status("an empty queue", 30, |a| {
+            a["queue_depth"] == 0 && a["expirations"].as_u64() >= Some(1)
+        })
+        .await;
     assert_eq!(s["async"]["expirations"], 1, "{s:#}");
 }
 

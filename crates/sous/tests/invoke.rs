@@ -177,9 +177,11 @@ async fn request_over_6_mb_is_413_and_response_over_6_mb_is_a_function_error() {
     respond "$EVENT"
   fi"#,
     );
+    // Megabytes through a shell at a 128 MB function's CPU weight: more than the default 3 s
+    // on a busy machine.
     create_ok(
         &server,
-        create(&server.client, &name, &bootstrap_zip(runtime)),
+        create(&server.client, &name, &bootstrap_zip(runtime)).timeout(30),
     )
     .await;
 

@@ -432,7 +432,10 @@ async fn managed_runtimes_answer_and_log_rootless() {
             &server,
             create(&server.client, &name, &zip)
                 .runtime(runtime.clone())
-                .handler(handler),
+                .handler(handler)
+                // The JVM's start at a 128 MB function's CPU share can pass 3 s when busy.
+                .memory_size(1769)
+                .timeout(30),
         )
         .await;
         let out = invoke(&server, &name, br#"{"k":"ok"}"#).await;

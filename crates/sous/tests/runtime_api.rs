@@ -289,9 +289,10 @@ async fn timeout_stops_the_environment_and_the_next_invoke_gets_a_new_one() {
         "answered before the deadline: {:?}",
         out.elapsed
     );
-    // Lambda answers within ~100 ms of the deadline; allow for a loaded 2-core machine.
+    // Lambda answers within ~100 ms of the deadline; allow for a loaded 2-core machine (the
+    // function would sleep for 5 s).
     assert!(
-        out.elapsed <= Duration::from_millis(1500),
+        out.elapsed < Duration::from_millis(4000),
         "timeout answered late: {:?}",
         out.elapsed
     );

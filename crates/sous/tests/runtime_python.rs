@@ -166,7 +166,7 @@ async fn context_object_has_every_field_and_the_module_is_imported_once() {
             "app.handler",
         )
         .memory_size(256)
-        .timeout(7),
+        .timeout(20),
     )
     .await;
 
@@ -216,7 +216,10 @@ async fn context_object_has_every_field_and_the_module_is_imported_once() {
     );
     let r1 = v["remaining"][0].as_i64().unwrap();
     let r2 = v["remaining"][1].as_i64().unwrap();
-    assert!(r1 <= 7000 && r1 > 5000, "remaining {r1} of a 7 s timeout");
+    assert!(
+        r1 <= 20_000 && r1 > 10_000,
+        "remaining {r1} of a 20 s timeout"
+    );
     assert!(r1 - r2 >= 50, "remaining time decreases: {r1} then {r2}");
     assert_matches(
         r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24}",
@@ -755,7 +758,7 @@ async fn seed_remaining_time_loop() {
             &py_zip(&[("app.py", REMAINING_APP)]),
             "app.handler",
         )
-        .timeout(3),
+        .timeout(10),
     )
     .await;
     let all = ok_json(
@@ -767,14 +770,15 @@ async fn seed_remaining_time_loop() {
         json!({"statusCode": 200, "body": {"processed": [1, 2], "remaining": 0}})
     );
 
-    // 3 s timeout, 0.4 s of work per item, stop at 2.2 s left: some, not all, are done.
-    let items: Vec<Value> = (1..=10).map(|i| json!({"id": i, "work_s": 0.4})).collect();
-    let payload = json!({"items": items, "margin_ms": 2200}).to_string();
+    // 10 s timeout, 1 s of work per item, stop at 7 s left: some, not all, are done (up to
+    // 2 s of a busy machine's delay before the first check still leaves one).
+    let items: Vec<Value> = (1..=10).map(|i| json!({"id": i, "work_s": 1.0})).collect();
+    let payload = json!({"items": items, "margin_ms": 7000}).to_string();
     let inv = invoke(&server, &name, payload.as_bytes()).await;
     let v = ok_json(&server, &inv);
     assert_eq!(v["statusCode"], 206, "{v}");
     let done = v["body"]["processed"].as_array().unwrap().len();
-    assert!((1..=3).contains(&done), "{v}");
+    assert!((1..=4).contains(&done), "{v}");
     assert_eq!(v["body"]["remaining"], 10 - done);
     assert!(inv.log().contains("processed item 1, "), "{}", inv.log());
 }

@@ -172,12 +172,12 @@ async fn fork_bomb_is_contained() {
         "forks",
         &attack_zip(
             r#"rm -f /tmp/pids
-  ( i=0; while [ $i -lt 3000 ]; do sleep 60 & echo $! >> /tmp/pids; i=$((i+1)); done ) 2>/dev/null
+  ( i=0; while [ $i -lt 3000 ]; do sleep 600 & echo $! >> /tmp/pids; i=$((i+1)); done ) 2>/dev/null
   while read p; do kill -9 "$p" 2>/dev/null; done < /tmp/pids
   k=0; while [ $k -lt 200000 ]; do set -- /proc/[0-9]*; [ $# -lt 10 ] && break; k=$((k+1)); done
   echo "forked=$(sort -u /tmp/pids | wc -l)""#,
         ),
-        60,
+        100,
         1024,
         512,
         &[],

@@ -16,7 +16,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use serde_json::{json, Value};
@@ -424,9 +424,9 @@ async fn schedule_fires_the_function_on_time() {
         &json!([{ "Id": "c", "Arn": format!("{}:$LATEST", function_arn(&function)), "Input": "{\"m\":\"constant\"}" }]).to_string(),
     ]);
 
-    let events = wait_for(&server, "four scheduled events", 60, || {
+    let events = wait_for(&server, "six scheduled events", 60, || {
         let got = scheduled_events(&received(&server, &function), &rule);
-        (got.len() >= 4).then_some(got)
+        (got.len() >= 6).then_some(got)
     });
     let mut ids = std::collections::BTreeSet::new();
     let mut lags_ms = Vec::new();
@@ -483,13 +483,13 @@ async fn schedule_fires_the_function_on_time() {
             "firings are whole periods apart: {times:?}"
         );
     }
-    // Within a second of the scheduled time (the first may include a cold start; warm
-    // firings are the measure).
+    // Soon after the scheduled time (the first may include a cold start; warm firings are
+    // the measure, and the bound leaves room for a slow disk's fsync on a busy machine).
     eprintln!("lags from scheduled time to the function, ms: {lags_ms:?}");
     let best = lags_ms.iter().min().unwrap();
     assert!(
-        *best < 1000,
-        "no firing reached the function within a second of its time: lags {lags_ms:?} ms"
+        *best < 2000,
+        "no firing reached the function within two seconds of its time: lags {lags_ms:?} ms"
     );
 
     // The constant Input, exactly.
@@ -500,15 +500,28 @@ async fn schedule_fires_the_function_on_time() {
             .cloned()
     });
 
-    // Disabled: no more firings once the scheduler has seen it (it reads the store every
-    // second; an event already queued may still arrive, so wait before counting).
+    // Disabled: no firing scheduled after the scheduler has seen it (it reads the store every
+    // second). Judged by each event's scheduled time, not by when it arrives, since an event
+    // already queued may still be delivered late.
     cli.json(&["disable-rule", "--name", &rule]);
     cli.json(&["disable-rule", "--name", &constant]);
-    std::thread::sleep(Duration::from_secs(4));
-    let before = scheduled_events(&received(&server, &function), &rule).len();
-    std::thread::sleep(Duration::from_secs(5));
-    let after = scheduled_events(&received(&server, &function), &rule).len();
-    assert_eq!(before, after, "a disabled rule fired");
+    let disabled_ns = i128::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(7));
+    let late: Vec<String> = scheduled_events(&received(&server, &function), &rule)
+        .iter()
+        .map(|r| r.event["time"].as_str().unwrap().to_string())
+        .filter(|t| parse_event_time(t) > disabled_ns + 2_000_000_000)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "a disabled rule fired, scheduled at {late:?}"
+    );
 }
 
 /// Rules and targets are durable: after a restart on the same data dir the rule is there and

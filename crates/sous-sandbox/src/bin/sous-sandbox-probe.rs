@@ -68,11 +68,11 @@ fn main() {
         }
         "connect" => match TcpStream::connect_timeout(
             &arg(1).parse().expect("address"),
-            Duration::from_millis(500),
+            Duration::from_secs(5),
         ) {
             Ok(mut s) => {
                 let mut buf = String::new();
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
                 let _ = s.read_to_string(&mut buf);
                 println!("connected: {buf}");
                 true

@@ -101,7 +101,7 @@ pub async fn assert_sous_unharmed(server: &Server) {
     let name = unique("healthy");
     create_ok(
         server,
-        create(&server.client, &name, &bootstrap_zip(echo_runtime())),
+        create(&server.client, &name, &bootstrap_zip(echo_runtime())).timeout(10),
     )
     .await;
     let out = invoke(server, &name, br#"{"still":"ok"}"#).await;
@@ -314,19 +314,27 @@ pub async fn check_sees_only_its_own_processes(server: &Server, prefix: &str) {
 
 /// The runtime's own shell grows a 400 MB string in a 128 MB function: the runtime is
 /// killed, the caller gets Runtime.ExitError "signal: killed", and Max Memory Used (from the
-/// environment's cgroup) is about the limit.
+/// environment's cgroup) is about the limit. The shell reads the substitution 128 bytes at a
+/// time, so reaching the limit is CPU work at a small cpu weight: the timeout is generous, so
+/// that a busy machine still ends in the kill and not in Sandbox.Timedout.
 pub async fn check_memory_past_memory_size_is_killed(server: &Server, prefix: &str) {
     let zip = attack_zip(r#"  x=$(head -c 400000000 /dev/zero | tr '\0' x); echo "len=${#x}""#);
-    let name = deploy(server, prefix, &zip, 30, 128, 512, &[]).await;
+    let name = deploy(server, prefix, &zip, 100, 128, 512, &[]).await;
     let out = invoke(server, &name, b"{}").await;
     assert_eq!(
         out.function_error.as_deref(),
         Some("Unhandled"),
-        "{}",
-        out.text()
+        "{}\n{}",
+        out.text(),
+        out.log()
     );
     let body = out.json();
-    assert_eq!(body["errorType"], "Runtime.ExitError", "{body}");
+    assert_eq!(
+        body["errorType"],
+        "Runtime.ExitError",
+        "{body}\n{}",
+        out.log()
+    );
     assert!(
         body["errorMessage"]
             .as_str()
