@@ -136,7 +136,6 @@ impl Sous {
             .unwrap_or_else(|e| panic!("DeleteFunctionConcurrency: {:#?}", api_error(e)));
     }
 
-    /// `GET /_sous/status`, SigV4-signed by the SDK.
     /// Waits until the status endpoint's `async` figures satisfy `ready`, and returns the
     /// whole status. Counters move just after the commit that makes follow-up events (and so
     /// what a destination function prints) visible, so read them through this.
@@ -146,38 +145,13 @@ impl Sous {
         secs: u64,
         ready: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.status().await;
-            if ready(&s["async"]) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {s:#}\n{}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_status(what, secs, |s| ready(&s["async"])).await
     }
 
     /// Waits until every accepted event, destination records included, is finished.
     async fn wait_for_empty_queue(&self, secs: u64) -> Value {
         self.wait_for_async_status("an empty queue", secs, |a| a["queue_depth"] == 0)
             .await
-    }
-
-    async fn status(&self) -> Value {
-        let rec = Recorder::default();
-        self.client
-            .get_account_settings()
-            .customize()
-            .interceptor(StatusPath)
-            .interceptor(rec.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("status: {:#?}", api_error(e)));
-        rec.seen().json()
     }
 }
 

@@ -41,40 +41,6 @@ impl Sous {
         }
     }
 
-    /// `GET /_sous/status`, SigV4-signed by the SDK (a GetAccountSettings call whose path is
-    /// changed before signing).
-    async fn status(&self) -> Value {
-        let rec = Recorder::default();
-        self.client
-            .get_account_settings()
-            .customize()
-            .interceptor(StatusPath)
-            .interceptor(rec.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("status: {:#?}", api_error(e)));
-        let seen = rec.seen();
-        assert_eq!(seen.status, 200);
-        seen.json()
-    }
-
-    /// Polls the status endpoint until `ready` holds (bounded); returns the last status.
-    async fn wait_status(&self, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = self.status().await;
-            if ready(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; status {s:#}\n{}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     async fn create(&self, name: &str, memory: i32) {
         let out = create(&self.client, name, &bootstrap_zip(sleeper()))
             .memory_size(memory)
@@ -187,7 +153,7 @@ async fn hold(
             tokio::spawn(async move { call(&client, &target, secs).await })
         })
         .collect();
-    sous.wait_status("invocations in flight", |s| {
+    sous.wait_status("invocations in flight", 60, |s| {
         in_flight(s, &function) >= before + n
     })
     .await;
@@ -224,7 +190,7 @@ async fn concurrent_invocations_scale_out_and_reuse_environments() {
     assert!(first.iter().all(|r| r.init == "on-demand"), "{first:#?}");
 
     let status = sous
-        .wait_status("idle environments", |s| {
+        .wait_status("idle environments", 60, |s| {
             environments(s, &name)
                 .iter()
                 .filter(|e| e["State"] == "idle")
@@ -474,8 +440,10 @@ async fn idle_environments_are_stopped_down_to_zero() {
     if second.stream == first.stream {
         assert!(!second.cold(), "{}", second.log);
     }
-    sous.wait_status("scale-down to zero", |s| environments(s, &name).is_empty())
-        .await;
+    sous.wait_status("scale-down to zero", 60, |s| {
+        environments(s, &name).is_empty()
+    })
+    .await;
     let third = sous.call(&name, 0.0).await.unwrap();
     assert!(
         third.cold(),
@@ -703,7 +671,7 @@ async fn provisioned_concurrency_lifecycle() {
             .await,
     );
     e.assert(404, "ProvisionedConcurrencyConfigNotFoundException");
-    sous.wait_status("provisioned environments stopped", |s| {
+    sous.wait_status("provisioned environments stopped", 60, |s| {
         environments(s, &name)
             .iter()
             .all(|e| e["ProvisionedFor"].is_null())

@@ -1,5 +1,5 @@
-//! Test harness shared by the integration tests: starts the real `sous` binary on free
-//! loopback ports with a temporary data dir and fixed credentials, builds an
+//! Test harness shared by the integration tests: starts the real `sous` binary on loopback
+//! ports it picks itself, with a temporary data dir and fixed credentials, builds an
 //! `aws_sdk_lambda::Client` pointed at it, and stops the server (SIGTERM, then SIGKILL) when
 //! dropped. Also: in-memory zips, shell-script custom runtimes, fixture lookup, a raw HTTP
 //! client for unsigned requests, and a `/proc` scan for processes left behind.
@@ -272,6 +272,45 @@ impl Server {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
+    }
+
+    /// `GET /_sous/status`, SigV4-signed by the SDK (a GetAccountSettings call whose path is
+    /// changed before signing).
+    pub async fn status(&self) -> serde_json::Value {
+        let rec = Recorder::default();
+        self.client
+            .get_account_settings()
+            .customize()
+            .interceptor(StatusPath)
+            .interceptor(rec.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("status: {:#?}", api_error(e)));
+        let seen = rec.seen();
+        assert_eq!(seen.status, 200);
+        seen.json()
+    }
+
+    /// Polls the status endpoint until `ready` holds (for at most `secs`); returns that status.
+    pub async fn wait_status(
+        &self,
+        what: &str,
+        secs: u64,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.status().await;
+            if ready(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; status {s:#}\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn stdout_path(&self, run: u32) -> PathBuf {
