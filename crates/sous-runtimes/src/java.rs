@@ -218,10 +218,12 @@ fn make_archive(java: &Path, jar: &Path, dir: &Path, archive: &Path) -> io::Resu
     let _ = std::fs::remove_file(&tmp);
 
     // The Runtime API pipes, as an environment's runtime gets them.
-    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
-    let (answers_read, answers) = pipe()?;
-    let (requests, requests_write) = pipe()?;
-    let [answers_fd, requests_fd] = sous_sandbox::RUNTIME_API_FDS;
+    let sous_sandbox::process::RuntimeApiPipes {
+        requests,
+        answers,
+        runtime,
+    } = sous_sandbox::process::RuntimeApiPipes::new()?;
+    let (pipes_var, pipes_value) = sous_sandbox::process::RuntimeApiPipes::env_var();
     let mut cmd = Command::new(java);
     cmd.args(jvm_flags())
         .arg(format!("-XX:ArchiveClassesAtExit={}", tmp.display()))
@@ -229,10 +231,7 @@ fn make_archive(java: &Path, jar: &Path, dir: &Path, archive: &Path) -> io::Resu
         .current_dir(&root)
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
-        .env(
-            "_SOUS_RUNTIME_API_PIPES",
-            format!("{answers_fd},{requests_fd}"),
-        )
+        .env(pipes_var, pipes_value)
         .env("_HANDLER", "sous.training.Handler")
         .env("LAMBDA_TASK_ROOT", &root)
         .env("AWS_LAMBDA_FUNCTION_NAME", "sous-cds-training")
@@ -246,14 +245,15 @@ fn make_archive(java: &Path, jar: &Path, dir: &Path, archive: &Path) -> io::Resu
         .stderr(Stdio::null());
     sous_sandbox::process::pass_fds(
         &mut cmd,
-        vec![
-            (answers_read.as_raw_fd(), answers_fd),
-            (requests_write.as_raw_fd(), requests_fd),
-        ],
+        runtime
+            .iter()
+            .map(|fd| fd.as_raw_fd())
+            .zip(sous_sandbox::RUNTIME_API_FDS)
+            .collect(),
     );
     let mut child = cmd.spawn()?;
     // Only the JVM holds its ends now: the requests pipe ends when it exits (or is killed).
-    drop((answers_read, requests_write));
+    drop(runtime);
     let server = std::thread::spawn(move || {
         serve_training(
             &mut BufReader::new(std::fs::File::from(requests)),

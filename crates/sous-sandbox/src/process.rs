@@ -31,6 +31,37 @@ pub fn detach_with_parent_death(cmd: &mut Command) {
     }
 }
 
+/// The two pipes of a managed runtime's Runtime API, every end close-on-exec and blocking.
+pub struct RuntimeApiPipes {
+    /// Sous reads the runtime's requests here.
+    pub requests: std::os::fd::OwnedFd,
+    /// Sous writes its answers here.
+    pub answers: std::os::fd::OwnedFd,
+    /// The runtime's ends, in [`RUNTIME_API_FDS`](crate::RUNTIME_API_FDS) order: the answers
+    /// to read, the requests to write.
+    pub runtime: [std::os::fd::OwnedFd; 2],
+}
+
+impl RuntimeApiPipes {
+    pub fn new() -> io::Result<RuntimeApiPipes> {
+        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC);
+        let (answers_read, answers) = pipe()?;
+        let (requests, requests_write) = pipe()?;
+        Ok(RuntimeApiPipes {
+            requests,
+            answers,
+            runtime: [answers_read, requests_write],
+        })
+    }
+
+    /// The variable that names the runtime's descriptor numbers to its bootstrap:
+    /// `_SOUS_RUNTIME_API_PIPES=4,5`.
+    pub fn env_var() -> (&'static str, String) {
+        let [answers, requests] = crate::RUNTIME_API_FDS;
+        ("_SOUS_RUNTIME_API_PIPES", format!("{answers},{requests}"))
+    }
+}
+
 /// Give `cmd`'s child each descriptor of `fds` (`(open here, number in the child)`), without
 /// close-on-exec. The descriptors must stay open until the child is spawned.
 pub fn pass_fds(cmd: &mut Command, fds: Vec<(std::os::fd::RawFd, std::os::fd::RawFd)>) {

@@ -193,11 +193,8 @@ impl Environment {
             );
         }
         if runtime_pipes.is_some() {
-            let [answers, requests] = sous_sandbox::RUNTIME_API_FDS;
-            vars.insert(
-                "_SOUS_RUNTIME_API_PIPES".into(),
-                format!("{answers},{requests}"),
-            );
+            let (name, value) = sous_sandbox::process::RuntimeApiPipes::env_var();
+            vars.insert(name.into(), value);
         }
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let cwd = inside(&spec.code_dir);

@@ -45,13 +45,15 @@ impl RuntimePipes {
     /// Sous's ends (non-blocking) and the runtime's ends.
     pub fn new() -> std::io::Result<(RuntimePipes, [OwnedFd; 2])> {
         use nix::fcntl::{fcntl, FcntlArg, OFlag};
-        let (answers_read, answers) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-        let (requests, requests_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-        fcntl(&answers, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-        fcntl(&requests, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        let p = sous_sandbox::process::RuntimeApiPipes::new()?;
+        fcntl(&p.answers, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        fcntl(&p.requests, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         Ok((
-            RuntimePipes { requests, answers },
-            [answers_read, requests_write],
+            RuntimePipes {
+                requests: p.requests,
+                answers: p.answers,
+            },
+            p.runtime,
         ))
     }
 
