@@ -11,6 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::types::Runtime;
 use common::*;
@@ -540,6 +541,45 @@ async fn exceptions_in_constructors_and_static_initializers_fail_init() {
         "{}",
         server.output_tail(3000)
     );
+}
+
+/// The JVM's class-data archive is made once a Java function has started, not when Sous
+/// starts: a host that runs no Java never pays for the training run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn class_data_archive_is_made_after_the_first_java_start() {
+    let server = Server::start();
+    let dir = server.data_dir.join("runtimes/java17");
+    let names = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let made = |names: &[String]| names.iter().any(|n| n.ends_with(".jsa"));
+    // Past the training delay (3 s) with no Java start: no training run began.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = names();
+    assert!(
+        !made(&before) && !before.iter().any(|n| n == "cds-training"),
+        "trained with no Java function started: {before:?}"
+    );
+
+    let name = deploy_handler(&server, "example.Hello").await;
+    assert_ok(&server, &invoke(&server, &name, b"{}").await);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !made(&names()) {
+        assert!(
+            Instant::now() < deadline,
+            "no class-data archive after a Java start: {:?}\n{}",
+            names(),
+            server.output_tail(4000)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
