@@ -129,9 +129,7 @@ impl Template {
         let synced = std::fs::File::open(&mountpoint)
             .and_then(|root| nix::unistd::syncfs(&root).map_err(io::Error::from))
             .map_err(io_err("syncfs", &mountpoint));
-        syscalls::LinuxKernel
-            .umount2(&mountpoint, 0)
-            .map_err(sys_err("umount", &mountpoint))?;
+        unmount_when_free(&mountpoint).map_err(sys_err("umount", &mountpoint))?;
         shaped?;
         synced?;
         let mut extents = Vec::new();
@@ -197,6 +195,24 @@ fn mount_image(f: &std::fs::File, mountpoint: &Path) -> Result<(), StorageError>
             Some("noinit_itable"),
         )
         .map_err(sys_err("mount", mountpoint))
+}
+
+/// Unmount `mountpoint`, waiting out a busy mount for a moment: a child forked meanwhile by
+/// another thread of this process holds copies of our descriptors on it (the template's
+/// syncfs one) until it execs, which closes them.
+fn unmount_when_free(mountpoint: &Path) -> syscalls::SysResult<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match syscalls::LinuxKernel.umount2(mountpoint, 0) {
+            Err(syscalls::SysError::Umount { err, .. })
+                if err.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Create image `name` from `template` in `dir` and mount it.
