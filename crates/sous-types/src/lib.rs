@@ -17,3 +17,4 @@ pub mod sigv4;
 pub mod timefmt;
 
 pub use error::{ErrorCode, LambdaError};
+pub use names::LATEST;

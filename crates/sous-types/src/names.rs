@@ -14,6 +14,10 @@ pub const FUNCTION_NAME_PATTERN: &str = r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{
 pub const QUALIFIER_PATTERN: &str = r"(|[a-zA-Z0-9$_-]+)";
 pub const ROLE_PATTERN: &str = r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+";
 /// Longest bare function name.
+/// The unpublished version of every function: the one qualifier that names no number.
+/// The one definition of the string; every crate uses this constant.
+pub const LATEST: &str = "$LATEST";
+
 pub const NAME_MAX: usize = 64;
 
 fn name_re() -> &'static Regex {

@@ -1,5 +1,5 @@
 //! AWS Signature Version 4 verification, server side: rebuilds the canonical request from the
-//! request exactly as received (botocore's rules, see lambda-wire.md §7) and checks the
+//! request exactly as received (botocore's signer rules: double-encoded path, sorted query, trimmed header values) and checks the
 //! `Authorization` header or a presigned query string against the one key pair Sous knows.
 //! Pure: no I/O, and the clock is a parameter.
 
