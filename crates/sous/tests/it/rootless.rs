@@ -13,8 +13,6 @@
 //! The outbound tests talk only to a test host (a network namespace the test makes, see
 //! `common::attack::TestHost`).
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,8 +20,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::attack::*;
-use common::*;
+use crate::common::attack::*;
+use crate::common::*;
 
 /// The unprivileged user Sous runs as.
 const TEST_UID: u32 = 64123;
@@ -34,7 +32,7 @@ fn require_root() {
         sous_sandbox::syscalls::geteuid(),
         0,
         "the rootless isolation tests must run as root: they delegate a cgroup tree to a test \
-         user and start `sous serve` as that user; run `cargo test -p sous --test rootless` \
+         user and start `sous serve` as that user; run `cargo test -p sous --test it rootless::` \
          as root"
     );
 }

@@ -2,12 +2,10 @@
 //! and SIGINT shut down cleanly with no function process left, a crash (SIGKILL) is cleaned
 //! up by the next start, and code or configuration updates retire old environments.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use aws_sdk_lambda::primitives::Blob;
-use common::*;
 use nix::sys::signal::Signal;
 use serde_json::json;
 

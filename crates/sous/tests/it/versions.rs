@@ -4,12 +4,10 @@
 //! every validation refusal, invoking through an alias (executed version, environment,
 //! START line, invoked ARN) and weighted routing.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_lambda::operation::publish_version::PublishVersionOutput;
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
 use aws_sdk_lambda::Client;
-use common::*;
 
 /// A runtime answering, for each event, which code (`tag`) and which configuration (`COLOR`)
 /// ran, the version Lambda told it (`AWS_LAMBDA_FUNCTION_VERSION`) and the ARN it was

@@ -2,12 +2,10 @@
 //! (a) a binary built with the `lambda_runtime` crate (`examples/rust_runtime_hello.rs`), and
 //! (b) a Python function vendoring `awslambdaric` from PyPI (`tests/fixtures/python-ric`).
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn rust_fixture_zip() -> Vec<u8> {

@@ -4,10 +4,8 @@
 //! event, response mapping, binary bodies, cookies, query strings, AWS_IAM signatures, CORS,
 //! and the door's own errors (404, 413, 502).
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_lambda::types::{Cors, FunctionUrlAuthType, InvokeMode, Runtime};
-use common::*;
 
 /// The test function: behaviour chosen by the request path.
 const HANDLER: &str = r#"

@@ -9,14 +9,12 @@
 //! creates itself (`ip netns add`), joined to the host by a veth pair with a test-only /30 out
 //! of 198.18.0.0/16, running a small HTTP server; the guard removes it in all cases.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::attack::*;
-use common::*;
+use crate::common::attack::*;
+use crate::common::*;
 
 fn require_root() {
     assert_eq!(
@@ -24,7 +22,7 @@ fn require_root() {
         0,
         "the sandbox attack tests must run as root: `sous serve` isolates functions with \
          namespaces, cgroups, mounts, veth pairs and iptables, which need root; run \
-         `cargo test -p sous --test sandbox` as root"
+         `cargo test -p sous --test it sandbox::` as root"
     );
 }
 

@@ -6,15 +6,13 @@
 //! and `tests/fixtures/java/awscore` (stand-ins for aws-lambda-java-core's interfaces plus a
 //! handler compiled against them, shipped together in the zip's `lib/`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use aws_sdk_lambda::types::Runtime;
-use common::*;
 use serde_json::{json, Value};
 
 /// The compiled fixtures, shared by the tests of this process.

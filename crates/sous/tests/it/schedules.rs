@@ -13,12 +13,10 @@
 //! PATH; boto3 is the venv's python (`$SOUS_TEST_PYTHON`, else `.venv/bin/python`). If they
 //! do not run, the tests fail: they are never skipped.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Runs `aws events` that must fail with `code` and `message` (as the CLI prints them).

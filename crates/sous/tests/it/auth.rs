@@ -1,14 +1,12 @@
 //! SigV4 authentication of the Lambda API (issue 2, point 5): unsigned, wrongly signed,
 //! tampered and expired requests get AWS's 403 errors, and the secret never reaches a log.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
+use crate::common::*;
 use aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_types::body::SdkBody;
-use common::*;
 
 const BAD_SIGNATURE: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 const BAD_TOKEN: &str = "The security token included in the request is invalid.";

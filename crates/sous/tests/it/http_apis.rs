@@ -8,12 +8,10 @@
 //! PATH; boto3 is the venv's python (`$SOUS_TEST_PYTHON`, else `.venv/bin/python`). If they
 //! do not run, the tests fail: they are never skipped.
 
-mod common;
-
 use std::process::Command;
 
+use crate::common::*;
 use aws_sdk_lambda::types::Runtime;
-use common::*;
 use serde_json::{json, Value};
 
 fn s(v: &Value) -> &str {

@@ -8,17 +8,15 @@
 //! a payload marker (or a destination record) appears in the log of the function that ran it.
 //! The server runs with `--retry-base-delay-ms 300` so retries come after 0.3 s and 0.6 s.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use aws_sdk_lambda::operation::RequestId as _;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     DeadLetterConfig, DestinationConfig, InvocationType, OnFailure, OnSuccess,
 };
-use common::*;
 use serde_json::Value;
 
 const RETRY_BASE_MS: &str = "300";

@@ -5,11 +5,9 @@
 //! The CLI is `$SOUS_TEST_AWS_CLI` (`.ci/run` sets it to the venv's `aws`), else `aws` on
 //! PATH. If neither runs, the tests fail: they are never skipped.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn write_zip(dir: &Path, zip: &[u8]) -> String {

@@ -5,12 +5,10 @@
 //! handlers of the kind the seed document shows (API Gateway, S3, structured logging, the
 //! remaining-time loop). Needs Node.js 20 on `PATH`, as the machine kind has.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use aws_sdk_lambda::types::Runtime;
-use common::*;
 use serde_json::{json, Value};
 
 /// A function's files: (path in the zip, content).
@@ -248,7 +246,7 @@ async fn handler_forms_resolve_as_on_lambda() {
 
     // Max Memory Used counts what the runtime holds, its interpreter's code included (a cgroup
     // alone is not charged for pages the host had cached: it said 7 MB for Node.js).
-    let used = common::attack::max_memory_used(&last_log);
+    let used = crate::common::attack::max_memory_used(&last_log);
     assert!(
         (20..=256).contains(&used),
         "Max Memory Used: {used} MB for Node.js: {last_log}"
@@ -1125,8 +1123,8 @@ async fn seed_style_handlers_run_unchanged() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Cold start (a measurement, not a check: `cargo test -p sous --test runtime_node --
-// --ignored --nocapture cold_start`)
+// Cold start (a measurement, not a check: `cargo test -p sous --test it --
+// --ignored --nocapture runtime_node::cold_start`)
 
 /// Memory for the measured functions: two vCPUs' worth (CPU is given in proportion to
 /// memory, 1769 MB a vCPU), so that the runtime gets the CPU the bare `node -e 0` gets.

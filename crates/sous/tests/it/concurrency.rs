@@ -6,14 +6,12 @@
 //! a test holds environments busy for as long as it needs; every wait polls with a generous
 //! bound instead of sleeping a fixed time.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use aws_sdk_lambda::types::ProvisionedConcurrencyStatusEnum;
 use aws_sdk_lambda::Client;
-use common::*;
 use serde_json::Value;
 
 /// A `sous serve` started with extra flags, with this file's helpers around it.

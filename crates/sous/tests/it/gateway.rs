@@ -5,10 +5,8 @@
 //! malformed answer 502, integration timeout 504, unknown API or route 404, body above the
 //! limit 413.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_lambda::types::Runtime;
-use common::*;
 use serde_json::{json, Value};
 
 const HANDLER: &str = r#"

@@ -2,12 +2,10 @@
 //! headers, `/response`, `/error`, `/init/error`, status codes, and what the caller gets for
 //! function errors, init errors, timeouts and runtimes that exit mid-invocation.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

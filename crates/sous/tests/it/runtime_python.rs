@@ -4,13 +4,11 @@
 //! service. CPython 3.11 must be on the host (it is on every machine of this project's kind);
 //! without it every test fails loudly rather than pass without running.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use aws_sdk_lambda::operation::create_function::builders::CreateFunctionFluentBuilder;
 use aws_sdk_lambda::types::Runtime;
-use common::*;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------
@@ -994,8 +992,8 @@ async fn seed_structured_logging_handler() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Cold start (a measurement, not a check: `cargo test -p sous --test runtime_python --
-// --ignored --nocapture cold_start`)
+// Cold start (a measurement, not a check: `cargo test -p sous --test it --
+// --ignored --nocapture runtime_python::cold_start`)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]

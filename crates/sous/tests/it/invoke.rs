@@ -2,12 +2,10 @@
 //! limits, headers, request ids, LogType=Tail with START/END/REPORT, warm reuse, the
 //! environment variables Lambda sets, client context.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use aws_sdk_lambda::types::InvocationType;
-use common::*;
 
 /// A runtime answering `{"request_id": ..., "event": ...}`.
 fn id_echo_runtime() -> String {

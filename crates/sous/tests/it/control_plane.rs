@@ -3,13 +3,11 @@
 //! UpdateFunctionConfiguration, DeleteFunction, GetAccountSettings, and every refusal,
 //! driven through `aws-sdk-lambda` against the real `sous serve`.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, EphemeralStorage, FunctionCode, Runtime};
-use common::*;
 
 fn v1_zip() -> Vec<u8> {
     bootstrap_zip(shell_runtime("", r#"  respond_text "\"v1:$GREETING\"""#))

@@ -1,0 +1,29 @@
+//! The integration tests of `sous`, as one test binary (`cargo test -p sous --test it`): each
+//! module was once a binary of its own, and each of those re-linked the AWS SDK. One module per
+//! area; `common` is the harness (the real `sous serve`, an SDK client, zips, the AWS CLI).
+//!
+//! Select an area or a test with a filter on the module path:
+//! `cargo test -p sous --test it sandbox::` or `cargo test -p sous --test it cli::logs`.
+
+#[macro_use]
+mod common;
+
+mod async_invoke;
+mod auth;
+mod cli;
+mod concurrency;
+mod control_plane;
+mod function_urls;
+mod gateway;
+mod http_apis;
+mod invoke;
+mod lifecycle;
+mod rootless;
+mod runtime_api;
+mod runtime_clients;
+mod runtime_java;
+mod runtime_node;
+mod runtime_python;
+mod sandbox;
+mod schedules;
+mod versions;
