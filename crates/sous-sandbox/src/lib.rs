@@ -264,7 +264,7 @@ impl Shared {
         match self.rootless {
             Some(_) => storage::create_dir(&self.tmp_dir(), &name).map(Tmp::Dir),
             None => {
-                let template = self.tmp_templates.get(&self.tmp_dir(), size_mb)?;
+                let template = self.tmp_templates.get(size_mb)?;
                 storage::create(&self.tmp_dir(), &name, &template).map(Tmp::Image)
             }
         }
