@@ -108,7 +108,7 @@ fn main() {
         assert!(cmd.status().unwrap().success());
         plain_worker.push(t.elapsed());
 
-        // Let the pool refill (its mkfs runs in the background) so it does not compete with
+        // Let the pool refill (it makes inits and /tmp images in the background) so it does not compete with
         // the measured starts on small machines: cold starts draw from a full pool.
         let _ = i;
         let t0 = Instant::now();

@@ -264,7 +264,7 @@ impl Shared {
         match self.rootless {
             Some(_) => storage::create_dir(&self.tmp_dir(), &name).map(Tmp::Dir),
             None => {
-                let template = self.tmp_templates.get(&self.tmp_dir(), size_mb)?;
+                let template = self.tmp_templates.get(size_mb)?;
                 storage::create(&self.tmp_dir(), &name, &template).map(Tmp::Image)
             }
         }
@@ -578,18 +578,13 @@ fn io_ctx(what: impl Into<String>) -> impl FnOnce(io::Error) -> SandboxError {
     move |err| SandboxError::Io { what, err }
 }
 
-fn find_program(name: &str) -> bool {
-    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(name).exists())
-}
-
 impl Sandbox {
-    /// Check that isolation is possible here (root, cgroups v1 or v2, mkfs.ext4 and mount, a
-    /// network namespace can be made; with outbound networking, iptables: the firewall and NAT
-    /// chains are installed and IPv4 forwarding turned on), clean up what a crashed earlier
+    /// Check that isolation is possible here (root, cgroups v1 or v2, a network namespace can
+    /// be made; with outbound networking, iptables: the firewall and NAT chains are installed
+    /// and IPv4 forwarding turned on), clean up what a crashed earlier
     /// run of this data dir left (cgroups, /tmp images and their mounts, veth pairs), and
-    /// start the background pool.
+    /// start the background pool. `/tmp` images need no host program: Sous formats them
+    /// itself ([`storage::mkfs`]) and mounts them by system calls.
     /// `Isolation::None` checks nothing.
     pub fn new(cfg: SandboxConfig) -> Result<Sandbox, SandboxError> {
         let host_cpus = std::thread::available_parallelism()
@@ -610,13 +605,6 @@ impl Sandbox {
                 hierarchy = Some(h);
                 rootless = Some(r);
             } else {
-                for p in ["mkfs.ext4", "mount"] {
-                    if !find_program(p) {
-                        return Err(SandboxError::Unsupported(format!(
-                            "{p} not found (needed for /tmp images; Debian: e2fsprogs, mount)"
-                        )));
-                    }
-                }
                 let root = cfg
                     .cgroup_root
                     .clone()
@@ -747,7 +735,7 @@ impl Sandbox {
                     let pause = Duration::from_secs(if failed { 1 } else { 5 });
                     let inits = bg.wake.wait_timeout(inits, pause).unwrap().0;
                     // Woken because a cold start took an init or a /tmp image: let it finish
-                    // before competing for the CPU (mkfs, namespaces), unless a `prepare` is
+                    // before competing for the CPU (/tmp images, namespaces), unless a `prepare` is
                     // waiting for an init.
                     let _ = bg
                         .wake

@@ -7,28 +7,30 @@ use std::process::Command;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+use crate::syscalls::{Kernel, LinuxKernel, SysError};
+
 /// Arrange for `cmd`'s child to start in a new process group (its pid is the group id) and to
 /// receive SIGKILL when the thread that spawned it exits, so that no environment outlives
 /// `sous serve` even when Sous itself is killed with SIGKILL.
 pub fn detach_with_parent_death(cmd: &mut Command) {
     cmd.process_group(0);
-    // SAFETY: the closure runs in the forked child before exec and only calls `prctl`, which
-    // is async-signal-safe; it allocates nothing and touches no lock.
+    // SAFETY: the closure runs in the forked child before exec: one prctl (async-signal-safe)
+    // through `LinuxKernel`, its error built from the errno alone (see `child_error`): no
+    // allocation, no lock.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
+            LinuxKernel
+                .set_parent_death_signal(libc::SIGKILL)
+                .map_err(child_error)
         });
     }
+}
+
+/// A failure between fork and exec as the `io::Error` that `spawn` reports, made from the
+/// errno without allocating (the child of a multi-threaded parent must not: another thread
+/// may have held the allocator's lock at the fork).
+fn child_error(e: SysError) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EINVAL))
 }
 
 /// The two pipes of a managed runtime's Runtime API, every end close-on-exec and blocking.
@@ -69,13 +71,11 @@ pub fn pass_fds(cmd: &mut Command, fds: Vec<(std::os::fd::RawFd, std::os::fd::Ra
         return;
     }
     // SAFETY: the closure runs in the forked child before exec; `place_fds` only calls fcntl
-    // and dup2, which are async-signal-safe, and allocates nothing (`fds` was allocated before
-    // the fork).
+    // and dup2 (async-signal-safe) on a fixed-size array, its errors carry only an errno and
+    // become an `io::Error` without allocating (`child_error`), and `fds` was allocated before
+    // the fork: no allocation, no lock.
     unsafe {
-        cmd.pre_exec(move || {
-            crate::init::place_fds(&crate::syscalls::LinuxKernel, &fds)
-                .map_err(|e| io::Error::other(e.to_string()))
-        });
+        cmd.pre_exec(move || crate::init::place_fds(&LinuxKernel, &fds).map_err(child_error));
     }
 }
 
@@ -120,9 +120,11 @@ pub struct Rss {
 impl Rss {
     pub fn open(pid: i32) -> Option<Rss> {
         let statm = std::fs::File::open(format!("/proc/{pid}/statm")).ok()?;
-        // SAFETY: sysconf takes a constant and returns a number (-1 on error, checked).
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let page_kib = if page > 0 { page as u64 / 1024 } else { 4 };
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE);
+        let page_kib = match page {
+            Ok(Some(bytes)) if bytes > 0 => bytes as u64 / 1024,
+            _ => 4,
+        };
         Some(Rss {
             statm,
             page_kib,

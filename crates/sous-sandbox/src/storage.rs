@@ -7,19 +7,21 @@
 //! write beyond the image's size (ENOSPC). The image is deleted with its environment (never
 //! reused, so nothing leaks between environments).
 //!
-//! Making one is cheap: `mkfs.ext4` runs once per size, for a [`Template`] (the formatted
-//! filesystem's few hundred kilobytes of metadata, kept in memory); an image is a sparse file
-//! with the template's extents written in, attached to a loop device and mounted by direct
-//! system calls. Images of the default size are also prepared ahead by the manager's pool.
+//! Making one is cheap: Sous formats the filesystem itself ([`mkfs`], no host program), once
+//! per size, into a [`Template`] (the formatted filesystem's few hundred kilobytes of
+//! metadata, kept in memory); an image is a sparse file with the template's extents written
+//! in, attached to a loop device and mounted by direct system calls. Images of the default
+//! size are also prepared ahead by the manager's pool.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use crate::syscalls::{self, Kernel};
+
+pub mod mkfs;
 
 /// Lambda's default EphemeralStorage.
 pub const DEFAULT_EPHEMERAL_MB: u64 = 512;
@@ -32,12 +34,8 @@ pub enum StorageError {
         path: PathBuf,
         err: io::Error,
     },
-    #[error("{cmd} failed ({status}): {stderr}")]
-    Command {
-        cmd: String,
-        status: String,
-        stderr: String,
-    },
+    #[error("format the /tmp filesystem: {0}")]
+    Format(#[from] mkfs::MkfsError),
 }
 
 /// A mounted, empty, world-writable (1777) ext4 filesystem.
@@ -68,25 +66,9 @@ fn sys_err<'a>(
     }
 }
 
-fn run(cmd: &mut Command) -> Result<(), StorageError> {
-    let out = cmd.output().map_err(|e| StorageError::Command {
-        cmd: format!("{cmd:?}"),
-        status: "not started".into(),
-        stderr: e.to_string(),
-    })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(StorageError::Command {
-        cmd: format!("{cmd:?}"),
-        status: out.status.to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    })
-}
-
-/// An empty filesystem of one size, as its data extents: what `mkfs.ext4` wrote (without
-/// journal nor reserved blocks: a scratch filesystem, all of it the function's), with the root
-/// directory made world-writable and sticky (1777) and `lost+found` removed.
+/// An empty filesystem of one size, as its data extents: what [`mkfs::format`] makes (ext4
+/// without journal nor reserved blocks: a scratch filesystem, all of it the function's), its
+/// root directory world-writable and sticky (1777), without `lost+found`.
 #[derive(Debug)]
 pub struct Template {
     size_mb: u64,
@@ -94,59 +76,31 @@ pub struct Template {
 }
 
 impl Template {
-    /// Format a filesystem of `size_mb` in a scratch file under `dir` and keep its extents.
-    pub fn make(dir: &Path, size_mb: u64) -> Result<Template, StorageError> {
-        let file = dir.join(format!("template-{size_mb}-{}.img", std::process::id()));
-        let made = Self::make_at(&file, size_mb);
-        let _ = std::fs::remove_file(&file);
-        let _ = std::fs::remove_dir(file.with_extension(""));
-        made
-    }
-
-    fn make_at(file: &Path, size_mb: u64) -> Result<Template, StorageError> {
-        // Kept open across mkfs (which writes the same file) for the mount and the read back.
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(file)
-            .map_err(io_err("create", file))?;
-        f.set_len(size_mb << 20).map_err(io_err("size", file))?;
-        run(Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-m", "0", "-O", "^has_journal"])
-            .args(["-E", "lazy_itable_init=1,nodiscard"])
-            .arg(file))?;
-        // Mounted once to shape the root directory as every image's should be.
-        let mountpoint = file.with_extension("");
-        mount_image(&f, &mountpoint)?;
-        let _ = std::fs::remove_dir(mountpoint.join("lost+found"));
-        let shaped = std::fs::set_permissions(&mountpoint, std::fs::Permissions::from_mode(0o1777))
-            .map_err(io_err("chmod", &mountpoint));
-        // Written back before the unmount: a sandbox starting meanwhile copies this mount
-        // into its own namespace, and then the unmount here does not end the filesystem,
-        // so it would not write it back before the file is read.
-        let synced = std::fs::File::open(&mountpoint)
-            .and_then(|root| nix::unistd::syncfs(&root).map_err(io::Error::from))
-            .map_err(io_err("syncfs", &mountpoint));
-        unmount_when_free(&mountpoint).map_err(sys_err("umount", &mountpoint))?;
-        shaped?;
-        synced?;
-        let mut extents = Vec::new();
-        for (offset, len) in syscalls::data_extents(&f).map_err(io_err("read extents", file))? {
-            let mut data = vec![
-                0;
-                usize::try_from(len).map_err(|e| StorageError::Io {
-                    what: "read extents",
-                    path: file.to_path_buf(),
-                    err: io::Error::other(e),
-                })?
-            ];
-            f.read_exact_at(&mut data, offset)
-                .map_err(io_err("read", file))?;
-            extents.push((offset, data));
-        }
-        Ok(Template { size_mb, extents })
+    /// Format a filesystem of `size_mb` in memory.
+    pub fn make(size_mb: u64) -> Result<Template, StorageError> {
+        let mut random = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| io::Read::read_exact(&mut f, &mut random))
+            .map_err(io_err("read", Path::new("/dev/urandom")))?;
+        // A random (version 4) UUID.
+        random[6] = (random[6] & 0x0f) | 0x40;
+        random[8] = (random[8] & 0x3f) | 0x80;
+        let (uuid, hash_seed) = random.split_at(16);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        let formatted = mkfs::format(&mkfs::Options {
+            bytes: size_mb << 20,
+            root_mode: 0o1777,
+            lost_found: false,
+            now,
+            uuid: uuid.try_into().expect("16 bytes"),
+            hash_seed: hash_seed.try_into().expect("16 bytes"),
+        })?;
+        Ok(Template {
+            size_mb,
+            extents: formatted.extents,
+        })
     }
 
     /// Bytes of data an image made from this template starts with.
@@ -162,13 +116,13 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// The template of `size_mb` (formatting it in `dir` the first time).
-    pub fn get(&self, dir: &Path, size_mb: u64) -> Result<Arc<Template>, StorageError> {
+    /// The template of `size_mb` (formatting it the first time).
+    pub fn get(&self, size_mb: u64) -> Result<Arc<Template>, StorageError> {
         if let Some(t) = self.by_size.lock().unwrap().get(&size_mb) {
             return Ok(t.clone());
         }
         // Two first uses of a size may both format; the result is the same.
-        let t = Arc::new(Template::make(dir, size_mb)?);
+        let t = Arc::new(Template::make(size_mb)?);
         Ok(self
             .by_size
             .lock()
@@ -195,24 +149,6 @@ fn mount_image(f: &std::fs::File, mountpoint: &Path) -> Result<(), StorageError>
             Some("noinit_itable"),
         )
         .map_err(sys_err("mount", mountpoint))
-}
-
-/// Unmount `mountpoint`, waiting out a busy mount for a moment: a child forked meanwhile by
-/// another thread of this process holds copies of our descriptors on it (the template's
-/// syncfs one) until it execs, which closes them.
-fn unmount_when_free(mountpoint: &Path) -> syscalls::SysResult<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match syscalls::LinuxKernel.umount2(mountpoint, 0) {
-            Err(syscalls::SysError::Umount { err, .. })
-                if err.raw_os_error() == Some(libc::EBUSY)
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            done => return done,
-        }
-    }
 }
 
 /// Create image `name` from `template` in `dir` and mount it.
@@ -380,7 +316,7 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
         parent
     };
     let parent = match tree::open_dir(
-        libc::AT_FDCWD,
+        nix::fcntl::AT_FDCWD,
         &tree::cstring(parent.as_os_str().as_bytes())?,
         true,
     ) {
@@ -391,86 +327,76 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
     tree::remove_at(&parent, &tree::cstring(name.as_bytes())?)
 }
 
+/// The walk's steps, each one call relative to an open directory, through nix's safe
+/// wrappers (its directory stream reports a failed `readdir` apart from the end of the
+/// directory).
 mod tree {
     use std::ffi::{CStr, CString};
     use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+    use std::os::unix::fs::PermissionsExt;
+
+    use nix::fcntl::{AtFlags, OFlag};
+    use nix::sys::stat::{FileStat, Mode};
+    use nix::unistd::UnlinkatFlags;
 
     pub fn cstring(b: &[u8]) -> io::Result<CString> {
         CString::new(b).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
     }
 
-    fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r)
-        }
-    }
-
     /// Open directory `name` of `dir` (`follow`: the last component may be a symlink, only
     /// for the caller's own starting point).
-    pub fn open_dir(dir: RawFd, name: &CStr, follow: bool) -> io::Result<OwnedFd> {
-        let mut flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    pub fn open_dir(dir: BorrowedFd<'_>, name: &CStr, follow: bool) -> io::Result<OwnedFd> {
+        let mut flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         if !follow {
-            flags |= libc::O_NOFOLLOW;
+            flags |= OFlag::O_NOFOLLOW;
         }
-        // SAFETY: `name` is NUL-terminated; the descriptor returned is owned at once.
-        let fd = cvt(unsafe { libc::openat(dir, name.as_ptr(), flags) })?;
-        // SAFETY: `fd` was just opened and is owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        Ok(nix::fcntl::openat(dir, name, flags, Mode::empty())?)
     }
 
-    fn stat_at(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
-        // SAFETY: a zeroed `stat` is a valid value to be overwritten by fstatat.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: `name` is NUL-terminated and `st` is a writable stat buffer.
-        cvt(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
-        Ok(st)
+    fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<FileStat> {
+        Ok(nix::sys::stat::fstatat(
+            dir,
+            name,
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?)
     }
 
-    fn stat_fd(fd: &OwnedFd) -> io::Result<libc::stat> {
-        stat_at(fd.as_raw_fd(), c"").or_else(|_| {
-            // SAFETY: as above; fstat on an open descriptor.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: `st` is a writable stat buffer.
-            cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) }).map(|_| st)
-        })
+    fn stat_fd(fd: &OwnedFd) -> io::Result<FileStat> {
+        Ok(nix::sys::stat::fstat(fd)?)
     }
 
-    fn is_dir(st: &libc::stat) -> bool {
+    fn is_dir(st: &FileStat) -> bool {
         st.st_mode & libc::S_IFMT == libc::S_IFDIR
     }
 
-    fn same(st: &libc::stat, dev: u64, ino: u64) -> bool {
+    fn same(st: &FileStat, dev: u64, ino: u64) -> bool {
         st.st_dev == dev && st.st_ino == ino
     }
 
-    fn unlink_at(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
-        // SAFETY: `name` is NUL-terminated.
-        match cvt(unsafe { libc::unlinkat(dir, name.as_ptr(), flags) }) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            r => r.map(|_| ()),
+    fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, flags: UnlinkatFlags) -> io::Result<()> {
+        match nix::unistd::unlinkat(dir, name, flags) {
+            Err(nix::errno::Errno::ENOENT) => Ok(()),
+            r => Ok(r?),
         }
     }
 
     /// Open subdirectory `name` of `dir`, the directory `st` describes, giving its owner
     /// rwx first when it lacks them: through an `O_PATH | O_NOFOLLOW` descriptor of that
     /// very directory (a symlink is never opened, so never followed).
-    fn enter(dir: RawFd, name: &CStr, st: &libc::stat) -> io::Result<OwnedFd> {
+    fn enter(dir: BorrowedFd<'_>, name: &CStr, st: &FileStat) -> io::Result<OwnedFd> {
         let (dev, ino) = (st.st_dev, st.st_ino);
         if st.st_mode & 0o700 != 0o700 {
-            let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC;
-            // SAFETY: `name` is NUL-terminated; the descriptor is owned at once.
-            let raw = cvt(unsafe { libc::openat(dir, name.as_ptr(), flags) })?;
-            // SAFETY: `raw` was just opened and is owned by nobody else.
-            let handle = unsafe { OwnedFd::from_raw_fd(raw) };
+            let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            let handle = nix::fcntl::openat(dir, name, flags, Mode::empty())?;
             if !same(&stat_fd(&handle)?, dev, ino) {
                 return Err(io::Error::other("the tree changed during removal"));
             }
-            let proc_path = cstring(format!("/proc/self/fd/{raw}").as_bytes())?;
-            // SAFETY: `proc_path` is NUL-terminated; it names the directory `handle` holds.
-            cvt(unsafe { libc::chmod(proc_path.as_ptr(), 0o700) })?;
+            // The directory `handle` holds, named through this process's descriptor table.
+            std::fs::set_permissions(
+                format!("/proc/self/fd/{}", handle.as_raw_fd()),
+                std::fs::Permissions::from_mode(0o700),
+            )?;
         }
         let fd = open_dir(dir, name, false)?;
         if !same(&stat_fd(&fd)?, dev, ino) {
@@ -480,45 +406,29 @@ mod tree {
     }
 
     /// Read all of directory `fd`: unlink what is not a directory, return the names of the
-    /// subdirectories.
+    /// subdirectories. A failed read of the directory is an error, not its end.
     fn scan(fd: &OwnedFd) -> io::Result<Vec<CString>> {
-        // SAFETY: dup of an open descriptor; fdopendir takes the copy (closed by closedir).
-        let copy = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
-        // SAFETY: `copy` is an open directory descriptor nobody else owns.
-        let d = unsafe { libc::fdopendir(copy) };
-        if d.is_null() {
-            let e = io::Error::last_os_error();
-            // SAFETY: fdopendir failed, so `copy` is still ours to close.
-            unsafe { libc::close(copy) };
-            return Err(e);
-        }
+        // The stream reads through its own copy of the descriptor (closed with it).
+        let mut stream = nix::dir::Dir::from_fd(fd.try_clone()?)?;
         let mut dirs = Vec::new();
-        let result = loop {
-            // SAFETY: `d` is an open DIR stream until closedir below.
-            let e = unsafe { libc::readdir(d) };
-            if e.is_null() {
-                break Ok(());
-            }
-            // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated, valid
-            // until the next readdir on `d`; it is copied at once.
-            let name = unsafe { CStr::from_ptr((*e).d_name.as_ptr()) }.to_owned();
-            if name.as_bytes() == b"." || name.as_bytes() == b".." {
+        for entry in stream.iter() {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
                 continue;
             }
-            let st = match stat_at(fd.as_raw_fd(), &name) {
+            let st = match stat_at(fd.as_fd(), name) {
                 Ok(st) => st,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => break Err(e),
+                Err(e) => return Err(e),
             };
             if is_dir(&st) {
-                dirs.push(name);
-            } else if let Err(e) = unlink_at(fd.as_raw_fd(), &name, 0) {
-                break Err(e);
+                dirs.push(name.to_owned());
+            } else {
+                unlink_at(fd.as_fd(), name, UnlinkatFlags::NoRemoveDir)?;
             }
-        };
-        // SAFETY: `d` came from fdopendir and is closed once.
-        unsafe { libc::closedir(d) };
-        result.map(|()| dirs)
+        }
+        Ok(dirs)
     }
 
     /// One directory of the walk: its name in its parent, its identity, the subdirectories
@@ -532,15 +442,15 @@ mod tree {
 
     /// Remove `name` of directory `parent` and, if it is a directory, all below it.
     pub fn remove_at(parent: &OwnedFd, name: &CStr) -> io::Result<()> {
-        let st = match stat_at(parent.as_raw_fd(), name) {
+        let st = match stat_at(parent.as_fd(), name) {
             Ok(st) => st,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
         if !is_dir(&st) {
-            return unlink_at(parent.as_raw_fd(), name, 0);
+            return unlink_at(parent.as_fd(), name, UnlinkatFlags::NoRemoveDir);
         }
-        let mut cur = enter(parent.as_raw_fd(), name, &st)?;
+        let mut cur = enter(parent.as_fd(), name, &st)?;
         let mut chain = vec![Level {
             name: name.to_owned(),
             dev: st.st_dev,
@@ -552,16 +462,16 @@ mod tree {
                 .last_mut()
                 .expect("the chain holds the current directory");
             if let Some(child) = top.pending.pop() {
-                let st = match stat_at(cur.as_raw_fd(), &child) {
+                let st = match stat_at(cur.as_fd(), &child) {
                     Ok(st) => st,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e),
                 };
                 if !is_dir(&st) {
-                    unlink_at(cur.as_raw_fd(), &child, 0)?;
+                    unlink_at(cur.as_fd(), &child, UnlinkatFlags::NoRemoveDir)?;
                     continue;
                 }
-                let fd = enter(cur.as_raw_fd(), &child, &st)?;
+                let fd = enter(cur.as_fd(), &child, &st)?;
                 let pending = scan(&fd)?;
                 chain.push(Level {
                     name: child,
@@ -575,14 +485,14 @@ mod tree {
             let done = chain.pop().expect("the chain holds the current directory");
             let Some(up) = chain.last() else {
                 drop(cur);
-                return unlink_at(parent.as_raw_fd(), &done.name, libc::AT_REMOVEDIR);
+                return unlink_at(parent.as_fd(), &done.name, UnlinkatFlags::RemoveDir);
             };
-            let up_fd = open_dir(cur.as_raw_fd(), c"..", false)?;
+            let up_fd = open_dir(cur.as_fd(), c"..", false)?;
             if !same(&stat_fd(&up_fd)?, up.dev, up.ino) {
                 return Err(io::Error::other("the tree changed during removal"));
             }
             drop(cur);
-            unlink_at(up_fd.as_raw_fd(), &done.name, libc::AT_REMOVEDIR)?;
+            unlink_at(up_fd.as_fd(), &done.name, UnlinkatFlags::RemoveDir)?;
             cur = up_fd;
         }
     }
@@ -593,7 +503,20 @@ mod tree {
 pub fn cleanup_dirs(dir: &Path) -> (usize, Vec<String>) {
     let mut removed = 0;
     let mut failed = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return (0, failed),
+        Err(e) => return (0, vec![format!("{}: {e}", dir.display())]),
+    };
+    for e in entries {
+        // A failed read of the directory is reported, not taken for its end.
+        let e = match e {
+            Ok(e) => e,
+            Err(err) => {
+                failed.push(format!("{}: {err}", dir.display()));
+                break;
+            }
+        };
         if !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
@@ -608,6 +531,88 @@ pub fn cleanup_dirs(dir: &Path) -> (usize, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As root: an image made from a template mounts, is empty, world-writable and sticky,
+    /// holds what is written to it up to its size (statfs), and `e2fsck -fn` (where the
+    /// machine has it) finds it clean before and after the kernel wrote to it.
+    #[test]
+    fn formatted_images_mount_writable_and_sized() {
+        if syscalls::geteuid() != 0 {
+            eprintln!("skipped: mounting an image needs root");
+            return;
+        }
+        let e2fsck = mkfs::tests::e2fsck();
+        let t = tempfile::tempdir().unwrap();
+        for size_mb in [512u64, 1024] {
+            let template = Template::make(size_mb).unwrap();
+            assert!(template.data_bytes() < 1 << 20, "{}", template.data_bytes());
+            let img = create(t.path(), &format!("img-{size_mb}"), &template).unwrap();
+            let entries: Vec<_> = std::fs::read_dir(&img.mountpoint).unwrap().collect();
+            assert!(entries.is_empty(), "{entries:?}");
+            let mode = std::fs::metadata(&img.mountpoint)
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, 0o1777);
+            let st = nix::sys::statvfs::statvfs(&img.mountpoint).unwrap();
+            let size = st.blocks() * st.fragment_size();
+            let free = st.blocks_available() * st.fragment_size();
+            let bytes = size_mb << 20;
+            // The metadata (mostly inode tables) takes under 2%; no block is reserved for
+            // root, only the kernel's own reserve (2%, at most 16 MiB) is not available.
+            assert!(
+                size <= bytes && size > bytes / 100 * 98,
+                "{size} of {bytes}"
+            );
+            assert!(free > bytes / 100 * 96, "{free} of {bytes}");
+            // Writable: a large file, and a directory of many entries (an indexed one).
+            let chunk = vec![0x5au8; 1 << 20];
+            let big = img.mountpoint.join("big");
+            let mut f = std::fs::File::create(&big).unwrap();
+            for _ in 0..64 {
+                io::Write::write_all(&mut f, &chunk).unwrap();
+            }
+            f.sync_all().unwrap();
+            drop(f);
+            let many = img.mountpoint.join("many");
+            std::fs::create_dir(&many).unwrap();
+            for i in 0..2000 {
+                std::fs::write(many.join(format!("file-{i}")), i.to_string()).unwrap();
+            }
+            assert_eq!(std::fs::read(many.join("file-1999")).unwrap(), b"1999");
+            assert_eq!(std::fs::metadata(&big).unwrap().len(), 64 << 20);
+            // Full: ENOSPC once the space is used, not before (once: it writes the size).
+            if size_mb != 512 {
+                syscalls::LinuxKernel.umount2(&img.mountpoint, 0).unwrap();
+                if let Some(e2fsck) = &e2fsck {
+                    mkfs::tests::assert_fsck_clean(e2fsck, &img.file);
+                }
+                release(&img).unwrap();
+                continue;
+            }
+            let mut f = std::fs::File::create(img.mountpoint.join("fill")).unwrap();
+            let mut written = 0u64;
+            let err = loop {
+                match io::Write::write_all(&mut f, &chunk).and_then(|()| f.sync_data()) {
+                    Ok(()) => written += chunk.len() as u64,
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+            assert!(
+                written + (64 << 20) > free / 100 * 98,
+                "{written} of {free}"
+            );
+            drop(f);
+            std::fs::remove_file(img.mountpoint.join("fill")).unwrap();
+            syscalls::LinuxKernel.umount2(&img.mountpoint, 0).unwrap();
+            if let Some(e2fsck) = &e2fsck {
+                mkfs::tests::assert_fsck_clean(e2fsck, &img.file);
+            }
+            release(&img).unwrap();
+            assert!(!img.file.exists() && !img.mountpoint.exists());
+        }
+    }
 
     #[test]
     fn private_dirs_are_made_or_fixed_to_0700_and_symlinks_refused() {
@@ -626,19 +631,20 @@ mod tests {
 
     /// `mkdirat` + open, relative to `dir`.
     fn mkdir_at(dir: &std::os::fd::OwnedFd, name: &str) -> std::os::fd::OwnedFd {
-        use std::os::fd::AsRawFd;
+        use std::os::fd::AsFd;
         let c = std::ffi::CString::new(name).unwrap();
-        // SAFETY: `c` is NUL-terminated.
-        assert_eq!(
-            unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) },
-            0
-        );
-        tree::open_dir(dir.as_raw_fd(), &c, false).unwrap()
+        nix::sys::stat::mkdirat(
+            dir,
+            c.as_c_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )
+        .unwrap();
+        tree::open_dir(dir.as_fd(), &c, false).unwrap()
     }
 
     #[test]
     fn a_deep_tree_with_locked_dirs_and_links_out_goes_without_following_a_link() {
-        use std::os::fd::AsRawFd;
+        use std::os::fd::{AsFd, AsRawFd};
         let t = tempfile::tempdir().unwrap();
         let outside = t.path().join("outside");
         std::fs::create_dir(&outside).unwrap();
@@ -648,7 +654,7 @@ mod tests {
         // 5000 levels (far past PATH_MAX and any recursion a stack allows), built with
         // *at calls; every 500th level locked (mode 0), links out of the tree on the way.
         let mut fd = tree::open_dir(
-            libc::AT_FDCWD,
+            nix::fcntl::AT_FDCWD,
             &tree::cstring(d.path.as_os_str().as_encoded_bytes()).unwrap(),
             false,
         )
@@ -658,25 +664,20 @@ mod tests {
         for depth in 0..5000 {
             if depth % 250 == 0 {
                 for link in [c"link", c"dir-link"] {
-                    // SAFETY: both strings are NUL-terminated.
-                    assert_eq!(
-                        unsafe { libc::symlinkat(target.as_ptr(), fd.as_raw_fd(), link.as_ptr()) },
-                        0
-                    );
+                    nix::unistd::symlinkat(target.as_c_str(), &fd, link).unwrap();
                 }
                 std::fs::write(format!("/proc/self/fd/{}/f", fd.as_raw_fd()), "x").unwrap();
             }
             let next = mkdir_at(&fd, "d");
             if depth % 500 == 499 {
-                locked.push(tree::open_dir(next.as_raw_fd(), c".", false).unwrap());
+                locked.push(tree::open_dir(next.as_fd(), c".", false).unwrap());
             }
             fd = next;
         }
         // Locked once built (a locked directory would refuse the next level to its owner).
         for l in &locked {
-            let c = std::ffi::CString::new(format!("/proc/self/fd/{}", l.as_raw_fd())).unwrap();
-            // SAFETY: `c` is NUL-terminated.
-            assert_eq!(unsafe { libc::chmod(c.as_ptr(), 0) }, 0);
+            let through = format!("/proc/self/fd/{}", l.as_raw_fd());
+            std::fs::set_permissions(through, std::fs::Permissions::from_mode(0o000)).unwrap();
         }
         drop(locked);
         drop(fd);

@@ -107,6 +107,44 @@ pub enum SysError {
 
 pub type SysResult<T> = Result<T, SysError>;
 
+impl SysError {
+    /// The errno of the failed call (none for a refused argument). Allocates nothing, so a
+    /// `pre_exec` closure may turn a failure into `io::Error::from_raw_os_error` with it.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            SysError::Mount { err, .. }
+            | SysError::Umount { err, .. }
+            | SysError::PivotRoot { err, .. }
+            | SysError::Chdir { err, .. }
+            | SysError::Mkdir { err, .. }
+            | SysError::CreateFile { err, .. }
+            | SysError::WriteFile { err, .. }
+            | SysError::Symlink { err, .. }
+            | SysError::Mknod { err, .. }
+            | SysError::Sethostname { err, .. }
+            | SysError::Unshare { err, .. }
+            | SysError::Setns { err, .. }
+            | SysError::WriteFd { err, .. }
+            | SysError::Setgroups { err }
+            | SysError::Setresgid { err, .. }
+            | SysError::Setresuid { err, .. }
+            | SysError::Prctl { err, .. }
+            | SysError::Setrlimit { err, .. }
+            | SysError::Signals { err }
+            | SysError::Exec { err, .. }
+            | SysError::WriteProc { err, .. }
+            | SysError::Statvfs { err, .. }
+            | SysError::Capset { err }
+            | SysError::LoopbackUp { err }
+            | SysError::Blocklist { err }
+            | SysError::Listen { err, .. }
+            | SysError::Send { err, .. }
+            | SysError::Other { err, .. } => err.raw_os_error(),
+            SysError::Seccomp { .. } | SysError::Nul(_) => None,
+        }
+    }
+}
+
 /// The mount flags the sandbox uses, as the kernel spells them.
 pub mod ms {
     pub const RDONLY: u64 = libc::MS_RDONLY;
@@ -1161,6 +1199,18 @@ pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Have `f` called when the process exits normally (`atexit`: returning from `main` or
+/// calling `exit`).
+pub fn at_exit(f: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: atexit only records the function pointer, which stays valid for the life of the
+    // process; `f` is a Rust function with no arguments, and a panic unwinding out of it
+    // aborts at its `extern "C"` boundary rather than unwinding into libc.
+    if unsafe { libc::atexit(f) } != 0 {
+        return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+    }
+    Ok(())
+}
+
 /// Take ownership of a descriptor this process inherited under number `fd` (checked to be
 /// open).
 pub fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
@@ -1438,28 +1488,6 @@ pub fn loop_attach(backing: &std::fs::File) -> io::Result<(OwnedFd, PathBuf)> {
         }
     }
     Err(last_busy.unwrap_or_else(|| io::Error::other("no free loop device")))
-}
-
-/// The data extents (offset, length) of a sparse file: what is not a hole.
-pub fn data_extents(file: &std::fs::File) -> io::Result<Vec<(u64, u64)>> {
-    use nix::unistd::{lseek, Whence};
-    let len = i64::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
-    let mut extents = Vec::new();
-    let mut pos = 0i64;
-    while pos < len {
-        let start = match lseek(file, pos, Whence::SeekData) {
-            Ok(s) => s,
-            Err(nix::errno::Errno::ENXIO) => break,
-            Err(e) => return Err(e.into()),
-        };
-        let end = lseek(file, start, Whence::SeekHole)?;
-        extents.push((
-            u64::try_from(start).map_err(io::Error::other)?,
-            u64::try_from(end - start).map_err(io::Error::other)?,
-        ));
-        pos = end;
-    }
-    Ok(extents)
 }
 
 #[cfg(test)]

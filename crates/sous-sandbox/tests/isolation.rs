@@ -369,10 +369,10 @@ fn tmp_images_from_one_template_are_empty_private_and_sized() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let templates = storage::Templates::default();
-    let template = templates.get(dir.path(), 64).unwrap();
+    let template = templates.get(64).unwrap();
     assert!(template.data_bytes() < 8 << 20, "{}", template.data_bytes());
     let a = storage::create(dir.path(), "a", &template).unwrap();
-    let b = storage::create(dir.path(), "b", &templates.get(dir.path(), 64).unwrap()).unwrap();
+    let b = storage::create(dir.path(), "b", &templates.get(64).unwrap()).unwrap();
     for img in [&a, &b] {
         let entries: Vec<_> = std::fs::read_dir(&img.mountpoint).unwrap().collect();
         assert!(entries.is_empty(), "{entries:?}");

@@ -18,7 +18,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
@@ -65,12 +65,9 @@ impl LogStream {
             .create(true)
             .append(true)
             .open(&target.path)?;
-        // `new` is deprecated for types whose fd may be closed behind tokio's back; an
-        // `OwnedFd` owned by the AsyncFd cannot be, so the safe constructor is sound here.
-        #[allow(deprecated)]
-        let fd = AsyncFd::new(pipe)?;
-        #[allow(deprecated)]
-        let tfd = telemetry.map(AsyncFd::new).transpose()?;
+        // Owned by the receivers (which make them non-blocking): nothing else can close them.
+        let fd = pipe::Receiver::from_owned_fd(pipe)?;
+        let tfd = telemetry.map(pipe::Receiver::from_owned_fd).transpose()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let task = LogTask {
             fd: Some(fd),
@@ -123,9 +120,9 @@ impl LogStream {
 }
 
 struct LogTask {
-    fd: Option<AsyncFd<OwnedFd>>,
+    fd: Option<pipe::Receiver>,
     partial: Vec<u8>,
-    tfd: Option<AsyncFd<OwnedFd>>,
+    tfd: Option<pipe::Receiver>,
     frames: Vec<u8>,
     out: BufWriter<File>,
     echo_prefix: Option<String>,
@@ -153,17 +150,13 @@ impl LogTask {
                     Some(cmd) => self.command(cmd),
                     None => break,
                 },
-                ready = readable(&self.fd) => {
-                    if let Ok(mut guard) = ready {
-                        guard.clear_ready();
-                    }
+                _ = readable(&self.fd) => {
+                    clear_ready(&self.fd);
                     self.drain();
                     self.flush();
                 }
-                ready = readable(&self.tfd) => {
-                    if let Ok(mut guard) = ready {
-                        guard.clear_ready();
-                    }
+                _ = readable(&self.tfd) => {
+                    clear_ready(&self.tfd);
                     self.drain();
                     self.flush();
                 }
@@ -217,7 +210,7 @@ impl LogTask {
                 self.backlog = true;
                 return;
             }
-            match nix::unistd::read(fd.get_ref(), &mut buf) {
+            match nix::unistd::read(fd, &mut buf) {
                 Ok(0) => {
                     self.fd = None;
                     return;
@@ -240,7 +233,7 @@ impl LogTask {
                 self.backlog = true;
                 break;
             }
-            match nix::unistd::read(fd.get_ref(), &mut buf) {
+            match nix::unistd::read(fd, &mut buf) {
                 Ok(0) => {
                     self.tfd = None;
                     break;
@@ -338,9 +331,17 @@ impl LogTask {
     }
 }
 
-async fn readable(
-    fd: &Option<AsyncFd<OwnedFd>>,
-) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>> {
+/// Forget that `fd` was found readable, before the reads that empty it (a `drain`): data
+/// written after those reads makes it readable again. (The reads go to the descriptor
+/// directly, not through `try_read`, which reads only while tokio deems the pipe ready: a
+/// `drain` before a platform line must take whatever is in the pipe at that moment.)
+fn clear_ready(fd: &Option<pipe::Receiver>) {
+    if let Some(fd) = fd {
+        let _ = fd.try_io(|| Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+    }
+}
+
+async fn readable(fd: &Option<pipe::Receiver>) -> io::Result<()> {
     match fd {
         Some(fd) => fd.readable().await,
         None => std::future::pending().await,

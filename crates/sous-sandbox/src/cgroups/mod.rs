@@ -275,7 +275,8 @@ pub fn favor_dynmods() -> io::Result<()> {
     let out = std::process::Command::new("mount")
         .args(["-o", "remount,favordynmods"])
         .arg(&mp)
-        .output()?;
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("run mount: {e}")))?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
             "mount -o remount,favordynmods {}: {}",

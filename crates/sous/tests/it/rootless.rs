@@ -192,17 +192,12 @@ struct HostChanges {
 
 static HOST_CHANGES: std::sync::Mutex<Option<HostChanges>> = std::sync::Mutex::new(None);
 
-unsafe extern "C" {
-    fn atexit(f: extern "C" fn()) -> std::os::raw::c_int;
-}
-
 /// Record a change (`f`) to undo when the process exits (the test harness returns from
 /// main or calls exit: atexit handlers run either way).
 fn undo_at_exit(f: impl FnOnce(&mut HostChanges)) {
     static REGISTERED: std::sync::Once = std::sync::Once::new();
     REGISTERED.call_once(|| {
-        // SAFETY: registers a function with no arguments that never unwinds.
-        unsafe { atexit(undo_host_changes) };
+        sous_sandbox::syscalls::at_exit(undo_host_changes).expect("register the undo at exit");
     });
     let mut g = HOST_CHANGES.lock().unwrap_or_else(|p| p.into_inner());
     f(g.get_or_insert_with(HostChanges::default));
