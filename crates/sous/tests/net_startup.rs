@@ -75,6 +75,20 @@ async fn outbound_through_netlink_reaches_a_test_host_and_the_table_goes_at_exit
         "{out}"
     );
     check_outbound_reaches(&server, "netlink-outbound", &test_host).await;
+    // Link-local (instance metadata) is refused at once by the table's reject rule (curl's
+    // exit 7, "couldn't connect"), not sent out to time out (exit 28).
+    let name = deploy(
+        &server,
+        "metadata",
+        &attack_zip("  t meta curl -sS --max-time 5 http://169.254.169.254/latest/meta-data/"),
+        30,
+        128,
+        512,
+        &[],
+    )
+    .await;
+    let report = report(&server, &name).await;
+    assert!(failed(&report, "meta").starts_with("rc7 "), "{report}");
 
     // A clean stop removes the table.
     assert!(server.stop().success());
