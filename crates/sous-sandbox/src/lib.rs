@@ -136,7 +136,7 @@ pub enum SandboxError {
     Cgroup(#[from] cgroups::CgroupError),
     #[error("network namespace: {0}")]
     Network(io::Error),
-    /// Outbound networking cannot be set up (e.g. iptables is missing).
+    /// Outbound networking cannot be set up (e.g. neither nf_tables nor iptables works).
     #[error("outbound networking (--function-network outbound): {0}")]
     Outbound(String),
     #[error("/tmp storage: {0}")]
@@ -580,8 +580,8 @@ fn io_ctx(what: impl Into<String>) -> impl FnOnce(io::Error) -> SandboxError {
 
 impl Sandbox {
     /// Check that isolation is possible here (root, cgroups v1 or v2, a network namespace can
-    /// be made; with outbound networking, iptables: the firewall and NAT chains are installed
-    /// and IPv4 forwarding turned on), clean up what a crashed earlier
+    /// be made; with outbound networking, the firewall and NAT are installed (nftables through
+    /// netlink, else iptables) and IPv4 forwarding turned on), clean up what a crashed earlier
     /// run of this data dir left (cgroups, /tmp images and their mounts, veth pairs), and
     /// start the background pool. `/tmp` images need no host program: Sous formats them
     /// itself ([`storage::mkfs`]) and mounts them by system calls.
@@ -773,8 +773,7 @@ impl Sandbox {
                 let program = network::slirp_program().ok_or_else(|| {
                     SandboxError::Outbound(
                         "slirp4netns not found: without root, outbound networking of functions \
-                         needs it (Debian: apt-get install slirp4netns); or pass \
-                         --function-network none"
+                         needs it (Debian: apt-get install slirp4netns)"
                             .into(),
                     )
                 })?;
@@ -782,7 +781,7 @@ impl Sandbox {
                     return Err(SandboxError::Outbound(format!(
                         "{} is not usable by this user: slirp4netns needs it for rootless \
                          outbound networking (most distributions make it mode 0666; as root: \
-                         chmod 0666 {}); or pass --function-network none",
+                         chmod 0666 {})",
                         network::TUN_DEVICE,
                         network::TUN_DEVICE
                     )));
@@ -835,6 +834,15 @@ impl Sandbox {
     /// Things the operator should know (features that are off, pool failures), once each.
     pub fn warnings(&self) -> Vec<String> {
         self.shared.warnings.lock().unwrap().clone()
+    }
+
+    /// What the NAT and firewall of outbound networking as root are made with (`None`
+    /// without them: rootless, or `NetworkMode::None`).
+    pub fn outbound_firewall(&self) -> Option<String> {
+        self.shared
+            .outbound
+            .as_ref()
+            .map(|o| o.firewall().to_string())
     }
 
     /// Prepare an environment: cgroup with its limits, network namespace with the Runtime API

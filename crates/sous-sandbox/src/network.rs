@@ -13,20 +13,26 @@
 //! ```text
 //!  environment netns                         host netns
 //!  eth0  198.19.S.2/30 ──── veth ──── sousSSSS  198.19.S.1/30
-//!  default via 198.19.S.1                    SOUS-FORWARD / SOUS-INPUT / SOUS-POSTROUTING
+//!  default via 198.19.S.1                    table ip sous-<tag>: input / forward / postrouting
 //! ```
 //!
 //! where slot `S` (0..16384) picks the /30 `198.19.0.0/16 + 4·S` and names the host side
 //! `sous%04x`. The name is the host-wide lock on the slot: creating the pair fails with
 //! `EEXIST` when another Sous on the host holds it, and the next slot is tried. IPv6 is off on
 //! both ends (no link-local path to the host). The host forwards (`ip_forward`) and
-//! masquerades what the range sends out, and drops everything else (iptables chains, installed
-//! by [`Outbound::setup`] and described in [`FIREWALL`]):
-//! - anything from an environment to the host itself (`INPUT -i sous+`: every host address,
-//!   the gateway included, so no host service is reachable whatever address it binds);
-//! - environment to environment (`FORWARD -i sous+ -o sous+`);
+//! masquerades what the range sends out, and drops everything else ([`nft::RULES`], installed
+//! by [`Outbound::setup`] as an nftables table of Sous's own through netlink, no `nft` or
+//! `iptables` process; the same rules as iptables chains ([`FIREWALL`]) only where nf_tables is
+//! unusable and iptables is installed):
+//! - anything from an environment to the host itself (`input`, `iifname sous*`: every host
+//!   address, the gateway included, so no host service is reachable whatever address it
+//!   binds);
+//! - environment to environment (`forward`, `iifname sous* oifname sous*`);
 //! - to link-local addresses (169.254.0.0/16: cloud instance metadata);
-//! - new connections into an environment (`FORWARD -o sous+` that is not a reply).
+//! - new connections into an environment (`oifname sous*` that is not a reply).
+//!
+//! The nftables table belongs to the netlink socket [`Outbound`] holds: the kernel deletes it
+//! when Sous exits, however it exits; a new start replaces it atomically.
 //!
 //! Links, addresses and routes are made with rtnetlink directly (no `ip` processes), so a
 //! namespace with its veth costs about a millisecond and the pool ([`crate::Sandbox`]) makes
@@ -36,12 +42,19 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType};
+
 use crate::syscalls;
+
+pub mod iptables;
+pub mod nft;
+
+pub use iptables::FIREWALL;
 
 /// Where the Runtime API listens inside every environment (`AWS_LAMBDA_RUNTIME_API`).
 pub const RUNTIME_API_ADDR: SocketAddr =
@@ -58,35 +71,6 @@ pub const SLOTS: u32 = 1 << (32 - 16 - 2);
 pub const HOST_IF_PREFIX: &str = "sous";
 /// The environment's side of the pair.
 pub const ENV_IF: &str = "eth0";
-
-/// The firewall rules, in `iptables-restore --noflush` form: loading it replaces the content
-/// of Sous's own chains atomically (per table) and touches no other chain.
-pub const FIREWALL: &str = "\
-*filter
-:SOUS-INPUT - [0:0]
-:SOUS-FORWARD - [0:0]
--A SOUS-INPUT -i sous+ -p tcp -j REJECT --reject-with tcp-reset
--A SOUS-INPUT -i sous+ -j REJECT --reject-with icmp-admin-prohibited
--A SOUS-FORWARD -i sous+ -o sous+ -j REJECT --reject-with icmp-admin-prohibited
--A SOUS-FORWARD -i sous+ -d 169.254.0.0/16 -j REJECT --reject-with icmp-admin-prohibited
--A SOUS-FORWARD -i sous+ -d 198.19.0.0/16 -j REJECT --reject-with icmp-admin-prohibited
--A SOUS-FORWARD -i sous+ -s 198.19.0.0/16 -j ACCEPT
--A SOUS-FORWARD -i sous+ -j DROP
--A SOUS-FORWARD -o sous+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A SOUS-FORWARD -o sous+ -j DROP
-COMMIT
-*nat
-:SOUS-POSTROUTING - [0:0]
--A SOUS-POSTROUTING -s 198.19.0.0/16 ! -o sous+ -j MASQUERADE
-COMMIT
-";
-
-/// The jumps from the built-in chains into Sous's: (table, chain, target).
-const JUMPS: &[(&str, &str, &str)] = &[
-    ("filter", "INPUT", "SOUS-INPUT"),
-    ("filter", "FORWARD", "SOUS-FORWARD"),
-    ("nat", "POSTROUTING", "SOUS-POSTROUTING"),
-];
 
 /// A network namespace and the Runtime API socket listening inside it.
 #[derive(Debug)]
@@ -123,6 +107,8 @@ pub struct Outbound {
     alias: String,
     /// Next slot to try.
     next: AtomicU32,
+    /// Sous's firewall and NAT; the nftables table goes with it.
+    firewall: Firewall,
 }
 
 /// The /30 of `slot`: (gateway, environment address).
@@ -143,71 +129,53 @@ fn program(name: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.exists())
 }
 
-fn run(cmd: &mut Command, input: Option<&str>) -> Result<(), String> {
-    use std::io::Write;
-    let what = format!("{cmd:?}");
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("run {what}: {e}"))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| format!("write to {what}: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("wait for {what}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+/// What the firewall and NAT of outbound networking are made with.
+#[derive(Debug)]
+pub enum Firewall {
+    /// Sous's own nftables table, programmed through netlink ([`nft`]).
+    Nftables(nft::Firewall),
+    /// Sous's own iptables chains (the fallback where nf_tables is unusable: [`iptables`]).
+    Iptables,
+}
+
+impl std::fmt::Display for Firewall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Firewall::Nftables(n) => write!(f, "nftables table ip {}", n.table()),
+            Firewall::Iptables => f.write_str("iptables chains SOUS-*"),
+        }
     }
 }
 
 impl Outbound {
-    /// Make the host ready: check for iptables, install the firewall chains and their jumps,
-    /// turn on IPv4 forwarding, and delete veth pairs an earlier run with the same `tag` left.
-    /// Safe to run while other Sous instances on the host use the chains (same content).
+    /// Make the host ready: install the firewall and NAT (Sous's own nftables table
+    /// `ip sous-<tag>` through netlink; where that fails, Sous's iptables chains if iptables
+    /// is installed), turn on IPv4 forwarding, and delete veth pairs an earlier run with the
+    /// same `tag` left. The error names what is missing and the fix.
     pub fn setup(tag: &str) -> Result<Outbound, String> {
-        let missing = || {
-            "iptables (and iptables-restore) not found: outbound networking needs it for NAT \
-             and the firewall (Debian: apt-get install iptables); or pass \
-             --function-network none"
-                .to_string()
-        };
-        let iptables = program("iptables").ok_or_else(missing)?;
-        let restore = program("iptables-restore").ok_or_else(missing)?;
-        run(
-            Command::new(&restore).args(["--noflush", "--wait"]),
-            Some(FIREWALL),
-        )
-        .map_err(|e| format!("install the firewall chains: {e}"))?;
-        for (table, chain, target) in JUMPS {
-            let present = run(
-                Command::new(&iptables).args(["-w", "-t", table, "-C", chain, "-j", target]),
-                None,
-            )
-            .is_ok();
-            if !present {
-                run(
-                    Command::new(&iptables)
-                        .args(["-w", "-t", table, "-I", chain, "1", "-j", target]),
-                    None,
-                )
-                .map_err(|e| format!("add the jump to {target}: {e}"))?;
+        let firewall = match nft::Firewall::install(&nft::table_name(tag)) {
+            Ok(f) => Firewall::Nftables(f),
+            Err(e) if iptables::available() => {
+                iptables::install().map_err(|ipt| {
+                    format!("the firewall: nftables through netlink failed ({e}), and iptables too: {ipt}")
+                })?;
+                Firewall::Iptables
             }
-        }
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
-            .map_err(|e| format!("enable /proc/sys/net/ipv4/ip_forward: {e}"))?;
+            Err(e) => {
+                return Err(format!(
+                    "the firewall and NAT cannot be installed: nftables through netlink failed \
+                     ({e}) and iptables is not installed. Outbound networking as root needs the \
+                     kernel's nf_tables (modules nf_tables, nft_chain_nat, nft_masq, nft_reject, \
+                     nft_ct) or the iptables programs (Debian: apt-get install iptables)"
+                ))
+            }
+        };
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| {
+            format!(
+                "enable IPv4 forwarding (/proc/sys/net/ipv4/ip_forward): {e}; as root on the \
+                 host: sysctl -w net.ipv4.ip_forward=1"
+            )
+        })?;
         let alias = format!("sous-{tag}");
         cleanup_links(&alias);
         let mut h: u32 = 2166136261;
@@ -217,7 +185,13 @@ impl Outbound {
         Ok(Outbound {
             alias,
             next: AtomicU32::new(h % SLOTS),
+            firewall,
         })
+    }
+
+    /// The firewall and NAT in use.
+    pub fn firewall(&self) -> &Firewall {
+        &self.firewall
     }
 }
 
@@ -347,17 +321,7 @@ pub fn delete_link(name: &str) -> io::Result<()> {
 }
 
 fn if_index(name: &str) -> io::Result<u32> {
-    let c =
-        std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if i == 0 {
-        return Err(ctx(
-            &format!("interface {name}"),
-            io::Error::last_os_error(),
-        ));
-    }
-    Ok(i)
+    nix::net::if_::if_nametoindex(name).map_err(|e| ctx(&format!("interface {name}"), e.into()))
 }
 
 // --- rtnetlink ------------------------------------------------------------------------------
@@ -414,19 +378,12 @@ fn ifinfomsg(index: i32) -> Vec<u8> {
 
 impl Netlink {
     fn open() -> io::Result<Netlink> {
-        // SAFETY: socket() takes integer arguments; the descriptor is owned right away.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just created and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = socket::socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )?;
         Ok(Netlink { fd, seq: 0 })
     }
 
@@ -441,25 +398,15 @@ impl Netlink {
         msg.extend_from_slice(&self.seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(body);
-        // SAFETY: `msg` is a valid buffer of `msg.len()` bytes; the socket is ours. Without a
-        // destination address a netlink socket sends to the kernel.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // Without a destination address a netlink socket sends to the kernel.
+        socket::send(self.fd.as_raw_fd(), &msg, MsgFlags::empty())?;
         let mut buf = [0u8; 4096];
         loop {
-            // SAFETY: `buf` is a writable buffer of `buf.len()` bytes.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            let reply = &buf[..n as usize];
+            let n = match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => r?,
+            };
+            let reply = &buf[..n];
             let mut off = 0;
             while off + NLMSG_HDRLEN <= reply.len() {
                 let word = |at: usize| {
@@ -802,33 +749,18 @@ pub fn nameservers(resolv_conf: &str) -> Vec<Ipv4Addr> {
 /// The host's IPv4 addresses (of the calling thread's network namespace), loopback excluded.
 pub fn host_addresses() -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
-    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `list` with a linked list it allocates; it is read below and
-    // freed once with freeifaddrs.
-    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+    let Ok(list) = nix::ifaddrs::getifaddrs() else {
         return out;
-    }
-    let mut cur = list;
-    while !cur.is_null() {
-        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
-        let ifa = unsafe { &*cur };
-        if !ifa.ifa_addr.is_null() {
-            // SAFETY: a non-null ifa_addr points to a sockaddr of the family it names; for
-            // AF_INET that is a sockaddr_in.
-            let fam = unsafe { (*ifa.ifa_addr).sa_family } as i32;
-            if fam == libc::AF_INET {
-                // SAFETY: as above, AF_INET: the address is a sockaddr_in.
-                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                let a = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                if !a.is_loopback() && !out.contains(&a) {
-                    out.push(a);
-                }
-            }
+    };
+    for ifa in list {
+        let Some(sin) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()) else {
+            continue;
+        };
+        let a = sin.ip();
+        if !a.is_loopback() && !out.contains(&a) {
+            out.push(a);
         }
-        cur = ifa.ifa_next;
     }
-    // SAFETY: `list` came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(list) };
     out
 }
 

@@ -13,7 +13,9 @@ use tracing::{info, warn};
 use sous_api::ApiState;
 use sous_invoke::Invoker;
 use sous_runtimes::Catalog;
-use sous_sandbox::{Isolation, NetworkMode, Sandbox, SandboxConfig};
+use sous_sandbox::{
+    EnvSandboxSpec, Isolation, Launch, NetworkMode, Sandbox, SandboxConfig, SandboxError,
+};
 use sous_store::Store;
 use sous_types::names::Scope;
 use sous_worker::{MemoryBudget, Pool, PoolConfig};
@@ -50,9 +52,11 @@ pub struct ServeArgs {
     /// delegated cgroups Sous runs in]
     #[arg(long)]
     cgroup_root: Option<PathBuf>,
-    /// Network access of functions: `outbound` (as on Lambda) or `none`.
-    #[arg(long, value_enum, default_value = "outbound")]
-    function_network: NetworkArg,
+    /// Network access of functions: `outbound` (as on Lambda) or `none` (their own loopback
+    /// only) [default: outbound where this host allows it; otherwise none, with a warning
+    /// that names the fix. Given explicitly, `outbound` refuses to start without it]
+    #[arg(long, value_enum)]
+    function_network: Option<NetworkArg>,
     /// Cap each function's CPU at Lambda's share (1,769 MB = one vCPU) even when cores are
     /// idle. Without it the share is a weight, honoured when the host is busy.
     #[arg(long)]
@@ -73,6 +77,10 @@ pub struct ServeArgs {
     /// second retry waits twice as long (Lambda: about one minute, then two).
     #[arg(long, default_value_t = 60_000)]
     retry_base_delay_ms: u64,
+    /// For tests of the loopback-only fallback (hidden): start as if outbound networking could
+    /// not be set up on this host, for this reason.
+    #[arg(long, hide = true, value_name = "REASON")]
+    test_outbound_unavailable: Option<String>,
     /// Accept `rate(N second(s))` schedule expressions (development and tests). Without it
     /// EventBridge's smallest rate, one minute, applies.
     #[arg(long)]
@@ -110,7 +118,7 @@ user namespaces and a delegated cgroup tree; docs/SECURITY.md has the details):
                                                             chown'ed to its user) or --cgroup-root
   /tmp                 an ext4 image of EphemeralStorage    a private directory in the data dir:
                        MB (loop mount)                      storage, but its size is NOT enforced
-  outbound network     veth pair, NAT, iptables firewall    slirp4netns per environment (Debian:
+  outbound network     veth pair, NAT, nftables firewall    slirp4netns per environment (Debian:
                        (host and other environments         slirp4netns): host loopback blocked,
                        blocked)                             the host's other addresses reachable
   --function-network   loopback only (the Runtime API)      the same
@@ -118,20 +126,51 @@ user namespaces and a delegated cgroup tree; docs/SECURITY.md has the details):
   cgroup2              remounted with favordynmods          left as it is
 ";
 
-/// The sandbox manager, or why `sous serve` refuses to run functions.
-fn sandbox(data_dir: &std::path::Path, args: &ServeArgs) -> anyhow::Result<Sandbox> {
+/// The warning `sous serve` prints, once, when it starts with functions' network limited to
+/// their loopback because outbound networking cannot be set up (and was not asked for).
+const LOOPBACK_ONLY_WARNING: &str =
+    "functions' network is limited to their own loopback: outbound networking cannot be set up";
+
+/// The sandbox manager, or why `sous serve` refuses to run functions. Outbound networking
+/// that cannot be set up is an error only when `--function-network outbound` was given;
+/// otherwise functions get their loopback only, with one warning.
+fn sandbox(data_dir: &std::path::Path, args: &ServeArgs) -> anyhow::Result<(Sandbox, NetworkMode)> {
     let mut cfg = SandboxConfig::new(data_dir.join("sandbox"));
     cfg.cpu_cap = args.function_cpu_cap;
     cfg.cgroup_root = args.cgroup_root.clone();
     cfg.network = match args.function_network {
-        NetworkArg::Outbound => NetworkMode::Outbound,
-        NetworkArg::None => NetworkMode::None,
+        Some(NetworkArg::Outbound) | None => NetworkMode::Outbound,
+        Some(NetworkArg::None) => NetworkMode::None,
     };
     if let IsolationArg::None = args.isolation {
         cfg.isolation = Isolation::None;
         warn!("--isolation none: functions run as plain processes of this user, not isolated from the host or each other");
     }
-    let sandbox = Sandbox::new(cfg).map_err(|e| {
+    let first = match &args.test_outbound_unavailable {
+        Some(reason) if cfg.network == NetworkMode::Outbound => {
+            Err(SandboxError::Outbound(reason.clone()))
+        }
+        _ => Sandbox::new(cfg.clone()),
+    };
+    let sandbox = match first {
+        Err(SandboxError::Outbound(reason)) if args.function_network.is_none() => {
+            warn!(
+                "{LOOPBACK_ONLY_WARNING}: {reason}. Fix that and restart for outbound access \
+                 (or pass --function-network none to choose loopback only)"
+            );
+            cfg.network = NetworkMode::None;
+            Sandbox::new(cfg.clone())
+        }
+        Err(SandboxError::Outbound(reason)) => {
+            anyhow::bail!(
+                "--function-network outbound was asked for, but outbound networking cannot be \
+                 set up on this host: {reason}. Fix that, or pass --function-network none \
+                 (functions get their own loopback only)"
+            )
+        }
+        other => other,
+    }
+    .map_err(|e| {
         anyhow::anyhow!(
             "execution environments cannot be isolated on this host: {e}. \
              Run as root on Linux with cgroups, or as a user with unprivileged user namespaces \
@@ -139,6 +178,7 @@ fn sandbox(data_dir: &std::path::Path, args: &ServeArgs) -> anyhow::Result<Sandb
              to run functions unisolated"
         )
     })?;
+    let cfg_network = cfg.network;
     if sandbox.is_rootless() {
         info!(
             cgroups = ?sandbox.cgroup_version(),
@@ -148,7 +188,116 @@ fn sandbox(data_dir: &std::path::Path, args: &ServeArgs) -> anyhow::Result<Sandb
     for w in sandbox.warnings() {
         warn!("{w}");
     }
-    Ok(sandbox)
+    Ok((sandbox, cfg_network))
+}
+
+/// The one line that says, at start-up, what invocations will get.
+fn readiness(sandbox: &Sandbox, network: NetworkMode, runtimes: &[&str]) -> String {
+    let isolation = match (sandbox.isolation(), sandbox.is_rootless()) {
+        (Isolation::None, _) => "none (plain processes)",
+        (Isolation::Full, true) => "full, rootless",
+        (Isolation::Full, false) => "full, as root",
+    };
+    let network = match (network, sandbox.outbound_firewall()) {
+        (NetworkMode::None, _) => "loopback only".to_string(),
+        (NetworkMode::Outbound, Some(fw)) => format!("outbound (NAT and firewall: {fw})"),
+        (NetworkMode::Outbound, None) if sandbox.is_rootless() => {
+            "outbound (slirp4netns)".to_string()
+        }
+        (NetworkMode::Outbound, None) => "outbound (not isolated)".to_string(),
+    };
+    let checked = match sandbox.isolation() {
+        Isolation::Full => "start-up check passed (an environment ran and wrote to its /tmp)",
+        Isolation::None => "nothing to check without isolation",
+    };
+    format!(
+        "ready: isolation {isolation}; functions' network {network}; runtimes {}; {checked}",
+        runtimes.join(", ")
+    )
+}
+
+/// How long the start-up check's environment may take to run its command.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The start-up check: one execution environment made and run as an invocation's would be
+/// (cgroup, namespaces, network with its veth when outbound, the read-only root, a /tmp of the
+/// default EphemeralStorage), running a shell that writes to its /tmp. What fails here would
+/// fail every invocation, so `sous serve` stops with the reason instead. Without isolation
+/// there is nothing to check.
+fn check_environment(sandbox: &Sandbox, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if sandbox.isolation() == Isolation::None {
+        return Ok(());
+    }
+    let task_dir = data_dir.join("sandbox").join("startup-check");
+    std::fs::create_dir_all(&task_dir).with_context(|| format!("create {}", task_dir.display()))?;
+    let spec = EnvSandboxSpec {
+        id: "startup-check".into(),
+        memory_mb: 128,
+        ephemeral_mb: sous_sandbox::storage::DEFAULT_EPHEMERAL_MB,
+        task_dir,
+        runtime_dir: None,
+        opt_dir: None,
+        host_paths: Vec::new(),
+        hostname: "startup-check".into(),
+    };
+    // The pool makes its first init and /tmp in the background: take those (a /tmp made here
+    // at the same time as the pool's first would format the same template twice at once).
+    let deadline = std::time::Instant::now() + CHECK_TIMEOUT;
+    while sandbox.pool_status().0 == 0 || sandbox.pool_status().1 == 0 {
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut env = sandbox
+        .prepare(&spec)
+        .context("prepare an execution environment")?;
+    // Close-on-exec: no process another thread starts meanwhile may hold the write end.
+    let (out_rd, out_wr) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("make a pipe")?;
+    let err_wr = out_wr.try_clone().context("make a pipe")?;
+    let args = [
+        "-c".to_string(),
+        "echo ok > /tmp/.sous-check && cat /tmp/.sous-check && rm /tmp/.sous-check".to_string(),
+    ];
+    let env_vars = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
+    let mut child = env
+        .start(Launch {
+            program: std::path::Path::new("/bin/sh"),
+            args: &args,
+            env: &env_vars,
+            cwd: std::path::Path::new("/tmp"),
+            stdout: out_wr,
+            stderr: err_wr,
+            telemetry: None,
+            runtime_api: None,
+        })
+        .context("start a program in it")?;
+    let deadline = std::time::Instant::now() + CHECK_TIMEOUT;
+    let status = loop {
+        match child.try_wait().context("wait for it")? {
+            Some(status) => break status,
+            None if std::time::Instant::now() > deadline => {
+                let _ = env.kill_all();
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("its program did not finish in {CHECK_TIMEOUT:?}");
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    };
+    let _ = env.kill_all();
+    let destroyed = env.destroy();
+    let mut output = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::fs::File::from(out_rd), &mut output);
+    if !status.success() || output.trim() != "ok" {
+        anyhow::bail!(
+            "its program (/bin/sh writing to /tmp) failed: {status}: {}",
+            output.trim()
+        );
+    }
+    destroyed.context("tear it down")?;
+    Ok(())
 }
 
 /// The data dir from the flag, else `$XDG_DATA_HOME/sous`, else `~/.local/share/sous`.
@@ -202,7 +351,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(
         Store::open(&data_dir).with_context(|| format!("open store in {}", data_dir.display()))?,
     );
-    let sandbox = Arc::new(sandbox(&data_dir, &args)?);
+    let (sandbox, network) = sandbox(&data_dir, &args)?;
+    tokio::task::block_in_place(|| check_environment(&sandbox, &data_dir)).context(
+        "start-up check: an execution environment does not work on this host, so no \
+         function could run",
+    )?;
+    let sandbox = Arc::new(sandbox);
+    let ready_sandbox = sandbox.clone();
     let memory = MemoryBudget::from_settings(args.host_memory_mb, args.memory_headroom_mb)
         .context("read the host's memory (or pass --host-memory-mb)")?;
     info!(
@@ -224,6 +379,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let scope = Scope::new(args.region.clone(), args.account_id.clone());
     let runtimes = Arc::new(Catalog::detect(&data_dir).context("prepare managed runtimes")?);
     info!(runtimes = %runtimes.available().join(", "), "runtimes this host serves");
+    info!(
+        "{}",
+        readiness(&ready_sandbox, network, &runtimes.available())
+    );
+    drop(ready_sandbox);
     let invoker = Arc::new(Invoker::new(
         store.clone(),
         pool.clone(),
