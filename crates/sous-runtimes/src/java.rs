@@ -7,6 +7,13 @@
 //! interfaces alone), which `sous sdk java --out FILE` hands to users to compile against
 //! ([`sdk_jar`]).
 //!
+//! The JVM is the real one behind `$JAVA_HOME/bin/java`, each `java` on `PATH` (an
+//! alternatives link, SDKMAN's `current`, an asdf or jenv shim: a launcher that is not in a
+//! JDK's `bin/` is asked for its `java.home`), SDKMAN's JDKs, then `/usr/lib/jvm`'s; it is run
+//! as a sandbox will run it to check that it is a 17 (see `host.rs`). A function's classes
+//! come only from the task root, its `lib/*.jar` and the layers' `/opt/java/lib/*.jar` (the
+//! JVM's own class path is the runtime jar alone; `CLASSPATH` is not read).
+//!
 //! The JVM flags aim at Lambda's behaviour and a fast cold start: C1 only
 //! (`TieredStopAtLevel=1`, Lambda's default for java17), no perf-data file, and the heap
 //! sized from the environment's memory limit (the cgroup) as Lambda sizes it from the

@@ -56,6 +56,13 @@ pub struct Launch {
     pub shown: Vec<PathBuf>,
 }
 
+/// What detection found for one runtime.
+enum Found {
+    Custom,
+    Launch(Option<Launch>),
+    Java(Option<(Launch, java::Archive)>),
+}
+
 /// A runtime id this host does not serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotServed;
@@ -90,22 +97,42 @@ impl Catalog {
     /// Materialize the bootstraps under `data_dir/runtimes` and find the interpreters.
     pub fn detect(data_dir: &Path) -> io::Result<Catalog> {
         let root = data_dir.join("runtimes");
+        // Each runtime's candidates are probed (interpreters started) one after another, but
+        // the runtimes side by side: start-up waits for the slowest, not for the sum.
+        let found: Vec<io::Result<Found>> = std::thread::scope(|s| {
+            let probes: Vec<_> = KNOWN
+                .iter()
+                .map(|rt| {
+                    let dir = root.join(rt.id);
+                    s.spawn(move || match rt.kind {
+                        RuntimeKind::Custom => Ok(Found::Custom),
+                        RuntimeKind::Python => python::detect(rt.id, &dir).map(Found::Launch),
+                        RuntimeKind::Node => node::detect(rt.id, &dir).map(Found::Launch),
+                        RuntimeKind::Java => java::detect(rt.id, &dir).map(Found::Java),
+                    })
+                })
+                .collect();
+            probes
+                .into_iter()
+                .map(|p| {
+                    p.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("runtime detection panicked")))
+                })
+                .collect()
+        });
         let mut entries = Vec::new();
         let mut java_archive = None;
-        for rt in KNOWN {
-            let launch = match rt.kind {
-                RuntimeKind::Custom => {
+        for (rt, found) in KNOWN.iter().zip(found) {
+            let launch = match found? {
+                Found::Custom => {
                     entries.push((rt.id, None));
                     continue;
                 }
-                RuntimeKind::Python => python::detect(rt.id, &root.join(rt.id))?,
-                RuntimeKind::Node => node::detect(rt.id, &root.join(rt.id))?,
-                RuntimeKind::Java => {
-                    java::detect(rt.id, &root.join(rt.id))?.map(|(launch, archive)| {
-                        java_archive = Some(std::sync::Arc::new(archive));
-                        launch
-                    })
-                }
+                Found::Launch(launch) => launch,
+                Found::Java(java) => java.map(|(launch, archive)| {
+                    java_archive = Some(std::sync::Arc::new(archive));
+                    launch
+                }),
             };
             match launch {
                 Some(l) => entries.push((rt.id, Some(l))),
@@ -181,6 +208,22 @@ mod tests {
         assert_eq!(c.available(), ["provided.al2023", "provided.al2"]);
         assert_eq!(c.launch("provided.al2023"), Ok(None));
         assert_eq!(c.launch("cobol85"), Err(NotServed));
+    }
+
+    #[test]
+    fn detection_keeps_the_catalog_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::detect(dir.path()).unwrap();
+        let known: Vec<&str> = KNOWN.iter().map(|r| r.id).collect();
+        let served = c.available();
+        // Served runtimes are a subsequence of KNOWN, custom ones always in.
+        let mut rest = known.iter();
+        assert!(served.iter().all(|id| rest.any(|k| k == id)), "{served:?}");
+        assert!(served.starts_with(&["provided.al2023", "provided.al2"]));
+        // (Not through `launch`, which would start the java17 archive's training run.)
+        for l in c.entries.iter().filter_map(|(_, l)| l.as_ref()) {
+            assert!(l.host_paths()[0].starts_with(dir.path()), "{l:?}");
+        }
     }
 
     #[test]
