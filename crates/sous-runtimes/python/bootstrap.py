@@ -1,12 +1,12 @@
 # Sous's python3.11 bootstrap: the interpreter runs this file; the runtime itself lives in
 # _sous_runtime.py beside it (imported, so that its bytecode is cached in __pycache__).
+#
+# The interpreter starts without `site` (-S), so no site-packages directory of the host's
+# interpreter is on sys.path: a function imports its own code, its layers' (PYTHONPATH) and
+# the standard library, as on Lambda, and no host .pth file runs at each cold start.
 import sys
 
-# The interpreter starts without `site` (-S): its site-packages directories, found when Sous
-# detected the interpreter, are appended here as `site` would, without running the host's
-# .pth files at every cold start (they can cost tens of milliseconds).
-sys.path.extend(__SITE_PACKAGES__)
-# What else `site` gives that a handler may use: exit() and quit().
+# What `site` gives that a handler may use: exit() and quit().
 import builtins
 
 builtins.exit = builtins.quit = sys.exit

@@ -7,6 +7,13 @@
 //! interfaces alone), which `sous sdk java --out FILE` hands to users to compile against
 //! ([`sdk_jar`]).
 //!
+//! The JVM is the real one behind `$JAVA_HOME/bin/java`, each `java` on `PATH` (an
+//! alternatives link, SDKMAN's `current`, an asdf or jenv shim: a launcher that is not in a
+//! JDK's `bin/` is asked for its `java.home`), SDKMAN's JDKs, then `/usr/lib/jvm`'s; it is run
+//! as a sandbox will run it to check that it is a 17 (see `host.rs`). A function's classes
+//! come only from the task root, its `lib/*.jar` and the layers' `/opt/java/lib/*.jar` (the
+//! JVM's own class path is the runtime jar alone; `CLASSPATH` is not read).
+//!
 //! The JVM flags aim at Lambda's behaviour and a fast cold start: C1 only
 //! (`TieredStopAtLevel=1`, Lambda's default for java17), no perf-data file, and the heap
 //! sized from the environment's memory limit (the cgroup) as Lambda sizes it from the
@@ -30,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::host::{self, Env, Rejected};
 use crate::Launch;
 
 const RUNTIME_JAR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sous-java-runtime.jar"));
@@ -107,18 +115,14 @@ impl Archive {
 pub fn detect(id: &str, dir: &Path) -> io::Result<Option<(Launch, Archive)>> {
     let jar = dir.join(RUNTIME_JAR_NAME);
     crate::materialize(&jar, RUNTIME_JAR, 0o644)?;
-    let Some(java) = find_java() else {
+    let Some(Jvm { java, home, shown }) = find_java(id, dir) else {
         return Ok(None);
     };
     let archive = dir.join(format!("sous-java-{:016x}.jsa", archive_key(&java)));
-    let java_home = java
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.display().to_string());
-    let mut env = vec![("AWS_EXECUTION_ENV".to_string(), format!("AWS_Lambda_{id}"))];
-    if let Some(home) = java_home {
-        env.push(("JAVA_HOME".into(), home));
-    }
+    let env = vec![
+        ("AWS_EXECUTION_ENV".to_string(), format!("AWS_Lambda_{id}")),
+        ("JAVA_HOME".into(), home.display().to_string()),
+    ];
     let mut args = jvm_flags();
     // The JVM cannot see the environment's memory cgroup from inside the sandbox: size the
     // heap from the function's MemorySize, as the JVM on Lambda does from its cgroup.
@@ -131,6 +135,7 @@ pub fn detect(id: &str, dir: &Path) -> io::Result<Option<(Launch, Archive)>> {
         args,
         env,
         runtime_dir: dir.to_path_buf(),
+        shown,
     };
     let archive = Archive {
         java,
@@ -387,54 +392,176 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<(String, String)
     Ok(Some((method, path)))
 }
 
-/// A Java 17 `java` by its real path: `$JAVA_HOME/bin/java`, then `java` on `PATH`, then the
-/// JDKs installed under `/usr/lib/jvm` (a host whose default `java` is another version may
+/// A Java 17 JVM found on this host, as a sandbox will run it.
+#[derive(Debug)]
+struct Jvm {
+    /// `bin/java`, by its real path.
+    java: PathBuf,
+    /// Its `java.home` (real path).
+    home: PathBuf,
+    /// Its installation when the system directories do not show it, and the configuration
+    /// it links to outside it (Debian links `conf/` to `/etc/java-17-openjdk`).
+    shown: Vec<PathBuf>,
+}
+
+/// The `java` to try, in order: `$JAVA_HOME/bin/java`, each `java` on `PATH`, SDKMAN's JDKs,
+/// then the JDKs under `/usr/lib/jvm` (a host whose default `java` is another version may
 /// still have a 17).
-fn find_java() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
+fn candidates() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
     if let Some(home) = std::env::var_os("JAVA_HOME") {
-        candidates.push(Path::new(&home).join("bin/java"));
+        out.push(Path::new(&home).join("bin/java"));
     }
-    if let Some(p) = crate::which("java") {
-        candidates.push(p);
+    out.extend(host::on_path(&["java"]));
+    let sdkman = std::env::var_os("SDKMAN_CANDIDATES_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".sdkman/candidates")));
+    for jdks in sdkman
+        .map(|c| c.join("java"))
+        .into_iter()
+        .chain([PathBuf::from("/usr/lib/jvm")])
+    {
+        if let Ok(entries) = std::fs::read_dir(&jdks) {
+            let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            dirs.sort();
+            out.extend(dirs.into_iter().map(|d| d.join("bin/java")));
+        }
     }
-    if let Ok(entries) = std::fs::read_dir("/usr/lib/jvm") {
-        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        dirs.sort();
-        candidates.extend(dirs.into_iter().map(|d| d.join("bin/java")));
+    out.retain(|c| host::is_executable(c));
+    out
+}
+
+/// The first candidate that is a Java 17 JVM a sandbox can run.
+fn find_java(id: &str, dir: &Path) -> Option<Jvm> {
+    let data_dir = dir.parent().and_then(Path::parent);
+    let mut tried = Vec::new();
+    for candidate in candidates() {
+        match resolve(&candidate, dir, data_dir, &mut tried) {
+            Ok(Some(jvm)) => return Some(jvm),
+            Ok(None) => {}
+            Err(why) => host::log_rejected(id, &candidate, &why),
+        }
     }
-    candidates.into_iter().find_map(|c| {
-        let real = std::fs::canonicalize(&c).ok()?;
-        (major_version(&real)? == MAJOR).then_some(real)
+    tracing::info!(runtime = id, "no usable Java {MAJOR} JVM");
+    None
+}
+
+/// Resolves `candidate` (a JDK's `bin/java`, a link to one, or a shim such as asdf's) to the
+/// JVM a sandbox will run; `Ok(None)` when that JVM was already tried.
+fn resolve(
+    candidate: &Path,
+    dir: &Path,
+    data_dir: Option<&Path>,
+    tried: &mut Vec<PathBuf>,
+) -> Result<Option<Jvm>, Rejected> {
+    let linked =
+        std::fs::canonicalize(candidate).map_err(|e| Rejected::DoesNotRun(e.to_string()))?;
+    // A JDK's own launcher sits in `<home>/bin` next to `<home>/lib/modules`; anything else
+    // (a script) is asked which JVM it runs.
+    let home = match linked.parent().and_then(Path::parent) {
+        Some(h) if h.join("lib/modules").is_file() => h.to_path_buf(),
+        _ => {
+            let out = host::run(
+                candidate,
+                &["-XshowSettings:properties", "-version"],
+                Env::Host {
+                    remove: &["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"],
+                },
+                dir,
+            )?;
+            let home = property(&out.stderr, "java.home")
+                .ok_or_else(|| Rejected::BadAnswer("no java.home in its settings".into()))?;
+            host::real_path(&home)?
+        }
+    };
+    let java = host::real_path(&home.join("bin/java").display().to_string())?;
+    if tried.contains(&java) {
+        return Ok(None);
+    }
+    tried.push(java.clone());
+    // The JDK says its version in `release`: only a 17 is started.
+    if let Some(found) = release_version(&home) {
+        if parse_major(&found) != Some(MAJOR) {
+            return Err(Rejected::WrongVersion { found, want: "17" });
+        }
+    }
+    // As a sandbox will run it.
+    let out = host::run(
+        &java,
+        &["-XshowSettings:properties", "-version"],
+        Env::Sandbox,
+        dir,
+    )?;
+    let spec = property(&out.stderr, "java.specification.version").unwrap_or_default();
+    if parse_major(&spec) != Some(MAJOR) {
+        let found = property(&out.stderr, "java.version").unwrap_or(spec);
+        return Err(Rejected::WrongVersion { found, want: "17" });
+    }
+    let reported = property(&out.stderr, "java.home")
+        .ok_or_else(|| Rejected::BadAnswer("no java.home in its settings".into()))?;
+    if host::real_path(&reported)? != home {
+        return Err(Rejected::BadAnswer(format!(
+            "java.home is {reported}, not {}",
+            home.display()
+        )));
+    }
+    let mut dirs = vec![home.clone()];
+    dirs.extend(config_links(&home));
+    let shown = host::install_dirs(&dirs);
+    host::check_visible(&[java.clone(), home.clone()], &shown, dir, data_dir)?;
+    Ok(Some(Jvm { java, home, shown }))
+}
+
+/// `JAVA_VERSION` of the JDK's `release` file.
+fn release_version(home: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(home.join("release")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("JAVA_VERSION="))
+        .map(|v| v.trim().trim_matches('"').to_string())
+}
+
+/// A property of `java -XshowSettings:properties` output (`    name = value`).
+fn property(settings: &str, name: &str) -> Option<String> {
+    settings.lines().find_map(|l| {
+        let (k, v) = l.trim().split_once(" = ")?;
+        (k == name).then(|| v.trim().to_string())
     })
 }
 
-/// The major version of the JVM at `java` (a real path): from the JDK's `release` file when
-/// it has one (no JVM started), else from `java -version`.
-fn major_version(java: &Path) -> Option<u32> {
-    if !java.is_file() {
-        return None;
-    }
-    let release = java.parent()?.parent()?.join("release");
-    if let Ok(text) = std::fs::read_to_string(release) {
-        if let Some(v) = text
-            .lines()
-            .find_map(|l| l.strip_prefix("JAVA_VERSION="))
-            .and_then(|v| parse_major(v.trim().trim_matches('"')))
-        {
-            return Some(v);
+/// The directories outside `home` its configuration links into (e.g. Debian's
+/// `/etc/java-17-openjdk`, `/etc/ssl/certs/java`): the parent directories of the targets of
+/// the links in `conf/` (all of it), `lib/` and `lib/security/`. Never a top-level directory.
+fn config_links(home: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, deep: bool, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                out.push(path);
+            } else if deep && meta.is_dir() {
+                walk(&path, deep, out);
+            }
         }
     }
-    let out = Command::new(java)
-        .arg("-version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stderr);
-    let quoted = text.split('"').nth(1)?;
-    parse_major(quoted)
+    let mut links = Vec::new();
+    walk(&home.join("conf"), true, &mut links);
+    walk(&home.join("lib"), false, &mut links);
+    walk(&home.join("lib/security"), false, &mut links);
+    let mut dirs: Vec<PathBuf> = links
+        .iter()
+        .filter_map(|l| std::fs::canonicalize(l).ok())
+        .filter(|t| !t.starts_with(home))
+        .filter_map(|t| t.parent().map(Path::to_path_buf))
+        .filter(|d| d.components().count() > 2)
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }
 
 /// `17.0.15` → 17, `1.8.0_392` → 8, `21` → 21.
@@ -490,7 +617,18 @@ mod tests {
                 .args
                 .contains(&format!("-XX:SharedArchiveFile={}", archive.path.display())));
             assert!(l.program.is_absolute());
-            assert_eq!(major_version(&l.program), Some(17));
+            assert_eq!(
+                Some(l.program.clone()),
+                std::fs::canonicalize(&l.program).ok()
+            );
+            let home = l.program.parent().and_then(Path::parent).unwrap();
+            assert_eq!(
+                release_version(home).as_deref().and_then(parse_major),
+                Some(17)
+            );
+            assert!(l
+                .env
+                .contains(&("JAVA_HOME".into(), home.display().to_string())));
             assert_eq!(l.runtime_dir, dir.path());
             assert_eq!(l.args.last().map(String::as_str), Some(MAIN_CLASS));
             assert!(l.args.contains(&jar.display().to_string()));
@@ -502,10 +640,10 @@ mod tests {
 
     #[test]
     fn the_training_run_makes_an_archive_the_jvm_maps() {
-        let Some(java) = find_java() else {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(Jvm { java, .. }) = find_java("java17", dir.path()) else {
             return;
         };
-        let dir = tempfile::tempdir().unwrap();
         let jar = dir.path().join(RUNTIME_JAR_NAME);
         crate::materialize(&jar, RUNTIME_JAR, 0o644).unwrap();
         let archive = dir.path().join("test.jsa");
@@ -525,6 +663,64 @@ mod tests {
         assert!(
             text.lines().any(|l| l.contains("dev.sous.runtime.Bootstrap source: shared objects file (top)")),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn reads_settings_properties() {
+        let settings = "Property settings:\n    file.encoding = UTF-8\n    java.home = /usr/lib/jvm/x\n    java.specification.version = 17\n";
+        assert_eq!(
+            property(settings, "java.home").as_deref(),
+            Some("/usr/lib/jvm/x")
+        );
+        assert_eq!(
+            property(settings, "java.specification.version").as_deref(),
+            Some("17")
+        );
+        assert_eq!(property(settings, "java.version"), None);
+    }
+
+    #[test]
+    fn a_shim_resolves_to_the_jvm_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(real) = find_java("java17", dir.path()) else {
+            return;
+        };
+        // As asdf's or jenv's: a shell script that execs the JDK it picks.
+        let shim = dir.path().join("shims/java");
+        std::fs::create_dir_all(shim.parent().unwrap()).unwrap();
+        std::fs::write(
+            &shim,
+            format!("#!/bin/sh\nexec \"{}\" \"$@\"\n", real.java.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let found = resolve(&shim, dir.path(), None, &mut Vec::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.java, real.java);
+        assert_eq!(found.home, real.home);
+        assert_eq!(found.shown, real.shown);
+        // A link to the launcher (as SDKMAN's `current`) resolves without asking.
+        let link = dir.path().join("current");
+        std::os::unix::fs::symlink(&real.home, &link).unwrap();
+        let found = resolve(&link.join("bin/java"), dir.path(), None, &mut Vec::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.java, real.java);
+    }
+
+    #[test]
+    fn debians_configuration_links_are_shown() {
+        let home = Path::new("/usr/lib/jvm/java-17-openjdk-amd64");
+        if !home.join("conf").is_symlink() && !Path::new("/etc/java-17-openjdk").is_dir() {
+            return;
+        }
+        let dirs = crate::host::install_dirs(&config_links(home));
+        assert!(
+            dirs.contains(&PathBuf::from("/etc/java-17-openjdk")),
+            "{dirs:?}"
         );
     }
 }

@@ -7,6 +7,16 @@
 //! interpreter it needs; a runtime whose interpreter is missing is not offered (CreateFunction
 //! names the ones that are).
 //!
+//! An interpreter is found by what it is, not by how the shell that started Sous was set up
+//! (`host.rs`): each candidate on `PATH` (a virtualenv's, a pyenv/asdf/volta shim, an nvm or
+//! SDKMAN install, a `/usr/local` build) is asked for the real interpreter behind it, which is
+//! then run as a sandbox will run it, its version checked and everything it loads found visible
+//! to the sandbox; otherwise it is rejected with one log line and the next is tried.
+//!
+//! A function sees what Lambda's runtime offers, not the host's: its code, its layers' paths
+//! and the runtime's own standard library; no package of the host interpreter's site-packages
+//! or global `node_modules`.
+//!
 //! - `python.rs` + `python/`: `python3.11` under CPython 3.11
 //! - `node.rs` + `node/`: `nodejs20.x` under Node.js 20
 //! - `java.rs` + `java/`: `java17` under a Java 17 JVM
@@ -16,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use sous_types::runtime::{lookup, RuntimeKind, KNOWN};
 
+mod host;
 pub mod java;
 pub mod node;
 pub mod python;
@@ -38,6 +49,18 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// `LAMBDA_RUNTIME_DIR`: where the bootstrap lives.
     pub runtime_dir: PathBuf,
+    /// Host directories (real paths) the interpreter needs besides the system directories a
+    /// sandbox always shows: its installation when outside them (a pyenv prefix, an nvm
+    /// install, a JDK home under `$HOME`) and configuration it links to (the JDK's under
+    /// `/etc`). Found at detection, by asking the interpreter.
+    pub shown: Vec<PathBuf>,
+}
+
+/// What detection found for one runtime.
+enum Found {
+    Custom,
+    Launch(Option<Launch>),
+    Java(Option<(Launch, java::Archive)>),
 }
 
 /// A runtime id this host does not serve.
@@ -46,28 +69,10 @@ pub struct NotServed;
 
 impl Launch {
     /// The host paths a sandboxed environment must show (read-only, at the same path) for
-    /// this runtime to start: the runtime directory, the interpreter's installation prefix
-    /// when the base system does not already show it, and the JVM's configuration under
-    /// `/etc` (Debian links `$JAVA_HOME/conf` there).
+    /// this runtime to start: the runtime directory, then [`Launch::shown`].
     pub fn host_paths(&self) -> Vec<PathBuf> {
         let mut paths = vec![self.runtime_dir.clone()];
-        let real = std::fs::canonicalize(&self.program).unwrap_or_else(|_| self.program.clone());
-        if let Some(prefix) = real.parent().and_then(Path::parent) {
-            let shown = ["/", "/usr", "/usr/local"]
-                .iter()
-                .any(|s| prefix == Path::new(s))
-                || prefix.starts_with("/usr/lib");
-            if !shown {
-                paths.push(prefix.to_path_buf());
-            }
-        }
-        if real.starts_with("/usr/lib/jvm") {
-            for etc in ["/etc/java-17-openjdk", "/etc/ssl/certs/java"] {
-                if Path::new(etc).exists() {
-                    paths.push(PathBuf::from(etc));
-                }
-            }
-        }
+        paths.extend(self.shown.iter().cloned());
         paths
     }
 
@@ -92,22 +97,42 @@ impl Catalog {
     /// Materialize the bootstraps under `data_dir/runtimes` and find the interpreters.
     pub fn detect(data_dir: &Path) -> io::Result<Catalog> {
         let root = data_dir.join("runtimes");
+        // Each runtime's candidates are probed (interpreters started) one after another, but
+        // the runtimes side by side: start-up waits for the slowest, not for the sum.
+        let found: Vec<io::Result<Found>> = std::thread::scope(|s| {
+            let probes: Vec<_> = KNOWN
+                .iter()
+                .map(|rt| {
+                    let dir = root.join(rt.id);
+                    s.spawn(move || match rt.kind {
+                        RuntimeKind::Custom => Ok(Found::Custom),
+                        RuntimeKind::Python => python::detect(rt.id, &dir).map(Found::Launch),
+                        RuntimeKind::Node => node::detect(rt.id, &dir).map(Found::Launch),
+                        RuntimeKind::Java => java::detect(rt.id, &dir).map(Found::Java),
+                    })
+                })
+                .collect();
+            probes
+                .into_iter()
+                .map(|p| {
+                    p.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("runtime detection panicked")))
+                })
+                .collect()
+        });
         let mut entries = Vec::new();
         let mut java_archive = None;
-        for rt in KNOWN {
-            let launch = match rt.kind {
-                RuntimeKind::Custom => {
+        for (rt, found) in KNOWN.iter().zip(found) {
+            let launch = match found? {
+                Found::Custom => {
                     entries.push((rt.id, None));
                     continue;
                 }
-                RuntimeKind::Python => python::detect(rt.id, &root.join(rt.id))?,
-                RuntimeKind::Node => node::detect(rt.id, &root.join(rt.id))?,
-                RuntimeKind::Java => {
-                    java::detect(rt.id, &root.join(rt.id))?.map(|(launch, archive)| {
-                        java_archive = Some(std::sync::Arc::new(archive));
-                        launch
-                    })
-                }
+                Found::Launch(launch) => launch,
+                Found::Java(java) => java.map(|(launch, archive)| {
+                    java_archive = Some(std::sync::Arc::new(archive));
+                    launch
+                }),
             };
             match launch {
                 Some(l) => entries.push((rt.id, Some(l))),
@@ -173,19 +198,6 @@ pub fn materialize(path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The first executable named `name` on `PATH`.
-pub fn which(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| {
-            std::fs::metadata(p)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +208,22 @@ mod tests {
         assert_eq!(c.available(), ["provided.al2023", "provided.al2"]);
         assert_eq!(c.launch("provided.al2023"), Ok(None));
         assert_eq!(c.launch("cobol85"), Err(NotServed));
+    }
+
+    #[test]
+    fn detection_keeps_the_catalog_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::detect(dir.path()).unwrap();
+        let known: Vec<&str> = KNOWN.iter().map(|r| r.id).collect();
+        let served = c.available();
+        // Served runtimes are a subsequence of KNOWN, custom ones always in.
+        let mut rest = known.iter();
+        assert!(served.iter().all(|id| rest.any(|k| k == id)), "{served:?}");
+        assert!(served.starts_with(&["provided.al2023", "provided.al2"]));
+        // (Not through `launch`, which would start the java17 archive's training run.)
+        for l in c.entries.iter().filter_map(|(_, l)| l.as_ref()) {
+            assert!(l.host_paths()[0].starts_with(dir.path()), "{l:?}");
+        }
     }
 
     #[test]

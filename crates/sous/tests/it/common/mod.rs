@@ -83,6 +83,8 @@ pub struct ServerOptions {
     pub extra_args: Vec<String>,
     /// Run the server as another user (the test must be root).
     pub run_as: Option<RunAs>,
+    /// More environment variables for `sous serve` (e.g. a `PATH` with a virtualenv first).
+    pub env: Vec<(String, String)>,
 }
 
 /// Who runs the server, and in which cgroups it starts: a shell (as root) moves itself into
@@ -121,6 +123,7 @@ impl Default for ServerOptions {
             no_echo_logs: false,
             extra_args: Vec::new(),
             run_as: None,
+            env: Vec::new(),
         }
     }
 }
@@ -212,6 +215,7 @@ impl Server {
             cmd.arg("--no-echo-logs");
         }
         cmd.args(&self.options.extra_args);
+        cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         if let Some((akid, secret)) = &self.options.credentials {
             cmd.env("SOUS_ACCESS_KEY_ID", akid)
                 .env("SOUS_SECRET_ACCESS_KEY", secret);
