@@ -48,6 +48,100 @@ pub struct EnvContext {
     pub sandbox: Arc<Sandbox>,
 }
 
+/// What the pool needs of one execution environment: the seam between the pool's policy
+/// (`pool.rs`) and the processes. The real [`Environment`] implements it; the pool's unit
+/// tests implement it with a fake. Dropping the value stops the environment.
+pub trait EnvHandle: Send + 'static {
+    /// The environment's id (its log stream's suffix, and the admission ledger's key).
+    fn id(&self) -> &str;
+    /// What it runs.
+    fn spec(&self) -> &Arc<EnvSpec>;
+    /// The pool generation of its function and version when it started.
+    fn generation(&self) -> u64;
+    /// Whether its runtime is still running.
+    fn is_alive(&self) -> bool;
+    /// Run one invocation.
+    fn invoke(&mut self, inv: Invocation) -> impl std::future::Future<Output = Delivery> + Send;
+    /// Log an invocation whose environment never became ready; returns that log.
+    fn report_failed_start(
+        &self,
+        request_id: &str,
+        error_type: &str,
+        started: Instant,
+    ) -> impl std::future::Future<Output = String> + Send;
+}
+
+/// Starts execution environments for the pool (the other half of the seam of [`EnvHandle`]).
+pub trait Launcher: Send + Sync + 'static {
+    type Env: EnvHandle;
+    /// Start an environment of `spec` and run its init phase, bounded by `init_limit`
+    /// (`request_id`: the invocation that caused the start; `init_type`:
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE`). On failure, the environment if it got far enough
+    /// to have a log stream.
+    fn start(
+        &self,
+        spec: Arc<EnvSpec>,
+        generation: u64,
+        request_id: &str,
+        init_limit: Duration,
+        init_type: &'static str,
+    ) -> impl std::future::Future<Output = Result<Self::Env, (InitFailure, Option<Self::Env>)>> + Send;
+    /// Stop whatever environments are still running outside the pool's lists (left by an
+    /// earlier run, or busy at shutdown).
+    fn clean_leftovers(&self);
+}
+
+impl Launcher for EnvContext {
+    type Env = Environment;
+
+    fn start(
+        &self,
+        spec: Arc<EnvSpec>,
+        generation: u64,
+        request_id: &str,
+        init_limit: Duration,
+        init_type: &'static str,
+    ) -> impl std::future::Future<Output = Result<Environment, (InitFailure, Option<Environment>)>> + Send
+    {
+        Environment::start(spec, self, generation, request_id, init_limit, init_type)
+    }
+
+    fn clean_leftovers(&self) {
+        clean_leftovers(&self.run_dir);
+    }
+}
+
+impl EnvHandle for Environment {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn spec(&self) -> &Arc<EnvSpec> {
+        &self.spec
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn is_alive(&self) -> bool {
+        Environment::is_alive(self)
+    }
+
+    fn invoke(&mut self, inv: Invocation) -> impl std::future::Future<Output = Delivery> + Send {
+        Environment::invoke(self, inv)
+    }
+
+    fn report_failed_start(
+        &self,
+        request_id: &str,
+        error_type: &str,
+        started: Instant,
+    ) -> impl std::future::Future<Output = String> + Send {
+        Environment::report_failed_start(self, request_id, error_type, started)
+    }
+}
+
 /// How an init phase failed.
 pub enum InitFailure {
     /// Init did not finish within its limit.

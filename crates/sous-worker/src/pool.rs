@@ -32,7 +32,7 @@ use sous_types::limits::INIT_TIMEOUT_MS;
 use crate::admission::{
     self, EnvLease, EnvState, Ledger, MemoryBudget, Refusal, SharedLedger, Ticket,
 };
-use crate::environment::{self, Delivery, EnvContext, Environment, InitFailure};
+use crate::environment::{Delivery, EnvContext, EnvHandle, InitFailure, Launcher};
 use crate::spec::{EnvSpec, Invocation, Outcome};
 
 /// `AWS_LAMBDA_INITIALIZATION_TYPE` of environments started for an invocation.
@@ -93,17 +93,16 @@ struct Target {
 }
 
 /// A live environment and what it holds.
-struct Slot {
-    env: Environment,
+struct Slot<E> {
+    env: E,
     lease: EnvLease,
     last_used: Instant,
     /// The provisioned configuration (and its epoch) this environment belongs to.
     provisioned: Option<(TargetKey, u64)>,
 }
 
-#[derive(Default)]
-struct Inner {
-    idle: HashMap<String, Vec<Slot>>,
+struct Inner<E> {
+    idle: HashMap<String, Vec<Slot<E>>>,
     function_generations: HashMap<String, u64>,
     version_generations: HashMap<(String, String), u64>,
     targets: BTreeMap<TargetKey, Target>,
@@ -113,7 +112,21 @@ struct Inner {
     shutting_down: bool,
 }
 
-impl Inner {
+impl<E> Default for Inner<E> {
+    fn default() -> Self {
+        Self {
+            idle: HashMap::new(),
+            function_generations: HashMap::new(),
+            version_generations: HashMap::new(),
+            targets: BTreeMap::new(),
+            allocated: HashMap::new(),
+            next_epoch: 0,
+            shutting_down: false,
+        }
+    }
+}
+
+impl<E: EnvHandle> Inner<E> {
     fn generation(&self, function: &str, version: &str) -> u64 {
         self.function_generations
             .get(function)
@@ -134,10 +147,10 @@ impl Inner {
     }
 
     /// Whether an idle slot may ever serve again.
-    fn usable(&self, slot: &Slot) -> bool {
+    fn usable(&self, slot: &Slot<E>) -> bool {
         slot.env.is_alive()
-            && slot.env.generation
-                == self.generation(&slot.env.spec.function_name, &slot.env.spec.version)
+            && slot.env.generation()
+                == self.generation(&slot.env.spec().function_name, &slot.env.spec().version)
             && slot
                 .provisioned
                 .as_ref()
@@ -153,17 +166,34 @@ impl Inner {
     }
 }
 
-pub struct Pool {
-    ctx: EnvContext,
-    inner: Mutex<Inner>,
+/// What the pool reads the time from for its idle bookkeeping (injected by tests).
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// The pool's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolLimits {
+    /// Stop on-demand environments idle for longer than this.
+    pub idle_timeout: Duration,
+    /// The account's concurrency limit (`ConcurrentExecutions`).
+    pub account_concurrency: u64,
+    /// What environments' configured memory may add up to.
+    pub memory: MemoryBudget,
+}
+
+/// The environments of every function, started through `L` (the real [`EnvContext`] unless a
+/// test gives a fake).
+pub struct Pool<L: Launcher = EnvContext> {
+    launcher: L,
+    clock: Clock,
+    inner: Mutex<Inner<L::Env>>,
     ledger: SharedLedger,
     idle_timeout: Duration,
     wake: Notify,
 }
 
 /// How an invocation gets its environment.
-enum Claim {
-    Warm(Box<Slot>, Ticket),
+enum Claim<E> {
+    Warm(Box<Slot<E>>, Ticket),
     Cold(EnvLease, Ticket, u64),
 }
 
@@ -179,27 +209,55 @@ impl Pool {
         };
         std::fs::create_dir_all(&ctx.logs_dir)?;
         std::fs::create_dir_all(&ctx.run_dir)?;
-        environment::clean_leftovers(&ctx.run_dir);
-        let pool = Arc::new(Self {
-            ctx,
-            inner: Mutex::new(Inner::default()),
-            ledger: Arc::new(Mutex::new(Ledger::new(cfg.account_concurrency, cfg.memory))),
+        let limits = PoolLimits {
             idle_timeout: cfg.idle_timeout,
-            wake: Notify::new(),
-        });
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(background(Arc::downgrade(&pool)));
-        }
-        Ok(pool)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+            account_concurrency: cfg.account_concurrency,
+            memory: cfg.memory,
+        };
+        Ok(Self::with_launcher(ctx, limits, Arc::new(Instant::now)))
     }
 
     /// The directory holding log streams (`<function>/<stream>`).
     pub fn logs_dir(&self) -> &std::path::Path {
-        &self.ctx.logs_dir
+        &self.launcher.logs_dir
+    }
+}
+
+impl<L: Launcher> Pool<L> {
+    /// A pool starting its environments through `launcher`, reading the time for its idle
+    /// bookkeeping from `clock`: kills what the launcher reports left behind, and starts the
+    /// background task (when called inside a Tokio runtime).
+    pub fn with_launcher(launcher: L, limits: PoolLimits, clock: Clock) -> Arc<Self> {
+        let pool = Self::without_background(launcher, limits, clock);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(background(Arc::downgrade(&pool)));
+        }
+        pool
+    }
+
+    /// [`Pool::with_launcher`] without the background task (tests drive [`Pool::reap`] and
+    /// [`Pool::reconcile`] themselves).
+    fn without_background(launcher: L, limits: PoolLimits, clock: Clock) -> Arc<Self> {
+        launcher.clean_leftovers();
+        Arc::new(Self {
+            launcher,
+            clock,
+            inner: Mutex::new(Inner::default()),
+            ledger: Arc::new(Mutex::new(Ledger::new(
+                limits.account_concurrency,
+                limits.memory,
+            ))),
+            idle_timeout: limits.idle_timeout,
+            wake: Notify::new(),
+        })
+    }
+
+    fn now(&self) -> Instant {
+        (self.clock)()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<L::Env>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Run one invocation of `spec`, or refuse it when it cannot be admitted now.
@@ -234,14 +292,14 @@ impl Pool {
         let (mut slot, ticket) = match self.claim(&spec)? {
             Claim::Warm(slot, ticket) => (*slot, ticket),
             Claim::Cold(lease, ticket, generation) => {
-                match cold_start(&self.ctx, &spec, generation, &inv, started).await {
+                match cold_start(&self.launcher, &spec, generation, &inv, started).await {
                     Ok(env) => {
-                        lease.set_environment_id(&env.id);
+                        lease.set_environment_id(env.id());
                         lease.set_state(EnvState::Busy);
                         let slot = Slot {
                             env,
                             lease,
-                            last_used: Instant::now(),
+                            last_used: self.now(),
                             provisioned: None,
                         };
                         (slot, ticket)
@@ -265,7 +323,7 @@ impl Pool {
     }
 
     /// Pick or reserve an environment for one invocation of `spec`.
-    fn claim(&self, spec: &EnvSpec) -> Result<Claim, Refusal> {
+    fn claim(&self, spec: &EnvSpec) -> Result<Claim<L::Env>, Refusal> {
         let mut inner = self.lock();
         let generation = inner.generation(&spec.function_name, &spec.version);
         let mut stale = Vec::new();
@@ -274,8 +332,8 @@ impl Pool {
         // provisioned for a configuration that changed).
         let (keep, gone): (Vec<_>, Vec<_>) = list.drain(..).partition(|s| {
             inner.usable(s)
-                && (s.env.spec.version != spec.version
-                    || s.env.spec.revision_id == spec.revision_id)
+                && (s.env.spec().version != spec.version
+                    || s.env.spec().revision_id == spec.revision_id)
         });
         list = keep;
         for s in &gone {
@@ -284,8 +342,8 @@ impl Pool {
             }
         }
         stale.extend(gone);
-        let same_version = |s: &Slot, provisioned: bool| {
-            s.env.spec.version == spec.version && s.provisioned.is_some() == provisioned
+        let same_version = |s: &Slot<L::Env>, provisioned: bool| {
+            s.env.spec().version == spec.version && s.provisioned.is_some() == provisioned
         };
         let claim = if let Some(i) = list.iter().rposition(|s| same_version(s, true)) {
             let slot = list.remove(i);
@@ -331,10 +389,10 @@ impl Pool {
     /// to `stale`, to be dropped outside the lock.
     fn reserve_memory(
         &self,
-        inner: &mut Inner,
+        inner: &mut Inner<L::Env>,
         spec: &EnvSpec,
         provisioned_for: Option<String>,
-        stale: &mut Vec<Slot>,
+        stale: &mut Vec<Slot<L::Env>>,
     ) -> Option<EnvLease> {
         let mb = u64::try_from(spec.memory_mb).unwrap_or(0);
         loop {
@@ -362,23 +420,23 @@ impl Pool {
             let list = inner.idle.get_mut(&function)?;
             let mut slot = list.remove(i);
             slot.lease.release();
-            debug!(function = %function, env = %slot.env.id, "stopping an idle environment to make room");
+            debug!(function = %function, env = %slot.env.id(), "stopping an idle environment to make room");
             stale.push(slot);
         }
     }
 
     /// After an invocation: a healthy environment that still belongs goes back to the idle
     /// list, any other is stopped.
-    fn give_back(&self, slot: Slot, alive: bool) {
+    fn give_back(&self, slot: Slot<L::Env>, alive: bool) {
         let mut inner = self.lock();
         let keep = alive && !inner.shutting_down && inner.usable(&slot);
         if keep {
             let mut slot = slot;
-            slot.last_used = Instant::now();
+            slot.last_used = self.now();
             slot.lease.set_state(EnvState::Idle);
             inner
                 .idle
-                .entry(slot.env.spec.function_name.clone())
+                .entry(slot.env.spec().function_name.clone())
                 .or_default()
                 .push(slot);
             return;
@@ -422,8 +480,9 @@ impl Pool {
                 .or_default() += 1;
             let mut stale = Vec::new();
             if let Some(list) = inner.idle.get_mut(function) {
-                let (keep, gone): (Vec<_>, Vec<_>) =
-                    list.drain(..).partition(|s| s.env.spec.version != version);
+                let (keep, gone): (Vec<_>, Vec<_>) = list
+                    .drain(..)
+                    .partition(|s| s.env.spec().version != version);
                 *list = keep;
                 stale = gone;
             }
@@ -612,6 +671,7 @@ impl Pool {
     /// Stop on-demand environments idle for longer than the idle timeout, and provisioned
     /// ones no configuration wants.
     fn reap(&self) {
+        let now = self.now();
         let stale = {
             let mut inner = self.lock();
             let mut stale = Vec::new();
@@ -620,8 +680,8 @@ impl Pool {
                 let list = inner.idle.remove(&f).unwrap_or_default();
                 let mut keep = Vec::new();
                 for s in list {
-                    let expired =
-                        s.provisioned.is_none() && s.last_used.elapsed() >= self.idle_timeout;
+                    let expired = s.provisioned.is_none()
+                        && now.saturating_duration_since(s.last_used) >= self.idle_timeout;
                     if expired || !inner.usable(&s) {
                         stale.push(s);
                     } else {
@@ -735,15 +795,10 @@ impl Pool {
         let request_id = uuid::Uuid::new_v4().to_string();
         let limit = Duration::from_millis(INIT_TIMEOUT_MS)
             .max(Duration::from_secs(spec.timeout_s.max(1) as u64));
-        let started = Environment::start(
-            spec.clone(),
-            &self.ctx,
-            generation,
-            &request_id,
-            limit,
-            PROVISIONED,
-        )
-        .await;
+        let started = self
+            .launcher
+            .start(spec.clone(), generation, &request_id, limit, PROVISIONED)
+            .await;
         let mut inner = self.lock();
         let current = inner.targets.get(&key).is_some_and(|t| t.epoch == epoch);
         if current {
@@ -753,14 +808,14 @@ impl Pool {
         }
         match started {
             Ok(env) if current && !inner.shutting_down => {
-                lease.set_environment_id(&env.id);
+                lease.set_environment_id(env.id());
                 lease.set_state(EnvState::Idle);
                 *inner.allocated.entry((key.clone(), epoch)).or_default() += 1;
-                info!(function = %key.0, qualifier = %key.1, env = %env.id, "provisioned environment ready");
+                info!(function = %key.0, qualifier = %key.1, env = %env.id(), "provisioned environment ready");
                 inner.idle.entry(key.0.clone()).or_default().push(Slot {
                     env,
                     lease,
-                    last_used: Instant::now(),
+                    last_used: self.now(),
                     provisioned: Some((key, epoch)),
                 });
             }
@@ -797,12 +852,12 @@ impl Pool {
         let count: usize = idle.values().map(Vec::len).sum();
         drop(idle);
         // Busy environments are found through their run files.
-        environment::clean_leftovers(&self.ctx.run_dir);
+        self.launcher.clean_leftovers();
         info!(idle = count, "execution environments stopped");
     }
 }
 
-fn release_allocation(inner: &mut Inner, target: &(TargetKey, u64)) {
+fn release_allocation<E>(inner: &mut Inner<E>, target: &(TargetKey, u64)) {
     if let Some(n) = inner.allocated.get_mut(target) {
         *n = n.saturating_sub(1);
         if *n == 0 {
@@ -813,7 +868,7 @@ fn release_allocation(inner: &mut Inner, target: &(TargetKey, u64)) {
 
 /// The pool's background task: reap idle environments and keep provisioned concurrency
 /// allocated, until the pool is dropped.
-async fn background(pool: Weak<Pool>) {
+async fn background<L: Launcher>(pool: Weak<Pool<L>>) {
     loop {
         let Some(p) = pool.upgrade() else { return };
         p.reap();
@@ -830,28 +885,22 @@ async fn background(pool: Weak<Pool>) {
 
 /// Start an environment for an invocation: the init phase is bounded by 10 s; when it times
 /// out Lambda retries init once inside the invocation, bounded by the function timeout.
-async fn cold_start(
-    ctx: &EnvContext,
+async fn cold_start<L: Launcher>(
+    launcher: &L,
     spec: &Arc<EnvSpec>,
     generation: u64,
     inv: &Invocation,
     started: Instant,
-) -> Result<Environment, Outcome> {
+) -> Result<L::Env, Outcome> {
     let limits = [
         Duration::from_millis(INIT_TIMEOUT_MS),
         Duration::from_secs(spec.timeout_s.max(1) as u64),
     ];
     let mut last_env = None;
     for limit in limits {
-        match Environment::start(
-            spec.clone(),
-            ctx,
-            generation,
-            &inv.request_id,
-            limit,
-            ON_DEMAND,
-        )
-        .await
+        match launcher
+            .start(spec.clone(), generation, &inv.request_id, limit, ON_DEMAND)
+            .await
         {
             Ok(env) => return Ok(env),
             Err((InitFailure::Timeout { .. }, env)) => last_env = env,
@@ -874,8 +923,8 @@ async fn cold_start(
 /// The outcome of an invocation whose environment never became ready: START, END and REPORT
 /// (with the error status) go to the environment's log stream, whose tail is returned when
 /// asked.
-async fn failed_start(
-    env: Option<Environment>,
+async fn failed_start<E: EnvHandle>(
+    env: Option<E>,
     inv: &Invocation,
     outcome: Outcome,
     started: Instant,
@@ -902,4 +951,347 @@ fn unisolated_sandbox(data_dir: &std::path::Path) -> sous_sandbox::Sandbox {
         ..sous_sandbox::SandboxConfig::new(data_dir.join("sandbox"))
     };
     sous_sandbox::Sandbox::new(cfg).expect("a sandbox without isolation needs nothing of the host")
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pool's policy against a fake environment: no processes, no root, no sleeps (the
+    //! idle clock is injected, the background task is driven by hand).
+
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use bytes::Bytes;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// What the fake environments did, shared by the launcher and its environments.
+    #[derive(Default)]
+    struct Record {
+        next: u64,
+        /// (environment id, init type) in start order.
+        started: Vec<(String, &'static str)>,
+        stopped: Vec<String>,
+        /// Invocations waiting in an environment (taken, not finished).
+        waiting: usize,
+        /// Environments whose runtime exits before taking their next event.
+        doomed: HashSet<String>,
+    }
+
+    #[derive(Clone)]
+    struct Fake {
+        rec: Arc<Mutex<Record>>,
+        /// Invocations hold a permit while they run: zero permits keeps them busy.
+        gate: Arc<Semaphore>,
+    }
+
+    impl Fake {
+        fn new() -> Self {
+            Self {
+                rec: Arc::default(),
+                gate: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
+            }
+        }
+
+        fn rec(&self) -> MutexGuard<'_, Record> {
+            self.rec.lock().unwrap()
+        }
+
+        fn started(&self) -> Vec<String> {
+            self.rec()
+                .started
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect()
+        }
+
+        fn stopped(&self) -> Vec<String> {
+            self.rec().stopped.clone()
+        }
+    }
+
+    struct FakeEnv {
+        id: String,
+        spec: Arc<EnvSpec>,
+        generation: u64,
+        alive: Arc<AtomicBool>,
+        fake: Fake,
+    }
+
+    impl Drop for FakeEnv {
+        fn drop(&mut self) {
+            self.fake.rec().stopped.push(self.id.clone());
+        }
+    }
+
+    impl EnvHandle for FakeEnv {
+        fn id(&self) -> &str {
+            &self.id
+        }
+
+        fn spec(&self) -> &Arc<EnvSpec> {
+            &self.spec
+        }
+
+        fn generation(&self) -> u64 {
+            self.generation
+        }
+
+        fn is_alive(&self) -> bool {
+            self.alive.load(Ordering::SeqCst)
+        }
+
+        async fn invoke(&mut self, _inv: Invocation) -> Delivery {
+            if self.fake.rec().doomed.remove(&self.id) {
+                self.alive.store(false, Ordering::SeqCst);
+                return Delivery::NotDelivered;
+            }
+            self.fake.rec().waiting += 1;
+            let permit = self.fake.gate.acquire().await;
+            drop(permit);
+            self.fake.rec().waiting -= 1;
+            let outcome = Outcome {
+                body: Bytes::from(self.id.clone()),
+                error_type: None,
+                log: None,
+            };
+            Delivery::Done(outcome, true)
+        }
+
+        async fn report_failed_start(
+            &self,
+            _request_id: &str,
+            _error_type: &str,
+            _started: Instant,
+        ) -> String {
+            String::new()
+        }
+    }
+
+    impl Launcher for Fake {
+        type Env = FakeEnv;
+
+        fn start(
+            &self,
+            spec: Arc<EnvSpec>,
+            generation: u64,
+            _request_id: &str,
+            _init_limit: Duration,
+            init_type: &'static str,
+        ) -> impl std::future::Future<Output = Result<FakeEnv, (InitFailure, Option<FakeEnv>)>> + Send
+        {
+            let fake = self.clone();
+            async move {
+                let id = {
+                    let mut r = fake.rec();
+                    r.next += 1;
+                    let id = format!("env{}", r.next);
+                    r.started.push((id.clone(), init_type));
+                    id
+                };
+                Ok(FakeEnv {
+                    id,
+                    spec,
+                    generation,
+                    alive: Arc::new(AtomicBool::new(true)),
+                    fake,
+                })
+            }
+        }
+
+        fn clean_leftovers(&self) {}
+    }
+
+    const IDLE: Duration = Duration::from_secs(300);
+
+    /// A pool of fakes and the hand that moves its clock.
+    fn pool() -> (Arc<Pool<Fake>>, Fake, Arc<Mutex<Duration>>) {
+        let fake = Fake::new();
+        let t0 = Instant::now();
+        let offset = Arc::new(Mutex::new(Duration::ZERO));
+        let hand = offset.clone();
+        let clock: Clock = Arc::new(move || t0 + *hand.lock().unwrap());
+        let limits = PoolLimits {
+            idle_timeout: IDLE,
+            account_concurrency: 1000,
+            memory: MemoryBudget {
+                host_mb: 1 << 20,
+                headroom_mb: 0,
+            },
+        };
+        let pool = Pool::without_background(fake.clone(), limits, clock);
+        (pool, fake, offset)
+    }
+
+    fn spec(version: &str, revision: &str) -> Arc<EnvSpec> {
+        Arc::new(EnvSpec {
+            function_name: "f".into(),
+            version: version.into(),
+            revision_id: revision.into(),
+            memory_mb: 128,
+            ephemeral_mb: 512,
+            timeout_s: 3,
+            handler: "h".into(),
+            runtime: "provided.al2023".into(),
+            code_dir: PathBuf::from("/nonexistent"),
+            variables: BTreeMap::new(),
+            region: "us-east-1".into(),
+            log_group: "/aws/lambda/f".into(),
+            launch: None,
+        })
+    }
+
+    fn invocation(id: &str) -> Invocation {
+        Invocation {
+            request_id: id.into(),
+            payload: Bytes::from_static(b"{}"),
+            invoked_arn: "arn".into(),
+            trace_id: "Root=1-0-0".into(),
+            client_context: None,
+            cognito_identity: None,
+            tail_logs: false,
+        }
+    }
+
+    /// The environment an invocation ran in (the fake answers with its id).
+    async fn run(pool: &Pool<Fake>, spec: &Arc<EnvSpec>, id: &str) -> String {
+        let outcome = pool.invoke(spec.clone(), invocation(id)).await.unwrap();
+        assert_eq!(outcome.error_type, None, "{outcome:?}");
+        String::from_utf8(outcome.body.to_vec()).unwrap()
+    }
+
+    /// Let spawned tasks run until `cond` holds.
+    async fn until(mut cond: impl FnMut() -> bool) {
+        for _ in 0..10_000 {
+            if cond() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the condition never held");
+    }
+
+    #[tokio::test]
+    async fn an_idle_environment_of_the_same_version_and_revision_is_reused() {
+        let (pool, fake, _) = pool();
+        let s = spec("$LATEST", "r1");
+        let first = run(&pool, &s, "a").await;
+        assert_eq!(run(&pool, &s, "b").await, first);
+        assert_eq!(run(&pool, &spec("$LATEST", "r1"), "c").await, first);
+        assert_eq!(fake.started(), [first.as_str()]);
+        // Another version of the same function does not take it.
+        let other = run(&pool, &spec("1", "v1"), "d").await;
+        assert_ne!(other, first);
+        assert!(fake.stopped().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_new_environment_starts_when_all_are_busy() {
+        let (pool, fake, _) = pool();
+        let s = spec("$LATEST", "r1");
+        fake.gate.forget_permits(Semaphore::MAX_PERMITS);
+        let a = tokio::spawn({
+            let (pool, s) = (pool.clone(), s.clone());
+            async move { run(&pool, &s, "a").await }
+        });
+        until(|| fake.rec().waiting == 1).await;
+        let b = tokio::spawn({
+            let (pool, s) = (pool.clone(), s.clone());
+            async move { run(&pool, &s, "b").await }
+        });
+        until(|| fake.rec().waiting == 2).await;
+        assert_eq!(
+            fake.started().len(),
+            2,
+            "the busy environment was not shared"
+        );
+        fake.gate.add_permits(2);
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert_ne!(a, b);
+        // Both are idle now: the next invocation takes one of them.
+        let c = run(&pool, &s, "c").await;
+        assert!(c == a || c == b);
+        assert_eq!(fake.started().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_new_revision_retires_the_old_environments() {
+        let (pool, fake, _) = pool();
+        let old = run(&pool, &spec("$LATEST", "r1"), "a").await;
+        let new = run(&pool, &spec("$LATEST", "r2"), "b").await;
+        assert_ne!(old, new);
+        assert_eq!(fake.stopped(), [old]);
+        assert_eq!(run(&pool, &spec("$LATEST", "r2"), "c").await, new);
+        // Retiring the version stops the idle one; the next invocation starts afresh.
+        pool.retire_version("f", "$LATEST");
+        assert!(fake.stopped().contains(&new));
+        let after = run(&pool, &spec("$LATEST", "r2"), "d").await;
+        assert_ne!(after, new);
+    }
+
+    #[tokio::test]
+    async fn the_reaper_stops_environments_idle_past_the_timeout() {
+        let (pool, fake, hand) = pool();
+        let s = spec("$LATEST", "r1");
+        let first = run(&pool, &s, "a").await;
+        *hand.lock().unwrap() = IDLE - Duration::from_millis(1);
+        pool.reap();
+        assert!(fake.stopped().is_empty(), "stopped before the idle timeout");
+        assert_eq!(run(&pool, &s, "b").await, first);
+        // Idle time counts from the end of the last invocation.
+        *hand.lock().unwrap() = 2 * IDLE - Duration::from_millis(2);
+        pool.reap();
+        assert!(fake.stopped().is_empty());
+        *hand.lock().unwrap() = 2 * IDLE;
+        pool.reap();
+        assert_eq!(fake.stopped(), [first.as_str()]);
+        assert_ne!(run(&pool, &s, "c").await, first);
+    }
+
+    #[tokio::test]
+    async fn provisioned_environments_are_kept_and_used_first() {
+        let (pool, fake, hand) = pool();
+        let s = spec("1", "v1");
+        pool.provision("f", "1", s.clone(), 2);
+        pool.reconcile();
+        until(|| {
+            pool.provisioned_state("f", "1")
+                .is_some_and(|(n, _, _)| n == 2)
+        })
+        .await;
+        let (_, status, _) = pool.provisioned_state("f", "1").unwrap();
+        assert_eq!(status, ProvisionedStatus::Ready);
+        assert!(fake.rec().started.iter().all(|(_, t)| *t == PROVISIONED));
+        *hand.lock().unwrap() = 10 * IDLE;
+        pool.reap();
+        pool.reconcile();
+        assert!(
+            fake.stopped().is_empty(),
+            "the reaper stopped provisioned ones"
+        );
+        let ran = run(&pool, &s, "a").await;
+        assert!(fake.started().contains(&ran));
+        assert_eq!(
+            fake.started().len(),
+            2,
+            "an on-demand start despite idle provisioned ones"
+        );
+        // Asking for fewer stops the excess.
+        pool.provision("f", "1", s.clone(), 1);
+        pool.reap();
+        assert_eq!(fake.stopped().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_environment_that_exits_before_taking_the_event_hands_it_to_another() {
+        let (pool, fake, _) = pool();
+        let s = spec("$LATEST", "r1");
+        let first = run(&pool, &s, "a").await;
+        fake.rec().doomed.insert(first.clone());
+        let second = run(&pool, &s, "b").await;
+        assert_ne!(second, first);
+        assert_eq!(fake.stopped(), [first]);
+        assert_eq!(fake.started().len(), 2);
+    }
 }
