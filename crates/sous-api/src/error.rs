@@ -52,15 +52,22 @@ pub fn internal_message(request_id: &str) -> String {
     format!("An internal error occurred. Request ID: {request_id}")
 }
 
-/// An error and its sources, `action: cause: cause ...`, for the log.
+/// An error and its sources, `action: cause: cause ...`, for the log. A source whose text
+/// its parent's message already ends with (an error that prints its source and also returns
+/// it from `source()`) is not repeated.
 pub struct Chain<'a>(pub &'a (dyn StdError + 'static));
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut parent = self.0.to_string();
+        f.write_str(&parent)?;
         let mut next = self.0.source();
         while let Some(e) = next {
-            write!(f, ": {e}")?;
+            let text = e.to_string();
+            if !parent.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            parent = text;
             next = e.source();
         }
         Ok(())
@@ -218,6 +225,16 @@ mod tests {
         assert_eq!(
             Chain(&e).to_string(),
             "read the alias: corrupt metadata: bad json"
+        );
+        let io = std::io::Error::other("disk full");
+        let code = CodeError::Io {
+            context: "write blob".into(),
+            source: io,
+        };
+        let e = InternalError::new("store the code package", StoreError::Code(code));
+        assert_eq!(
+            Chain(&e).to_string(),
+            "store the code package: code store: write blob: disk full"
         );
     }
 }

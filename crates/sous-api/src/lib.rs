@@ -109,7 +109,7 @@ async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let span = tracing::info_span!(
         "api",
         request_id = %request_id,
-        service = service.name(),
+        service = %service.name(),
         op = tracing::field::Empty,
         function = tracing::field::Empty,
     );
@@ -128,9 +128,9 @@ async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
 /// Name the operation (and the function, if any) in the request's span.
 fn record_operation(op: &'static str, function: Option<&str>) {
     let span = tracing::Span::current();
-    span.record("op", op);
+    span.record("op", tracing::field::display(op));
     if let Some(f) = function {
-        span.record("function", f);
+        span.record("function", tracing::field::display(f));
     }
 }
 
