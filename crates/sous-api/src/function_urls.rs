@@ -17,9 +17,10 @@ use sous_types::function_url::{
     ListFunctionUrlConfigsOutput, INVOKE_MODE_BUFFERED,
 };
 use sous_types::timefmt;
-use sous_types::{ErrorCode, LambdaError};
+use sous_types::LambdaError;
 use time::OffsetDateTime;
 
+use crate::error::ApiError;
 use crate::routes::Target;
 use crate::service::Reply;
 use crate::ApiState;
@@ -107,11 +108,7 @@ pub fn parse(
 }
 
 /// Execute one function URL operation.
-pub fn execute(
-    state: &ApiState,
-    cmd: UrlCommand,
-    now: OffsetDateTime,
-) -> Result<Reply, LambdaError> {
+pub fn execute(state: &ApiState, cmd: UrlCommand, now: OffsetDateTime) -> Result<Reply, ApiError> {
     match cmd {
         UrlCommand::Create { target, input } => create(state, &target, input, now),
         UrlCommand::Get(target) => {
@@ -129,7 +126,7 @@ pub fn execute(
                 .delete_function_url(&target.name, qualifier_of(&target))
                 .map_err(|e| store_error(e, state, &target))?;
             if !deleted {
-                return Err(no_url());
+                return Err(no_url().into());
             }
             tracing::info!(function = %target.name, qualifier = qualifier_of(&target), "function URL deleted");
             Ok(Reply::NoContent)
@@ -187,21 +184,19 @@ fn arn_of(state: &ApiState, t: &Target) -> String {
 }
 
 /// The function (and alias) must exist: Lambda's `Function not found: <arn>` otherwise.
-fn require_target(state: &ApiState, t: &Target) -> Result<(), LambdaError> {
+fn require_target(state: &ApiState, t: &Target) -> Result<(), ApiError> {
     let arn = arn_of(state, t);
     match state.store.get_function(&t.name, LATEST) {
         Ok(Some(_)) => {}
         Ok(None) => {
-            return Err(LambdaError::function_not_found(
-                &state.scope.function_arn(&t.name),
-            ))
+            return Err(LambdaError::function_not_found(&state.scope.function_arn(&t.name)).into())
         }
         Err(e) => return Err(store_error(e, state, t)),
     }
     if let Some(alias) = t.qualifier.as_deref() {
         match state.store.get_alias(&t.name, alias) {
             Ok(Some(_)) => {}
-            Ok(None) => return Err(LambdaError::function_not_found(&arn)),
+            Ok(None) => return Err(LambdaError::function_not_found(&arn).into()),
             Err(e) => return Err(store_error(e, state, t)),
         }
     }
@@ -212,17 +207,17 @@ fn no_url() -> LambdaError {
     LambdaError::not_found("The resource you requested does not exist.")
 }
 
-fn decode(json: &str) -> Result<FunctionUrlConfig, LambdaError> {
+fn decode(json: &str) -> Result<FunctionUrlConfig, ApiError> {
     serde_json::from_str(json)
-        .map_err(|e| LambdaError::service(format!("corrupt function URL configuration: {e}")))
+        .map_err(|e| ApiError::internal("parse the stored function URL configuration", e))
 }
 
-fn encode(config: &FunctionUrlConfig) -> Result<String, LambdaError> {
+fn encode(config: &FunctionUrlConfig) -> Result<String, ApiError> {
     serde_json::to_string(config)
-        .map_err(|e| LambdaError::service(format!("serialize function URL configuration: {e}")))
+        .map_err(|e| ApiError::internal("serialize the function URL configuration", e))
 }
 
-fn existing(state: &ApiState, t: &Target) -> Result<(StoredUrl, FunctionUrlConfig), LambdaError> {
+fn existing(state: &ApiState, t: &Target) -> Result<(StoredUrl, FunctionUrlConfig), ApiError> {
     require_target(state, t)?;
     let row = state
         .store
@@ -238,7 +233,7 @@ fn create(
     t: &Target,
     input: FunctionUrlConfigInput,
     now: OffsetDateTime,
-) -> Result<Reply, LambdaError> {
+) -> Result<Reply, ApiError> {
     require_target(state, t)?;
     let url_id = new_url_id();
     let stamp = timefmt::iso8601_micros(now);
@@ -267,7 +262,8 @@ fn create(
         StoreError::Exists => LambdaError::conflict(format!(
             "Failed to create function url config for [functionArn = {}]. Error message:  FunctionUrlConfig exists for this Lambda function",
             config.function_arn
-        )),
+        ))
+        .into(),
         e => store_error(e, state, t),
     })?;
     tracing::info!(function = %t.name, qualifier = qualifier_of(t), url_id, "function URL created");
@@ -284,7 +280,7 @@ fn update(
     t: &Target,
     input: FunctionUrlConfigInput,
     now: OffsetDateTime,
-) -> Result<Reply, LambdaError> {
+) -> Result<Reply, ApiError> {
     let (_, mut config) = existing(state, t)?;
     match input.auth_type.as_deref() {
         Some("AWS_IAM") => config.auth_type = AuthType::AwsIam,
@@ -303,7 +299,7 @@ fn update(
         .update_function_url(&t.name, qualifier_of(t), &encode(&config)?)
         .map_err(|e| store_error(e, state, t))?;
     if !updated {
-        return Err(no_url());
+        return Err(no_url().into());
     }
     tracing::info!(function = %t.name, qualifier = qualifier_of(t), "function URL updated");
     Ok(Reply::FunctionUrl {
@@ -312,16 +308,10 @@ fn update(
     })
 }
 
-fn store_error(e: StoreError, state: &ApiState, t: &Target) -> LambdaError {
+fn store_error(e: StoreError, state: &ApiState, t: &Target) -> ApiError {
     match e {
-        StoreError::NotFound => LambdaError::function_not_found(&arn_of(state, t)),
-        other => {
-            tracing::error!(error = %other, function = %t.name, "function URL store failed");
-            LambdaError::new(
-                ErrorCode::ServiceException,
-                "Sous could not read or write its metadata store; see the server log.",
-            )
-        }
+        StoreError::NotFound => LambdaError::function_not_found(&arn_of(state, t)).into(),
+        other => ApiError::internal("use the metadata store for the function URL", other),
     }
 }
 

@@ -1,25 +1,32 @@
-//! The Lambda control-plane HTTP API of Sous.
+//! The control-plane HTTP API of Sous: the Lambda API, and the other AWS control planes
+//! Sous serves on the same address (API Gateway v2's HTTP APIs, EventBridge's scheduled
+//! rules). Every service has the same layout, parse → command → execute → render:
 //!
-//! A request flows through four stages, each in its own module:
-//! 1. transport (this file): read the body once, within the operation's size limit;
-//! 2. [`sigv4`]: authenticate it against the admin key pair, on the raw path, query and body;
-//! 3. [`routes`]: parse it into one typed [`routes::Command`];
-//! 4. [`service`]: execute the command against the store and the invoker.
+//! 1. entry (this file): give the request its id (the `x-amzn-RequestId` of the answer and
+//!    the `request_id` of its log span) and tell the service apart ([`protocol::identify`]);
+//!    a request for a service Sous does not serve is answered there, in its protocol;
+//! 2. transport: read the body once, within the operation's size limit
+//!    ([`protocol::body`]), and authenticate it with SigV4 ([`sigv4`]) for the service;
+//! 3. routes: parse it into one typed command ([`routes::Command`], [`apigw::Command`],
+//!    [`eventbridge::Command`]);
+//! 4. service: execute the command against the store and the invoker ([`service`],
+//!    [`apigw`]'s and [`eventbridge`]'s `service` modules), one function per command;
+//! 5. render: the reply, or the error, in the service's protocol: [`error`] for Lambda,
+//!    `apigw::error`, `eventbridge::error`, each through its protocol's one writer
+//!    ([`protocol::rest_json`], [`protocol::aws_json`]).
 //!
-//! Errors from any stage become AWS's wire format in [`error`], and nowhere else. The code
-//! download route of GetFunction's `Code.Location` ([`code_url`]) is the one route without
-//! SigV4: its presigned query is its authentication.
-//!
-//! Two other AWS control planes share the address, as far as Sous needs them, each in its
-//! own module with its own wire format and errors: [`apigw`] (API Gateway v2's HTTP APIs,
-//! paths under `/v2/`) and [`eventbridge`] (scheduled rules, AWS JSON 1.1 with
-//! `X-Amz-Target: AWSEvents.*`).
+//! Sous's own failures never reach a client: they are [`error::InternalError`]s, answered
+//! with the protocol's internal error naming only the request id, and logged once, at ERROR,
+//! with their source chain (docs/ERROR-HANDLING.md). The code download route of
+//! GetFunction's `Code.Location` ([`code_url`]) is the one route without SigV4: its
+//! presigned query is its authentication.
 
 pub mod apigw;
 pub mod code_url;
 pub mod error;
 pub mod eventbridge;
 pub mod function_urls;
+pub mod protocol;
 pub mod routes;
 pub mod service;
 pub use sous_types::sigv4;
@@ -34,8 +41,7 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use http::request::Parts;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
-use http_body_util::BodyExt;
+use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 use sous_invoke::{InvokeResponse, Invoker};
 use sous_store::Store;
@@ -44,7 +50,9 @@ use sous_types::{ErrorCode, LambdaError};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::error::error_response;
+use crate::error::{error_response, ApiError};
+use crate::protocol::body::{self, BodyError};
+use crate::protocol::{new_request_id, put_header, rest_json, set_request_id, Service};
 use crate::routes::Command;
 use crate::service::Reply;
 
@@ -66,7 +74,7 @@ pub struct ApiState {
     pub schedule_seconds: bool,
 }
 
-/// The control-plane router: every Lambda operation, plus the code download route.
+/// The control-plane router: every operation of every service, plus the code download route.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/_sous/code/{file}", get(download_code))
@@ -92,49 +100,73 @@ pub async fn serve(
         .await
 }
 
-/// Every Lambda operation: read, authenticate, parse, execute, answer.
+/// Every request: its id and span, then the service it is for.
 async fn handle(State(state): State<Arc<ApiState>>, req: Request) -> Response {
     let now = OffsetDateTime::now_utc();
     let (parts, body) = req.into_parts();
-    if apigw::handles(&parts) {
-        return apigw::handle(&state, parts, body, now).await;
-    }
-    if eventbridge::handles(&parts) {
-        return eventbridge::handle(&state, parts, body, now).await;
-    }
-    let (limit, operation) = routes::body_limit(&parts.method, parts.uri.path());
-    let body = match read_body(body, &parts.headers, limit).await {
-        Ok(b) => b,
-        Err(e) => return error_response(&e.into_lambda_error(limit, operation), &new_request_id()),
-    };
-    let parsed = if body.len() <= INLINE_BODY_MAX {
-        authenticate_and_parse(&state, &parts, body, now)
-    } else {
-        let st = state.clone();
-        tokio::task::spawn_blocking(move || authenticate_and_parse(&st, &parts, body, now))
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "request parsing task failed");
-                Err(LambdaError::service("internal error"))
-            })
-    };
-    let cmd = match parsed {
-        Ok(cmd) => cmd,
-        Err(e) => return error_response(&e, &new_request_id()),
-    };
+    let request_id = new_request_id();
+    let service = protocol::identify(&parts);
     let span = tracing::info_span!(
         "api",
-        op = cmd.operation(),
-        function = cmd.function_name().unwrap_or("")
+        request_id = %request_id,
+        service = %service.name(),
+        op = tracing::field::Empty,
+        function = tracing::field::Empty,
     );
     async move {
-        match service::execute(&state, cmd, now).await {
-            Ok(reply) => reply_response(reply),
-            Err(e) => error_response(&e, &new_request_id()),
+        match service {
+            Service::Lambda => lambda(&state, parts, body, now, &request_id).await,
+            Service::ApiGatewayV2 => apigw::handle(&state, parts, body, now, &request_id).await,
+            Service::Events => eventbridge::handle(&state, parts, body, now, &request_id).await,
+            Service::Unserved(u) => protocol::unserved(&u, &request_id),
         }
     }
     .instrument(span)
     .await
+}
+
+/// Name the operation (and the function, if any) in the request's span.
+fn record_operation(op: &'static str, function: Option<&str>) {
+    let span = tracing::Span::current();
+    span.record("op", tracing::field::display(op));
+    if let Some(f) = function {
+        span.record("function", tracing::field::display(f));
+    }
+}
+
+/// A Lambda API request: read, authenticate, parse, execute, answer.
+async fn lambda(
+    state: &Arc<ApiState>,
+    parts: Parts,
+    body: Body,
+    now: OffsetDateTime,
+    request_id: &str,
+) -> Response {
+    let (limit, operation) = routes::body_limit(&parts.method, parts.uri.path());
+    let body = match body::read(body, &parts.headers, limit).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&body_error(e, limit, operation).into(), request_id),
+    };
+    let parsed = if body.len() <= INLINE_BODY_MAX {
+        authenticate_and_parse(state, &parts, body, now).map_err(ApiError::from)
+    } else {
+        let st = state.clone();
+        match tokio::task::spawn_blocking(move || authenticate_and_parse(&st, &parts, body, now))
+            .await
+        {
+            Ok(parsed) => parsed.map_err(ApiError::from),
+            Err(e) => Err(ApiError::internal("authenticate and parse the request", e)),
+        }
+    };
+    let cmd = match parsed {
+        Ok(cmd) => cmd,
+        Err(e) => return error_response(&e, request_id),
+    };
+    record_operation(cmd.operation(), cmd.function_name());
+    match service::execute(state, cmd, now, request_id).await {
+        Ok(reply) => reply_response(reply, request_id),
+        Err(e) => error_response(&e, request_id),
+    }
 }
 
 fn authenticate_and_parse(
@@ -144,7 +176,7 @@ fn authenticate_and_parse(
     now: OffsetDateTime,
 ) -> Result<Command, LambdaError> {
     let signed = sigv4::SignedRequest::from_parts(parts, &body);
-    sigv4::verify(&signed, &state.credentials, "lambda", now)?;
+    sigv4::verify(&signed, &state.credentials, protocol::LAMBDA, now)?;
     routes::parse(
         &parts.method,
         parts.uri.path(),
@@ -155,110 +187,43 @@ fn authenticate_and_parse(
     )
 }
 
-enum ReadError {
-    TooLarge,
-    Broken(String),
-}
-
-impl ReadError {
-    fn into_lambda_error(self, limit: usize, operation: &str) -> LambdaError {
-        match self {
-            ReadError::TooLarge => routes::too_large(limit, operation),
-            ReadError::Broken(e) => LambdaError::new(
-                ErrorCode::SerializationException,
-                format!("Could not read the request body: {e}"),
-            ),
-        }
+/// A body that could not be read, in Lambda's terms.
+fn body_error(e: BodyError, limit: usize, operation: &str) -> LambdaError {
+    match e {
+        BodyError::TooLarge { .. } => routes::too_large(limit, operation),
+        BodyError::Broken(cause) => LambdaError::new(
+            ErrorCode::SerializationException,
+            format!("Could not read the request body: {cause}"),
+        ),
     }
 }
 
-/// Read the whole body, refusing more than `limit` bytes (up front when Content-Length says so).
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ReadError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        discard(body).await;
-        return Err(ReadError::TooLarge);
-    }
-    let mut body = body;
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                discard(body).await;
-                return Err(ReadError::TooLarge);
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
-}
-
-/// Read and drop what is left of an oversized body (up to a bound), so a client that is
-/// still uploading receives the 413 instead of a reset connection.
-async fn discard(mut body: Body) {
-    const DISCARD_MAX: usize = 256 * 1024 * 1024;
-    let mut seen = 0usize;
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(data) = frame.into_data() {
-            seen += data.len();
-            if seen > DISCARD_MAX {
-                break;
-            }
-        }
-    }
-}
-
-fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-fn reply_response(reply: Reply) -> Response {
+fn reply_response(reply: Reply, request_id: &str) -> Response {
     match reply {
-        Reply::Function { status, config } => json_response(status, &config),
-        Reply::GetFunction(out) => json_response(200, &out),
-        Reply::ListFunctions(out) => json_response(200, &out),
-        Reply::AccountSettings(out) => json_response(200, &out),
-        Reply::NoContent => {
-            let mut resp = Response::new(Body::empty());
-            *resp.status_mut() = StatusCode::NO_CONTENT;
-            set_request_id(resp.headers_mut(), &new_request_id());
-            resp
-        }
+        Reply::Function { status, config } => json_response(status, &config, request_id),
+        Reply::GetFunction(out) => json_response(200, &out, request_id),
+        Reply::ListFunctions(out) => json_response(200, &out, request_id),
+        Reply::AccountSettings(out) => json_response(200, &out, request_id),
+        Reply::NoContent => rest_json::empty(StatusCode::NO_CONTENT, request_id),
         Reply::Invoke(out) => invoke_response(out),
-        Reply::Alias { status, alias } => json_response(status, &alias),
-        Reply::ListVersions(out) => json_response(200, &out),
-        Reply::ListAliases(out) => json_response(200, &out),
-        Reply::Concurrency(out) => json_response(200, &out),
-        Reply::Provisioned { status, config } => json_response(status, &config),
-        Reply::ListProvisioned(out) => json_response(200, &out),
-        Reply::EventInvokeConfig(out) => json_response(200, &out),
-        Reply::ListEventInvokeConfigs(out) => json_response(200, &out),
-        Reply::Status(out) => json_response(200, &out),
-        Reply::FunctionUrl { status, config } => json_response(status, &config),
-        Reply::ListFunctionUrls(out) => json_response(200, &out),
+        Reply::Alias { status, alias } => json_response(status, &alias, request_id),
+        Reply::ListVersions(out) => json_response(200, &out, request_id),
+        Reply::ListAliases(out) => json_response(200, &out, request_id),
+        Reply::Concurrency(out) => json_response(200, &out, request_id),
+        Reply::Provisioned { status, config } => json_response(status, &config, request_id),
+        Reply::ListProvisioned(out) => json_response(200, &out, request_id),
+        Reply::EventInvokeConfig(out) => json_response(200, &out, request_id),
+        Reply::ListEventInvokeConfigs(out) => json_response(200, &out, request_id),
+        Reply::Status(out) => json_response(200, &out, request_id),
+        Reply::FunctionUrl { status, config } => json_response(status, &config, request_id),
+        Reply::ListFunctionUrls(out) => json_response(200, &out, request_id),
     }
 }
 
-fn json_response<T: Serialize>(status: u16, value: &T) -> Response {
-    let body = match serde_json::to_vec(value) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "serialize response");
-            return error_response(&LambdaError::service("internal error"), &new_request_id());
-        }
-    };
-    let mut resp = Response::new(Body::from(body));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    set_request_id(resp.headers_mut(), &new_request_id());
-    resp
+fn json_response<T: Serialize>(status: u16, value: &T, request_id: &str) -> Response {
+    rest_json::json(status, value, request_id).unwrap_or_else(|e| {
+        error_response(&ApiError::internal("serialize the response", e), request_id)
+    })
 }
 
 fn invoke_response(out: InvokeResponse) -> Response {
@@ -280,22 +245,6 @@ fn invoke_response(out: InvokeResponse) -> Response {
     resp
 }
 
-fn set_request_id(h: &mut HeaderMap, id: &str) {
-    put_header(h, "x-amzn-requestid", id);
-}
-
-fn put_header(h: &mut HeaderMap, name: &'static str, value: &str) {
-    match HeaderValue::from_str(value) {
-        Ok(v) => {
-            h.insert(name, v);
-        }
-        Err(_) => tracing::warn!(
-            header = name,
-            "dropped a response header that is not valid HTTP"
-        ),
-    }
-}
-
 /// `GET /_sous/code/{sha256}.zip?expires=..&signature=..`: the zip behind GetFunction's
 /// `Code.Location`.
 async fn download_code(
@@ -303,9 +252,17 @@ async fn download_code(
     Path(file): Path<String>,
     req: Request,
 ) -> Response {
+    let request_id = new_request_id();
+    let span = tracing::info_span!("code_download", request_id = %request_id);
+    let query = req.uri().query().unwrap_or("").to_string();
+    serve_code(&state, &file, &query, &request_id)
+        .instrument(span)
+        .await
+}
+
+async fn serve_code(state: &ApiState, file: &str, query: &str, request_id: &str) -> Response {
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let query = req.uri().query().unwrap_or("");
-    let hex = match code_url::verify(&file, query, &state.credentials.secret_access_key, now) {
+    let hex = match code_url::verify(file, query, &state.credentials.secret_access_key, now) {
         Ok(hex) => hex,
         Err(refusal) => {
             let text = match refusal {
@@ -314,7 +271,7 @@ async fn download_code(
                     "AccessDenied: The request signature is missing or does not match"
                 }
             };
-            return plain(StatusCode::FORBIDDEN, text);
+            return plain(StatusCode::FORBIDDEN, text, request_id);
         }
     };
     match tokio::fs::read(state.store.code().zip_path(hex)).await {
@@ -324,26 +281,32 @@ async fn download_code(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/zip"),
             );
-            set_request_id(resp.headers_mut(), &new_request_id());
+            set_request_id(resp.headers_mut(), request_id);
             resp
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => plain(
             StatusCode::NOT_FOUND,
             "NoSuchKey: The specified key does not exist.",
+            request_id,
         ),
         Err(e) => {
-            tracing::error!(error = %e, code = hex, "read code zip for download");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+            error::InternalError::new(format!("read the code zip {hex} for download"), e)
+                .report(request_id);
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                request_id,
+            )
         }
     }
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response {
+fn plain(status: StatusCode, text: &'static str, request_id: &str) -> Response {
     let mut resp = Response::new(Body::from(text));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    set_request_id(resp.headers_mut(), &new_request_id());
+    set_request_id(resp.headers_mut(), request_id);
     resp
 }
 

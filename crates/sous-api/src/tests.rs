@@ -864,3 +864,130 @@ async fn event_invocations_are_queued_durably() {
     assert_eq!(s["async"]["queue_depth"], 1, "{s:#}");
     assert_eq!(s["async"]["accepted"], 1);
 }
+
+/// A `MakeWriter` collecting the log in memory.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// The log of this test binary: one global subscriber (a scoped one loses spans whose
+/// callsites other tests' threads registered first), read by request id.
+fn captured_log() -> &'static LogBuffer {
+    static LOG: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = LogBuffer::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(log.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        tracing::callsite::rebuild_interest_cache();
+        log
+    })
+}
+
+#[tokio::test]
+async fn internal_errors_reach_the_log_not_the_client() {
+    let log = captured_log();
+    let api = api();
+    let r = api.create("broken", &zip_with(b"x")).await;
+    assert_eq!(r.status, 201);
+
+    // Break the metadata store under the running API.
+    let db = rusqlite::Connection::open(api._dir.path().join("sous.db")).unwrap();
+    db.execute_batch("DROP TABLE aliases").unwrap();
+    let r = api
+        .call("GET", "/2015-03-31/functions/broken/aliases/live", None)
+        .await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.error_type(), "ServiceException");
+    let request_id = r.headers["x-amzn-RequestId"].to_str().unwrap().to_string();
+    assert_eq!(
+        r.json(),
+        json!({
+            "Type": "Service",
+            "Message": format!("An internal error occurred. Request ID: {request_id}")
+        })
+    );
+    let body = String::from_utf8_lossy(&r.body).to_lowercase();
+    let dir = api._dir.path().to_string_lossy().to_lowercase();
+    for leak in [
+        "sqlite",
+        "no such table",
+        "aliases",
+        "sous.db",
+        dir.as_str(),
+    ] {
+        assert!(!body.contains(leak), "{leak:?} leaked into {body}");
+    }
+
+    // The detail is in the log, once, at ERROR, with the request id.
+    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&request_id) && l.contains("no such table: aliases"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one line with the cause in:\n{text}");
+    assert!(errors[0].contains(" ERROR "), "{}", errors[0]);
+    assert!(
+        errors[0].contains(&format!("api{{request_id={request_id} service=lambda")),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("op=GetAlias"), "{}", errors[0]);
+    assert!(errors[0].contains("function=broken"), "{}", errors[0]);
+
+    // A later request gets its own id, in its span and its header alike.
+    let r = api.call("GET", "/2015-03-31/functions/broken", None).await;
+    assert_eq!(r.status, 200);
+    let id = r.headers["x-amzn-RequestId"].to_str().unwrap();
+    assert_ne!(id, request_id);
+}
+
+#[tokio::test]
+async fn unserved_services_are_named() {
+    let api = api();
+    let mut req = signed("POST", "/", &[], b"{}".to_vec());
+    // The same request, signed for CloudWatch Logs (scope service `logs`).
+    let auth = req.headers()["authorization"]
+        .to_str()
+        .unwrap()
+        .replace("/lambda/aws4_request", "/logs/aws4_request");
+    req.headers_mut()
+        .insert("authorization", auth.parse().unwrap());
+    req.headers_mut().insert(
+        "x-amz-target",
+        "Logs_20140328.DescribeLogGroups".parse().unwrap(),
+    );
+    req.headers_mut().insert(
+        "content-type",
+        "application/x-amz-json-1.1".parse().unwrap(),
+    );
+    let r = api.send(req).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        json!({
+            "__type": "UnknownOperationException",
+            "message": "Sous does not serve the logs service (served: lambda, apigatewayv2, events)"
+        })
+    );
+    assert_eq!(r.headers["content-type"], "application/x-amz-json-1.1");
+}

@@ -153,6 +153,12 @@ impl Invoker {
 
     /// Run one invocation (RequestResponse, Event or DryRun) and build Invoke's answer.
     pub async fn invoke(&self, req: InvokeRequest) -> InvokeResult {
+        self.invoke_as(req, uuid::Uuid::new_v4().to_string()).await
+    }
+
+    /// [`Invoker::invoke`] under the caller's request id (the control API's
+    /// `x-amzn-RequestId`, so the answer, the function's context and the logs share it).
+    pub async fn invoke_as(&self, req: InvokeRequest, request_id: String) -> InvokeResult {
         if req.invocation_type == InvocationType::Event
             && req.payload.len() > ASYNC_REQUEST_MAX_BYTES
         {
@@ -166,7 +172,6 @@ impl Invoker {
         }
         let stored = self.resolve(&req.function_name, req.qualifier.as_deref())?;
         let payload = normalize_payload(req.payload.clone())?;
-        let request_id = uuid::Uuid::new_v4().to_string();
         let executed_version = stored.config.version.clone();
         match req.invocation_type {
             InvocationType::DryRun => {

@@ -10,8 +10,9 @@ use sous_types::http_api::{
 use sous_types::timefmt;
 use time::OffsetDateTime;
 
-use super::parse::{self, Command};
+use super::routes::{self as parse, Command};
 use super::{ApigwError, Reply};
+use crate::error::InternalError;
 use crate::ApiState;
 
 /// Run one command.
@@ -95,10 +96,8 @@ pub fn execute(state: &ApiState, cmd: Command, now: OffsetDateTime) -> Result<Re
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApigwError> {
-    serde_json::to_value(v).map_err(|e| {
-        tracing::error!(error = %e, "serialize API Gateway resource");
-        ApigwError::Internal("Internal server error".into())
-    })
+    serde_json::to_value(v)
+        .map_err(|e| InternalError::new("serialize the API Gateway resource", e).into())
 }
 
 fn ok<T: serde::Serialize>(v: &T) -> Result<Reply, ApigwError> {

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::ApigwError;
+use crate::protocol::body;
 
 /// One API Gateway v2 operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,11 +251,7 @@ pub fn parse(method: &Method, path: &str, body: &[u8]) -> Result<Command, ApigwE
 }
 
 fn body_of<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApigwError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApigwError::BadRequest(format!("Invalid request body: {e}")))
+    body::json(body).map_err(|e| ApigwError::BadRequest(format!("Invalid request body: {e}")))
 }
 
 /// Percent-decode one path segment (`$default` arrives as `%24default`).
