@@ -179,6 +179,12 @@ fn sandbox(data_dir: &std::path::Path, args: &ServeArgs) -> anyhow::Result<(Sand
         )
     })?;
     let cfg_network = cfg.network;
+    if sandbox
+        .outbound_firewall()
+        .is_some_and(|f| f.starts_with("nftables"))
+    {
+        forward_policy_warning();
+    }
     if sandbox.is_rootless() {
         info!(
             cgroups = ?sandbox.cgroup_version(),
@@ -189,6 +195,22 @@ fn sandbox(data_dir: &std::path::Path, args: &ServeArgs) -> anyhow::Result<(Sand
         warn!("{w}");
     }
     Ok((sandbox, cfg_network))
+}
+
+/// Warn when another table's forward chain drops by policy what Sous's table lets through
+/// (nftables: an accept ends only its own chain), e.g. Docker's `FORWARD` policy drop.
+fn forward_policy_warning() {
+    match sous_sandbox::network::nft::forward_drop_policies() {
+        Ok(chains) if !chains.is_empty() => warn!(
+            "outbound networking: the host's forward chain(s) {} drop forwarded packets by \
+             policy, so functions' outbound connections will fail; accept the environments' \
+             traffic there (Docker: iptables -I DOCKER-USER -i sous+ -j ACCEPT; iptables -I \
+             DOCKER-USER -o sous+ -j ACCEPT; Sous's own table still drops what it must)",
+            chains.join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "could not list the host's nftables chains"),
+    }
 }
 
 /// The one line that says, at start-up, what invocations will get.

@@ -174,6 +174,7 @@ const NFT_MSG_NEWTABLE: u8 = 0;
 const NFT_MSG_GETTABLE: u8 = 1;
 const NFT_MSG_DELTABLE: u8 = 2;
 const NFT_MSG_NEWCHAIN: u8 = 3;
+const NFT_MSG_GETCHAIN: u8 = 4;
 const NFT_MSG_NEWRULE: u8 = 6;
 
 const NFTA_TABLE_NAME: u16 = 1;
@@ -607,6 +608,113 @@ pub fn table_exists(name: &str) -> io::Result<bool> {
     }
 }
 
+/// The netlink attributes in `b`: (type without its flags, payload).
+fn attributes(mut b: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    while b.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([b[0], b[1]]));
+        if len < 4 || len > b.len() {
+            break;
+        }
+        out.push((u16::from_ne_bytes([b[2], b[3]]) & 0x3fff, &b[4..len]));
+        b = &b[((len + 3) & !3).min(b.len())..];
+    }
+    out
+}
+
+fn be32_of(payload: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(payload.get(..4)?.try_into().ok()?))
+}
+
+/// The base chains of other tables than Sous's (IPv4 or `inet`) on the forward hook whose policy is
+/// drop, as `family table chain`: they drop what Sous's table lets through (in nftables an
+/// accept ends only its own chain), so environments' outbound traffic dies there unless they
+/// accept it. Docker sets such a policy (`iptables -P FORWARD DROP`, seen here when its
+/// iptables is the nft variant). Chains of iptables-legacy are not seen.
+pub fn forward_drop_policies() -> io::Result<Vec<String>> {
+    let mut socket = Socket::open()?;
+    let mut b = Batch {
+        buf: Vec::new(),
+        seq: socket.seq,
+        acked: Vec::new(),
+    };
+    socket.seq += 1;
+    let dump = (libc::NLM_F_ROOT | libc::NLM_F_MATCH) as u16;
+    b.message(
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN as u16,
+        dump,
+        0,
+        0,
+        |_| {},
+    );
+    socket::send(socket.fd.as_raw_fd(), &b.buf, MsgFlags::empty())?;
+    let mut found = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match socket::recv(socket.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r?,
+        };
+        let reply = &buf[..n];
+        let mut off = 0;
+        while off + NLMSG_HDRLEN <= reply.len() {
+            let len =
+                u32::from_ne_bytes([reply[off], reply[off + 1], reply[off + 2], reply[off + 3]])
+                    as usize;
+            if len < NLMSG_HDRLEN || off + len > reply.len() {
+                return Err(io::Error::other("malformed netlink reply"));
+            }
+            let ty = u16::from_ne_bytes([reply[off + 4], reply[off + 5]]);
+            let msg = &reply[off..off + len];
+            off += (len + 3) & !3;
+            match ty {
+                t if t == libc::NLMSG_DONE as u16 => return Ok(found),
+                t if t == libc::NLMSG_ERROR as u16 => {
+                    let code = acks(msg)?.first().map_or(0, |a| a.1);
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                t if t == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN as u16 => {
+                    if let Some(c) = forward_drop_chain(msg) {
+                        found.push(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `family table chain` when the NEWCHAIN message `msg` is a forward-hook base chain with
+/// policy drop of an IPv4 or `inet` table that is not a Sous's (see [`table_name`]).
+fn forward_drop_chain(msg: &[u8]) -> Option<String> {
+    let family = match *msg.get(NLMSG_HDRLEN)? {
+        FAMILY_IP => "ip",
+        1 => "inet",
+        _ => return None,
+    };
+    let (mut table, mut name, mut hook, mut policy) = (None, None, None, None);
+    let text =
+        |p: &[u8]| String::from_utf8_lossy(p.split(|&c| c == 0).next().unwrap_or(p)).into_owned();
+    for (ty, payload) in attributes(msg.get(NLMSG_HDRLEN + 4..)?) {
+        match ty {
+            NFTA_CHAIN_TABLE => table = Some(text(payload)),
+            NFTA_CHAIN_NAME => name = Some(text(payload)),
+            NFTA_CHAIN_POLICY => policy = be32_of(payload),
+            NFTA_CHAIN_HOOK => {
+                hook = attributes(payload)
+                    .into_iter()
+                    .find(|(t, _)| *t == NFTA_HOOK_HOOKNUM)
+                    .and_then(|(_, p)| be32_of(p))
+            }
+            _ => {}
+        }
+    }
+    let table = table?;
+    let ours = table.starts_with(&table_name(""));
+    (hook == Some(NF_INET_FORWARD) && policy == Some(NF_DROP) && !ours)
+        .then(|| format!("{family} {table} {}", name.unwrap_or_default()))
+}
+
 /// Sous's nftables table, installed; it goes when this is dropped (or Sous exits).
 #[derive(Debug)]
 pub struct Firewall {
@@ -847,6 +955,83 @@ mod tests {
                 owned: false,
             });
             assert!(!table_exists(&name).unwrap());
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_forward_chain_with_policy_drop_of_another_table_is_found() {
+        // A NEWCHAIN message as the kernel dumps it: header, nfgenmsg, attributes.
+        let chain = |family: u8, table: &str, hook: u32, policy: u32| {
+            let mut b = Batch {
+                buf: Vec::new(),
+                seq: 1,
+                acked: Vec::new(),
+            };
+            b.message(0x0a03, 0, family, 0, |m| {
+                string(m, NFTA_CHAIN_TABLE, table);
+                string(m, NFTA_CHAIN_NAME, "FORWARD");
+                nest(m, NFTA_CHAIN_HOOK, |h| {
+                    be32(h, NFTA_HOOK_HOOKNUM, hook);
+                    be32(h, NFTA_HOOK_PRIORITY, 0);
+                });
+                be32(m, NFTA_CHAIN_POLICY, policy);
+                string(m, NFTA_CHAIN_TYPE, "filter");
+            });
+            b.buf
+        };
+        let f = forward_drop_chain;
+        assert_eq!(
+            f(&chain(2, "filter", NF_INET_FORWARD, NF_DROP)).as_deref(),
+            Some("ip filter FORWARD")
+        );
+        assert_eq!(
+            f(&chain(1, "fw", NF_INET_FORWARD, NF_DROP)).as_deref(),
+            Some("inet fw FORWARD")
+        );
+        assert_eq!(f(&chain(2, "filter", NF_INET_FORWARD, NF_ACCEPT)), None);
+        assert_eq!(f(&chain(2, "filter", NF_INET_LOCAL_IN, NF_DROP)), None);
+        assert_eq!(f(&chain(10, "filter", NF_INET_FORWARD, NF_DROP)), None);
+        assert_eq!(f(&chain(2, "sous-1", NF_INET_FORWARD, NF_DROP)), None);
+    }
+
+    /// Against the kernel, in a namespace of its own: Sous's own table (policy accept) is
+    /// not reported, another table's forward chain with policy drop is.
+    #[test]
+    fn the_kernel_dump_of_chains_is_read() {
+        assert_eq!(crate::syscalls::geteuid(), 0, "run this test as root");
+        std::thread::spawn(|| {
+            crate::syscalls::unshare_net_thread().unwrap();
+            assert_eq!(forward_drop_policies().unwrap(), Vec::<String>::new());
+            let fw = Firewall::install("sous-x").unwrap();
+            assert_eq!(forward_drop_policies().unwrap(), Vec::<String>::new());
+            // Another table's forward chain with policy drop (as Docker's FORWARD) is found.
+            let mut s = Socket::open().unwrap();
+            s.send_batch(|seq| {
+                let mut b = Batch::new(seq);
+                let create = libc::NLM_F_CREATE as u16;
+                b.nft(NFT_MSG_NEWTABLE, create, |m| {
+                    string(m, NFTA_TABLE_NAME, "filter")
+                });
+                b.nft(NFT_MSG_NEWCHAIN, create, |m| {
+                    string(m, NFTA_CHAIN_TABLE, "filter");
+                    string(m, NFTA_CHAIN_NAME, "FORWARD");
+                    nest(m, NFTA_CHAIN_HOOK, |h| {
+                        be32(h, NFTA_HOOK_HOOKNUM, NF_INET_FORWARD);
+                        be32(h, NFTA_HOOK_PRIORITY, 0);
+                    });
+                    be32(m, NFTA_CHAIN_POLICY, NF_DROP);
+                    string(m, NFTA_CHAIN_TYPE, "filter");
+                });
+                b.finish()
+            })
+            .unwrap();
+            assert_eq!(
+                forward_drop_policies().unwrap(),
+                vec!["ip filter FORWARD".to_string()]
+            );
+            drop(fw);
         })
         .join()
         .unwrap();
