@@ -8,6 +8,7 @@
 #[macro_use]
 mod common;
 
+mod api_errors;
 mod async_invoke;
 mod auth;
 mod cli;
@@ -18,7 +19,9 @@ mod gateway;
 mod http_apis;
 mod invoke;
 mod lifecycle;
+mod net_startup;
 mod rootless;
+mod rt_detection;
 mod runtime_api;
 mod runtime_clients;
 mod runtime_java;

@@ -2,12 +2,11 @@
 //! its protocol, as the AWS CLI prints it; and an internal failure gives the client only
 //! `ServiceException` and the request id, while the log gets the cause (docs/ERROR-HANDLING.md).
 
-mod common;
 
 use std::process::Command;
 
 use aws_sdk_lambda::operation::RequestId as _;
-use common::*;
+use crate::common::*;
 
 /// These tests need no function networking: they run on hosts without NAT tooling too.
 fn server() -> Server {

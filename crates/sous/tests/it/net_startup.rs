@@ -12,13 +12,12 @@
 //!   `sous serve` (for these tests only): it makes the set-up fail with REASON where the real
 //!   one would have run, so everything after it is the real path.
 
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::attack::*;
-use common::*;
+use crate::common::attack::*;
+use crate::common::*;
 use sous_sandbox::network::nft;
 
 fn require_root() {
