@@ -624,5 +624,22 @@ pub(crate) mod tests {
             assert_fsck_clean(&e2fsck, &image);
             std::fs::remove_file(&image).unwrap();
         }
+        // The check can fail: one wrong free-block count in group 0's descriptor is found.
+        let mut f = format(&options(64 << 20, true)).unwrap();
+        let (start, gdt) = f
+            .extents
+            .iter_mut()
+            .find(|(s, d)| *s <= BLOCK_SIZE && BLOCK_SIZE < s + d.len() as u64)
+            .unwrap();
+        gdt[(BLOCK_SIZE - *start) as usize + 0x0C] ^= 1;
+        let image = dir.path().join("wrong.img");
+        write_image(&image, 64 << 20, &f);
+        let status = std::process::Command::new(&e2fsck)
+            .arg("-fn")
+            .arg(&image)
+            .output()
+            .unwrap()
+            .status;
+        assert!(!status.success(), "e2fsck accepted a wrong count");
     }
 }
