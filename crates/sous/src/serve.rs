@@ -119,8 +119,10 @@ user namespaces and a delegated cgroup tree; docs/SECURITY.md has the details):
   /tmp                 an ext4 image of EphemeralStorage    a private directory in the data dir:
                        MB (loop mount)                      storage, but its size is NOT enforced
   outbound network     veth pair, NAT, nftables firewall    slirp4netns per environment (Debian:
-                       (host and other environments         slirp4netns): host loopback blocked,
-                       blocked)                             the host's other addresses reachable
+                       (host and other environments         slirp4netns); refused: the host's
+                       blocked; iptables only where         loopback and own addresses, link-
+                       nf_tables is absent)                 local and the private ranges (DNS
+                                                            excepted); other routed ranges reach
   --function-network   loopback only (the Runtime API)      the same
   none
   cgroup2              remounted with favordynmods          left as it is
