@@ -97,11 +97,12 @@ pub fn identify(parts: &Parts) -> Service {
         }
         _ => {}
     }
-    // A JSON-protocol call is never Lambda's (rest-json), whatever its scope says.
+    // A JSON-protocol call is never Lambda's (rest-json), whatever its scope says: name
+    // the service its target names (`DynamoDB_20120810.ListTables` → dynamodb).
     if let Some(t) = target {
         let prefix = t.split(['.', '_']).next().unwrap_or(t);
         return Service::Unserved(Unserved {
-            name: scope.unwrap_or_else(|| prefix.to_ascii_lowercase()),
+            name: prefix.to_ascii_lowercase(),
             protocol,
         });
     }
@@ -277,6 +278,12 @@ mod tests {
                 protocol: Protocol::Xml
             })
         );
+        let misaddressed = Request::post("/")
+            .header("x-amz-target", "Logs_20140328.DescribeLogGroups")
+            .header("authorization", auth("lambda"))
+            .body(())
+            .unwrap();
+        assert!(matches!(identify(&parts(misaddressed)), Service::Unserved(u) if u.name == "logs"));
         let dynamo_unsigned = Request::post("/")
             .header("x-amz-target", "DynamoDB_20120810.ListTables")
             .header("content-type", "application/x-amz-json-1.0")
