@@ -2,11 +2,10 @@
 //! its protocol, as the AWS CLI prints it; and an internal failure gives the client only
 //! `ServiceException` and the request id, while the log gets the cause (docs/ERROR-HANDLING.md).
 
-
 use std::process::Command;
 
-use aws_sdk_lambda::operation::RequestId as _;
 use crate::common::*;
+use aws_sdk_lambda::operation::RequestId as _;
 
 /// These tests need no function networking: they run on hosts without NAT tooling too.
 fn server() -> Server {

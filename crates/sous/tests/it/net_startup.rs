@@ -12,7 +12,6 @@
 //!   `sous serve` (for these tests only): it makes the set-up fail with REASON where the real
 //!   one would have run, so everything after it is the real path.
 
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -8,13 +8,12 @@
 //! CPython 3.11 (`python3.11` or `python3`) and Node.js 20 must be on the host (they are on
 //! every machine of this project's kind): without them these tests fail loudly.
 
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aws_sdk_lambda::types::Runtime;
 use crate::common::*;
+use aws_sdk_lambda::types::Runtime;
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
