@@ -30,7 +30,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use sous_invoke::{InvocationType, InvokeRequest, Invoker};
 use sous_store::Store;
-use sous_types::function_url::{is_url_id, AuthType, FunctionUrlConfig};
+use sous_types::function_url::{is_url_id, AuthType};
 use sous_types::limits::SYNC_REQUEST_MAX_BYTES;
 use sous_types::names::{parse_function_name, Scope};
 use sous_types::sigv4;
@@ -199,7 +199,8 @@ async fn function_url(
     if !is_url_id(id) {
         return not_found();
     }
-    let stored = match state.store.function_url_by_id(id) {
+    let url_id = id.to_string();
+    let stored = match state.store.run(move |s| s.url_by_id(&url_id)).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_found(),
         Err(e) => {
@@ -207,13 +208,7 @@ async fn function_url(
             return door_error(Door::Url, StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
-    let config: FunctionUrlConfig = match serde_json::from_str(&stored.config_json) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, url_id = id, "corrupt function URL configuration");
-            return door_error(Door::Url, StatusCode::INTERNAL_SERVER_ERROR);
-        }
-    };
+    let config = &stored.config;
     if let Some(cors) = &config.cors {
         if cors::is_preflight(&parts.method, &parts.headers) {
             let mut resp = Response::new(Body::empty());
@@ -281,7 +276,16 @@ async fn function_url(
 
 /// Serve an HTTP API request.
 async fn http_api(state: &GatewayState, api_id: &str, req: &HttpRequest<'_>) -> Response {
-    let resolution = match routing::resolve(&state.store, api_id, req.method, req.raw_path) {
+    let (api, method, path) = (
+        api_id.to_string(),
+        req.method.to_string(),
+        req.raw_path.to_string(),
+    );
+    let resolution = match state
+        .store
+        .run(move |s| routing::resolve(s, &api, &method, &path))
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, api_id, "resolve route");

@@ -178,7 +178,7 @@ pub async fn run(
     let mut plan = Plan::new(settings.allow_seconds);
     loop {
         let now = OffsetDateTime::now_utc();
-        match store.scheduled_rules() {
+        match store.run(|s| s.scheduled_rules()).await {
             Ok(rules) => plan.refresh(rules, now),
             Err(e) => warn!(error = %e, "read scheduled rules; keeping the last known ones"),
         }

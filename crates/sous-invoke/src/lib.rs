@@ -2,6 +2,7 @@
 //! invocation in an execution environment from the worker's pool. Asynchronous invocations
 //! are committed to the durable queue and delivered by [`queue::run`].
 
+mod cache;
 mod commit;
 pub mod queue;
 
@@ -58,7 +59,9 @@ use base64::Engine;
 use tracing::{info_span, Instrument};
 
 use sous_runtimes::{Catalog, Launch};
-use sous_store::{Store, StoredFunction};
+use sous_store::{Store, StoreError, StoredFunction};
+
+use cache::{ConfigCache, Resolved};
 use sous_types::alias::{is_version_number, AliasConfiguration};
 use sous_types::config::FunctionConfiguration;
 use sous_types::event_invoke::{FunctionEventInvokeConfig, ASYNC_REQUEST_MAX_BYTES};
@@ -66,8 +69,7 @@ use sous_types::names::Scope;
 use sous_types::ErrorCode;
 use sous_worker::{EnvSpec, Invocation, Pool};
 
-/// `$LATEST`, the version every function has.
-pub const LATEST: &str = "$LATEST";
+pub use sous_store::LATEST;
 
 /// Runs invocations against the store's functions in the worker's pool.
 pub struct Invoker {
@@ -77,6 +79,8 @@ pub struct Invoker {
     scope: Scope,
     async_state: Arc<queue::AsyncState>,
     commits: commit::GroupCommit,
+    /// What invocations resolve, kept while the store's configuration is unchanged.
+    cache: ConfigCache,
 }
 
 impl Invoker {
@@ -88,34 +92,41 @@ impl Invoker {
             runtimes,
             scope,
             async_state: Arc::default(),
+            cache: ConfigCache::default(),
         }
     }
 
     /// The event invoke configuration of `(name, qualifier)` (unqualified = `$LATEST`), or
     /// the defaults when there is none (or it cannot be read).
-    pub fn event_config_or_default(
+    pub async fn event_config_or_default(
         &self,
         name: &str,
         qualifier: Option<&str>,
-    ) -> FunctionEventInvokeConfig {
-        match self
-            .store
-            .get_event_invoke_config(name, qualifier.unwrap_or(LATEST))
-        {
-            Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_else(|e| {
-                tracing::error!(function = name, error = %e, "corrupt event invoke configuration; using the defaults");
-                FunctionEventInvokeConfig::default()
-            }),
-            Ok(None) => FunctionEventInvokeConfig::default(),
+    ) -> Arc<FunctionEventInvokeConfig> {
+        let qualifier = qualifier.unwrap_or(LATEST);
+        let generation = self.store.generation();
+        if let Some(c) = self.cache.event_config(generation, name, qualifier) {
+            return c;
+        }
+        let (n, q) = (name.to_string(), qualifier.to_string());
+        match self.store.run(move |s| s.event_invoke_config(&n, &q)).await {
+            Ok(found) => {
+                let config = Arc::new(found.unwrap_or_default());
+                self.cache
+                    .put_event_config(generation, name, qualifier, config.clone());
+                config
+            }
             Err(e) => {
                 tracing::error!(function = name, error = %e, "read event invoke configuration; using the defaults");
-                FunctionEventInvokeConfig::default()
+                Arc::default()
             }
         }
     }
 
     /// The asynchronous path's figures for the status endpoint: queue depth, age of the
     /// oldest event, and the delivery counters.
+    ///
+    /// Blocking (it reads the queue's figures from SQLite): call it off the async threads.
     pub fn async_status(&self) -> serde_json::Value {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &self.async_state.counters;
@@ -170,9 +181,11 @@ impl Invoker {
                 ),
             ));
         }
-        let stored = self.resolve(&req.function_name, req.qualifier.as_deref())?;
+        let resolved = self
+            .resolve(&req.function_name, req.qualifier.as_deref())
+            .await?;
         let payload = normalize_payload(req.payload.clone())?;
-        let executed_version = stored.config.version.clone();
+        let executed_version = resolved.stored.config.version.clone();
         match req.invocation_type {
             InvocationType::DryRun => {
                 return Ok(InvokeResponse {
@@ -197,7 +210,7 @@ impl Invoker {
                 executed_version,
             });
         }
-        let spec = self.spec_for(&stored)?;
+        let spec = self.spec_for(&resolved).await?;
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload,
@@ -262,31 +275,57 @@ impl Invoker {
     /// The version an invocation of `name` with `qualifier` runs: `$LATEST` when unqualified,
     /// the version itself, or an alias's version (its additional version with the alias's
     /// weight). A qualifier naming nothing is Lambda's `Function not found: <ARN as named>`.
-    pub fn resolve(
+    /// Served from the configuration cache while the store's configuration is unchanged;
+    /// store reads run on the blocking pool.
+    pub async fn resolve(
         &self,
         name: &str,
         qualifier: Option<&str>,
-    ) -> Result<StoredFunction, LambdaError> {
+    ) -> Result<Arc<Resolved>, LambdaError> {
         let not_found =
             || LambdaError::function_not_found(&self.scope.qualified_arn(name, qualifier));
         let load_failed =
-            |e: sous_store::StoreError| LambdaError::service(format!("load function {name}: {e}"));
+            |e: StoreError| LambdaError::service(format!("load function {name}: {e}"));
+        // Read before the store: what is read is kept under this generation (see `cache`).
+        let generation = self.store.generation();
         let version = match qualifier {
             None => LATEST.to_string(),
             Some(q) if q == LATEST || is_version_number(q) => q.to_string(),
             Some(alias) => {
-                let alias = self
-                    .store
-                    .get_alias(name, alias)
-                    .map_err(load_failed)?
-                    .ok_or_else(not_found)?;
-                pick_version(&alias, uniform())
+                let config = match self.cache.alias(generation, name, alias) {
+                    Some(a) => a,
+                    None => {
+                        let (n, a) = (name.to_string(), alias.to_string());
+                        let loaded = self
+                            .store
+                            .run(move |s| s.get_alias(&n, &a))
+                            .await
+                            .map_err(load_failed)?
+                            .ok_or_else(not_found)?;
+                        let loaded = Arc::new(loaded);
+                        self.cache.put_alias(generation, name, loaded.clone());
+                        loaded
+                    }
+                };
+                pick_version(&config, uniform())
             }
         };
-        self.store
-            .get_function(name, &version)
+        if let Some(r) = self.cache.version(generation, name, &version) {
+            return Ok(r);
+        }
+        let n = name.to_string();
+        let stored = self
+            .store
+            .run(move |s| s.get_function(&n, &version))
+            .await
             .map_err(load_failed)?
-            .ok_or_else(not_found)
+            .ok_or_else(not_found)?;
+        let resolved = Arc::new(Resolved {
+            stored,
+            spec: std::sync::OnceLock::new(),
+        });
+        self.cache.put_version(generation, resolved.clone());
+        Ok(resolved)
     }
 
     /// Stop every environment of `function_name`, so the next invocation starts from the
@@ -319,6 +358,8 @@ impl Invoker {
 
     /// Keep `requested` environments initialized for the provisioned concurrency
     /// configuration `qualifier` (a version, or an alias: its primary version) of `function`.
+    ///
+    /// Blocking (store reads, code extraction): call it off the async threads.
     pub fn provision(
         &self,
         function_name: &str,
@@ -348,7 +389,7 @@ impl Invoker {
                     &self.scope.qualified_arn(function_name, Some(&version)),
                 )
             })?;
-        let spec = self.spec_for(&stored)?;
+        let spec = build_spec(&self.store, &self.runtimes, &self.scope, &stored)?;
         self.pool
             .provision(function_name, qualifier, spec, requested);
         Ok(())
@@ -361,6 +402,8 @@ impl Invoker {
 
     /// Re-apply a function's provisioned concurrency configurations (after an alias moved
     /// to another version).
+    ///
+    /// Blocking (store reads, code extraction): call it off the async threads.
     pub fn refresh_provisioned(&self, function_name: &str) -> Result<(), LambdaError> {
         let configs = self
             .store
@@ -374,6 +417,8 @@ impl Invoker {
 
     /// At start-up: apply every stored reservation and re-provision every stored provisioned
     /// concurrency configuration. Returns how many configurations were re-provisioned.
+    ///
+    /// Blocking (store reads, code extraction): call it off the async threads.
     pub fn restore(&self) -> Result<usize, LambdaError> {
         let load = |e: sous_store::StoreError| {
             LambdaError::service(format!("load concurrency settings: {e}"))
@@ -394,28 +439,54 @@ impl Invoker {
         Ok(count)
     }
 
-    /// What an environment of a stored version runs.
-    fn spec_for(&self, stored: &StoredFunction) -> Result<Arc<EnvSpec>, LambdaError> {
-        let name = &stored.config.function_name;
-        let code_dir = self
-            .store
-            .code()
-            .extracted_dir(&stored.code_sha256_hex)
-            .map_err(|e| LambdaError::service(format!("load code of {name}: {e}")))?;
-        let runtime = stored.config.runtime.clone().unwrap_or_default();
-        let launch = self.runtimes.launch(&runtime).map_err(|_| {
-            LambdaError::new(
-                ErrorCode::InvalidRuntimeException,
-                format!("The runtime parameter of {runtime} is not supported by this Sous host any more."),
-            )
-        })?;
-        Ok(Arc::new(env_spec(
-            &stored.config,
-            code_dir,
-            launch.cloned(),
-            &self.scope,
-        )))
+    /// What an environment of a resolved version runs: built (the code extracted, on the
+    /// blocking pool) by the first invocation that needs it, then kept with the version.
+    async fn spec_for(&self, resolved: &Arc<Resolved>) -> Result<Arc<EnvSpec>, LambdaError> {
+        if let Some(spec) = resolved.spec.get() {
+            return Ok(spec.clone());
+        }
+        let store = self.store.clone();
+        let runtimes = self.runtimes.clone();
+        let scope = self.scope.clone();
+        let r = resolved.clone();
+        let spec =
+            tokio::task::spawn_blocking(move || build_spec(&store, &runtimes, &scope, &r.stored))
+                .await
+                .map_err(|e| {
+                    LambdaError::service(format!("prepare the environment spec: {e}"))
+                })??;
+        Ok(resolved.spec.get_or_init(|| spec).clone())
     }
+}
+
+/// What an environment of a stored version runs. Blocking: extracts the code if its
+/// extraction is missing from the cache.
+fn build_spec(
+    store: &Store,
+    runtimes: &Catalog,
+    scope: &Scope,
+    stored: &StoredFunction,
+) -> Result<Arc<EnvSpec>, LambdaError> {
+    let name = &stored.config.function_name;
+    let code_dir = store
+        .code()
+        .extracted_dir(&stored.code_sha256_hex)
+        .map_err(|e| LambdaError::service(format!("load code of {name}: {e}")))?;
+    let runtime = stored.config.runtime.clone().unwrap_or_default();
+    let launch = runtimes.launch(&runtime).map_err(|_| {
+        LambdaError::new(
+            ErrorCode::InvalidRuntimeException,
+            format!(
+                "The runtime parameter of {runtime} is not supported by this Sous host any more."
+            ),
+        )
+    })?;
+    Ok(Arc::new(env_spec(
+        &stored.config,
+        code_dir,
+        launch.cloned(),
+        scope,
+    )))
 }
 
 /// The version an alias routes one invocation to, given a uniform sample `u` in `[0, 1)`:
@@ -427,10 +498,9 @@ fn pick_version(alias: &AliasConfiguration, u: f64) -> String {
     }
 }
 
-/// A uniform sample in `[0, 1)` from the OS's randomness (53 bits of a v4 UUID).
+/// A uniform sample in `[0, 1)` (`rand`'s thread-local generator).
 fn uniform() -> f64 {
-    let bits = uuid::Uuid::new_v4().as_u128() >> 75;
-    bits as f64 / (1u64 << 53) as f64
+    rand::random::<f64>()
 }
 
 /// The event a function receives: the payload as given, `{}` when empty. A payload that is
@@ -544,5 +614,208 @@ mod tests {
     fn trace_ids() {
         assert!(trace_id(None).starts_with("Root=1-"));
         assert_eq!(trace_id(Some("Root=1-abc")), "Root=1-abc");
+    }
+
+    mod cache {
+        //! The configuration cache serves what the store holds now: a write committed
+        //! before an invocation starts is seen by it, whichever task wrote.
+
+        use super::*;
+        use sous_store::StoreError;
+        use sous_types::config::{EphemeralStorage, LoggingConfig, TracingConfig};
+        use sous_worker::PoolConfig;
+
+        fn config(name: &str, revision: &str, memory: i64) -> FunctionConfiguration {
+            FunctionConfiguration {
+                function_name: name.into(),
+                function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{name}"),
+                runtime: Some("provided.al2023".into()),
+                role: "arn:aws:iam::000000000000:role/r".into(),
+                handler: Some("bootstrap".into()),
+                code_size: 10,
+                description: String::new(),
+                timeout: 3,
+                memory_size: memory,
+                last_modified: "2020-04-10T19:06:32.563+0000".into(),
+                code_sha256: "x".into(),
+                version: LATEST.into(),
+                environment: None,
+                tracing_config: TracingConfig {
+                    mode: Some("PassThrough".into()),
+                },
+                revision_id: revision.into(),
+                dead_letter_config: None,
+                state: Some("Active".into()),
+                last_update_status: Some("Successful".into()),
+                package_type: "Zip".into(),
+                architectures: vec!["x86_64".into()],
+                ephemeral_storage: EphemeralStorage { size: 512 },
+                snap_start: serde_json::json!({"ApplyOn": "None", "OptimizationStatus": "Off"}),
+                runtime_version_config: None,
+                logging_config: LoggingConfig::default(),
+            }
+        }
+
+        fn stored(revision: &str, memory: i64) -> StoredFunction {
+            StoredFunction {
+                config: config("f", revision, memory),
+                code_sha256_hex: "aa".into(),
+            }
+        }
+
+        fn invoker() -> (Invoker, Arc<Store>, tempfile::TempDir) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(Store::open(dir.path()).unwrap());
+            let pool = Pool::new(PoolConfig::new(dir.path().to_path_buf(), false)).unwrap();
+            let invoker = Invoker::new(
+                store.clone(),
+                pool,
+                Arc::new(Catalog::custom_only()),
+                Scope::new("us-east-1", "000000000000"),
+            );
+            (invoker, store, dir)
+        }
+
+        /// Replace `$LATEST` from another task (through the blocking pool, as the API does).
+        async fn update_elsewhere(store: &Arc<Store>, from: &str, to: &str, memory: i64) {
+            let (store, from, to) = (store.clone(), from.to_string(), to.to_string());
+            tokio::spawn(async move {
+                store
+                    .run(move |s| s.replace_function(&stored(&to, memory), &from))
+                    .await
+                    .unwrap();
+            })
+            .await
+            .unwrap();
+        }
+
+        #[tokio::test]
+        async fn an_update_is_seen_by_the_next_invocation_and_reads_are_cached_meanwhile() {
+            let (invoker, store, _dir) = invoker();
+            store.insert_function(&stored("r1", 128)).unwrap();
+            let first = invoker.resolve("f", None).await.unwrap();
+            assert_eq!(first.stored.config.memory_size, 128);
+            let again = invoker.resolve("f", None).await.unwrap();
+            assert!(
+                Arc::ptr_eq(&first, &again),
+                "the second read was not cached"
+            );
+            update_elsewhere(&store, "r1", "r2", 256).await;
+            let after = invoker.resolve("f", None).await.unwrap();
+            assert_eq!(after.stored.config.revision_id, "r2");
+            assert_eq!(after.stored.config.memory_size, 256);
+            // A function deleted is not found any more.
+            store.delete_function("f").unwrap();
+            let e = invoker.resolve("f", None).await.unwrap_err();
+            assert_eq!(e.code, ErrorCode::ResourceNotFoundException);
+        }
+
+        #[tokio::test]
+        async fn alias_moves_and_event_configurations_are_seen_at_once() {
+            let (invoker, store, _dir) = invoker();
+            store.insert_function(&stored("r1", 128)).unwrap();
+            for n in 1..=2u64 {
+                store
+                    .publish_version::<StoreError>(
+                        "f",
+                        &format!("l{n}"),
+                        |_| Ok(()),
+                        |latest, n| {
+                            let mut v = latest.clone();
+                            v.config.version = n.to_string();
+                            v.config.memory_size = 128 * i64::try_from(n).unwrap();
+                            v
+                        },
+                    )
+                    .unwrap();
+                let latest = store.get_function("f", LATEST).unwrap().unwrap();
+                let mut next = stored(&format!("m{n}"), 128);
+                next.config.description = format!("change {n}");
+                store
+                    .replace_function(&next, &latest.config.revision_id)
+                    .unwrap();
+            }
+            let mut alias = AliasConfiguration {
+                alias_arn: "arn".into(),
+                name: "live".into(),
+                function_version: "1".into(),
+                description: String::new(),
+                routing_config: None,
+                revision_id: "a1".into(),
+            };
+            store.insert_alias("f", &alias).unwrap();
+            let v = invoker.resolve("f", Some("live")).await.unwrap();
+            assert_eq!(v.stored.config.version, "1");
+            alias.function_version = "2".into();
+            alias.revision_id = "a2".into();
+            let (s, a) = (store.clone(), alias.clone());
+            store
+                .run(move |_| s.replace_alias("f", &a, "a1"))
+                .await
+                .unwrap();
+            let v = invoker.resolve("f", Some("live")).await.unwrap();
+            assert_eq!(v.stored.config.version, "2");
+
+            assert_eq!(
+                invoker.event_config_or_default("f", None).await.retries(),
+                2
+            );
+            let cfg = FunctionEventInvokeConfig {
+                maximum_retry_attempts: Some(0),
+                ..FunctionEventInvokeConfig::default()
+            };
+            store.set_event_invoke_config("f", LATEST, &cfg).unwrap();
+            assert_eq!(
+                invoker.event_config_or_default("f", None).await.retries(),
+                0
+            );
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_writers_never_leave_an_invocation_behind() {
+            let (invoker, store, _dir) = invoker();
+            store.insert_function(&stored("0", 128)).unwrap();
+            let invoker = Arc::new(invoker);
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+            // Readers hammer the cache meanwhile, so that stale entries would be there.
+            let readers: Vec<_> = (0..3)
+                .map(|_| {
+                    let invoker = invoker.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..300 {
+                            invoker.resolve("f", None).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let writer = tokio::spawn({
+                let store = store.clone();
+                async move {
+                    for n in 1..=100u64 {
+                        update_elsewhere(&store, &(n - 1).to_string(), &n.to_string(), 128).await;
+                        tx.send(n).unwrap();
+                    }
+                }
+            });
+            while let Some(n) = rx.recv().await {
+                let seen: u64 = invoker
+                    .resolve("f", None)
+                    .await
+                    .unwrap()
+                    .stored
+                    .config
+                    .revision_id
+                    .parse()
+                    .unwrap();
+                assert!(
+                    seen >= n,
+                    "write {n} had returned, the invocation saw {seen}"
+                );
+            }
+            writer.await.unwrap();
+            for r in readers {
+                r.await.unwrap();
+            }
+        }
     }
 }

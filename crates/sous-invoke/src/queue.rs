@@ -266,7 +266,7 @@ pub async fn run(invoker: Arc<Invoker>, settings: DeliverySettings) {
             }
             continue;
         }
-        let wait_ms = match invoker.store.next_due_ms() {
+        let wait_ms = match invoker.store.run(|s| s.next_due_ms()).await {
             Ok(Some(t)) if t > now => (t - now).min(1000),
             _ => 1000,
         };
@@ -284,23 +284,26 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) -> 
     let base_ms = u64::try_from(settings.retry_base.as_millis()).unwrap_or(u64::MAX);
     let name = ev.event.function_name.clone();
     let qualifier = ev.event.qualifier.clone();
-    let cfg = inv.event_config_or_default(&name, qualifier.as_deref());
+    let cfg = inv
+        .event_config_or_default(&name, qualifier.as_deref())
+        .await;
     if expired(&ev, &cfg, now_ms()) {
-        let stored = inv.resolve(&name, qualifier.as_deref()).ok();
+        let resolved = inv.resolve(&name, qualifier.as_deref()).await.ok();
+        let stored = resolved.as_ref().map(|r| &r.stored);
         finish(
             inv,
             &ev,
             &cfg,
             Condition::EventAgeExceeded,
             None,
-            stored.as_ref(),
+            stored,
             ev.attempts,
         )
         .await;
         return false;
     }
-    let stored = match inv.resolve(&name, qualifier.as_deref()) {
-        Ok(s) => s,
+    let resolved = match inv.resolve(&name, qualifier.as_deref()).await {
+        Ok(r) => r,
         Err(e) if e.code == ErrorCode::ResourceNotFoundException => {
             tracing::warn!(function = %name, request_id = %ev.event.request_id, "asynchronous event dropped: its function no longer exists");
             bump(&c.dropped);
@@ -319,7 +322,8 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) -> 
             return false;
         }
     };
-    let spec = match inv.spec_for(&stored) {
+    let stored = &resolved.stored;
+    let spec = match inv.spec_for(&resolved).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(function = %name, error = %e, "asynchronous event: cannot prepare the environment; trying later");
@@ -363,7 +367,7 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) -> 
                 &cfg,
                 cond,
                 outcome.as_ref(),
-                Some(&stored),
+                Some(stored),
                 ev.attempts + ran,
             )
             .await
