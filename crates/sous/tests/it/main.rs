@@ -18,6 +18,7 @@ mod gateway;
 mod http_apis;
 mod invoke;
 mod lifecycle;
+mod logs_command;
 mod rootless;
 mod runtime_api;
 mod runtime_clients;
