@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_credential_types::Credentials;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{HeaderMap, Request};
 use hyper_util::rt::TokioIo;
-use sous_api::sigv4::{self, Credentials, SigningInput};
 use tokio::net::{TcpListener, TcpStream};
 
 const REGION: &str = "us-east-1";
@@ -220,6 +220,8 @@ impl Prepared {
     }
 }
 
+/// The headers of a request to the server, SigV4-signed (service `lambda`) by the `aws-sigv4`
+/// crate, the AWS SDKs' signer.
 pub(crate) fn signed(
     server: &Server,
     method: &str,
@@ -227,6 +229,8 @@ pub(crate) fn signed(
     headers: &[(&'static str, &str)],
     body: &[u8],
 ) -> HeaderMap {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
     let mut map = HeaderMap::new();
     map.insert(
         "host",
@@ -235,20 +239,32 @@ pub(crate) fn signed(
     for (k, v) in headers {
         map.insert(*k, v.parse().expect("header value"));
     }
-    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
-    sigv4::sign(
-        &mut SigningInput {
-            method,
-            raw_path,
-            raw_query,
-            headers: &mut map,
-            body,
-        },
-        &server.creds,
-        REGION,
-        "lambda",
-        time::OffsetDateTime::now_utc(),
-    );
+    let identity = server.creds.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("lambda")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing parameters")
+        .into();
+    let url = format!("http://{}{path}", server.addr);
+    let request = SignableRequest::new(
+        method,
+        url,
+        map.iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().expect("ASCII header value"))),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable request");
+    let (instructions, _signature) = sign(request, &params).expect("sign").into_parts();
+    for (k, v) in instructions.headers() {
+        map.insert(
+            hyper::header::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+            v.parse().expect("header value"),
+        );
+    }
     map
 }
 
@@ -440,10 +456,8 @@ pub(crate) async fn start_sous(sous: &Path, extra: &[&str]) -> Result<Server, Bo
     let dir = tempfile::tempdir()?;
     let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let creds = Credentials {
-        access_key_id: "AKIDBENCH".into(),
-        secret_access_key: "bench-secret".into(),
-    };
+    let (access_key_id, secret_access_key) = ("AKIDBENCH", "bench-secret");
+    let creds = Credentials::new(access_key_id, secret_access_key, None, None, "sous-bench");
     let child = Command::new(sous)
         .args([
             "serve",
@@ -459,8 +473,8 @@ pub(crate) async fn start_sous(sous: &Path, extra: &[&str]) -> Result<Server, Bo
             true => &[][..],
             false => &["--gateway-addr", "127.0.0.1:0"][..],
         })
-        .env("SOUS_ACCESS_KEY_ID", &creds.access_key_id)
-        .env("SOUS_SECRET_ACCESS_KEY", &creds.secret_access_key)
+        .env("SOUS_ACCESS_KEY_ID", access_key_id)
+        .env("SOUS_SECRET_ACCESS_KEY", secret_access_key)
         .env("SOUS_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()?;

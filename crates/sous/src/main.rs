@@ -5,6 +5,9 @@ mod logs;
 mod serve;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
 
 use clap::{Parser, Subcommand};
 
@@ -12,7 +15,9 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "sous",
     version,
-    about = "A self-hosted AWS Lambda in one binary"
+    about = "A self-hosted AWS Lambda in one binary",
+    after_help = "Errors print as one line (`Error: what failed: why`). SOUS_BACKTRACE=1 adds \
+                  where in Sous it failed (a backtrace); RUST_BACKTRACE alone does not."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,13 +34,26 @@ enum Command {
         #[command(subcommand)]
         sdk: Sdk,
     },
-    /// Print a function's stored log streams.
+    /// Print a function's stored log streams, oldest first (as `aws logs tail`).
+    ///
+    /// Fails when there is no such function (and no logs left of one); a function with no
+    /// invocations yet prints nothing and says so on stderr.
     Logs {
         /// Function name.
         function: String,
         /// Data directory (as for `serve`).
         #[arg(long, env = "SOUS_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Keep printing new events, of new and existing streams, until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only events from this time on: a duration back from now (30s, 10m, 1h, 2d, 1w) or
+        /// an RFC 3339 time (2024-05-01T12:00:00Z).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only events whose message contains this text (case-sensitive).
+        #[arg(long, value_name = "TEXT")]
+        filter: Option<String>,
     },
 }
 
@@ -50,23 +68,63 @@ enum Sdk {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// Whether the user asked for backtraces of errors (`SOUS_BACKTRACE=1`).
+fn backtraces_asked() -> bool {
+    std::env::var_os("SOUS_BACKTRACE").is_some_and(|v| v == "1")
+}
+
+fn main() -> ExitCode {
     // The sandbox init re-executes this binary; it must run before anything else starts
     // (no threads, no async runtime).
     if std::env::args().nth(1).as_deref() == Some(sous_sandbox::INIT_ARG) {
         sous_sandbox::init_main();
     }
+    if backtraces_asked() {
+        // anyhow captures a backtrace when this is set; still single-threaded here.
+        std::env::set_var("RUST_LIB_BACKTRACE", "1");
+    }
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes. A backtrace only when asked for: a
+            // RUST_BACKTRACE set by the machine's environment is not asking.
+            eprintln!("Error: {e:#}");
+            if backtraces_asked() {
+                eprintln!("\nBacktrace:\n{}", e.backtrace());
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Sdk {
             sdk: Sdk::Java { out },
         } => {
             std::fs::write(&out, sous_runtimes::java::sdk_jar())
-                .map_err(|e| anyhow::anyhow!("write {}: {e}", out.display()))?;
+                .with_context(|| format!("write {}", out.display()))?;
             println!("wrote {}", out.display());
             Ok(())
         }
-        Command::Logs { function, data_dir } => logs::print(&serve::data_dir(data_dir)?, &function),
+        Command::Logs {
+            function,
+            data_dir,
+            follow,
+            since,
+            filter,
+        } => {
+            let since_ms = since
+                .map(|s| logs::parse_since(&s, std::time::SystemTime::now()))
+                .transpose()?;
+            let opts = logs::Options {
+                since_ms,
+                filter,
+                follow,
+            };
+            logs::print(&serve::data_dir(data_dir)?, &function, &opts)
+        }
     }
 }

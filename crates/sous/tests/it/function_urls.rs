@@ -453,32 +453,40 @@ async fn errors_at_the_door() {
     assert_eq!(r.status, 429, "{}", text(&r));
 }
 
+/// The headers of a request to `url` signed (SigV4, service `lambda`) by the `aws-sigv4`
+/// crate, the AWS SDKs' signer, with the test key id and `secret`.
 fn signed_headers(method: &str, url: &str, body: &[u8], secret: &str) -> Vec<(String, String)> {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path_query) = rest.split_once('/').unwrap();
-    let path_query = format!("/{path_query}");
-    let (path, query) = path_query.split_once('?').unwrap_or((&path_query, ""));
-    let mut headers = hyper::HeaderMap::new();
-    headers.insert("host", host.parse().unwrap());
-    sous_types::sigv4::sign(
-        &mut sous_types::sigv4::SigningInput {
-            method,
-            raw_path: path,
-            raw_query: query,
-            headers: &mut headers,
-            body,
-        },
-        &sous_types::sigv4::Credentials {
-            access_key_id: ACCESS_KEY.into(),
-            secret_access_key: secret.into(),
-        },
-        REGION,
-        "lambda",
-        time::OffsetDateTime::now_utc(),
-    );
-    headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    let host = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    let identity =
+        aws_credential_types::Credentials::new(ACCESS_KEY, secret, None, None, "sous-tests").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("lambda")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let request = SignableRequest::new(
+        method,
+        url,
+        [("host", host)].into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (instructions, _signature) = sign(request, &params).unwrap().into_parts();
+    std::iter::once(("host".to_string(), host.to_string()))
+        .chain(
+            instructions
+                .headers()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
         .collect()
 }
 

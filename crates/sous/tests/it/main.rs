@@ -19,6 +19,7 @@ mod gateway;
 mod http_apis;
 mod invoke;
 mod lifecycle;
+mod logs_command;
 mod net_startup;
 mod rootless;
 mod rt_detection;

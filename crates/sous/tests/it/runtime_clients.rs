@@ -129,7 +129,7 @@ fn python_fixture_zip() -> Vec<u8> {
         .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
     assert!(
         result.status.success(),
-        "building the awslambdaric fixture failed (is PyPI reachable?): {}\nstdout:\n{}\nstderr:\n{}",
+        "building the awslambdaric fixture failed (is PyPI reachable? `cargo xtask setup` makes the .venv whose pip it uses): {}\nstdout:\n{}\nstderr:\n{}",
         result.status,
         String::from_utf8_lossy(&result.stdout),
         String::from_utf8_lossy(&result.stderr)

@@ -71,7 +71,10 @@ fn javac(classpath: Option<&Path>, out: &Path, sources: &[PathBuf]) {
     if let Some(cp) = classpath {
         cmd.arg("-cp").arg(cp);
     }
-    let result = cmd.args(sources).output().expect("run javac (JDK 17)");
+    let result = cmd
+        .args(sources)
+        .output()
+        .expect("run javac (JDK 17; `cargo xtask setup` installs one)");
     assert!(
         result.status.success(),
         "javac failed:\n{}",

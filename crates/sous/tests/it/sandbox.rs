@@ -21,7 +21,7 @@ fn require_root() {
         sous_sandbox::syscalls::geteuid(),
         0,
         "the sandbox attack tests must run as root: `sous serve` isolates functions with \
-         namespaces, cgroups, mounts, veth pairs and iptables, which need root; run \
+         namespaces, cgroups, mounts, veth pairs and nftables, which need root; run \
          `cargo test -p sous --test it sandbox::` as root"
     );
 }

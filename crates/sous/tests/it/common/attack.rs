@@ -165,7 +165,7 @@ pub fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()
-        .map_err(|e| format!("ip {args:?}: {e}"))?;
+        .map_err(|e| format!("ip {args:?}: {e} (iproute2: run `cargo xtask setup`)"))?;
     if out.status.success() {
         Ok(())
     } else {

@@ -187,6 +187,10 @@ impl Server {
         let mut cmd = match &self.options.run_as {
             None => Command::new(Self::binary()),
             Some(r) => {
+                assert!(
+                    Command::new("setpriv").arg("--version").output().is_ok(),
+                    "running sous as another user needs setpriv (util-linux): run `cargo xtask setup`"
+                );
                 let mut c = Command::new("/bin/sh");
                 c.args(["-c", MOVE_AND_BECOME, "sh"])
                     .args([r.uid.to_string(), r.gid.to_string()])
@@ -230,7 +234,8 @@ impl Server {
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!(
-                    "sous serve exited before accepting connections ({status}).\n{}",
+                    "sous serve exited before accepting connections ({status}); if it names a \
+                     missing host program, `cargo xtask setup` installs what the tests need.\n{}",
                     self.output()
                 );
             }
@@ -756,6 +761,11 @@ pub fn bootstrap_zip(bootstrap: impl Into<Vec<u8>>) -> Vec<u8> {
 /// `respond FILE` / `respond_text TEXT` post the response, `fail TYPE JSON` posts an error.
 /// `init` runs once before the loop.
 pub fn shell_runtime(init: &str, handler: &str) -> String {
+    // The sandbox shows the host's /usr to custom runtimes.
+    assert!(
+        Path::new("/usr/bin/curl").exists(),
+        "the shell-script runtimes of the tests need /usr/bin/curl: run `cargo xtask setup`"
+    );
     format!(
         r#"#!/bin/sh
 API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
@@ -1264,7 +1274,7 @@ impl aws_sdk_lambda::config::Intercept for StatusPath {
 /// raw already and does not know the option, so [`AwsCli::run`] drops it for v1.
 pub const BINARY_FORMAT: [&str; 2] = ["--cli-binary-format", "raw-in-base64-out"];
 
-/// The AWS CLI (`$SOUS_TEST_AWS_CLI`, else `aws` on PATH) for one service of one server,
+/// The AWS CLI ([`aws_cli`]) for one service of one server,
 /// with the server's key pair and a throwaway home, so nothing of the machine's AWS
 /// configuration takes part. A CLI that does not run fails the test: it is never skipped.
 pub struct AwsCli {
@@ -1282,9 +1292,7 @@ pub struct AwsCli {
 impl AwsCli {
     /// `aws <service> ...` against `server`.
     pub fn new(server: &Server, service: &'static str) -> Self {
-        let cli = std::env::var_os("SOUS_TEST_AWS_CLI")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "aws".into());
+        let cli = aws_cli();
         let v2 = match Command::new(&cli).arg("--version").output() {
             Ok(out) if out.status.success() => {
                 let version = String::from_utf8_lossy(&out.stdout).into_owned()
@@ -1292,14 +1300,14 @@ impl AwsCli {
                 version.contains("aws-cli/2.")
             }
             Ok(out) => panic!(
-                "the AWS CLI at {} does not run ({}): {}{}\nSet SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
+                "the AWS CLI at {} does not run ({}): {}{}\nRun `cargo xtask setup` (it makes .venv with the AWS CLI), or set SOUS_TEST_AWS_CLI.",
                 cli.display(),
                 out.status,
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             ),
             Err(e) => panic!(
-                "the AWS CLI ({}) is not available: {e}. Set SOUS_TEST_AWS_CLI or run .ci/run, which installs it.",
+                "the AWS CLI ({}) is not available: {e}. Run `cargo xtask setup` (it makes .venv with the AWS CLI), or set SOUS_TEST_AWS_CLI.",
                 cli.display()
             ),
         };
@@ -1406,11 +1414,32 @@ impl AwsCli {
     }
 }
 
-/// The venv's python with boto3 (`$SOUS_TEST_PYTHON`, else `.venv/bin/python`).
+/// The AWS CLI: `$SOUS_TEST_AWS_CLI`, else the checkout's `.venv/bin/aws` (`cargo xtask
+/// setup` makes it), else `aws` on PATH.
+pub fn aws_cli() -> PathBuf {
+    if let Some(cli) = std::env::var_os("SOUS_TEST_AWS_CLI") {
+        return PathBuf::from(cli);
+    }
+    let venv = repo_root().join(".venv/bin/aws");
+    if venv.is_file() {
+        return venv;
+    }
+    "aws".into()
+}
+
+/// The venv's python with boto3 (`$SOUS_TEST_PYTHON`, else `.venv/bin/python`), which must
+/// exist: `cargo xtask setup` makes it.
 pub fn venv_python() -> PathBuf {
-    std::env::var_os("SOUS_TEST_PYTHON")
+    let python = std::env::var_os("SOUS_TEST_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python with boto3 at {}: run `cargo xtask setup` (it makes .venv with the AWS CLI \
+         and boto3), or set SOUS_TEST_PYTHON",
+        python.display()
+    );
+    python
 }
 
 /// Every file below `dir` (none when it does not exist).
