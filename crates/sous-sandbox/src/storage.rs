@@ -535,6 +535,15 @@ mod tests {
     /// As root: an image made from a template mounts, is empty, world-writable and sticky,
     /// holds what is written to it up to its size (statfs), and `e2fsck -fn` (where the
     /// machine has it) finds it clean before and after the kernel wrote to it.
+    /// Write everything of the filesystem at `mountpoint` to its image before e2fsck reads
+    /// the file. Unmounting alone is not enough when a test running beside this one made a
+    /// mount namespace while the image was mounted: the copy of the mount there keeps the
+    /// filesystem alive, unflushed, after this namespace's unmount.
+    fn flush(mountpoint: &Path) {
+        let dir = std::fs::File::open(mountpoint).unwrap();
+        nix::unistd::syncfs(&dir).unwrap();
+    }
+
     #[test]
     fn formatted_images_mount_writable_and_sized() {
         if syscalls::geteuid() != 0 {
@@ -583,6 +592,7 @@ mod tests {
             assert_eq!(std::fs::metadata(&big).unwrap().len(), 64 << 20);
             // Full: ENOSPC once the space is used, not before (once: it writes the size).
             if size_mb != 512 {
+                flush(&img.mountpoint);
                 syscalls::LinuxKernel.umount2(&img.mountpoint, 0).unwrap();
                 if let Some(e2fsck) = &e2fsck {
                     mkfs::tests::assert_fsck_clean(e2fsck, &img.file);
@@ -605,6 +615,7 @@ mod tests {
             );
             drop(f);
             std::fs::remove_file(img.mountpoint.join("fill")).unwrap();
+            flush(&img.mountpoint);
             syscalls::LinuxKernel.umount2(&img.mountpoint, 0).unwrap();
             if let Some(e2fsck) = &e2fsck {
                 mkfs::tests::assert_fsck_clean(e2fsck, &img.file);
