@@ -595,5 +595,6 @@ fn gc_async(state: &Arc<ApiState>, orphans: Vec<String>) {
         return;
     }
     let st = state.clone();
-    tokio::task::spawn_blocking(move || gc(&st, &orphans));
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| gc(&st, &orphans)));
 }
