@@ -9,7 +9,7 @@
 
 use http::Method;
 use sous_store::db::LATEST;
-use sous_store::urls::StoredUrl;
+use sous_store::urls::FunctionUrl;
 use sous_store::StoreError;
 use sous_types::error::Violations;
 use sous_types::function_url::{
@@ -112,7 +112,7 @@ pub fn execute(state: &ApiState, cmd: UrlCommand, now: OffsetDateTime) -> Result
     match cmd {
         UrlCommand::Create { target, input } => create(state, &target, input, now),
         UrlCommand::Get(target) => {
-            let (_, config) = existing(state, &target)?;
+            let config = existing(state, &target)?;
             Ok(Reply::FunctionUrl {
                 status: 200,
                 config: Box::new(config),
@@ -143,7 +143,7 @@ pub fn execute(state: &ApiState, cmd: UrlCommand, now: OffsetDateTime) -> Result
             require_target(state, &target)?;
             let rows = state
                 .store
-                .list_function_urls(&target.name)
+                .urls(&target.name)
                 .map_err(|e| store_error(e, state, &target))?;
             let start = match marker.as_deref() {
                 None => 0,
@@ -153,16 +153,14 @@ pub fn execute(state: &ApiState, cmd: UrlCommand, now: OffsetDateTime) -> Result
                     .unwrap_or(rows.len()),
             };
             let limit = max_items.unwrap_or(50);
-            let page: Vec<&StoredUrl> = rows.iter().skip(start).take(limit).collect();
-            let next_marker = if start + page.len() < rows.len() {
+            let total = rows.len();
+            let page: Vec<FunctionUrl> = rows.into_iter().skip(start).take(limit).collect();
+            let next_marker = if start + page.len() < total {
                 page.last().map(|r| r.qualifier.clone())
             } else {
                 None
             };
-            let configs = page
-                .into_iter()
-                .map(|r| decode(&r.config_json))
-                .collect::<Result<Vec<_>, _>>()?;
+            let configs = page.into_iter().map(|r| r.config).collect();
             Ok(Reply::ListFunctionUrls(ListFunctionUrlConfigsOutput {
                 function_url_configs: configs,
                 next_marker,
@@ -207,25 +205,15 @@ fn no_url() -> LambdaError {
     LambdaError::not_found("The resource you requested does not exist.")
 }
 
-fn decode(json: &str) -> Result<FunctionUrlConfig, ApiError> {
-    serde_json::from_str(json)
-        .map_err(|e| ApiError::internal("parse the stored function URL configuration", e))
-}
-
-fn encode(config: &FunctionUrlConfig) -> Result<String, ApiError> {
-    serde_json::to_string(config)
-        .map_err(|e| ApiError::internal("serialize the function URL configuration", e))
-}
-
-fn existing(state: &ApiState, t: &Target) -> Result<(StoredUrl, FunctionUrlConfig), ApiError> {
+/// The URL configuration of an existing target.
+fn existing(state: &ApiState, t: &Target) -> Result<FunctionUrlConfig, ApiError> {
     require_target(state, t)?;
-    let row = state
+    let url = state
         .store
-        .get_function_url(&t.name, qualifier_of(t))
+        .url(&t.name, qualifier_of(t))
         .map_err(|e| store_error(e, state, t))?
         .ok_or_else(no_url)?;
-    let config = decode(&row.config_json)?;
-    Ok((row, config))
+    Ok(url.config)
 }
 
 fn create(
@@ -237,7 +225,7 @@ fn create(
     require_target(state, t)?;
     let url_id = new_url_id();
     let stamp = timefmt::iso8601_micros(now);
-    let mut config = FunctionUrlConfig {
+    let config = FunctionUrlConfig {
         function_url: format!("{}/lambda-url/{url_id}/", state.gateway_url),
         function_arn: arn_of(state, t),
         auth_type: if input.auth_type.as_deref() == Some("AWS_IAM") {
@@ -252,20 +240,21 @@ fn create(
             .invoke_mode
             .unwrap_or_else(|| INVOKE_MODE_BUFFERED.to_string()),
     };
-    let row = StoredUrl {
+    let url = FunctionUrl {
         url_id: url_id.clone(),
         function_name: t.name.clone(),
         qualifier: qualifier_of(t).to_string(),
-        config_json: encode(&config)?,
+        config,
     };
-    state.store.insert_function_url(&row).map_err(|e| match e {
+    state.store.insert_url(&url).map_err(|e| match e {
         StoreError::Exists => LambdaError::conflict(format!(
             "Failed to create function url config for [functionArn = {}]. Error message:  FunctionUrlConfig exists for this Lambda function",
-            config.function_arn
+            url.config.function_arn
         ))
         .into(),
         e => store_error(e, state, t),
     })?;
+    let mut config = url.config;
     tracing::info!(function = %t.name, qualifier = qualifier_of(t), url_id, "function URL created");
     // CreateFunctionUrlConfig's answer has no LastModifiedTime.
     config.last_modified_time = None;
@@ -281,7 +270,7 @@ fn update(
     input: FunctionUrlConfigInput,
     now: OffsetDateTime,
 ) -> Result<Reply, ApiError> {
-    let (_, mut config) = existing(state, t)?;
+    let mut config = existing(state, t)?;
     match input.auth_type.as_deref() {
         Some("AWS_IAM") => config.auth_type = AuthType::AwsIam,
         Some("NONE") => config.auth_type = AuthType::None,
@@ -296,7 +285,7 @@ fn update(
     config.last_modified_time = Some(timefmt::iso8601_micros(now));
     let updated = state
         .store
-        .update_function_url(&t.name, qualifier_of(t), &encode(&config)?)
+        .update_url(&t.name, qualifier_of(t), &config)
         .map_err(|e| store_error(e, state, t))?;
     if !updated {
         return Err(no_url().into());

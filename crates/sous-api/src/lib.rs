@@ -10,7 +10,9 @@
 //! 3. routes: parse it into one typed command ([`routes::Command`], [`apigw::Command`],
 //!    [`eventbridge::Command`]);
 //! 4. service: execute the command against the store and the invoker ([`service`],
-//!    [`apigw`]'s and [`eventbridge`]'s `service` modules), one function per command;
+//!    [`apigw`]'s and [`eventbridge`]'s `service` modules), one function per command; the
+//!    store's blocking calls run on Tokio's blocking pool, never on an async worker
+//!    (`blocking.rs`);
 //! 5. render: the reply, or the error, in the service's protocol: [`error`] for Lambda,
 //!    `apigw::error`, `eventbridge::error`, each through its protocol's one writer
 //!    ([`protocol::rest_json`], [`protocol::aws_json`]).
@@ -22,6 +24,7 @@
 //! presigned query is its authentication.
 
 pub mod apigw;
+mod blocking;
 pub mod code_url;
 pub mod error;
 pub mod eventbridge;

@@ -155,27 +155,4 @@ mod tests {
         store.delete_function("f").unwrap();
         assert!(store.event_invoke_config("f", LATEST).unwrap().is_none());
     }
-
-    #[test]
-    fn the_legacy_json_methods_read_and_write_the_same_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store.insert_function(&func("f", "r1", "aa")).unwrap();
-        let json = serde_json::to_string(&cfg(1)).unwrap();
-        store.put_event_invoke_config("f", LATEST, &json).unwrap();
-        assert_eq!(
-            store.event_invoke_config("f", LATEST).unwrap(),
-            Some(cfg(1))
-        );
-        let got = store.get_event_invoke_config("f", LATEST).unwrap().unwrap();
-        assert_eq!(
-            serde_json::from_str::<FunctionEventInvokeConfig>(&got).unwrap(),
-            cfg(1)
-        );
-        assert_eq!(store.list_event_invoke_configs("f").unwrap().len(), 1);
-        assert!(matches!(
-            store.put_event_invoke_config("f", LATEST, "{nope"),
-            Err(StoreError::Corrupt(_))
-        ));
-    }
 }

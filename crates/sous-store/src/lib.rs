@@ -21,7 +21,6 @@
 pub mod aliases;
 pub mod apis;
 pub mod code;
-mod compat;
 pub mod concurrency;
 pub mod db;
 pub mod event_invoke;

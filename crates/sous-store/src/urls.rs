@@ -12,8 +12,6 @@ use sous_types::function_url::FunctionUrlConfig;
 
 use crate::db::{Store, StoreError};
 
-pub use crate::compat::StoredUrl;
-
 /// Migration 5.
 pub(crate) const MIGRATION: &str = "CREATE TABLE function_urls (
         url_id         TEXT PRIMARY KEY NOT NULL,

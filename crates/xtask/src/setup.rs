@@ -83,10 +83,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement {
         package: "e2fsprogs",
         why: "the tests check the /tmp images Sous formats itself with e2fsck (Sous needs none)",
-        present: &[
-            Check::File("/usr/sbin/e2fsck"),
-            Check::File("/sbin/e2fsck"),
-        ],
+        present: &[Check::File("/usr/sbin/e2fsck"), Check::File("/sbin/e2fsck")],
     },
     Requirement {
         package: "slirp4netns",
@@ -327,14 +324,10 @@ mod tests {
 
     fn complete() -> Fake {
         Fake {
-            files: [
-                "/usr/sbin/e2fsck",
-                "/usr/bin/slirp4netns",
-                SYSTEM_PYTHON,
-            ]
-            .into_iter()
-            .map(PathBuf::from)
-            .collect(),
+            files: ["/usr/sbin/e2fsck", "/usr/bin/slirp4netns", SYSTEM_PYTHON]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
             path: ["curl", "ip", "setpriv", "javac"].into_iter().collect(),
             succeeding: [PathBuf::from(SYSTEM_PYTHON)].into_iter().collect(),
             java_home: None,

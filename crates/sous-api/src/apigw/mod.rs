@@ -6,7 +6,7 @@
 //! 1. transport (this file): read the body within [`BODY_LIMIT`] with the shared reader,
 //!    SigV4 for service `apigateway`;
 //! 2. [`routes`]: method + path + body → one [`Command`];
-//! 3. [`service`]: execute it against the store (all decisions);
+//! 3. [`service`]: execute it against the store (all decisions), on the blocking pool;
 //! 4. [`error`]: an [`ApigwError`] → API Gateway's error response, there and nowhere else.
 //!
 //! The gateway (`sous_events::routing`) reads what this control plane stores; every write
@@ -64,7 +64,9 @@ pub async fn handle(
     crate::record_operation(cmd.operation(), None);
     let span = tracing::info_span!("apigw", api_id = cmd.api_id());
     async move {
-        match service::execute(state, cmd, now) {
+        let executed =
+            crate::blocking::on_pool(state, move |st| service::execute(st, cmd, now)).await;
+        match executed {
             Ok(reply) => reply_response(reply, request_id),
             Err(e) => error_response(&e, request_id),
         }

@@ -7,7 +7,8 @@
 //! 1. transport (this file): read the body with the shared reader, SigV4 for `events`;
 //! 2. [`routes`]: the target header and JSON body → one [`Command`] (shape errors:
 //!    SerializationException; model constraints: ValidationException);
-//! 3. [`service`]: run it against the store's rules (`sous_store::rules`);
+//! 3. [`service`]: run it against the store's rules (`sous_store::rules`), on the blocking
+//!    pool;
 //! 4. [`error`]: an error → AWS JSON 1.1's error response, there and nowhere else.
 //!
 //! Rules fire from the scheduler in `sous-events`, which reads the store: a change made here
@@ -58,7 +59,7 @@ pub async fn handle(
             .unwrap_or("");
         let cmd = parse(target, &body)?;
         crate::record_operation(cmd.operation(), None);
-        execute(state, cmd, now)
+        crate::blocking::on_pool(state, move |st| execute(st, cmd, now)).await
     }
     .await;
     match result {

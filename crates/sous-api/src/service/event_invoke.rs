@@ -25,8 +25,6 @@ pub struct ListEventInvokeConfigsOutput {
     pub next_marker: Option<String>,
 }
 
-/// The `$LATEST` configuration of a new function: the request's settings over Lambda's
-/// defaults.
 /// The function (and version or alias) an event invoke configuration is about must exist;
 /// returns its configuration and its qualified ARN (`$LATEST` when unqualified).
 fn event_invoke_target(
@@ -46,11 +44,6 @@ fn no_event_invoke_config(arn: &str) -> LambdaError {
     ))
 }
 
-fn parse_event_invoke_config(json: &str) -> Result<FunctionEventInvokeConfig, ApiError> {
-    serde_json::from_str(json)
-        .map_err(|e| ApiError::internal("parse the stored event invoke configuration", e))
-}
-
 /// Put (replace) or Update (merge) the event invoke configuration of a function, version or
 /// alias.
 pub(super) fn put(
@@ -62,14 +55,16 @@ pub(super) fn put(
 ) -> Result<Reply, ApiError> {
     let (_, arn) = event_invoke_target(state, t)?;
     let qualifier = t.qualifier.as_deref().unwrap_or(LATEST);
-    let mut config = match state
-        .store
-        .get_event_invoke_config(&t.name, qualifier)
-        .map_err(|e| store_error(e, &arn))?
-    {
-        Some(json) if merge => parse_event_invoke_config(&json)?,
-        _ => FunctionEventInvokeConfig::default(),
+    // Put replaces whatever is stored without reading it; Update merges onto it.
+    let stored = if merge {
+        state
+            .store
+            .event_invoke_config(&t.name, qualifier)
+            .map_err(|e| store_error(e, &arn))?
+    } else {
+        None
     };
+    let mut config = stored.unwrap_or_default();
     if merge {
         config.merge(input);
     } else {
@@ -78,11 +73,9 @@ pub(super) fn put(
     check_destinations(&config.destination_config, &state.scope)?;
     config.function_arn = arn.clone();
     config.last_modified = (now.unix_timestamp_nanos() / 1_000_000) as f64 / 1000.0;
-    let json = serde_json::to_string(&config)
-        .map_err(|e| ApiError::internal("serialize the event invoke configuration", e))?;
     state
         .store
-        .put_event_invoke_config(&t.name, qualifier, &json)
+        .set_event_invoke_config(&t.name, qualifier, &config)
         .map_err(|e| match e {
             StoreError::NotFound => LambdaError::function_not_found(&arn).into(),
             e => store_error(e, &arn),
@@ -93,14 +86,12 @@ pub(super) fn put(
 pub(super) fn get(state: &ApiState, t: &Target) -> Result<Reply, ApiError> {
     let (_, arn) = event_invoke_target(state, t)?;
     let qualifier = t.qualifier.as_deref().unwrap_or(LATEST);
-    let json = state
+    let config = state
         .store
-        .get_event_invoke_config(&t.name, qualifier)
+        .event_invoke_config(&t.name, qualifier)
         .map_err(|e| store_error(e, &arn))?
         .ok_or_else(|| no_event_invoke_config(&arn))?;
-    Ok(Reply::EventInvokeConfig(Box::new(
-        parse_event_invoke_config(&json)?,
-    )))
+    Ok(Reply::EventInvokeConfig(Box::new(config)))
 }
 
 /// DeleteFunctionEventInvokeConfig.
@@ -128,11 +119,8 @@ pub(super) fn list(
     let arn = state.scope.function_arn(function);
     let configs = state
         .store
-        .list_event_invoke_configs(function)
-        .map_err(|e| store_error(e, &arn))?
-        .iter()
-        .map(|j| parse_event_invoke_config(j))
-        .collect::<Result<Vec<_>, _>>()?;
+        .event_invoke_configs(function)
+        .map_err(|e| store_error(e, &arn))?;
     let (page, next_marker) = paginate(configs, marker.as_deref(), max_items.unwrap_or(50), |c| {
         c.function_arn.as_str()
     })?;

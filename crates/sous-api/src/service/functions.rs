@@ -83,19 +83,19 @@ pub(super) async fn create(
         None => host_architecture().to_string(),
     };
     let arn = state.scope.function_arn(&name);
-    // Refuse a duplicate before the (possibly large) zip is hashed and stored.
-    if state
-        .store
-        .get_function(&name, LATEST)
-        .map_err(|e| store_error(e, &arn))?
-        .is_some()
-    {
-        return Err(already_exists(&name).into());
-    }
     let tags = input.tags.unwrap_or_default();
     let publish_too = input.publish.unwrap_or(false);
     let st = state.clone();
     let created = blocking(move || {
+        // Refuse a duplicate before the (possibly large) zip is hashed and stored.
+        if st
+            .store
+            .get_function(&name, LATEST)
+            .map_err(|e| store_error(e, &arn))?
+            .is_some()
+        {
+            return Err(already_exists(&name).into());
+        }
         let zip = decode_zip(&zip_b64, "CreateFunction")?;
         let pin = st.store.pin_code();
         let code = st.store.code().put_zip(&zip)?;
@@ -365,12 +365,14 @@ pub(super) async fn update_code(
         .as_deref()
         .map(validate_architectures)
         .transpose()?;
-    let current = current_latest(state, t, input.revision_id.as_deref())?;
     let dry_run = input.dry_run.unwrap_or(false);
     let publish_too = input.publish.unwrap_or(false);
-    let user_revision = input.revision_id.is_some();
+    let revision_id = input.revision_id;
+    let user_revision = revision_id.is_some();
     let st = state.clone();
+    let target = t.clone();
     let (config, orphans) = blocking(move || {
+        let current = current_latest(&st, &target, revision_id.as_deref())?;
         let zip = decode_zip(&zip_b64, "UpdateFunctionCode")?;
         let _pin = st.store.pin_code();
         let code = st.store.code().put_zip(&zip)?;
@@ -425,20 +427,26 @@ pub(super) async fn update_configuration(
     unqualified_for_update(t)?;
     validate_settings(&input, &state.invoker.runtimes().available())?;
     check_dead_letter_config(&input, &state.scope)?;
-    let current = current_latest(state, t, input.revision_id.as_deref())?;
-    let mut config = current.config.clone();
-    config.apply(&input, &state.scope.region);
-    config.last_modified = timefmt::last_modified(now);
-    config.revision_id = new_revision();
-    config.last_update_status = Some("Successful".into());
-    let stored = StoredFunction {
-        config,
-        code_sha256_hex: current.code_sha256_hex,
-    };
-    let orphans = state
-        .store
-        .replace_function(&stored, &current.config.revision_id)
-        .map_err(|e| update_error(e, state, &t.name, input.revision_id.is_some()))?;
+    let st = state.clone();
+    let target = t.clone();
+    let (stored, orphans) = blocking(move || {
+        let current = current_latest(&st, &target, input.revision_id.as_deref())?;
+        let mut config = current.config.clone();
+        config.apply(&input, &st.scope.region);
+        config.last_modified = timefmt::last_modified(now);
+        config.revision_id = new_revision();
+        config.last_update_status = Some("Successful".into());
+        let stored = StoredFunction {
+            config,
+            code_sha256_hex: current.code_sha256_hex,
+        };
+        let orphans = st
+            .store
+            .replace_function(&stored, &current.config.revision_id)
+            .map_err(|e| update_error(e, &st, &target.name, input.revision_id.is_some()))?;
+        Ok((stored, orphans))
+    })
+    .await?;
     state.invoker.retire_version(&t.name, LATEST).await;
     tracing::info!(function = %t.name, "function configuration updated");
     gc_async(state, orphans);
@@ -495,17 +503,18 @@ pub(super) async fn delete(state: &Arc<ApiState>, t: &Target) -> Result<Reply, A
         }
         Some(version) => {
             // A version that does not exist is no error: Lambda answers 204 and does nothing.
-            let deleted = match state.store.delete_version(&t.name, version) {
-                Ok(d) => d,
-                Err(StoreError::VersionInUse(aliases)) => {
-                    return Err(LambdaError::conflict(format!(
-                        "Unable to delete version because the following aliases reference it: [{}]",
-                        aliases.join(", ")
-                    ))
-                    .into())
-                }
-                Err(e) => return Err(store_error(e, &arn)),
-            };
+            let st = state.clone();
+            let (name, number) = (t.name.clone(), version.to_string());
+            let deleted = blocking(move || match st.store.delete_version(&name, &number) {
+                Ok(d) => Ok(d),
+                Err(StoreError::VersionInUse(aliases)) => Err(LambdaError::conflict(format!(
+                    "Unable to delete version because the following aliases reference it: [{}]",
+                    aliases.join(", ")
+                ))
+                .into()),
+                Err(e) => Err(store_error(e, &arn)),
+            })
+            .await?;
             if let Some(orphans) = deleted {
                 state.invoker.unprovision(&t.name, version);
                 state.invoker.retire_version(&t.name, version).await;
@@ -515,10 +524,14 @@ pub(super) async fn delete(state: &Arc<ApiState>, t: &Target) -> Result<Reply, A
             return Ok(Reply::NoContent);
         }
     }
-    let orphans = state
-        .store
-        .delete_function(&t.name)
-        .map_err(|e| store_error(e, &arn))?;
+    let st = state.clone();
+    let name = t.name.clone();
+    let orphans = blocking(move || {
+        st.store
+            .delete_function(&name)
+            .map_err(|e| store_error(e, &arn))
+    })
+    .await?;
     state.invoker.forget_function(&t.name).await;
     tracing::info!(function = %t.name, "function deleted");
     gc_async(state, orphans);
@@ -582,5 +595,6 @@ fn gc_async(state: &Arc<ApiState>, orphans: Vec<String>) {
         return;
     }
     let st = state.clone();
-    tokio::task::spawn_blocking(move || gc(&st, &orphans));
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| gc(&st, &orphans)));
 }

@@ -25,6 +25,7 @@ use sous_types::event_invoke::FunctionEventInvokeConfig;
 use sous_types::LambdaError;
 use time::OffsetDateTime;
 
+use crate::blocking::on_pool;
 use crate::error::{store_error, ApiError};
 use crate::routes::Command;
 use crate::ApiState;
@@ -81,6 +82,10 @@ pub enum Reply {
 /// Execute one command: one function per command, in its resource's module. `now` is the
 /// request's clock reading (injected for tests); `request_id` is the request's id (an
 /// invocation runs under it).
+///
+/// A command that awaits the invoker is an `async fn` and moves its store work to the
+/// blocking pool itself, step by step; every other command is a plain function that runs
+/// whole on the blocking pool (see `crate::blocking`).
 pub async fn execute(
     state: &Arc<ApiState>,
     cmd: Command,
@@ -91,17 +96,9 @@ pub async fn execute(
         Command::Invoke(req) => Ok(Reply::Invoke(
             state.invoker.invoke_as(req, request_id.to_string()).await?,
         )),
-        Command::FunctionUrl(c) => crate::function_urls::execute(state, c, now),
         Command::CreateFunction { name, input } => {
             functions::create(state, name, *input, now).await
         }
-        Command::GetFunction(t) => functions::get(state, &t, now),
-        Command::GetFunctionConfiguration(t) => functions::get_configuration(state, &t),
-        Command::ListFunctions {
-            marker,
-            max_items,
-            all_versions,
-        } => functions::list(state, marker, max_items, all_versions),
         Command::UpdateFunctionCode { target, input } => {
             functions::update_code(state, &target, *input, now).await
         }
@@ -109,61 +106,128 @@ pub async fn execute(
             functions::update_configuration(state, &target, *input, now).await
         }
         Command::DeleteFunction(t) => functions::delete(state, &t).await,
-        Command::GetAccountSettings => account::settings(state),
-        Command::Status => Ok(account::status(state)),
         Command::PublishVersion { function, input } => {
             versions::publish_version(state, function, input).await
         }
+        Command::FunctionUrl(c) => {
+            on_pool(state, move |st| crate::function_urls::execute(st, c, now)).await
+        }
+        Command::GetFunction(t) => on_pool(state, move |st| functions::get(st, &t, now)).await,
+        Command::GetFunctionConfiguration(t) => {
+            on_pool(state, move |st| functions::get_configuration(st, &t)).await
+        }
+        Command::ListFunctions {
+            marker,
+            max_items,
+            all_versions,
+        } => {
+            on_pool(state, move |st| {
+                functions::list(st, marker, max_items, all_versions)
+            })
+            .await
+        }
+        Command::GetAccountSettings => on_pool(state, |st| account::settings(st)).await,
+        Command::Status => on_pool(state, |st| Ok(account::status(st))).await,
         Command::ListVersionsByFunction {
             function,
             marker,
             max_items,
-        } => versions::list(state, &function, marker, max_items),
-        Command::CreateAlias { function, input } => aliases::create(state, &function, input),
-        Command::GetAlias { function, name } => aliases::get(state, &function, &name),
+        } => {
+            on_pool(state, move |st| {
+                versions::list(st, &function, marker, max_items)
+            })
+            .await
+        }
+        Command::CreateAlias { function, input } => {
+            on_pool(state, move |st| aliases::create(st, &function, input)).await
+        }
+        Command::GetAlias { function, name } => {
+            on_pool(state, move |st| aliases::get(st, &function, &name)).await
+        }
         Command::UpdateAlias {
             function,
             name,
             input,
-        } => aliases::update(state, &function, &name, input),
-        Command::DeleteAlias { function, name } => aliases::delete(state, &function, &name),
+        } => {
+            on_pool(state, move |st| {
+                aliases::update(st, &function, &name, input)
+            })
+            .await
+        }
+        Command::DeleteAlias { function, name } => {
+            on_pool(state, move |st| aliases::delete(st, &function, &name)).await
+        }
         Command::ListAliases {
             function,
             function_version,
             marker,
             max_items,
-        } => aliases::list(state, &function, function_version, marker, max_items),
-        Command::PutFunctionConcurrency { function, reserved } => {
-            concurrency::put_reserved(state, &function, reserved)
+        } => {
+            on_pool(state, move |st| {
+                aliases::list(st, &function, function_version, marker, max_items)
+            })
+            .await
         }
-        Command::GetFunctionConcurrency { function } => concurrency::get_reserved(state, &function),
+        Command::PutFunctionConcurrency { function, reserved } => {
+            on_pool(state, move |st| {
+                concurrency::put_reserved(st, &function, reserved)
+            })
+            .await
+        }
+        Command::GetFunctionConcurrency { function } => {
+            on_pool(state, move |st| concurrency::get_reserved(st, &function)).await
+        }
         Command::DeleteFunctionConcurrency { function } => {
-            concurrency::delete_reserved(state, &function)
+            on_pool(state, move |st| concurrency::delete_reserved(st, &function)).await
         }
         Command::PutProvisionedConcurrencyConfig { target, requested } => {
-            concurrency::put_provisioned(state, &target, requested, now)
+            on_pool(state, move |st| {
+                concurrency::put_provisioned(st, &target, requested, now)
+            })
+            .await
         }
-        Command::GetProvisionedConcurrencyConfig(t) => concurrency::get_provisioned(state, &t),
+        Command::GetProvisionedConcurrencyConfig(t) => {
+            on_pool(state, move |st| concurrency::get_provisioned(st, &t)).await
+        }
         Command::DeleteProvisionedConcurrencyConfig(t) => {
-            concurrency::delete_provisioned(state, &t)
+            on_pool(state, move |st| concurrency::delete_provisioned(st, &t)).await
         }
         Command::ListProvisionedConcurrencyConfigs {
             function,
             marker,
             max_items,
-        } => concurrency::list_provisioned(state, &function, marker, max_items),
+        } => {
+            on_pool(state, move |st| {
+                concurrency::list_provisioned(st, &function, marker, max_items)
+            })
+            .await
+        }
         Command::PutFunctionEventInvokeConfig {
             target,
             input,
             merge,
-        } => event_invoke::put(state, &target, &input, merge, now),
-        Command::GetFunctionEventInvokeConfig(t) => event_invoke::get(state, &t),
-        Command::DeleteFunctionEventInvokeConfig(t) => event_invoke::delete(state, &t),
+        } => {
+            on_pool(state, move |st| {
+                event_invoke::put(st, &target, &input, merge, now)
+            })
+            .await
+        }
+        Command::GetFunctionEventInvokeConfig(t) => {
+            on_pool(state, move |st| event_invoke::get(st, &t)).await
+        }
+        Command::DeleteFunctionEventInvokeConfig(t) => {
+            on_pool(state, move |st| event_invoke::delete(st, &t)).await
+        }
         Command::ListFunctionEventInvokeConfigs {
             function,
             marker,
             max_items,
-        } => event_invoke::list(state, &function, marker, max_items),
+        } => {
+            on_pool(state, move |st| {
+                event_invoke::list(st, &function, marker, max_items)
+            })
+            .await
+        }
     }
 }
 
@@ -225,11 +289,10 @@ fn new_revision() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Run store/zip work off the async workers.
+/// Run store and zip work off the async workers ([`crate::blocking::blocking`], typed for the
+/// Lambda API's errors).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(ApiError::internal("run a blocking task", e)))
+    crate::blocking::blocking(f).await
 }
