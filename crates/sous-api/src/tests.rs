@@ -6,18 +6,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sous_invoke::Invoker;
 use sous_store::Store;
 use sous_types::names::Scope;
 use sous_worker::{Pool, PoolConfig};
-use time::macros::format_description;
-use time::OffsetDateTime;
 use tower::ServiceExt as _;
 
 use crate::{router, sigv4, ApiState};
@@ -25,12 +21,6 @@ use crate::{router, sigv4, ApiState};
 const KEY_ID: &str = "AKIDSOUSTEST";
 const SECRET: &str = "sous-test-secret";
 const ROLE: &str = "arn:aws:iam::000000000000:role/lambda-role";
-const PATH_SAFE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
 
 struct Api {
     router: axum::Router,
@@ -65,74 +55,47 @@ fn api() -> Api {
     }
 }
 
-fn hmac(key: &[u8], data: &str) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    m.update(data.as_bytes());
-    m.finalize().into_bytes().to_vec()
-}
-
-/// Sign as botocore does (lambda-wire.md §7.1): double-encoded path, sorted query, signed
-/// host/x-amz-date(/content-type).
+/// A request signed (SigV4, service `lambda`) by the `aws-sigv4` crate, the AWS SDKs' own
+/// signer (double-encoded path, sorted query, every given header signed), so a mistake in
+/// Sous's verifier cannot hide behind the same mistake in a test's signer.
 fn signed(
     method: &str,
     path_and_query: &str,
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Request<Body> {
-    let now = OffsetDateTime::now_utc();
-    let amz_date = now
-        .format(format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .unwrap();
-    let date = &amz_date[..8];
-    let (path, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
-    let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
-    pairs.sort();
-    let mut hm = HeaderMap::new();
-    hm.insert("host", "127.0.0.1:3001".parse().unwrap());
-    hm.insert("x-amz-date", amz_date.parse().unwrap());
-    for (k, v) in headers {
-        hm.insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    let mut names: Vec<&str> = hm.keys().map(|k| k.as_str()).collect();
-    names.sort();
-    let canonical_headers: String = names
-        .iter()
-        .map(|n| format!("{n}:{}\n", hm[*n].to_str().unwrap().trim()))
-        .collect();
-    let signed_headers = names.join(";");
-    let canonical = format!(
-        "{method}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{}",
-        utf8_percent_encode(path, PATH_SAFE),
-        pairs.join("&"),
-        hex::encode(Sha256::digest(&body))
-    );
-    let scope = format!("{date}/us-east-1/lambda/aws4_request");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    );
-    let k = hmac(format!("AWS4{SECRET}").as_bytes(), date);
-    let k = hmac(&k, "us-east-1");
-    let k = hmac(&k, "lambda");
-    let k = hmac(&k, "aws4_request");
-    let signature = hex::encode(hmac(&k, &to_sign));
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    let url = format!("http://127.0.0.1:3001{path_and_query}");
+    let identity =
+        aws_credential_types::Credentials::new(KEY_ID, SECRET, None, None, "sous-api-tests").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("lambda")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let mut all: Vec<(&str, &str)> = vec![("host", "127.0.0.1:3001")];
+    all.extend(headers.iter().copied());
+    let signable = SignableRequest::new(
+        method,
+        &url,
+        all.iter().copied(),
+        SignableBody::Bytes(&body),
+    )
+    .unwrap();
+    let (instructions, _signature) = sign(signable, &params).unwrap().into_parts();
     let mut req = Request::builder().method(method).uri(path_and_query);
-    for (k, v) in hm.iter() {
+    for (k, v) in &all {
+        req = req.header(*k, *v);
+    }
+    for (k, v) in instructions.headers() {
         req = req.header(k, v);
     }
-    req.header(
-        "authorization",
-        format!("AWS4-HMAC-SHA256 Credential={KEY_ID}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"),
-    )
-    .body(Body::from(body))
-    .unwrap()
+    req.body(Body::from(body)).unwrap()
 }
 
 struct Resp {
