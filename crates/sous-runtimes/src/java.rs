@@ -240,7 +240,7 @@ fn make_archive(java: &Path, jar: &Path, dir: &Path, archive: &Path) -> io::Resu
         .env("_HANDLER", "sous.training.Handler")
         .env("LAMBDA_TASK_ROOT", &root)
         .env("AWS_LAMBDA_FUNCTION_NAME", "sous-cds-training")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", sous_types::LATEST)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("_LAMBDA_TELEMETRY_LOG_FD", "1")
         .env("LANG", "en_US.UTF-8")

@@ -16,8 +16,8 @@ use sous_types::config::FunctionConfiguration;
 
 use crate::db::{now_ms, size_i64, Store, StoreError};
 
-/// `$LATEST`, the version every function has.
-pub const LATEST: &str = "$LATEST";
+/// `$LATEST`, the version every function has (defined once, in sous-types).
+pub use sous_types::LATEST;
 
 /// One function version as stored: its configuration and the digest of its code zip.
 #[derive(Debug, Clone, PartialEq)]

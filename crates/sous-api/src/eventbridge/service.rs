@@ -279,7 +279,7 @@ pub fn parse_function_arn<'a>(scope: &Scope, arn: &'a str) -> Option<(&'a str, O
     let qualifier_ok = qualifier.is_none_or(|q| {
         !q.is_empty()
             && q.len() <= 128
-            && (q == "$LATEST"
+            && (q == sous_types::LATEST
                 || q.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
     });
