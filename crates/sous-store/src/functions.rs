@@ -449,28 +449,6 @@ mod tests {
     }
 
     #[test]
-    fn data_persists_across_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store.insert_function(&func("a", "r1", "aa")).unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(
-            store
-                .get_function("a", LATEST)
-                .unwrap()
-                .unwrap()
-                .config
-                .revision_id,
-            "r1"
-        );
-        // Migrations are idempotent.
-        drop(store);
-        Store::open(dir.path()).unwrap();
-    }
-
-    #[test]
     fn corrupt_rows_are_errors_not_panics() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
