@@ -87,6 +87,26 @@ pub(crate) fn log_rejected(runtime: &str, candidate: &Path, why: &Rejected) {
     }
 }
 
+/// The first of `candidates` that `resolve` turns into a runtime a sandbox can run, tried in
+/// order. `resolve` is given the real interpreters already tried, so one reached through
+/// two names (a shim and its target, `python3.11` and `python3`) is tried once; it answers
+/// `Ok(None)` for those. Each rejection is logged once ([`log_rejected`]).
+pub(crate) fn first_usable<T>(
+    runtime: &str,
+    candidates: impl IntoIterator<Item = PathBuf>,
+    mut resolve: impl FnMut(&Path, &mut Vec<PathBuf>) -> Result<Option<T>, Rejected>,
+) -> Option<T> {
+    let mut tried = Vec::new();
+    for candidate in candidates {
+        match resolve(&candidate, &mut tried) {
+            Ok(Some(found)) => return Some(found),
+            Ok(None) => {}
+            Err(why) => log_rejected(runtime, &candidate, &why),
+        }
+    }
+    None
+}
+
 /// Every executable file named one of `names` on `PATH`: for each name in order, each `PATH`
 /// directory in order (the first is what a shell would run; the others are what to try when
 /// it is rejected). Each path once.

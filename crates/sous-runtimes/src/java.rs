@@ -434,16 +434,13 @@ fn candidates() -> Vec<PathBuf> {
 /// The first candidate that is a Java 17 JVM a sandbox can run.
 fn find_java(id: &str, dir: &Path) -> Option<Jvm> {
     let data_dir = dir.parent().and_then(Path::parent);
-    let mut tried = Vec::new();
-    for candidate in candidates() {
-        match resolve(&candidate, dir, data_dir, &mut tried) {
-            Ok(Some(jvm)) => return Some(jvm),
-            Ok(None) => {}
-            Err(why) => host::log_rejected(id, &candidate, &why),
-        }
+    let found = host::first_usable(id, candidates(), |c, tried| {
+        resolve(c, dir, data_dir, tried)
+    });
+    if found.is_none() {
+        tracing::info!(runtime = id, "no usable Java {MAJOR} JVM");
     }
-    tracing::info!(runtime = id, "no usable Java {MAJOR} JVM");
-    None
+    found
 }
 
 /// Resolves `candidate` (a JDK's `bin/java`, a link to one, or a shim such as asdf's) to the

@@ -37,16 +37,14 @@ pub fn detect(id: &str, dir: &Path) -> io::Result<Option<Launch>> {
     let bootstrap = dir.join(BOOTSTRAP_FILE);
     crate::materialize(&bootstrap, BOOTSTRAP.as_bytes(), 0o644)?;
     let data_dir = dir.parent().and_then(Path::parent);
-    let mut tried: Vec<PathBuf> = Vec::new();
-    for candidate in host::on_path(&["node"]) {
-        match resolve(&candidate, dir, data_dir, &mut tried) {
-            Ok(Some((node, shown))) => return Ok(Some(launch(id, node, shown, dir))),
-            Ok(None) => {}
-            Err(why) => host::log_rejected(id, &candidate, &why),
-        }
-    }
-    tracing::info!(runtime = id, "no usable Node.js {MAJOR} on PATH");
-    Ok(None)
+    let found = host::first_usable(id, host::on_path(&["node"]), |c, tried| {
+        resolve(c, dir, data_dir, tried)
+    });
+    let Some((node, shown)) = found else {
+        tracing::info!(runtime = id, "no usable Node.js {MAJOR} on PATH");
+        return Ok(None);
+    };
+    Ok(Some(launch(id, node, shown, dir)))
 }
 
 /// Asked of a candidate, run as the shell would: the real path of the node it is.

@@ -108,16 +108,13 @@ print(json.dumps({
 /// a sandbox can run.
 fn find_interpreter(id: &str, dir: &Path) -> Option<Interpreter> {
     let data_dir = dir.parent().and_then(Path::parent);
-    let mut tried: Vec<PathBuf> = Vec::new();
-    for candidate in host::on_path(&["python3.11", "python3"]) {
-        match resolve(&candidate, dir, data_dir, &mut tried) {
-            Ok(Some(found)) => return Some(found),
-            Ok(None) => {}
-            Err(why) => host::log_rejected(id, &candidate, &why),
-        }
+    let found = host::first_usable(id, host::on_path(&["python3.11", "python3"]), |c, tried| {
+        resolve(c, dir, data_dir, tried)
+    });
+    if found.is_none() {
+        tracing::info!(runtime = id, "no usable CPython 3.11 on PATH");
     }
-    tracing::info!(runtime = id, "no usable CPython 3.11 on PATH");
-    None
+    found
 }
 
 /// Resolves `candidate` to the interpreter a sandbox will run; `Ok(None)` when its real
