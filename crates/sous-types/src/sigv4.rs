@@ -1,6 +1,9 @@
 //! AWS Signature Version 4 verification, server side: rebuilds the canonical request from the
-//! request exactly as received (botocore's signer rules: double-encoded path, sorted query, trimmed header values) and checks the
-//! `Authorization` header or a presigned query string against the one key pair Sous knows.
+//! request exactly as received (normalized, double-encoded path; decoded and re-encoded, sorted
+//! query; trimmed header values) and checks the `Authorization` header or a presigned query
+//! string against the one key pair Sous knows. Where real clients canonicalize a URL that is not
+//! in canonical form differently (botocore signs a query already in its URL verbatim), each
+//! client's form is tried: see [`canonical_uris`] and [`canonical_queries`].
 //! Pure: no I/O, and the clock is a parameter.
 
 use std::fmt;
@@ -25,7 +28,6 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
-const PATH_SAFE: &AsciiSet = &UNRESERVED.remove(b'/');
 
 /// The key pair requests must be signed with.
 #[derive(Clone)]
@@ -139,38 +141,56 @@ pub fn verify(
             claimed.to_string()
         }
     };
-    let canonical = format!(
-        "{}\n{}\n{}\n{headers}\n{}\n{payload_hash}",
-        req.method,
-        canonical_uri(req.raw_path),
-        canonical_query(&query, auth.presigned.then_some("X-Amz-Signature")),
-        auth.signed_headers,
-    );
-    let expected = signature(
+    // Clients disagree on paths and queries that are not canonical on the wire: try each form
+    // some real client signs (see `canonical_uris` and `canonical_queries`), the documented one
+    // first. None of them lets one request's signature stand for a request read differently.
+    let key = signing_key(
         &creds.secret_access_key,
-        &auth.date,
         [scope_date, region, scope_service],
-        &canonical,
     );
-    if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
+    let exclude = auth.presigned.then_some("X-Amz-Signature");
+    let queries = canonical_queries(req.raw_query, exclude);
+    let mut matched = false;
+    for uri in canonical_uris(req.raw_path) {
+        for query in &queries {
+            let canonical = format!(
+                "{}\n{uri}\n{query}\n{headers}\n{}\n{payload_hash}",
+                req.method, auth.signed_headers,
+            );
+            let expected = signature(
+                &key,
+                &auth.date,
+                [scope_date, region, scope_service],
+                &canonical,
+            );
+            matched |= constant_time_eq(expected.as_bytes(), auth.signature.as_bytes());
+        }
+    }
+    if matched {
         Ok(())
     } else {
         Err(invalid(MISMATCH))
     }
 }
 
+/// The key derived from the secret for the scope `[date, region, service]`.
+fn signing_key(secret: &str, scope: [&str; 3]) -> [u8; 32] {
+    let [scope_date, region, service] = scope;
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), scope_date.as_bytes());
+    for part in [region, service, "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    key
+}
+
 /// The hex signature of a canonical request for the scope `[date, region, service]`.
-fn signature(secret: &str, date: &str, scope: [&str; 3], canonical: &str) -> String {
+fn signature(key: &[u8; 32], date: &str, scope: [&str; 3], canonical: &str) -> String {
     let [scope_date, region, service] = scope;
     let string_to_sign = format!(
         "{ALGORITHM}\n{date}\n{scope_date}/{region}/{service}/aws4_request\n{}",
         hex::encode(Sha256::digest(canonical))
     );
-    let mut key = hmac(format!("AWS4{secret}").as_bytes(), scope_date.as_bytes());
-    for part in [region, service, "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    hex::encode(hmac(&key, string_to_sign.as_bytes()))
+    hex::encode(hmac(key, string_to_sign.as_bytes()))
 }
 
 /// Sign a request as an AWS SDK would: add `x-amz-date` and `authorization` headers, signing
@@ -196,13 +216,14 @@ pub fn sign(
         "{}\n{}\n{}\n{headers}\n{signed_headers}\n{}",
         req.method,
         canonical_uri(req.raw_path),
-        canonical_query(&query_pairs(req.raw_query), None),
+        canonical_query(req.raw_query),
         hex::encode(Sha256::digest(req.body))
     );
+    let scope = [&date[..8], region, service];
     let sig = signature(
-        &creds.secret_access_key,
+        &signing_key(&creds.secret_access_key, scope),
         &date,
-        [&date[..8], region, service],
+        scope,
         &canonical,
     );
     let auth = format!(
@@ -390,9 +411,55 @@ fn check_time(
     Ok(())
 }
 
-/// The canonical URI of a non-S3 request: the wire path with dot segments and empty segments
-/// removed (as botocore and aws-sigv4 do), then percent-encoded a second time.
-fn canonical_uri(raw_path: &str) -> String {
+/// The canonical URI as botocore and aws-sigv4 compute it for every service but S3: the wire
+/// path with empty and `.` segments dropped and `..` applied (botocore's normalization), then
+/// percent-encoded once more, so an escape `%3A` on the wire becomes `%253A` ("double
+/// encoding"). This is what [`sign`] uses and the first form [`verify`] tries.
+pub fn canonical_uri(raw_path: &str) -> String {
+    double_encoded(&normalized_segments(raw_path, Trailing::Botocore))
+}
+
+/// Every canonical URI [`verify`] accepts for `raw_path`, [`canonical_uri`] first, without
+/// repeats. Real clients differ on paths that are not in canonical form on the wire:
+///
+/// 1. botocore and aws-sigv4 encode the wire path again ([`canonical_uri`]); they differ only in
+///    a path ending in `/.` or `/..` (aws-sigv4 keeps a trailing slash there, as RFC 3986 says).
+/// 2. Signers that follow the documented rule literally (aws4 for Node, hand-written ones)
+///    decode each segment, then URI-encode it twice: `$` raw on the wire or `%24` both give
+///    `%2524`.
+/// 3. The AWS SigV4 test suite and S3-style signers encode each decoded segment once. Accepted
+///    only when no decoded segment holds a `%`: then no form-3 URI contains `%25`, so it can never
+///    equal a form-1 or form-2 URI of a request whose decoded path differs.
+///
+/// Each form is injective on decoded segments, and forms 1 and 2 both contain `%25` exactly where
+/// the decoded path has a byte to escape, so no form of one request equals another form of a
+/// request that the router would read differently.
+pub fn canonical_uris(raw_path: &str) -> Vec<String> {
+    let mut out = Vec::with_capacity(4);
+    for trailing in [Trailing::Botocore, Trailing::Rfc3986] {
+        let segments = normalized_segments(raw_path, trailing);
+        push_new(&mut out, double_encoded(&segments));
+        push_new(&mut out, decoded_encoded(&segments, 2));
+        let decoded: Vec<Vec<u8>> = segments.iter().map(|s| decode(s)).collect();
+        if !decoded.iter().any(|segment| segment.contains(&b'%')) {
+            push_new(&mut out, decoded_encoded(&segments, 1));
+        }
+    }
+    out
+}
+
+/// Which trailing slash a normalized path keeps.
+#[derive(Clone, Copy)]
+enum Trailing {
+    /// botocore: when the raw path ends with `/` and something remains.
+    Botocore,
+    /// RFC 3986 section 5.2.4 and aws-sigv4: also after a final `.` or `..` segment.
+    Rfc3986,
+}
+
+/// The path's segments after dot-segment removal, still as on the wire; a trailing slash is
+/// kept as a final empty segment, and the root is `[""]`.
+fn normalized_segments(raw_path: &str, trailing: Trailing) -> Vec<&str> {
     let mut segments: Vec<&str> = Vec::new();
     for segment in raw_path.split('/') {
         match segment {
@@ -403,17 +470,168 @@ fn canonical_uri(raw_path: &str) -> String {
             other => segments.push(other),
         }
     }
-    let mut path = format!("/{}", segments.join("/"));
-    if raw_path.ends_with('/') && !segments.is_empty() {
-        path.push('/');
+    let slash = match trailing {
+        Trailing::Botocore => raw_path.ends_with('/'),
+        Trailing::Rfc3986 => {
+            raw_path.ends_with('/') || raw_path.ends_with("/.") || raw_path.ends_with("/..")
+        }
+    };
+    if slash || segments.is_empty() {
+        segments.push("");
     }
-    percent_encode(path.as_bytes(), PATH_SAFE).to_string()
+    segments
+}
+
+/// `/` + the segments joined by `/`, with everything but unreserved characters (so `%` too)
+/// escaped once more.
+fn double_encoded(segments: &[&str]) -> String {
+    let encoded: Vec<String> = segments.iter().map(|s| encode(s.as_bytes())).collect();
+    format!("/{}", encoded.join("/"))
+}
+
+/// `/` + each segment decoded, then URI-encoded `times` times, joined by `/`.
+fn decoded_encoded(segments: &[&str], times: usize) -> String {
+    let encoded: Vec<String> = segments
+        .iter()
+        .map(|segment| {
+            let mut out = encode(&decode(segment));
+            for _ in 1..times {
+                out = encode(out.as_bytes());
+            }
+            out
+        })
+        .collect();
+    format!("/{}", encoded.join("/"))
+}
+
+/// The canonical query string as AWS specifies it: each name and value percent-decoded ('+'
+/// stays a literal plus, as the Lambda router reads it), then encoded again with only the RFC
+/// 3986 unreserved characters left as they are (uppercase hex, space as `%20`), sorted by
+/// encoded name then value, a missing value as `name=`, joined with `&`.
+pub fn canonical_query(raw_query: &str) -> String {
+    reencoded_query(raw_query, None)
+}
+
+/// Every canonical query string [`verify`] accepts for `raw_query` (without the `exclude`d
+/// parameter, X-Amz-Signature for presigned requests), [`canonical_query`] first, no repeats:
+///
+/// 1. The documented form ([`canonical_query`]): what every SDK signs, since each sends its
+///    query in that encoding.
+/// 2. botocore's form for a request whose URL already holds the query (`AWSRequest` with a URL
+///    and no `params`, as in `?Qualifier=$LATEST`): the raw `name=value` pairs, sorted, not
+///    re-encoded. Form 2 is the wire text itself, so it covers exactly what the router reads;
+///    and it equals a form-1 string only when the wire query is already canonical, where both
+///    are the same.
+/// 3. The same, as botocore saw the URL before urllib3 escaped what a URL cannot carry raw
+///    (space, non-ASCII, `"<>[\]^`{|}`, controls): those escapes decoded, the rest as sent.
+///    Decoding them creates no `%`, `&` or `=`, so the router reads the same pairs.
+///
+/// aws-sigv4's reading of a raw `+` as a space is not accepted: the router reads it as a plus,
+/// and accepting both would let a `+` stand for a signed space.
+pub fn canonical_queries(raw_query: &str, exclude: Option<&str>) -> Vec<String> {
+    let mut out = vec![reencoded_query(raw_query, exclude)];
+    push_new(&mut out, verbatim_query(raw_query, exclude));
+    if let Some(unescaped) = unescape_unsafe(raw_query) {
+        push_new(&mut out, verbatim_query(&unescaped, exclude));
+    }
+    out
+}
+
+/// `raw` with each `%XX` decoded whose byte may not appear raw in a URI query (RFC 3986: all but
+/// unreserved, sub-delims, `:@/?` and `%`); `None` when nothing changes or the result is not
+/// UTF-8 (the client's text was).
+fn unescape_unsafe(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(&[hi, lo])) => hex_digit(hi).zip(hex_digit(lo)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match escaped {
+            Some(byte) if !uri_query_char(byte) => {
+                out.push(byte);
+                changed = true;
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    changed.then(|| String::from_utf8(out).ok()).flatten()
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Whether `byte` may appear raw in a URI query (RFC 3986 `query`, plus `%`).
+fn uri_query_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&byte)
+}
+
+fn reencoded_query(raw_query: &str, exclude: Option<&str>) -> String {
+    let mut pairs: Vec<(String, String)> = raw_query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .filter(|(key, _)| exclude.is_none_or(|x| decode(key) != x.as_bytes()))
+        .map(|(key, value)| (encode(&decode(key)), encode(&decode(value))))
+        .collect();
+    pairs.sort();
+    join_pairs(&pairs)
+}
+
+/// botocore's `_canonical_query_string_url`: pairs split at the first `=`, empty ones kept.
+fn verbatim_query(raw_query: &str, exclude: Option<&str>) -> String {
+    if raw_query.is_empty() {
+        return String::new();
+    }
+    let mut pairs: Vec<(&str, &str)> = raw_query
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .filter(|(key, _)| Some(*key) != exclude)
+        .collect();
+    pairs.sort();
+    join_pairs(&pairs)
+}
+
+fn join_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let mut out = String::new();
+    for (i, (key, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(key.as_ref());
+        out.push('=');
+        out.push_str(value.as_ref());
+    }
+    out
+}
+
+/// Percent-decoded bytes; a `%` not followed by two hex digits stays as it is.
+fn decode(s: &str) -> Vec<u8> {
+    percent_decode_str(s).collect()
+}
+
+/// Everything but RFC 3986 unreserved characters as `%XX`, uppercase.
+fn encode(bytes: &[u8]) -> String {
+    percent_encode(bytes, UNRESERVED).to_string()
+}
+
+fn push_new(out: &mut Vec<String>, candidate: String) {
+    if !out.contains(&candidate) {
+        out.push(candidate);
+    }
 }
 
 /// The query's pairs, percent-decoded ('+' stays a literal plus), in wire order.
 fn query_pairs(raw_query: &str) -> Vec<(String, String)> {
-    let decode =
-        |s: &str| String::from_utf8_lossy(&percent_decode_str(s).collect::<Vec<u8>>()).into_owned();
+    let decode = |s: &str| String::from_utf8_lossy(&decode(s)).into_owned();
     raw_query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -422,22 +640,6 @@ fn query_pairs(raw_query: &str) -> Vec<(String, String)> {
             (decode(key), decode(value))
         })
         .collect()
-}
-
-/// Pairs re-encoded with the unreserved set, sorted by key then value, joined with '&'.
-fn canonical_query(pairs: &[(String, String)], exclude: Option<&str>) -> String {
-    let encode = |s: &str| percent_encode(s.as_bytes(), UNRESERVED).to_string();
-    let mut encoded: Vec<(String, String)> = pairs
-        .iter()
-        .filter(|(key, _)| Some(key.as_str()) != exclude)
-        .map(|(key, value)| (encode(key), encode(value)))
-        .collect();
-    encoded.sort();
-    encoded
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// `name:value\n` for each signed header, from the received values (whitespace runs collapsed,
@@ -909,14 +1111,13 @@ mod tests {
         assert_eq!(canonical_uri("/"), "/");
         assert_eq!(canonical_uri("/a/./b/../c//d/"), "/a/c/d/");
         assert_eq!(canonical_uri("/f/arn%3Aaws/x y~"), "/f/arn%253Aaws/x%20y~");
-        let pairs = query_pairs("b=2&a=x+y&a=%41%2f&flag&&c=%7E");
         assert_eq!(
-            canonical_query(&pairs, None),
+            canonical_query("b=2&a=x+y&a=%41%2f&flag&&c=%7E"),
             "a=A%2F&a=x%2By&b=2&c=~&flag="
         );
         assert_eq!(
-            canonical_query(&pairs, Some("b")),
-            "a=A%2F&a=x%2By&c=~&flag="
+            canonical_queries("b=2&a=x+y&X-Amz-Signature=00", Some("X-Amz-Signature")),
+            ["a=x%2By&b=2", "a=x+y&b=2"]
         );
         let mut headers = HeaderMap::new();
         headers.append("x-multi", HeaderValue::from_static(" one  two "));
@@ -928,5 +1129,223 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"abc", b"ab"));
         assert!(!format!("{:?}", creds()).contains("wJalr"));
+    }
+
+    /// One request of the AWS SigV4 test suite (`aws-sig-v4-test-suite`, the `normalize: true`
+    /// vectors): host example.amazonaws.com, 2015-08-30T12:36:00Z, us-east-1, service "service",
+    /// signed headers host;x-amz-date, empty body.
+    fn suite(method: &'static str, path: &'static str, query: &'static str, sig: &str) {
+        let scope = "AKIDEXAMPLE/20150830/us-east-1/service/aws4_request";
+        let v = Vector::new(method, path, query, b"")
+            .header("host", "example.amazonaws.com")
+            .header("x-amz-date", "20150830T123600Z")
+            .signed(scope, "host;x-amz-date", sig);
+        let at = datetime!(2015-08-30 12:36 UTC);
+        v.check(&creds(), "service", at)
+            .unwrap_or_else(|e| panic!("{method} {path}?{query}: {}", e.message));
+        // The same request with one hex digit of the signature changed is refused.
+        let mut wrong = sig.to_string();
+        wrong.replace_range(..1, if sig.starts_with('0') { "1" } else { "0" });
+        let v = v.signed(scope, "host;x-amz-date", &wrong);
+        assert_mismatch(v.check(&creds(), "service", at));
+    }
+
+    #[test]
+    fn aws_suite_query_vectors() {
+        let unreserved = "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        // get-vanilla-query-unreserved: unreserved characters are left as they are.
+        let query = "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz=-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        assert_eq!(canonical_query(query), format!("{unreserved}={unreserved}"));
+        let sig = "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197";
+        suite("GET", "/", query, sig);
+        // get-vanilla-query-order-key-case: sorted by name, uppercase before lowercase.
+        let query = "Param2=value2&Param1=value1";
+        assert_eq!(canonical_query(query), "Param1=value1&Param2=value2");
+        let sig = "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500";
+        suite("GET", "/", query, sig);
+        // get-vanilla-query-order-encoded: sorted by the encoded name, then by value ("Param"
+        // before "Param-3": a pair sort, not a sort of the joined text).
+        let query = "Param-3=Value3&Param=Value2&%E1%88%B4=Value1";
+        let canonical = "%E1%88%B4=Value1&Param=Value2&Param-3=Value3";
+        assert_eq!(canonical_query(query), canonical);
+        let sig = "371d3713e185cc334048618a97f809c9ffe339c62934c032af5a0e595648fcac";
+        suite("GET", "/", query, sig);
+        // get-vanilla-utf8-query: a raw UTF-8 name is encoded byte by byte, uppercase hex.
+        assert_eq!(canonical_query("ሴ=bar"), "%E1%88%B4=bar");
+        let sig = "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04";
+        suite("GET", "/", "ሴ=bar", sig);
+        suite("GET", "/", "%E1%88%B4=bar", sig); // the same, encoded on the wire
+        suite("GET", "/", "%e1%88%b4=bar", sig); // lowercase hex on the wire
+                                                 // get-vanilla-empty-query-key, post-vanilla-query, post-vanilla-empty-query-value.
+        let sig = "a67d582fa61cc504c4bae71f336f98b97f1ea3c7a6bfe1b6e45aec72011b9aeb";
+        suite("GET", "/", "Param1=value1", sig);
+        let sig = "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11";
+        suite("POST", "/", "Param1=value1", sig);
+        // Encoded unreserved characters decode to themselves.
+        suite("POST", "/", "Param%31=%76alue%31", sig);
+        // get-vanilla and get-vanilla-query: no query, or an empty one.
+        let sig = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+        suite("GET", "/", "", sig);
+        // Empty values and missing '=' are both `name=`; spaces are %20, never '+'.
+        assert_eq!(canonical_query("b&a="), "a=&b=");
+        assert_eq!(canonical_query("k=a%20b&k=a+b"), "k=a%20b&k=a%2Bb");
+        assert_eq!(canonical_query("k=%2b&j=%2F%3d%26"), "j=%2F%3D%26&k=%2B");
+        // A lone or malformed '%' is a literal percent sign.
+        assert_eq!(canonical_query("k=100%&j=%zz"), "j=%25zz&k=100%25");
+    }
+
+    #[test]
+    fn aws_suite_path_vectors() {
+        let root = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+        // get-relative(-relative), get-slash, get-slash-dot-slash: all normalize to "/".
+        for path in ["/example/..", "/example1/example2/../..", "//", "/./"] {
+            assert_eq!(canonical_uri(path), "/", "{path}");
+            suite("GET", path, "", root);
+        }
+        // get-slash-pointless-dot, get-slashes.
+        assert_eq!(canonical_uri("/./example"), "/example");
+        let sig = "ef75d96142cf21edca26f06005da7988e4f8dc83a165a80865db7089db637ec5";
+        suite("GET", "/./example", "", sig);
+        assert_eq!(canonical_uri("//example//"), "/example/");
+        let sig = "9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84";
+        suite("GET", "//example//", "", sig);
+        // get-unreserved.
+        let unreserved = "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        assert_eq!(canonical_uri(unreserved), unreserved);
+        let sig = "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f";
+        suite("GET", unreserved, "", sig);
+        // get-utf8 and get-space: the suite encodes the decoded path once (`/%E1%88%B4`,
+        // `/example%20space/`). Raw on the wire, that is also what botocore computes; encoded on
+        // the wire, Lambda's clients double-encode, and the suite's single form is accepted too.
+        let sig = "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85";
+        assert_eq!(canonical_uri("/ሴ"), "/%E1%88%B4");
+        suite("GET", "/ሴ", "", sig);
+        suite("GET", "/%E1%88%B4", "", sig);
+        assert_eq!(canonical_uri("/%E1%88%B4"), "/%25E1%2588%25B4");
+        let sig = "652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741";
+        suite("GET", "/example space/", "", sig);
+        suite("GET", "/example%20space/", "", sig);
+    }
+
+    #[test]
+    fn canonical_uri_forms() {
+        // The suite's double-url-encode vector: a Lambda ARN in the path.
+        let arn = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-west-2%3A892717189312%3Afunction%3Amy-rusty-fun/invocations";
+        let double = "/2015-03-31/functions/arn%253Aaws%253Alambda%253Aus-west-2%253A892717189312%253Afunction%253Amy-rusty-fun/invocations";
+        assert_eq!(canonical_uri(arn), double);
+        assert_eq!(canonical_uris(arn)[0], double);
+        // double-encode-path: '@' raw stays one escape, an escaped '=' becomes two.
+        assert_eq!(
+            canonical_uri("/test/@connections/JBDvjfGEIAMCERw%3D"),
+            "/test/%40connections/JBDvjfGEIAMCERw%253D"
+        );
+        // `$` raw (botocore: `%24`) or escaped (every client: `%2524`), and the documented
+        // decode-then-encode-twice form, which is `%2524` for both.
+        assert_eq!(
+            canonical_uris("/f/$LATEST"),
+            ["/f/%24LATEST", "/f/%2524LATEST"]
+        );
+        assert_eq!(
+            canonical_uris("/f/%24LATEST"),
+            ["/f/%2524LATEST", "/f/%24LATEST"]
+        );
+        // Lowercase escapes: botocore and aws-sigv4 keep them (`%253a`), decoding gives `%253A`.
+        assert_eq!(
+            canonical_uris("/f/a%3ab"),
+            ["/f/a%253ab", "/f/a%253Ab", "/f/a%3Ab"]
+        );
+        // An escaped '/' stays inside its segment in every form; it never becomes a separator.
+        for form in canonical_uris("/a%2Fb/c") {
+            assert!(form.starts_with("/a%") && form.ends_with("b/c"), "{form}");
+        }
+        // A decoded '%' rules out the single-encoded form: it would collide with a double one.
+        assert_eq!(canonical_uris("/f/%2524"), ["/f/%252524"]);
+        // botocore drops the slash after a final dot segment; aws-sigv4 and RFC 3986 keep it.
+        assert_eq!(canonical_uris("/a/b/.."), ["/a", "/a/"]);
+        assert_eq!(canonical_uris("/a/."), ["/a", "/a/"]);
+        assert_eq!(canonical_uris("/../.."), ["/"]);
+        assert_eq!(canonical_uris(""), ["/"]);
+    }
+
+    #[test]
+    fn verbatim_query_is_botocore_url_form() {
+        // botocore signs a query already in the URL as it is, pairs sorted.
+        assert_eq!(
+            canonical_queries("Qualifier=$LATEST", None),
+            ["Qualifier=%24LATEST", "Qualifier=$LATEST"]
+        );
+        assert_eq!(canonical_queries("b=1&&a", None), ["a=&b=1", "=&a=&b=1"]);
+        assert_eq!(canonical_queries("a=%7E", None), ["a=~", "a=%7E"]);
+        // What urllib3 escapes after botocore signed (space, non-ASCII, '"') is read back.
+        assert_eq!(
+            canonical_queries("n=a+b/c=d%20%E1%88%B4%22&e", None),
+            [
+                "e=&n=a%2Bb%2Fc%3Dd%20%E1%88%B4%22",
+                "e=&n=a+b/c=d%20%E1%88%B4%22",
+                "e=&n=a+b/c=d ሴ\""
+            ]
+        );
+        // ... but never an escape that would change how the query splits or decodes.
+        assert_eq!(
+            canonical_queries("n=%26%3d%25%2B%41", None),
+            ["n=%26%3D%25%2BA", "n=%26%3d%25%2B%41"]
+        );
+        assert_eq!(canonical_queries("n=%ff", None), ["n=%FF", "n=%ff"]); // not UTF-8 text
+        assert_eq!(canonical_queries("", None), [""]);
+        // A query already canonical has one form.
+        assert_eq!(canonical_queries("a=%24&b=c", None), ["a=%24&b=c"]);
+    }
+
+    #[test]
+    fn non_canonical_wire_forms_verify() {
+        // Signed by botocore 1.44.18 (`AWSRequest` with the query in the URL, `SigV4Auth`),
+        // clock and key pair as above: the query signed verbatim, `$` raw in path and query.
+        let path = "/2015-03-31/functions/my-fn/invocations";
+        let v = Vector::new("POST", path, "Qualifier=$LATEST", b"{}");
+        let sig = "7bf715ee4338c4d47af302e480846d721fb8a3a208310fe1b8c9d512b033560e";
+        v.clone()
+            .signed(SCOPE, "host;x-amz-date", sig)
+            .verify()
+            .unwrap();
+        // The signature does not cover another qualifier, nor the same one escaped on the wire
+        // (botocore signed the `$` raw).
+        for query in [
+            "Qualifier=$LATEST2",
+            "Qualifier=%24LATEST",
+            "Qualifier=$latest",
+        ] {
+            let other = Vector { query, ..v.clone() };
+            assert_mismatch(other.signed(SCOPE, "host;x-amz-date", sig).verify());
+        }
+        // Raw ':' in the path (botocore escapes it once), '+' and a lowercase escape in a
+        // value, signed verbatim.
+        let path = "/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:my-fn/configuration";
+        let v = Vector::new("GET", path, "Qualifier=$LATEST&Note=a+b%2fc", b"");
+        let sig = "837ceaef2553e8f29cb29f88cc74c442d4580e2c669f5ce4618a890708b6b413";
+        v.clone()
+            .signed(SCOPE, "host;x-amz-date", sig)
+            .verify()
+            .unwrap();
+        // A '+' is a plus sign to the router: a space in its place is another request.
+        let space = Vector {
+            query: "Qualifier=$LATEST&Note=a%20b%2fc",
+            ..v
+        };
+        assert_mismatch(space.signed(SCOPE, "host;x-amz-date", sig).verify());
+        // botocore signed `/my fn/...?Q=$LATEST&n=a+b/c=d ሴ&e`; urllib3 then escaped the space
+        // and the 'ሴ' it sent (and nothing else).
+        let path = "/2015-03-31/functions/my%20fn/configuration";
+        let query = "Q=$LATEST&n=a+b/c=d%20%E1%88%B4&e";
+        let sig = "e79e184107dcd49b5f4fb517781707c84f1f0321aa66fcfd51337595c6d9cde8";
+        let v = Vector::new("GET", path, query, b"");
+        v.clone()
+            .signed(SCOPE, "host;x-amz-date", sig)
+            .verify()
+            .unwrap();
+        let plus = Vector {
+            query: "Q=$LATEST&n=a%20b/c=d%20%E1%88%B4&e",
+            ..v
+        };
+        assert_mismatch(plus.signed(SCOPE, "host;x-amz-date", sig).verify());
     }
 }
