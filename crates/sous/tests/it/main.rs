@@ -30,4 +30,5 @@ mod runtime_node;
 mod runtime_python;
 mod sandbox;
 mod schedules;
+mod sigv4;
 mod versions;
