@@ -513,10 +513,12 @@ pub fn canonical_query(raw_query: &str) -> String {
 }
 
 /// Every canonical query string [`verify`] accepts for `raw_query` (without the `exclude`d
-/// parameter, X-Amz-Signature for presigned requests), [`canonical_query`] first, no repeats:
+/// parameter, X-Amz-Signature for presigned requests), the documented one first, no repeats:
 ///
 /// 1. The documented form ([`canonical_query`]): what every SDK signs, since each sends its
-///    query in that encoding.
+///    query in that encoding. Not offered when the query holds a raw `+`: Sous's routers disagree
+///    on it (the Lambda API reads a plus sign, function URLs a space, as AWS's do), so `+` and
+///    `%2B` (or `%20`) must not share a signature; a raw `+` verifies only as signed verbatim.
 /// 2. botocore's form for a request whose URL already holds the query (`AWSRequest` with a URL
 ///    and no `params`, as in `?Qualifier=$LATEST`): the raw `name=value` pairs, sorted, not
 ///    re-encoded. Form 2 is the wire text itself, so it covers exactly what the router reads;
@@ -526,10 +528,12 @@ pub fn canonical_query(raw_query: &str) -> String {
 ///    (space, non-ASCII, `"<>[\]^`{|}`, controls): those escapes decoded, the rest as sent.
 ///    Decoding them creates no `%`, `&` or `=`, so the router reads the same pairs.
 ///
-/// aws-sigv4's reading of a raw `+` as a space is not accepted: the router reads it as a plus,
-/// and accepting both would let a `+` stand for a signed space.
+/// aws-sigv4's reading of a raw `+` as a space is not accepted either, for the same reason.
 pub fn canonical_queries(raw_query: &str, exclude: Option<&str>) -> Vec<String> {
-    let mut out = vec![reencoded_query(raw_query, exclude)];
+    let mut out = Vec::with_capacity(3);
+    if !raw_query.contains('+') {
+        out.push(reencoded_query(raw_query, exclude));
+    }
     push_new(&mut out, verbatim_query(raw_query, exclude));
     if let Some(unescaped) = unescape_unsafe(raw_query) {
         push_new(&mut out, verbatim_query(&unescaped, exclude));
@@ -1116,8 +1120,13 @@ mod tests {
             "a=A%2F&a=x%2By&b=2&c=~&flag="
         );
         assert_eq!(
+            canonical_queries("b=2&a=x%2By&X-Amz-Signature=00", Some("X-Amz-Signature")),
+            ["a=x%2By&b=2"]
+        );
+        // A raw '+' is only ever signed verbatim.
+        assert_eq!(
             canonical_queries("b=2&a=x+y&X-Amz-Signature=00", Some("X-Amz-Signature")),
-            ["a=x%2By&b=2", "a=x+y&b=2"]
+            ["a=x+y&b=2"]
         );
         let mut headers = HeaderMap::new();
         headers.append("x-multi", HeaderValue::from_static(" one  two "));
@@ -1279,11 +1288,7 @@ mod tests {
         // What urllib3 escapes after botocore signed (space, non-ASCII, '"') is read back.
         assert_eq!(
             canonical_queries("n=a+b/c=d%20%E1%88%B4%22&e", None),
-            [
-                "e=&n=a%2Bb%2Fc%3Dd%20%E1%88%B4%22",
-                "e=&n=a+b/c=d%20%E1%88%B4%22",
-                "e=&n=a+b/c=d ሴ\""
-            ]
+            ["e=&n=a+b/c=d%20%E1%88%B4%22", "e=&n=a+b/c=d ሴ\""]
         );
         // ... but never an escape that would change how the query splits or decodes.
         assert_eq!(
@@ -1326,12 +1331,35 @@ mod tests {
             .signed(SCOPE, "host;x-amz-date", sig)
             .verify()
             .unwrap();
-        // A '+' is a plus sign to the router: a space in its place is another request.
-        let space = Vector {
-            query: "Qualifier=$LATEST&Note=a%20b%2fc",
-            ..v
+        // A '+' is a plus sign to the Lambda router (a space to function URLs): neither a space
+        // nor an escaped plus may take its place under the same signature, nor it theirs.
+        for query in [
+            "Qualifier=$LATEST&Note=a%20b%2fc",
+            "Qualifier=$LATEST&Note=a%2Bb%2fc",
+        ] {
+            let other = Vector { query, ..v.clone() };
+            assert_mismatch(other.signed(SCOPE, "host;x-amz-date", sig).verify());
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1:9001"));
+        let mut signing = SigningInput {
+            method: "GET",
+            raw_path: "/f",
+            raw_query: "q=a%2Bb",
+            headers: &mut headers,
+            body: b"",
         };
-        assert_mismatch(space.signed(SCOPE, "host;x-amz-date", sig).verify());
+        sign(&mut signing, &creds(), "us-east-1", "lambda", SIGNED_AT);
+        let signed = |raw_query| SignedRequest {
+            method: "GET",
+            raw_path: "/f",
+            raw_query,
+            headers: &headers,
+            body: b"",
+        };
+        verify(&signed("q=a%2Bb"), &creds(), "lambda", SIGNED_AT).unwrap();
+        verify(&signed("q=a%2bb"), &creds(), "lambda", SIGNED_AT).unwrap();
+        assert_mismatch(verify(&signed("q=a+b"), &creds(), "lambda", SIGNED_AT));
         // botocore signed `/my fn/...?Q=$LATEST&n=a+b/c=d ሴ&e`; urllib3 then escaped the space
         // and the 'ሴ' it sent (and nothing else).
         let path = "/2015-03-31/functions/my%20fn/configuration";
