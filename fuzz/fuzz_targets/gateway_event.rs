@@ -5,7 +5,8 @@
 //! Properties: no panic; each event is a JSON object; the request survives the trip: 2.0's
 //! `rawPath` and `rawQueryString` are the request's as sent, both formats' `body` (base64-
 //! decoded when `isBase64Encoded`) is the request body byte for byte, the method is the
-//! request's, every query parameter is in 1.0's multi-value map with all its values.
+//! request's, every query parameter is in 1.0's multi-value map with all its values, and in 2.0's map
+//! with its values comma-joined.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -86,5 +87,6 @@ fuzz_target!(|data: &[u8]| {
     let multi = &v1["multiValueQueryStringParameters"];
     for (name, values) in req.query_multi() {
         assert_eq!(multi[&name], serde_json::json!(values), "{name:?}");
+        assert_eq!(v2["queryStringParameters"][&name], values.join(","), "{name:?}");
     }
 });

@@ -169,6 +169,7 @@ mod tests {
             parse(&strings(&["fuzz", "--smoke"])).unwrap(),
             Task::Fuzz(fuzz::Options {
                 secs: fuzz::SMOKE_SECS,
+                smoke: true,
                 targets: vec![]
             })
         );
