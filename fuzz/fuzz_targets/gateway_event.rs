@@ -87,6 +87,10 @@ fuzz_target!(|data: &[u8]| {
     let multi = &v1["multiValueQueryStringParameters"];
     for (name, values) in req.query_multi() {
         assert_eq!(multi[&name], serde_json::json!(values), "{name:?}");
-        assert_eq!(v2["queryStringParameters"][&name], values.join(","), "{name:?}");
+        assert_eq!(
+            v2["queryStringParameters"][&name],
+            values.join(","),
+            "{name:?}"
+        );
     }
 });
