@@ -6,10 +6,13 @@
 //!   only looks, which takes well under a second.
 //! - `cargo xtask test [ARGS...]`: `setup`, then `cargo test --workspace ARGS...` with the
 //!   environment the tests read (`SOUS_TEST_AWS_CLI`, `SOUS_TEST_PYTHON`, `PYTHON`).
+//! - `cargo xtask fuzz [--smoke | --secs N] [TARGET...]`: the cargo-fuzz targets in `fuzz/`
+//!   (installs cargo-fuzz when missing; docs/FUZZING.md).
 //!
-//! `.ci/run` runs `cargo xtask test` after formatting and lints, so CI and the README run the
-//! same command.
+//! `.ci/run` runs `cargo xtask fuzz --smoke` and then `cargo xtask test` after formatting and
+//! lints, so CI and the README run the same commands.
 
+mod fuzz;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -22,13 +25,17 @@ const USAGE: &str = "usage:
                                   (Debian packages, .venv with the AWS CLI and boto3)
   cargo xtask test [ARGS...]      setup, then `cargo test --workspace ARGS...` with the
                                   environment the tests expect (ARGS as for cargo test,
-                                  e.g. `-p sous --test it cli::`, `-- --nocapture`)";
+                                  e.g. `-p sous --test it cli::`, `-- --nocapture`)
+  cargo xtask fuzz [--smoke | --secs N] [TARGET...]
+                                  run the fuzz targets in fuzz/ (all when none named),
+                                  N seconds each (default 300; --smoke: 20, as CI)";
 
 /// What was asked for on the command line.
 #[derive(Debug, PartialEq, Eq)]
 enum Task {
     Setup { dry_run: bool },
     Test { args: Vec<String> },
+    Fuzz(fuzz::Options),
     Help,
 }
 
@@ -44,6 +51,7 @@ fn parse(args: &[String]) -> anyhow::Result<Task> {
             "test" => Ok(Task::Test {
                 args: rest.to_vec(),
             }),
+            "fuzz" => Ok(Task::Fuzz(fuzz::parse(rest)?)),
             "help" | "-h" | "--help" => Ok(Task::Help),
             other => bail!("unknown task {other:?}\n{USAGE}"),
         },
@@ -101,6 +109,10 @@ fn run() -> anyhow::Result<ExitCode> {
             setup::run(&repo_root()?, dry_run)?;
             Ok(ExitCode::SUCCESS)
         }
+        Task::Fuzz(opts) => {
+            fuzz::run(&repo_root()?, &opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Task::Test { args } => {
             let root = repo_root()?;
             setup::run(&root, false)?;
@@ -153,6 +165,15 @@ mod tests {
         );
         assert!(parse(&strings(&["setup", "--yes"])).is_err());
         assert!(parse(&strings(&["frobnicate"])).is_err());
+        assert_eq!(
+            parse(&strings(&["fuzz", "--smoke"])).unwrap(),
+            Task::Fuzz(fuzz::Options {
+                secs: fuzz::SMOKE_SECS,
+                smoke: true,
+                targets: vec![]
+            })
+        );
+        assert!(parse(&strings(&["fuzz", "--bogus"])).is_err());
         assert_eq!(
             parse(&strings(&["test", "-p", "sous", "--", "--nocapture"])).unwrap(),
             Task::Test {

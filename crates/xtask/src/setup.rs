@@ -109,6 +109,15 @@ pub const REQUIREMENTS: &[Requirement] = &[
         )],
     },
     Requirement {
+        package: "g++",
+        why: "`cargo xtask fuzz` builds libFuzzer, which is C++ (docs/FUZZING.md)",
+        present: &[
+            Check::OnPath("c++"),
+            Check::OnPath("g++"),
+            Check::OnPath("clang++"),
+        ],
+    },
+    Requirement {
         package: "default-jdk-headless",
         why: "the build compiles the Java runtime (javac 17+); the java17 tests compile handlers",
         present: &[Check::JavaHomeTool("javac"), Check::OnPath("javac")],
@@ -328,7 +337,9 @@ mod tests {
                 .into_iter()
                 .map(PathBuf::from)
                 .collect(),
-            path: ["curl", "ip", "setpriv", "javac"].into_iter().collect(),
+            path: ["curl", "ip", "setpriv", "c++", "javac"]
+                .into_iter()
+                .collect(),
             succeeding: [PathBuf::from(SYSTEM_PYTHON)].into_iter().collect(),
             java_home: None,
             root: true,

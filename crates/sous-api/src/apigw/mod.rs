@@ -31,7 +31,7 @@ use crate::protocol::{self, body, rest_json};
 use crate::{sigv4, ApiState};
 
 pub use error::{error_response, ApigwError};
-pub use routes::Command;
+pub use routes::{parse, Command};
 
 /// Largest request body accepted (API definitions are small).
 pub const BODY_LIMIT: usize = 1024 * 1024;
