@@ -94,8 +94,8 @@ pub fn stop_phase(phase: &str) {
     pause_if_asked(phase);
 }
 
-/// [`stop_phase`] for code that also runs outside a stop (environment teardown): only once
-/// the stop has begun.
+/// [`stop_phase`] for code that also runs outside a stop (environment teardown, a sandbox
+/// dropped at start-up): only once the stop has begun.
 pub(crate) fn stop_phase_if_stopping(phase: &str) {
     if STOPPING.load(Ordering::SeqCst) {
         pause_if_asked(phase);

@@ -1005,22 +1005,22 @@ fn leftovers_of(
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        forced_stop::stop_phase("sandbox");
+        forced_stop::stop_phase_if_stopping("sandbox");
         self.shared.stop.store(true, Ordering::Relaxed);
         self.shared.wake.notify_all();
         if let Some(t) = self.filler.take() {
             let _ = t.join();
         }
-        forced_stop::stop_phase("pool-stopped");
+        forced_stop::stop_phase_if_stopping("pool-stopped");
         for t in self.shared.tmps.lock().unwrap().drain(..) {
             let _ = t.release();
         }
-        forced_stop::stop_phase("tmps-released");
+        forced_stop::stop_phase_if_stopping("tmps-released");
         let inits: Vec<Zygote> = self.shared.inits.lock().unwrap().drain(..).collect();
         for z in inits {
             z.discard();
         }
-        forced_stop::stop_phase("inits-discarded");
+        forced_stop::stop_phase_if_stopping("inits-discarded");
         if self.shared.cgroups.is_some() && self.shared.rootless.is_none() {
             let _ = syscalls::umount_detach(&self.shared.tmp_dir());
         }
