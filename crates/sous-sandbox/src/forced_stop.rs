@@ -172,7 +172,8 @@ impl Leftovers {
             }
             // The shared bind of <state>/tmp, where it was made in the host's namespace.
             if syscalls::umount_detach(&self.tmp_dir).is_ok() {
-                out.removed.push(format!("mount {}", self.tmp_dir.display()));
+                out.removed
+                    .push(format!("mount {}", self.tmp_dir.display()));
             }
         }
         out
@@ -273,7 +274,15 @@ impl Watcher {
     }
 
     /// A clean stop: everything is removed; tell the watcher and wait for it to exit.
-    pub(crate) fn finish(mut self) {
+    pub(crate) fn finish(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Watcher {
+    /// Dropped (a clean stop, or [`crate::Sandbox::new`] failing, which undoes what it made):
+    /// the watcher has nothing to do. Only a death of the process skips this.
+    fn drop(&mut self) {
         if let Some((mut child, mut stdin)) = self.child.take() {
             let _ = stdin.write_all(DONE);
             drop(stdin);
@@ -351,11 +360,7 @@ mod tests {
     #[test]
     fn cleaning_removes_only_the_tags_cgroups_and_images() {
         let root = tempfile::tempdir().unwrap();
-        std::fs::write(
-            root.path().join("cgroup.controllers"),
-            "cpu memory pids\n",
-        )
-        .unwrap();
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu memory pids\n").unwrap();
         let h = cgroups::detect(root.path()).unwrap();
         let limits = cgroups::limits_for(128, 1, false);
         h.create("aaaa0000-1-env", &limits).unwrap();
@@ -374,6 +379,8 @@ mod tests {
         assert!(cleaned.failed.is_empty(), "{:?}", cleaned.failed);
         assert_eq!(h.existing(), ["bbbb0000-1-env"]);
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-        assert!(cleaned.removed.contains(&"cgroup aaaa0000-1-env".to_string()));
+        assert!(cleaned
+            .removed
+            .contains(&"cgroup aaaa0000-1-env".to_string()));
     }
 }

@@ -183,8 +183,13 @@ impl Hierarchy {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HierarchySpec {
     /// Per controller, its base directory.
-    V1 { bases: Vec<(String, PathBuf)> },
-    V2 { root: PathBuf, has_cpu: bool },
+    V1 {
+        bases: Vec<(String, PathBuf)>,
+    },
+    V2 {
+        root: PathBuf,
+        has_cpu: bool,
+    },
 }
 
 impl Hierarchy {
