@@ -383,6 +383,11 @@ pub fn init_main() -> ! {
     if args.get(1).map(String::as_str) != Some(INIT_ARG) {
         fail("arguments", format!("usage: {INIT_ARG} <plan-fd>"), 2);
     }
+    // The forced-stop watcher comes through the same entry point: every program that runs
+    // the init (the `sous` binary, the test init, benchmarks) runs the watcher too.
+    if args.get(2).map(String::as_str) == Some(crate::forced_stop::WATCH_ARG) {
+        crate::forced_stop::watch_main();
+    }
     let t = timing();
     let plan = read_plan(args.get(2)).unwrap_or_else(|e| fail("plan", e, SETUP_FAILED));
     mark(&t, "plan read");

@@ -28,6 +28,7 @@
 //! init one message.
 
 pub mod cgroups;
+pub mod forced_stop;
 pub mod init;
 pub mod mounts;
 pub mod network;
@@ -170,6 +171,8 @@ struct Shared {
     cgroups: Option<cgroups::Hierarchy>,
     /// Distinguishes this data dir's cgroups from another Sous on the same host.
     tag: String,
+    /// What a killed run of this data dir may leave (see [`forced_stop`]).
+    leftovers: forced_stop::Leftovers,
     host_cpus: u64,
     counter: AtomicU64,
     /// Started inits waiting to be claimed.
@@ -544,6 +547,8 @@ impl Shared {
 pub struct Sandbox {
     shared: Arc<Shared>,
     filler: Option<std::thread::JoinHandle<()>>,
+    /// The forced-stop watcher and the data dir's lock (full isolation).
+    watcher: Option<forced_stop::Watcher>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -596,6 +601,8 @@ impl Sandbox {
         let full = cfg.isolation == Isolation::Full;
         let mut hierarchy = None;
         let mut rootless = None;
+        let mut watcher = None;
+        let mut watcher_warning = None;
         if full {
             if !cfg!(target_os = "linux") {
                 return Err(SandboxError::Unsupported("not Linux".into()));
@@ -622,6 +629,19 @@ impl Sandbox {
                     err: io::Error::other(e.to_string()),
                 })?;
             }
+            // Before anything is made outside the data dir: the watcher removes it if Sous is
+            // killed (and a killed run's watcher is done before this start goes on).
+            let (w, warning) = forced_stop::Watcher::start(
+                &cfg.state_dir,
+                &cfg.init_exe,
+                &leftovers_of(&cfg, &tag, hierarchy.as_ref(), rootless.is_some()),
+            )
+            .map_err(|e| SandboxError::Io {
+                what: "lock the data dir".into(),
+                err: io::Error::other(e),
+            })?;
+            watcher = Some(w);
+            watcher_warning = warning;
             // The root template is rebuilt at every start (fresh copies of the /etc entries).
             // Nothing is ever mounted on it in the host's namespace, only in environments'.
             let root = cfg.state_dir.join("root");
@@ -652,12 +672,14 @@ impl Sandbox {
             true => Some(network::Outbound::setup(&tag).map_err(SandboxError::Outbound)?),
             false => None,
         };
+        let leftovers = leftovers_of(&cfg, &tag, hierarchy.as_ref(), rootless.is_some());
         let shared = Arc::new(Shared {
             cfg,
             outbound,
             rootless,
             cgroups: hierarchy,
             tag,
+            leftovers,
             host_cpus,
             counter: AtomicU64::new(0),
             inits: Mutex::new(Vec::new()),
@@ -675,7 +697,11 @@ impl Sandbox {
             return Ok(Sandbox {
                 shared,
                 filler: None,
+                watcher,
             });
+        }
+        if let Some(w) = watcher_warning {
+            shared.warn(w);
         }
         shared.cleanup_leftovers();
         if shared.rootless.is_some() {
@@ -750,6 +776,7 @@ impl Sandbox {
         Ok(Sandbox {
             shared,
             filler: Some(filler),
+            watcher,
         })
     }
 
@@ -945,52 +972,60 @@ impl Zygote {
 
 impl Shared {
     fn cleanup_leftovers(&self) {
-        if let Some(h) = &self.cgroups {
-            let prefix = format!("{}-", self.tag);
-            for name in h.existing().into_iter().filter(|n| n.starts_with(&prefix)) {
-                if let Err(e) = h.open_existing(&name).remove() {
-                    self.warn(format!("remove leftover cgroup {name}: {e}"));
-                }
-            }
+        let cleaned = self.leftovers.clean();
+        if cleaned.tmp_dirs > 0 {
+            self.warn(format!(
+                "removed {} /tmp directories of environments an earlier run left",
+                cleaned.tmp_dirs
+            ));
         }
-        match self.rootless {
-            Some(_) => {
-                let (removed, failed) = storage::cleanup_dirs(&self.tmp_dir());
-                if removed > 0 {
-                    self.warn(format!(
-                        "removed {removed} /tmp directories of environments an earlier run left"
-                    ));
-                }
-                for f in failed {
-                    self.warn(format!("could not remove a leftover /tmp directory: {f}"));
-                }
-            }
-            None => {
-                storage::cleanup_dir(&self.tmp_dir());
-            }
+        for f in cleaned.failed {
+            self.warn(f);
         }
-        // A crashed run can leave the root's mount point mounted only if it crashed inside a
-        // private namespace, which dies with it; nothing to do. Network namespaces are held by
-        // descriptors only and die with the process.
+        // Network namespaces are held by descriptors only and die with the process; mounts
+        // made in Sous's own mount namespace die with it (see forced_stop).
+    }
+}
+
+/// What a killed `sous serve` of this configuration may leave (see [`forced_stop`]).
+fn leftovers_of(
+    cfg: &SandboxConfig,
+    tag: &str,
+    hierarchy: Option<&cgroups::Hierarchy>,
+    rootless: bool,
+) -> forced_stop::Leftovers {
+    forced_stop::Leftovers {
+        tag: tag.to_string(),
+        cgroups: hierarchy.map(cgroups::Hierarchy::spec),
+        tmp_dir: cfg.state_dir.join("tmp"),
+        rootless,
+        veth_alias: network::veth_alias(tag),
     }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        forced_stop::stop_phase_if_stopping("sandbox");
         self.shared.stop.store(true, Ordering::Relaxed);
         self.shared.wake.notify_all();
         if let Some(t) = self.filler.take() {
             let _ = t.join();
         }
+        forced_stop::stop_phase_if_stopping("pool-stopped");
         for t in self.shared.tmps.lock().unwrap().drain(..) {
             let _ = t.release();
         }
+        forced_stop::stop_phase_if_stopping("tmps-released");
         let inits: Vec<Zygote> = self.shared.inits.lock().unwrap().drain(..).collect();
         for z in inits {
             z.discard();
         }
+        forced_stop::stop_phase_if_stopping("inits-discarded");
         if self.shared.cgroups.is_some() && self.shared.rootless.is_none() {
             let _ = syscalls::umount_detach(&self.shared.tmp_dir());
+        }
+        if let Some(w) = self.watcher.take() {
+            w.finish();
         }
     }
 }
@@ -1078,6 +1113,7 @@ impl Isolated {
         if let Err(e) = &killed {
             first.get_or_insert(io::Error::other(e.to_string()));
         }
+        forced_stop::stop_phase_if_stopping("environment-killed");
         if let Some((mut child, control)) = self.init.take() {
             drop(control);
             let _ = child.kill();

@@ -176,7 +176,7 @@ impl Outbound {
                  host: sysctl -w net.ipv4.ip_forward=1"
             )
         })?;
-        let alias = format!("sous-{tag}");
+        let alias = veth_alias(tag);
         cleanup_links(&alias);
         let mut h: u32 = 2166136261;
         for b in tag.bytes() {
@@ -195,10 +195,16 @@ impl Outbound {
     }
 }
 
-/// Delete the host-side veths whose `ifalias` is `alias`.
-fn cleanup_links(alias: &str) {
+/// The `ifalias` of the host-side veths of the data dir tagged `tag`.
+pub fn veth_alias(tag: &str) -> String {
+    format!("sous-{tag}")
+}
+
+/// Delete the host-side veths whose `ifalias` is `alias`; returns their names.
+pub(crate) fn cleanup_links(alias: &str) -> Vec<String> {
+    let mut deleted = Vec::new();
     let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
-        return;
+        return deleted;
     };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -206,10 +212,11 @@ fn cleanup_links(alias: &str) {
             continue;
         }
         let a = std::fs::read_to_string(e.path().join("ifalias")).unwrap_or_default();
-        if a.trim() == alias {
-            let _ = delete_link(&name);
+        if a.trim() == alias && delete_link(&name).is_ok() {
+            deleted.push(name);
         }
     }
+    deleted
 }
 
 /// Create a network namespace with loopback up and a listener on `addr` inside it, plus a

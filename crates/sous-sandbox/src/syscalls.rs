@@ -1324,6 +1324,64 @@ pub fn getegid() -> u32 {
     unsafe { libc::getegid() }
 }
 
+/// Move the whole (still single-threaded) process into a new mount namespace in which every
+/// mount is a slave of the host's: mounts made afterwards stay private to this process and
+/// its children and vanish with them. Returns the host's namespace (to go back to).
+pub fn unshare_mounts_as_slave() -> io::Result<OwnedFd> {
+    let host = OwnedFd::from(std::fs::File::open("/proc/self/ns/mnt")?);
+    // SAFETY: unshare takes plain flags; in a single-threaded process it moves the process.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(last());
+    }
+    let slave = LinuxKernel.mount(None, Path::new("/"), None, ms::REC | ms::SLAVE, None);
+    if let Err(e) = slave {
+        // Still a peer of the host's mounts: go back rather than half-isolated.
+        // SAFETY: setns takes a descriptor we own and plain flags.
+        unsafe { libc::setns(host.as_raw_fd(), libc::CLONE_NEWNS) };
+        return Err(io::Error::other(e.to_string()));
+    }
+    Ok(host)
+}
+
+/// Enter the mount namespace `ns` (the calling process must be single-threaded).
+pub fn enter_mount_namespace(ns: RawFd) -> io::Result<()> {
+    // SAFETY: setns takes a descriptor and plain flags; a bad descriptor is an error return.
+    if unsafe { libc::setns(ns, libc::CLONE_NEWNS) } != 0 {
+        return Err(last());
+    }
+    Ok(())
+}
+
+/// Threads of the calling process.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: `Ok(false)` when another open file description holds it.
+pub fn try_lock_exclusive(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: flock takes a descriptor and flags; a bad descriptor is an error return.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = last();
+    match e.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Start a new session (no controlling terminal: a terminal's SIGINT or SIGHUP to Sous's
+/// process group does not reach the caller) and ignore SIGINT, SIGTERM, SIGHUP and SIGPIPE.
+pub fn detach_from_signals() {
+    // SAFETY: setsid and signal(SIG_IGN) take plain arguments and touch no memory of ours.
+    unsafe {
+        libc::setsid();
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
+}
+
 /// Make `recv` on `sock` give up with `EAGAIN` after `timeout`.
 pub fn set_recv_timeout(sock: &OwnedFd, timeout: std::time::Duration) -> io::Result<()> {
     use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};

@@ -76,6 +76,7 @@ fn backtraces_asked() -> bool {
 fn main() -> ExitCode {
     // The sandbox init re-executes this binary; it must run before anything else starts
     // (no threads, no async runtime).
+    // (So does the forced-stop watcher: `__sandbox-init watch`, see sous_sandbox::forced_stop.)
     if std::env::args().nth(1).as_deref() == Some(sous_sandbox::INIT_ARG) {
         sous_sandbox::init_main();
     }
@@ -84,6 +85,14 @@ fn main() -> ExitCode {
         std::env::set_var("RUST_LIB_BACKTRACE", "1");
     }
     let cli = Cli::parse();
+    if let Command::Serve(_) = cli.command {
+        // Still single-threaded: the /tmp images Sous mounts then live in a mount namespace
+        // of its own and vanish with it, however it ends. Without it (not root, or no
+        // CAP_SYS_ADMIN) they are made on the host and the watcher detaches them.
+        if let Err(e) = sous_sandbox::forced_stop::private_mount_namespace() {
+            eprintln!("sous: a private mount namespace could not be made ({e}); /tmp images are mounted on the host");
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

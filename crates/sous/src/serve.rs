@@ -491,6 +491,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ = term.recv() => info!("SIGTERM: shutting down"),
             _ = int.recv() => info!("SIGINT: shutting down"),
         }
+        sous_sandbox::forced_stop::stop_phase("signal");
         // Stop the environments first: invocations in flight then end (Runtime.ExitError)
         // instead of holding the API's graceful drain open for up to their timeout.
         stopping.shutdown();

@@ -178,6 +178,61 @@ impl Hierarchy {
     }
 }
 
+/// A [`Hierarchy`] as data, for the watcher process (see [`crate::forced_stop`]), which
+/// finds the same cgroups again without detecting (rootless detection moves the caller).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HierarchySpec {
+    /// Per controller, its base directory.
+    V1 {
+        bases: Vec<(String, PathBuf)>,
+    },
+    V2 {
+        root: PathBuf,
+        has_cpu: bool,
+    },
+}
+
+impl Hierarchy {
+    pub fn spec(&self) -> HierarchySpec {
+        match self {
+            Hierarchy::V1(h) => HierarchySpec::V1 {
+                bases: h
+                    .bases()
+                    .iter()
+                    .map(|(c, b)| (c.to_string(), b.clone()))
+                    .collect(),
+            },
+            Hierarchy::V2(h) => {
+                let (root, has_cpu) = h.parts();
+                HierarchySpec::V2 {
+                    root: root.to_path_buf(),
+                    has_cpu,
+                }
+            }
+        }
+    }
+}
+
+impl HierarchySpec {
+    /// The hierarchy again (v1 controllers Sous does not know are left out).
+    pub fn hierarchy(&self) -> Hierarchy {
+        match self {
+            HierarchySpec::V1 { bases } => Hierarchy::V1(v1::Hierarchy::from_bases(
+                bases
+                    .iter()
+                    .filter_map(|(c, b)| {
+                        let known = v1::CONTROLLERS.iter().find(|k| **k == c.as_str())?;
+                        Some((*known, b.clone()))
+                    })
+                    .collect(),
+            )),
+            HierarchySpec::V2 { root, has_cpu } => {
+                Hierarchy::V2(v2::Hierarchy::from_parts(root.clone(), *has_cpu))
+            }
+        }
+    }
+}
+
 /// One environment's cgroup.
 #[derive(Debug)]
 pub enum Cgroup {

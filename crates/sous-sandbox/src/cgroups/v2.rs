@@ -33,6 +33,15 @@ impl Hierarchy {
         })
     }
 
+    /// The root and whether `cpu` is used (see [`super::HierarchySpec`]).
+    pub(super) fn parts(&self) -> (&Path, bool) {
+        (&self.root, self.has_cpu)
+    }
+
+    pub(super) fn from_parts(root: PathBuf, has_cpu: bool) -> Hierarchy {
+        Hierarchy { root, has_cpu }
+    }
+
     pub(super) fn parent_dir(&self) -> PathBuf {
         self.root.join(PARENT)
     }
