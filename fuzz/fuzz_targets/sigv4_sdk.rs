@@ -3,7 +3,8 @@
 //! encoded, normalized path; sorted, re-encoded query) must verify with Sous's
 //! `sigv4::verify`. The same input is the request of `sigv4_verify`'s format.
 //!
-//! Property: every request the SDK's signer signs, Sous accepts (a refusal is a client
+//! Property: every request the SDK's signer signs, Sous accepts, but for a raw `+` in the
+//! query, which Sous refuses on purpose (see below) (a refusal is a client
 //! signed correctly being told InvalidSignatureException).
 #![no_main]
 
@@ -19,6 +20,12 @@ fuzz_target!(|data: &[u8]| {
     let Some(req) = sous_fuzz::parse_request(data) else {
         return;
     };
+    if req.raw_query().is_some_and(|q| q.contains('+')) {
+        // A raw `+` is a plus to the Lambda router and a space to the function URL router,
+        // so Sous verifies it only as signed verbatim; the SDK's signer reads it as a space
+        // (docs/COMPATIBILITY.md, SigV4). The SDK itself never sends one: it encodes `%2B`.
+        return;
+    }
     let mut headers = req.parts.headers.clone();
     for name in [
         "authorization",

@@ -19,11 +19,8 @@ use anyhow::{bail, Context};
 
 /// Seconds per target of a smoke run (CI).
 pub const SMOKE_SECS: u64 = 20;
-/// Targets a smoke run leaves out, each with why. `sigv4_sdk` fails on main today: a `+` in
-/// a query is a literal plus to Sous's verifier and a space to the SDK's signer (issue 14
-/// point 3, SigV4 canonicalization; the input is in fuzz/artifacts-report/sigv4_sdk/). Take
-/// it off this list when that is fixed.
-pub const NOT_IN_SMOKE: &[&str] = &["sigv4_sdk"];
+/// Targets a smoke run leaves out, each with why (none today).
+pub const NOT_IN_SMOKE: &[&str] = &[];
 /// Seconds per target of `cargo xtask fuzz` without `--secs`.
 pub const DEFAULT_SECS: u64 = 300;
 /// A single input that takes longer than this is a hang: reported as a crash.
