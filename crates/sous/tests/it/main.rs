@@ -13,6 +13,7 @@ mod async_invoke;
 mod auth;
 mod cli;
 mod concurrency;
+mod connections;
 mod control_plane;
 mod function_urls;
 mod gateway;
