@@ -325,6 +325,10 @@ async fn open_file_limit_is_raised_at_start() {
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
     let server = started.unwrap_or_else(|e| std::panic::resume_unwind(e));
     assert_eq!(getrlimit(Resource::RLIMIT_NOFILE).unwrap().0, hard);
+    let (name, url) = deploy(&server).await;
+    let mut p = pressure(&server, 3_000, 20).await;
+    normal_calls_answer(&server, &name, &url).await;
+    assert_eq!(closed(&mut p.idle), 0, "idle connections were closed");
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid().unwrap()))
         .unwrap();
     let line = limits
@@ -333,10 +337,6 @@ async fn open_file_limit_is_raised_at_start() {
         .unwrap();
     let soft: u64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert_eq!(soft, hard, "sous serve's open-file soft limit: {line}");
-    let (name, url) = deploy(&server).await;
-    let mut p = pressure(&server, 3_000, 20).await;
-    normal_calls_answer(&server, &name, &url).await;
-    assert_eq!(closed(&mut p.idle), 0, "idle connections were closed");
 }
 
 /// With a cap of 300 connections per listener and 1,500 idle ones held on each, a new
