@@ -100,7 +100,10 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
         "| held on each listener | server | Invoke p50 ms | Invoke p99 ms | function URL p50 ms | function URL p99 ms |"
     )?;
     writeln!(out, "| --- | --- | --- | --- | --- | --- |")?;
-    for (label, extra) in [("default cap", &[][..]), ("--max-connections 1000", &["--max-connections", "1000"][..])] {
+    for (label, extra) in [
+        ("default cap", &[][..]),
+        ("--max-connections 1000", &["--max-connections", "1000"][..]),
+    ] {
         let gateway: SocketAddr = {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             l.local_addr()?
@@ -112,7 +115,13 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
         create_function(&server, "bench-conn", &zip_bootstrap(&bootstrap)?).await?;
         let path = "/2021-10-31/functions/bench-conn/url";
         let body = br#"{"AuthType":"NONE"}"#;
-        let headers = signed(&server, "POST", path, &[("content-type", "application/json")], body);
+        let headers = signed(
+            &server,
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body,
+        );
         let mut req = Request::post(path).body(Full::new(Bytes::from_static(body)))?;
         *req.headers_mut() = headers;
         let mut api = connect(server.addr).await?;
@@ -165,7 +174,10 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
         for &(what, n_idle, n_slow) in scenarios {
             let held = hold(
                 [
-                    (server.addr, "/2015-03-31/functions/f/invocations".to_string()),
+                    (
+                        server.addr,
+                        "/2015-03-31/functions/f/invocations".to_string(),
+                    ),
                     (gateway, url_path.clone()),
                 ],
                 n_idle,

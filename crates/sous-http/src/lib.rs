@@ -279,7 +279,10 @@ impl Tally {
     fn add(&mut self) -> bool {
         self.count += 1;
         let now = Instant::now();
-        if self.logged.is_none_or(|t| now.duration_since(t) >= LOG_EVERY) {
+        if self
+            .logged
+            .is_none_or(|t| now.duration_since(t) >= LOG_EVERY)
+        {
             self.logged = Some(now);
             return true;
         }
@@ -420,11 +423,7 @@ async fn connection(
         state: state.clone(),
         peer,
     };
-    let mut conn = Box::pin(
-        shared
-            .builder
-            .serve_connection(TokioIo::new(io), svc),
-    );
+    let mut conn = Box::pin(shared.builder.serve_connection(TokioIo::new(io), svc));
     let limits = shared.limits;
     let mut stopping = false;
     loop {
@@ -508,7 +507,11 @@ struct ConnIo {
 
 impl ConnIo {
     fn stream(&mut self) -> Pin<&mut TcpStream> {
-        Pin::new(self.stream.as_mut().expect("the stream is taken only on drop"))
+        Pin::new(
+            self.stream
+                .as_mut()
+                .expect("the stream is taken only on drop"),
+        )
     }
 }
 
@@ -631,7 +634,12 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
                 Ok(resp) => resp,
                 Err(never) => match never {},
             };
-            Ok(resp.map(|inner| axum::body::Body::new(Guarded { inner, _guard: guard })))
+            Ok(resp.map(|inner| {
+                axum::body::Body::new(Guarded {
+                    inner,
+                    _guard: guard,
+                })
+            }))
         })
     }
 }
@@ -707,8 +715,7 @@ impl HttpBody for TimedBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let Some(deadline) = this.limits.body_deadline(this.started, this.received)
-                else {
+                let Some(deadline) = this.limits.body_deadline(this.started, this.received) else {
                     return Poll::Pending;
                 };
                 let timer = this

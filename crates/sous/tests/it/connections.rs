@@ -59,7 +59,10 @@ async fn deploy(server: &Server) -> (String, String) {
         .function_url()
         .to_string();
     assert_eq!(invoke(server, &name, b"{}").await.status, 200);
-    assert_eq!(raw_request("POST", &url, &[], b"{}".to_vec()).await.status, 200);
+    assert_eq!(
+        raw_request("POST", &url, &[], b"{}".to_vec()).await.status,
+        200
+    );
     (name, url)
 }
 
@@ -146,7 +149,11 @@ fn slow_path(door: &str) -> &'static str {
 }
 
 /// A connection that sends a request head one header line every `every`, for ever.
-fn header_trickle(addr: SocketAddr, door: &'static str, every: Duration) -> tokio::task::JoinHandle<Instant> {
+fn header_trickle(
+    addr: SocketAddr,
+    door: &'static str,
+    every: Duration,
+) -> tokio::task::JoinHandle<Instant> {
     tokio::spawn(async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
         let head = format!("POST {} HTTP/1.1\r\nHost: slow\r\n", slow_path(door));
@@ -158,7 +165,8 @@ fn header_trickle(addr: SocketAddr, door: &'static str, every: Duration) -> toki
             }
             // A closed connection shows as EOF before writes fail.
             let mut b = [0u8; 64];
-            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await {
+            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await
+            {
                 return Instant::now();
             }
         }
@@ -329,8 +337,8 @@ async fn open_file_limit_is_raised_at_start() {
     let mut p = pressure(&server, 3_000, 20).await;
     normal_calls_answer(&server, &name, &url).await;
     assert_eq!(closed(&mut p.idle), 0, "idle connections were closed");
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid().unwrap()))
-        .unwrap();
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", server.pid().unwrap())).unwrap();
     let line = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
@@ -357,7 +365,11 @@ async fn cap_evicts_the_longest_idle() {
     assert!(n >= 2 * 1_200, "only {n} of 3,000 idle connections evicted");
     // Evicted first are the oldest: the last 200 held on the gateway are still open.
     let mut newest = old.split_off(old.len() - 200);
-    assert_eq!(closed(&mut newest), 0, "the newest idle connections were evicted");
+    assert_eq!(
+        closed(&mut newest),
+        0,
+        "the newest idle connections were evicted"
+    );
     normal_calls_answer(&server, &name, &url).await;
 }
 
@@ -387,7 +399,10 @@ async fn silent_and_trickling_connections_are_cut_off() {
     }
     let all = silent.len();
     let n = wait_closed(&mut silent, all, CUT_OFF_BOUND).await;
-    assert_eq!(n, 40, "silent connections still open after the header timeout");
+    assert_eq!(
+        n, 40,
+        "silent connections still open after the header timeout"
+    );
     for t in trickles {
         tokio::time::timeout(CUT_OFF_BOUND, t)
             .await
@@ -409,9 +424,15 @@ async fn silent_and_trickling_connections_are_cut_off() {
             assert!(answer.header("x-amzn-requestid").is_some());
             let body = answer.json();
             assert_eq!(body["Type"], "User");
-            assert!(body["message"].as_str().unwrap().starts_with("Request timed out"));
+            assert!(body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Request timed out"));
         } else {
-            assert_eq!(answer.json(), serde_json::json!({"Message": "Request Timeout"}));
+            assert_eq!(
+                answer.json(),
+                serde_json::json!({"Message": "Request Timeout"})
+            );
         }
     }
     // Keep-alive: a connection that had its answer, then says nothing, is closed.
@@ -492,7 +513,12 @@ async fn oversized_bodies_are_refused_before_reading() {
     let invoke_path = "/2015-03-31/functions/f/invocations";
     let a = early_answer(server.api_addr, declared(invoke_path), mb.clone()).await;
     lambda(&a, 6_291_456, "InvokeFunction");
-    let a = early_answer(server.api_addr, declared("/2015-03-31/functions"), mb.clone()).await;
+    let a = early_answer(
+        server.api_addr,
+        declared("/2015-03-31/functions"),
+        mb.clone(),
+    )
+    .await;
     lambda(&a, 69_905_067, "CreateFunction");
     let a = early_answer(server.api_addr, chunked_head(invoke_path), chunked(7 << 20)).await;
     lambda(&a, 6_291_456, "InvokeFunction");
