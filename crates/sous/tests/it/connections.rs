@@ -70,7 +70,7 @@ async fn deploy(server: &Server) -> (String, String) {
 async fn normal_calls_answer(server: &Server, name: &str, url: &str) {
     let (akid, secret) = server.credentials();
     let fresh = client_for(server.api_addr, &akid, &secret);
-    let invoked = tokio::time::timeout(
+    let sent = tokio::time::timeout(
         ANSWER_BOUND,
         fresh
             .invoke()
@@ -78,14 +78,15 @@ async fn normal_calls_answer(server: &Server, name: &str, url: &str) {
             .payload(aws_sdk_lambda::primitives::Blob::new(&b"{\"k\":1}"[..]))
             .send(),
     )
-    .await
-    .unwrap_or_else(|_| {
+    .await;
+    let Ok(sent) = sent else {
         panic!(
             "Invoke: no answer within {ANSWER_BOUND:?}\n{}",
             server.output_tail(3000)
         )
-    })
-    .unwrap_or_else(|e| panic!("Invoke: {:#?}\n{}", api_error(e), server.output_tail(3000)));
+    };
+    let invoked = sent
+        .unwrap_or_else(|e| panic!("Invoke: {:#?}\n{}", api_error(e), server.output_tail(3000)));
     assert_eq!(invoked.status_code(), 200);
     let r = tokio::time::timeout(ANSWER_BOUND, raw_request("POST", url, &[], b"{}".to_vec()))
         .await
