@@ -86,21 +86,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// Serve the API on `listener` until `shutdown` resolves, then finish in-flight requests.
+/// Serve the API on `listener` under the connection `limits` until `shutdown` resolves,
+/// then finish in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
+    limits: sous_http::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    sous_http::serve(listener, router(state), limits, "api", shutdown).await
 }
 
 /// Every request: its id and span, then the service it is for.
@@ -148,6 +142,7 @@ async fn lambda(
     let (limit, operation) = routes::body_limit(&parts.method, parts.uri.path());
     let body = match body::read(body, &parts.headers, limit).await {
         Ok(b) => b,
+        Err(e) if e.is_too_slow() => return body_too_slow(&e, request_id),
         Err(e) => return error_response(&body_error(e, limit, operation).into(), request_id),
     };
     let parsed = if body.len() <= INLINE_BODY_MAX {
@@ -199,6 +194,23 @@ fn body_error(e: BodyError, limit: usize, operation: &str) -> LambdaError {
             format!("Could not read the request body: {cause}"),
         ),
     }
+}
+
+/// A body that did not arrive at the minimum rate. Lambda's model has no error for this (its
+/// front end's own timeouts are not documented), so the answer is HTTP's 408 in the Lambda
+/// error shape; the connection is closed after it.
+fn body_too_slow(e: &BodyError, request_id: &str) -> Response {
+    let message = match e {
+        BodyError::Broken(cause) => format!("Request timed out: {cause}"),
+        BodyError::TooLarge { .. } => "Request timed out".to_string(),
+    };
+    tracing::debug!(request_id, %message, "request refused");
+    rest_json::error(
+        StatusCode::REQUEST_TIMEOUT.as_u16(),
+        "RequestTimeoutException",
+        &serde_json::json!({ "Type": "User", "message": message }),
+        request_id,
+    )
 }
 
 fn reply_response(reply: Reply, request_id: &str) -> Response {

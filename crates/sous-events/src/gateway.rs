@@ -59,24 +59,15 @@ pub fn router(state: Arc<GatewayState>) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
-/// Serve the front door on `listener` until `shutdown` resolves.
+/// Serve the front door on `listener` under the connection `limits` until `shutdown`
+/// resolves, then finish in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<GatewayState>,
+    limits: sous_http::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    sous_http::serve(listener, router(state), limits, "front door", shutdown).await
 }
 
 /// Which kind of door a request came through: the error bodies differ.
@@ -441,21 +432,27 @@ fn put_request_id(h: &mut HeaderMap, id: &str) {
     }
 }
 
-/// Read the whole body, refusing more than [`BODY_MAX_BYTES`] (413). An oversized body is
-/// still read (and dropped, up to a bound) so a client that is uploading gets the 413
-/// instead of a reset connection.
+/// Read the whole body, refusing more than [`BODY_MAX_BYTES`] (413) as soon as it is known
+/// (Content-Length, or the bytes counted so far), and a body slower than the listener's
+/// minimum rate (408).
 async fn read_body(mut body: Body, headers: &HeaderMap) -> Result<Bytes, StatusCode> {
-    const DISCARD_MAX: usize = 64 * 1024 * 1024;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let mut too_large = declared.is_some_and(|n| n > BODY_MAX_BYTES as u64);
+    // Refused at once, without waiting for the rest: the listener drains it while it
+    // closes the connection (a lingering close), so the client reads the 413.
+    if declared.is_some_and(|n| n > BODY_MAX_BYTES as u64) {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
     let mut buf = bytes::BytesMut::new();
-    let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(f) => f,
+            Err(e) if sous_http::is_body_too_slow(&e) => {
+                tracing::debug!(error = %e, "read request body");
+                return Err(StatusCode::REQUEST_TIMEOUT);
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "read request body");
                 return Err(StatusCode::BAD_REQUEST);
@@ -464,23 +461,14 @@ async fn read_body(mut body: Body, headers: &HeaderMap) -> Result<Bytes, StatusC
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        seen += data.len();
-        if too_large || seen > BODY_MAX_BYTES {
-            too_large = true;
-            buf = bytes::BytesMut::new();
-            if seen > DISCARD_MAX {
-                break;
-            }
-            continue;
+        if buf.len() + data.len() > BODY_MAX_BYTES {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
         }
         if buf.is_empty() && declared == Some(data.len() as u64) {
             // A body in one frame needs no copy.
             return Ok(data);
         }
         buf.extend_from_slice(&data);
-    }
-    if too_large {
-        return Err(StatusCode::PAYLOAD_TOO_LARGE);
     }
     Ok(buf.freeze())
 }
@@ -515,12 +503,14 @@ fn door_error(door: Door, status: StatusCode) -> Response {
         (Door::Url, 413) => r#"{"Message":"Request Entity Too Large"}"#,
         (Door::Url, 429) => r#"{"Message":"Too Many Requests"}"#,
         (Door::Url, 400) => r#"{"Message":"Bad Request"}"#,
+        (Door::Url, 408) => r#"{"Message":"Request Timeout"}"#,
         (Door::Url, _) => r#"{"Message":"Internal Server Error"}"#,
         (Door::Api, 502) => r#"{"message":"Internal Server Error"}"#,
         (Door::Api, 504) => r#"{"message":"Endpoint request timed out"}"#,
         (Door::Api, 413) => r#"{"message":"Request Entity Too Large"}"#,
         (Door::Api, 429) => r#"{"message":"Too Many Requests"}"#,
         (Door::Api, 400) => r#"{"message":"Bad Request"}"#,
+        (Door::Api, 408) => r#"{"message":"Request Timeout"}"#,
         (Door::Api, _) => r#"{"message":"Internal Server Error"}"#,
     };
     json_response(status, body)

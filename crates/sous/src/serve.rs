@@ -85,6 +85,74 @@ pub struct ServeArgs {
     /// EventBridge's smallest rate, one minute, applies.
     #[arg(long)]
     schedule_seconds: bool,
+    /// Time a client has to send a request head (request line and headers), in seconds:
+    /// counted from the connection for a new one, from the head's first byte on a kept-alive
+    /// one. A connection that sends nothing is closed after it. Both listeners; 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = sous_http::HEADER_TIMEOUT_DEFAULT_S)]
+    header_timeout_secs: u64,
+    /// Close a kept-alive connection idle this long between requests (seconds; 0: never).
+    #[arg(long, value_name = "SECS", default_value_t = sous_http::KEEP_ALIVE_TIMEOUT_DEFAULT_S)]
+    keep_alive_timeout_secs: u64,
+    /// Time a request body may take to arrive (seconds), extended by one second for every
+    /// --body-min-rate bytes received: a body that trickles more slowly is cut off with 408.
+    /// 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = sous_http::BODY_TIMEOUT_DEFAULT_S)]
+    body_timeout_secs: u64,
+    /// The minimum rate of a request body, bytes per second (see --body-timeout-secs).
+    #[arg(long, value_name = "BYTES", default_value_t = sous_http::BODY_MIN_RATE_DEFAULT)]
+    body_min_rate: u64,
+    /// Open connections at most, for each listener (the API and the front door). At the cap
+    /// a new connection closes the one idle the longest; it is refused only when every
+    /// connection has a request in flight [default: from the open-file limit, which Sous
+    /// raises to the hard limit: (limit - max(limit/4, 256)) / 2, at most 10000]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+}
+
+impl ServeArgs {
+    /// The listeners' connection limits, after raising the open-file limit they derive from.
+    fn connection_limits(&self) -> sous_http::Limits {
+        let fds = match sous_http::raise_fd_limit() {
+            Ok(l) => {
+                if l.soft > l.was {
+                    info!(from = l.was, to = l.soft, "raised the open-file limit");
+                }
+                l.soft
+            }
+            Err(e) => {
+                warn!(error = %e, "could not raise the open-file limit");
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                    .map(|(soft, _)| soft)
+                    .unwrap_or(1024)
+            }
+        };
+        let derived = sous_http::default_max_connections(fds);
+        let max_connections = self.max_connections.unwrap_or(derived).max(1);
+        if fds < sous_http::FD_LIMIT_LOW {
+            warn!(
+                open_file_limit = fds,
+                max_connections,
+                "the open-file limit is low: each listener keeps at most {max_connections} \
+                 connections; raise the hard limit (systemd: LimitNOFILE=, shell: ulimit -Hn) \
+                 for more"
+            );
+        }
+        if max_connections > derived {
+            warn!(
+                open_file_limit = fds,
+                max_connections,
+                "--max-connections {max_connections} leaves too few of the {fds} file \
+                 descriptors for environments and the store under full load"
+            );
+        }
+        sous_http::Limits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            keep_alive_timeout: std::time::Duration::from_secs(self.keep_alive_timeout_secs),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout_secs),
+            body_min_rate: self.body_min_rate,
+            max_connections,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -445,6 +513,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => warn!(error = %e, "read the asynchronous invocation queue"),
     }
+    let limits = args.connection_limits();
     let listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("listen on {}", args.api_addr))?;
@@ -474,6 +543,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let gateway = tokio::spawn(sous_events::gateway::serve(
         gateway_listener,
         gateway_state,
+        limits,
         async move {
             let _ = gateway_stopped.changed().await;
         },
@@ -497,7 +567,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stopping.shutdown();
         let _ = stop_gateway.send(true);
     };
-    let result = sous_api::serve(listener, state, shutdown).await;
+    let result = sous_api::serve(listener, state, limits, shutdown).await;
     // Events being delivered stay queued and run again on the next start (at least once).
     delivery.abort();
     schedules.abort();

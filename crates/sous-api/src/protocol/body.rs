@@ -20,15 +20,23 @@ pub enum BodyError {
     Broken(#[source] axum::Error),
 }
 
-/// Read the whole body, refusing more than `limit` bytes (up front when Content-Length says
-/// so).
+impl BodyError {
+    /// The body did not arrive at the listener's minimum rate (`--body-min-rate`).
+    pub fn is_too_slow(&self) -> bool {
+        matches!(self, BodyError::Broken(cause) if sous_http::is_body_too_slow(cause))
+    }
+}
+
+/// Read the whole body, refusing more than `limit` bytes: at once when Content-Length
+/// declares more, or as soon as a chunked body has sent more. What the client still sends
+/// is not waited for: the refusal is answered now, and the listener drains the rest while
+/// it closes the connection (a lingering close, so the client reads the answer).
 pub async fn read(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, BodyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        discard(body).await;
         return Err(BodyError::TooLarge { limit });
     }
     let mut body = body;
@@ -37,28 +45,12 @@ pub async fn read(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes
         let frame = frame.map_err(BodyError::Broken)?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
-                discard(body).await;
                 return Err(BodyError::TooLarge { limit });
             }
             buf.extend_from_slice(&data);
         }
     }
     Ok(buf.freeze())
-}
-
-/// Read and drop what is left of an oversized body (up to a bound), so a client that is
-/// still uploading receives the refusal instead of a reset connection.
-async fn discard(mut body: Body) {
-    const DISCARD_MAX: usize = 256 * 1024 * 1024;
-    let mut seen = 0usize;
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(data) = frame.into_data() {
-            seen += data.len();
-            if seen > DISCARD_MAX {
-                break;
-            }
-        }
-    }
 }
 
 /// A JSON request body as `T`; an empty (or all-whitespace) body is `T::default()`, as the

@@ -13,6 +13,7 @@ mod async_invoke;
 mod auth;
 mod cli;
 mod concurrency;
+mod connections;
 mod control_plane;
 mod forced_stop;
 mod function_urls;
