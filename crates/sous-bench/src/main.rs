@@ -44,12 +44,16 @@ fn main() -> Result<(), BoxError> {
     if std::env::args().any(|a| a == "--gateway") {
         return rt.block_on(gateway::run(quick));
     }
+    if std::env::args().any(|a| a == "--crash-dups") {
+        return rt.block_on(crash_dups::run());
+    }
     if std::env::args().any(|a| a == "--async") {
         return rt.block_on(load::asynchronous(quick));
     }
     rt.block_on(run(quick))
 }
 
+mod crash_dups;
 mod gateway;
 mod load;
 mod runtimes;
