@@ -14,6 +14,7 @@ mod auth;
 mod cli;
 mod concurrency;
 mod control_plane;
+mod crash_queue;
 mod function_urls;
 mod gateway;
 mod http_apis;
