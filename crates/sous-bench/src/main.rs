@@ -47,6 +47,9 @@ fn main() -> Result<(), BoxError> {
     if std::env::args().any(|a| a == "--connections") {
         return rt.block_on(connections::run(quick));
     }
+    if std::env::args().any(|a| a == "--crash-dups") {
+        return rt.block_on(crash_dups::run());
+    }
     if std::env::args().any(|a| a == "--async") {
         return rt.block_on(load::asynchronous(quick));
     }
@@ -54,6 +57,7 @@ fn main() -> Result<(), BoxError> {
 }
 
 mod connections;
+mod crash_dups;
 mod gateway;
 mod load;
 mod runtimes;

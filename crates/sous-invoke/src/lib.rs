@@ -221,6 +221,7 @@ impl Invoker {
             client_context: req.client_context.clone(),
             cognito_identity: None,
             tail_logs: req.tail_logs,
+            settle: None,
         };
         let span = info_span!("invoke", function = %req.function_name, version = %executed_version, request_id = %request_id);
         let outcome = self

@@ -12,9 +12,15 @@
 //! - a finished event is removed in the same transaction that enqueues its destination record
 //!   (OnSuccess / OnFailure) and its dead-letter copy, so none of them is lost.
 //!
-//! Delivery is at least once. Duplicates arise when `sous serve` stops (or is killed) while an
-//! attempt runs or after it finished but before its outcome was committed: on start every
-//! queued event is due again, so that attempt runs once more.
+//! Delivery is at least once. An attempt's outcome is committed as soon as it is known,
+//! before the environment writes the attempt's `END` line (through the invocation's
+//! [`Settle`] callback), on the group commit's fast path (no fsync: see `commit.rs`). So an
+//! `END` in the log means the event is done with or rescheduled, and a restart does not run
+//! that attempt again. Duplicates still arise when `sous serve` is killed while an attempt
+//! runs (after its `START`, before its outcome is committed: its outcome is unknown, so it
+//! must run again), and after an OS crash or power loss, which can undo outcomes committed
+//! since the last fsync (never an acceptance: Invoke answers 202 only after one). See
+//! docs/ARCHITECTURE.md, "The asynchronous queue".
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +32,7 @@ use serde_json::{json, Value};
 use sous_store::{NewEvent, QueueWrite, QueuedEvent, StoredFunction};
 use sous_types::event_invoke::{function_target, FunctionEventInvokeConfig};
 use sous_types::ErrorCode;
-use sous_worker::{Invocation, Outcome};
+use sous_worker::{Invocation, Outcome, Settle};
 use tracing::{info_span, Instrument};
 
 use crate::{trace_id, Invoker, LATEST};
@@ -279,7 +285,7 @@ pub async fn run(invoker: Arc<Invoker>, settings: DeliverySettings) {
 
 /// One attempt at one event, and what follows from it. Returns whether the worker's pool
 /// refused the attempt (concurrency or host admission): the delivery window's signal.
-async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) -> bool {
+async fn deliver(inv: &Arc<Invoker>, ev: QueuedEvent, settings: DeliverySettings) -> bool {
     let c = &inv.async_state.counters;
     let base_ms = u64::try_from(settings.retry_base.as_millis()).unwrap_or(u64::MAX);
     let name = ev.event.function_name.clone();
@@ -331,6 +337,28 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) -> 
             return false;
         }
     };
+    // What follows the attempt, done once: by the environment, as soon as the outcome is
+    // known and before it logs `END` (the usual way), or here, for an attempt refused by
+    // admission or one that ended without reaching an environment.
+    let after = Arc::new(Mutex::new(Some(AfterAttempt {
+        inv: inv.clone(),
+        ev: ev.clone(),
+        cfg,
+        stored: stored.clone(),
+        base_ms,
+    })));
+    let settle = {
+        let after = after.clone();
+        Settle(Arc::new(move |o: &Outcome| -> SettleFuture {
+            let pending = after.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let o = o.clone();
+            Box::pin(async move {
+                if let Some(a) = pending {
+                    a.settle(Some(o)).await;
+                }
+            })
+        }))
+    };
     let invocation = Invocation {
         request_id: ev.event.request_id.clone(),
         payload: Bytes::from(ev.event.payload.clone()),
@@ -339,53 +367,92 @@ async fn deliver(inv: &Invoker, ev: QueuedEvent, settings: DeliverySettings) -> 
         client_context: None,
         cognito_identity: None,
         tail_logs: false,
+        settle: Some(settle),
     };
     let span = info_span!("deliver", function = %name, version = %stored.config.version, request_id = %ev.event.request_id, attempt = ev.attempts + 1);
-    let (attempt, outcome) = match inv.pool.invoke(spec, invocation).instrument(span).await {
+    let result = inv.pool.invoke(spec, invocation).instrument(span).await;
+    let pending = after.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match result {
         Err(refusal) => {
             tracing::debug!(function = %name, ?refusal, "asynchronous event throttled; put back");
-            (Attempt::Throttled, None)
+            if let Some(a) = pending {
+                a.settle(None).await;
+            }
+            true
         }
         Ok(o) => {
-            bump(&c.deliveries);
-            if o.error_type.is_some() {
-                bump(&c.function_errors);
-                (Attempt::FunctionError, Some(o))
-            } else {
-                bump(&c.successes);
-                (Attempt::Succeeded, Some(o))
+            if let Some(a) = pending {
+                a.settle(Some(o)).await;
             }
-        }
-    };
-    let refused = attempt == Attempt::Throttled;
-    let ran = u32::from(outcome.is_some());
-    match decide(&ev, &cfg, attempt, now_ms(), base_ms) {
-        Decision::Finish(cond) => {
-            finish(
-                inv,
-                &ev,
-                &cfg,
-                cond,
-                outcome.as_ref(),
-                Some(stored),
-                ev.attempts + ran,
-            )
-            .await
-        }
-        Decision::RetryAt {
-            at_ms,
-            attempts,
-            throttles,
-        } => {
-            bump(if attempt == Attempt::FunctionError {
-                &c.retries
-            } else {
-                &c.throttles
-            });
-            reschedule(inv, &ev, attempts, throttles, at_ms).await;
+            false
         }
     }
-    refused
+}
+
+type SettleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// What an attempt's outcome leads to, with what deciding it needs.
+struct AfterAttempt {
+    inv: Arc<Invoker>,
+    ev: QueuedEvent,
+    cfg: Arc<FunctionEventInvokeConfig>,
+    stored: StoredFunction,
+    base_ms: u64,
+}
+
+impl AfterAttempt {
+    /// Count the attempt and commit what follows from it: `None` = refused by admission
+    /// (put back without counting as a retry).
+    async fn settle(self, outcome: Option<Outcome>) {
+        let Self {
+            inv,
+            ev,
+            cfg,
+            stored,
+            base_ms,
+        } = self;
+        let c = &inv.async_state.counters;
+        let attempt = match &outcome {
+            None => Attempt::Throttled,
+            Some(o) => {
+                bump(&c.deliveries);
+                if o.error_type.is_some() {
+                    bump(&c.function_errors);
+                    Attempt::FunctionError
+                } else {
+                    bump(&c.successes);
+                    Attempt::Succeeded
+                }
+            }
+        };
+        let ran = u32::from(outcome.is_some());
+        match decide(&ev, &cfg, attempt, now_ms(), base_ms) {
+            Decision::Finish(cond) => {
+                finish(
+                    &inv,
+                    &ev,
+                    &cfg,
+                    cond,
+                    outcome.as_ref(),
+                    Some(&stored),
+                    ev.attempts + ran,
+                )
+                .await
+            }
+            Decision::RetryAt {
+                at_ms,
+                attempts,
+                throttles,
+            } => {
+                bump(if attempt == Attempt::FunctionError {
+                    &c.retries
+                } else {
+                    &c.throttles
+                });
+                reschedule(&inv, &ev, attempts, throttles, at_ms).await;
+            }
+        }
+    }
 }
 
 async fn put_back(

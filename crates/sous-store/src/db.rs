@@ -23,7 +23,8 @@
 //! SQLite runs in WAL mode with `synchronous=NORMAL`: a committed API write survives a
 //! process kill (the WAL is written before `COMMIT` returns; only an OS crash or power loss
 //! can lose the last transactions), and readers never block the writer. The queue has its
-//! own writer connection with `synchronous=FULL` (see `queue.rs`).
+//! own writer connection, whose acceptances are fsynced before Invoke answers (see
+//! `queue.rs`).
 //!
 //! Every transaction that can change what an invocation resolves (a function's configuration
 //! or code, its versions, aliases, concurrency, event invoke configurations, URLs) commits
@@ -76,6 +77,11 @@ pub enum StoreError {
     Open {
         path: PathBuf,
         source: rusqlite::Error,
+    },
+    #[error("fsync the queue's WAL {path}: {source}")]
+    Sync {
+        path: PathBuf,
+        source: std::io::Error,
     },
     #[error("the store's blocking pool is shutting down")]
     Unavailable,
@@ -151,10 +157,13 @@ const MIGRATIONS: &[&str] = &[
 /// The metadata database and the code blob store of one data dir.
 pub struct Store {
     conn: Mutex<Connection>,
-    /// A second connection, the only one that writes the queue (`synchronous=FULL`): WAL lets
-    /// the main connection go on reading while the writer waits for its fsync, and the two
-    /// never wait for each other's write lock over queue traffic.
+    /// A second connection, the only one that writes the queue (`synchronous=NORMAL`, with an
+    /// fsync of the WAL by [`Store::sync_queue`] where an acceptance needs one): the main
+    /// connection goes on reading meanwhile, and the two never wait for each other's write
+    /// lock over queue traffic.
     pub(crate) queue_writer: Mutex<Connection>,
+    /// The WAL file the queue writer appends to, fsynced by [`Store::sync_queue`].
+    pub(crate) wal_path: PathBuf,
     /// A third connection, for [`Store::checkpoint_queue`].
     pub(crate) checkpointer: Mutex<Connection>,
     code: CodeStore,
@@ -193,7 +202,10 @@ impl Store {
             source,
         })?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
-        writer.pragma_update(None, "synchronous", "FULL")?;
+        // `NORMAL`: a commit writes the WAL (so it survives a kill of the process) but does
+        // not fsync it; the group commit fsyncs it (`Store::sync_queue`) before Invoke answers
+        // an acceptance, beside the writer, which meanwhile commits delivery outcomes at once.
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
         // The queue writer never checkpoints: a checkpoint inside one of its commits (copying
         // the WAL into the database and syncing it) would hold up every Invoke of that batch.
         // `checkpoint_queue` does it from its own connection, beside the writer.
@@ -206,6 +218,7 @@ impl Store {
         let code = CodeStore::open(data_dir)?;
         Ok(Store {
             queue_writer: Mutex::new(writer),
+            wal_path: data_dir.join("sous.db-wal"),
             checkpointer: Mutex::new(checkpointer),
             conn: Mutex::new(conn),
             code,

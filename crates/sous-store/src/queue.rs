@@ -2,14 +2,22 @@
 //!
 //! What we store, and why: every accepted `Event` invocation, from the moment Invoke answers
 //! 202 until its delivery is finished (succeeded, or failed for good with its destinations
-//! and dead-letter target enqueued in the same transaction that removes it). The insert runs
-//! with `synchronous=FULL`, so an accepted event survives even an OS crash, not only a kill of
-//! the process. Nothing marks an event as in flight on disk: after a restart every remaining
-//! event is simply due again, which is where duplicates (at-least-once) arise.
+//! and dead-letter target enqueued in the same transaction that removes it).
 //!
-//! Every write of the queue goes through [`Store::write_queue`] on the queue writer
-//! connection, so that one thread (the group commit of `sous-invoke`) can apply the
-//! acceptances and the outcomes of deliveries waiting at one moment in one transaction.
+//! Durability: every write of the queue goes through [`Store::write_queue`] on the queue
+//! writer connection, in WAL mode with `synchronous=NORMAL`: `COMMIT` returns once the
+//! transaction's frames are written to the WAL file (in the kernel's page cache), so it
+//! survives a kill of the process, and the next open recovers it from the WAL; only an OS
+//! crash or power loss can lose it. An accepted event must survive those too: before Invoke
+//! answers 202, [`Store::sync_queue`] fsyncs the WAL, which makes every transaction committed
+//! so far durable. Outcomes of deliveries are not fsynced on their own: one lost to a power
+//! loss only makes its event run again (WAL recovery keeps a prefix of the commits, and the
+//! removal of an event and the records it sends on are one transaction). So one thread (the
+//! group commit of `sous-invoke`) applies the writes waiting at one moment in one
+//! transaction, without waiting for a disk, and another fsyncs for the acceptances among
+//! them. Nothing marks an event as in flight on disk: after a restart every remaining event
+//! is due again, which is where duplicates (at-least-once) arise: an attempt that was running
+//! at a kill runs again (see `sous-invoke`'s `queue.rs`).
 
 use rusqlite::{params, TransactionBehavior};
 
@@ -66,13 +74,15 @@ pub struct QueueStats {
 }
 
 impl Store {
-    /// Commit an event to the queue, durably.
+    /// Commit an event to the queue, durably (it survives an OS crash).
     pub fn enqueue_event(&self, e: &NewEvent) -> Result<(), StoreError> {
-        self.write_queue(&[QueueWrite::Enqueue(e.clone())])
+        self.write_queue(&[QueueWrite::Enqueue(e.clone())])?;
+        self.sync_queue()
     }
 
-    /// Apply `writes` in one durable transaction (`synchronous=FULL`: one fsync for all of
-    /// them) on the queue writer connection, while the main connection keeps serving reads.
+    /// Apply `writes` in one transaction on the queue writer connection, while the main
+    /// connection keeps serving reads. It survives a kill of the process once this returns,
+    /// an OS crash once [`Store::sync_queue`] has run after it.
     pub fn write_queue(&self, writes: &[QueueWrite]) -> Result<(), StoreError> {
         let mut conn = self.queue_writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -124,6 +134,21 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Make every queue write committed so far survive an OS crash or power loss: fsync the
+    /// WAL file. It may run while the queue writer commits more (those may or may not be
+    /// included); it does not take the writer's lock.
+    pub fn sync_queue(&self) -> Result<(), StoreError> {
+        let wal = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&self.wal_path)
+            .and_then(|f| f.sync_data());
+        wal.map_err(|source| StoreError::Sync {
+            path: self.wal_path.clone(),
+            source,
+        })
     }
 
     /// Copy what the WAL holds into the database without blocking the queue writer
@@ -245,6 +270,29 @@ mod tests {
         let ids: Vec<_> = due.iter().map(|e| e.event.request_id.as_str()).collect();
         assert_eq!(ids, ["c", "a"]);
         assert_eq!(due[1].attempts, 1);
+    }
+
+    #[test]
+    fn queue_writes_commit_without_fsync_and_sync_queue_fsyncs_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // The writer commits with `synchronous=NORMAL` (1): no fsync inside a commit.
+        let level: i64 = store
+            .queue_writer
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(level, 1);
+        store
+            .write_queue(&[QueueWrite::Enqueue(ev("a", 10))])
+            .unwrap();
+        // Committed: another connection sees it at once, before any fsync.
+        assert_eq!(store.queue_stats().unwrap().depth, 1);
+        store.sync_queue().unwrap();
+        std::fs::remove_file(dir.path().join("sous.db-wal")).unwrap();
+        let err = store.sync_queue().unwrap_err();
+        assert!(matches!(err, StoreError::Sync { .. }), "{err}");
     }
 
     #[test]

@@ -430,6 +430,7 @@ impl Environment {
         let timeout = Duration::from_secs(self.spec.timeout_s.max(1) as u64);
         let deadline_ms = epoch_ms() + timeout.as_millis() as u64;
         let request_id = inv.request_id.clone();
+        let settle = inv.settle.clone();
         self.logs
             .begin(vec![format!(
                 "START RequestId: {request_id} Version: {}",
@@ -496,6 +497,9 @@ impl Environment {
         let max_memory_mb = self.max_memory_mb();
         if !alive {
             self.stop();
+        }
+        if let Some(settle) = &settle {
+            settle.call(&outcome).await;
         }
         lines.push(format!("END RequestId: {request_id}"));
         lines.push(report_line(&Report {

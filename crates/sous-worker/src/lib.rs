@@ -23,4 +23,4 @@ pub mod spec;
 
 pub use admission::{MemoryBudget, Refusal};
 pub use pool::{Pool, PoolConfig};
-pub use spec::{EnvSpec, Invocation, Outcome};
+pub use spec::{EnvSpec, Invocation, Outcome, Settle};

@@ -930,6 +930,9 @@ async fn failed_start<E: EnvHandle>(
     started: Instant,
 ) -> Outcome {
     let error_type = outcome.error_type.clone().unwrap_or_default();
+    if let Some(settle) = &inv.settle {
+        settle.call(&outcome).await;
+    }
     let log = match &env {
         Some(env) => Some(
             env.report_failed_start(&inv.request_id, &error_type, started)
@@ -1151,6 +1154,7 @@ mod tests {
             client_context: None,
             cognito_identity: None,
             tail_logs: false,
+            settle: None,
         }
     }
 

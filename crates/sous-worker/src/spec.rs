@@ -44,6 +44,34 @@ pub struct Invocation {
     pub cognito_identity: Option<String>,
     /// Return the invocation's log tail.
     pub tail_logs: bool,
+    /// Called with the outcome once it is known, before the `END` line is written (the
+    /// asynchronous queue commits the outcome there, so an `END` in the log means the event
+    /// will not run again).
+    pub settle: Option<Settle>,
+}
+
+/// A callback given an invocation's outcome before its `END` line (see
+/// [`Invocation::settle`]); the line waits for the future it returns.
+#[derive(Clone)]
+pub struct Settle(
+    pub  std::sync::Arc<
+        dyn Fn(&Outcome) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+            + Send
+            + Sync,
+    >,
+);
+
+impl Settle {
+    /// Run the callback for `outcome`.
+    pub async fn call(&self, outcome: &Outcome) {
+        (self.0)(outcome).await;
+    }
+}
+
+impl std::fmt::Debug for Settle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Settle")
+    }
 }
 
 /// How an invocation ended, as the caller sees it.

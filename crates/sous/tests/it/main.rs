@@ -15,6 +15,7 @@ mod cli;
 mod concurrency;
 mod connections;
 mod control_plane;
+mod crash_queue;
 mod forced_stop;
 mod function_urls;
 mod gateway;
