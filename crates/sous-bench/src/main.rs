@@ -47,11 +47,15 @@ fn main() -> Result<(), BoxError> {
     if std::env::args().any(|a| a == "--async") {
         return rt.block_on(load::asynchronous(quick));
     }
+    if std::env::args().any(|a| a == "--packages") {
+        return rt.block_on(packages::run(quick));
+    }
     rt.block_on(run(quick))
 }
 
 mod gateway;
 mod load;
+mod packages;
 mod runtimes;
 
 pub(crate) struct Server {
