@@ -15,7 +15,11 @@ use sous_store::CodeStore;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let files: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100_000);
+    let files: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
 
     let mut out = std::io::Cursor::new(Vec::new());
@@ -72,6 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stored.inodes
     );
     println!("extract_zip alone: p50 {:.0} ms", p50(&mut alone));
-    println!("CodeStore::put_zip: p50 {:.0} ms (runs: {runs})", p50(&mut put));
+    println!(
+        "CodeStore::put_zip: p50 {:.0} ms (runs: {runs})",
+        p50(&mut put)
+    );
     Ok(())
 }

@@ -193,12 +193,7 @@ impl CodeStore {
 
     /// Delete every extraction with a marker: its contents may not have reached the disk.
     fn discard_unsynced(&self) -> Result<(), CodeError> {
-        let context = || {
-            format!(
-                "open code store: read {}",
-                self.unsynced_dir.display()
-            )
-        };
+        let context = || format!("open code store: read {}", self.unsynced_dir.display());
         for entry in fs::read_dir(&self.unsynced_dir).map_err(io_err(context()))? {
             let entry = entry.map_err(io_err(context()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -342,10 +337,8 @@ impl CodeStore {
         let marker = self
             .unsynced_dir
             .join(format!("{sha256_hex}-{}", temp_name()));
-        File::create(&marker).map_err(io_err(format!(
-            "extract code: create {}",
-            marker.display()
-        )))?;
+        File::create(&marker)
+            .map_err(io_err(format!("extract code: create {}", marker.display())))?;
         let marker = TempPath {
             path: marker,
             armed: true,
@@ -1055,7 +1048,10 @@ mod tests {
     fn assert_empty(data: &Path) {
         assert_eq!(entries(&data.join("code")), Vec::<String>::new());
         assert_eq!(entries(&data.join("extract")), Vec::<String>::new());
-        assert_eq!(entries(&data.join("extract-unsynced")), Vec::<String>::new());
+        assert_eq!(
+            entries(&data.join("extract-unsynced")),
+            Vec::<String>::new()
+        );
     }
 
     fn refused(bytes: &[u8], want: &str) {
@@ -1400,7 +1396,11 @@ mod tests {
             extract_zip(&bytes, root.path()),
             Err(CodeError::TooManyEntries { entries }) if entries == PACKAGE_ENTRIES_MAX + 1
         ));
-        assert_eq!(entries(root.path()), Vec::<String>::new(), "nothing written");
+        assert_eq!(
+            entries(root.path()),
+            Vec::<String>::new(),
+            "nothing written"
+        );
         refused(
             &bytes,
             &format!(
@@ -1503,6 +1503,7 @@ mod tests {
         file(&mut w, "a/b/c", 0o644, b"c");
         let stored = store.put_zip(&finish(w)).unwrap();
         store.remove(&stored.sha256_hex).unwrap();
+        wait_flushed(data.path());
         assert_empty(data.path());
         // Already gone is fine.
         store.remove(&stored.sha256_hex).unwrap();

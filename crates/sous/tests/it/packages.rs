@@ -19,6 +19,24 @@ fn file_path(i: usize) -> String {
     format!("pkg/d{:02}/f{i:06}.txt", i % DIRS)
 }
 
+/// `text` without ANSI colour sequences (`ESC [ … m`), which the server's log fields carry.
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn letter(i: usize) -> char {
     char::from(b'a' + (i % 26) as u8)
 }
@@ -84,7 +102,7 @@ async fn a_package_of_100000_files_is_created_and_runs() {
         extracted.iter().filter(|p| p.ends_with(".txt")).count(),
         FILES
     );
-    let log = server.output();
+    let log = without_colours(&server.output());
     let line = log
         .lines()
         .find(|l| l.contains("extracted code package") && l.contains("entries=100001"))
