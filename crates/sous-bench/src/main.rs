@@ -53,6 +53,9 @@ fn main() -> Result<(), BoxError> {
     if std::env::args().any(|a| a == "--async") {
         return rt.block_on(load::asynchronous(quick));
     }
+    if std::env::args().any(|a| a == "--packages") {
+        return rt.block_on(packages::run(quick));
+    }
     rt.block_on(run(quick))
 }
 
@@ -60,6 +63,7 @@ mod connections;
 mod crash_dups;
 mod gateway;
 mod load;
+mod packages;
 mod runtimes;
 
 pub(crate) struct Server {

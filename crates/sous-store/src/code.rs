@@ -15,17 +15,30 @@
 //! Inside the temp tree, regular files and directories are written first and symlinks are
 //! created last, so no write can ever pass through a symlink; an entry below a symlink entry is
 //! refused.
+//!
+//! Extraction costs what the package holds, not a fixed price per file (issue 14): a file is
+//! one `open` (with its final mode), its writes and a `close`; each directory is created once;
+//! nothing is fsynced file by file. The blob is the durable copy; the extraction is a cache
+//! of it, flushed in the background by one `syncfs` after it is published (flushing 100,000
+//! small files costs seconds the client need not wait for). Until that flush is done a marker,
+//! `extract-unsynced/<sha>-<n>`, made durable before the rename, says the extraction may be
+//! incomplete after a crash: [`CodeStore::open`] deletes such extractions, and
+//! [`CodeStore::extracted_dir`] extracts them again from the blob when they are next needed.
+//! A package of more than [`PACKAGE_ENTRIES_MAX`] entries (a Sous limit: Lambda documents
+//! none) is refused before anything is written. The disk an extraction really takes (its
+//! blocks and inodes, which for many small files far exceed the bytes Lambda counts) is logged
+//! and reported in [`StoredCode`]; the 250 MB limit counts decompressed bytes, as Lambda's does.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Cursor, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use sous_types::limits::{UNZIPPED_MAX_BYTES, ZIPPED_MAX_BYTES};
+use sous_types::limits::{PACKAGE_ENTRIES_MAX, UNZIPPED_MAX_BYTES, ZIPPED_MAX_BYTES};
 use sous_types::{ErrorCode, LambdaError};
 
 /// AWS's message for bytes that are not a readable zip.
@@ -54,8 +67,23 @@ pub struct StoredCode {
     pub sha256_b64: String,
     /// Size of the zip in bytes: Lambda's `CodeSize`.
     pub size: u64,
-    /// Bytes of the extracted package: regular files' lengths plus symlinks' target lengths.
+    /// Bytes of the extracted package: regular files' lengths plus symlinks' target lengths
+    /// (what Lambda's 250 MB limit counts).
     pub unzipped_size: u64,
+    /// Disk the extraction takes: its files', directories' and symlinks' allocated blocks
+    /// (`st_blocks` × 512). Each non-empty file takes at least one block.
+    pub disk_bytes: u64,
+    /// Inodes of the extraction (its files, directories and symlinks, the root included).
+    pub inodes: u64,
+}
+
+/// What one extraction wrote, as counted while writing it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extracted {
+    /// Entries of the zip (files, directories, symlinks; duplicates counted each time).
+    pub entries: u64,
+    /// Decompressed bytes: regular files' lengths plus symlinks' target lengths.
+    pub unzipped_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +97,9 @@ pub enum CodeError {
     /// An entry that would write outside the package, or one we do not create.
     #[error("unsafe zip entry {name:?}: {reason}")]
     UnsafeEntry { name: String, reason: &'static str },
+    /// More than [`PACKAGE_ENTRIES_MAX`] entries in the zip's central directory.
+    #[error("{entries} entries exceed the limit of {PACKAGE_ENTRIES_MAX}")]
+    TooManyEntries { entries: u64 },
     /// More than [`UNZIPPED_MAX_BYTES`] decompressed (counted, not declared).
     #[error("unzipped size exceeds {UNZIPPED_MAX_BYTES} bytes")]
     UnzippedTooLarge,
@@ -100,6 +131,10 @@ impl CodeError {
             Self::EmptyZip => LambdaError::invalid_parameter(EMPTY_ZIP),
             Self::UnsafeEntry { name, reason } => LambdaError::invalid_parameter(format!(
                 "Could not unzip uploaded file. Entry {name:?} is not allowed: {reason}."
+            )),
+            Self::TooManyEntries { entries } => LambdaError::invalid_parameter(format!(
+                "Could not unzip uploaded file. The package has {entries} entries; \
+                 this server accepts at most {PACKAGE_ENTRIES_MAX}."
             )),
             Self::UnzippedTooLarge => LambdaError::invalid_parameter(format!(
                 "Unzipped size must be smaller than {UNZIPPED_MAX_BYTES} bytes"
@@ -133,22 +168,46 @@ fn unsafe_entry(name: &str, reason: &'static str) -> CodeError {
 pub struct CodeStore {
     code_dir: PathBuf,
     extract_dir: PathBuf,
+    /// Markers of extractions whose flush has not finished (see the module docs).
+    unsynced_dir: PathBuf,
 }
 
 impl CodeStore {
     /// `data_dir/code/<hex>.zip` blobs, `data_dir/extract/<hex>/` extracted packages; creates
-    /// the dirs; removes leftover temp entries from an interrupted earlier run.
+    /// the dirs; removes leftover temp entries from an interrupted earlier run, and the
+    /// extractions that run had not flushed yet (they are extracted again when needed).
     pub fn open(data_dir: &Path) -> Result<CodeStore, CodeError> {
         let store = CodeStore {
             code_dir: data_dir.join("code"),
             extract_dir: data_dir.join("extract"),
+            unsynced_dir: data_dir.join("extract-unsynced"),
         };
-        for dir in [&store.code_dir, &store.extract_dir] {
+        for dir in [&store.code_dir, &store.extract_dir, &store.unsynced_dir] {
             fs::create_dir_all(dir)
                 .map_err(io_err(format!("open code store: create {}", dir.display())))?;
             remove_leftover_temps(dir)?;
         }
+        store.discard_unsynced()?;
         Ok(store)
+    }
+
+    /// Delete every extraction with a marker: its contents may not have reached the disk.
+    fn discard_unsynced(&self) -> Result<(), CodeError> {
+        let context = || format!("open code store: read {}", self.unsynced_dir.display());
+        for entry in fs::read_dir(&self.unsynced_dir).map_err(io_err(context()))? {
+            let entry = entry.map_err(io_err(context()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(sha) = name.get(..64).filter(|sha| check_sha(sha).is_ok()) {
+                tracing::warn!(sha256 = %sha,
+                    "discarding a code extraction an interrupted run had not flushed; it is extracted again when needed");
+                self.remove_extraction(&self.extract_dir.join(sha))?;
+            }
+            fs::remove_file(entry.path()).map_err(io_err(format!(
+                "open code store: remove {}",
+                entry.path().display()
+            )))?;
+        }
+        Ok(())
     }
 
     /// Validate the zip fully and extract it into the cache, then store the blob; idempotent
@@ -166,24 +225,29 @@ impl CodeStore {
         let dir = self.extract_dir.join(&sha256_hex);
 
         // Identical bytes were validated when they were first stored: reuse what is there.
-        let created_dir = if dir.is_dir() {
-            None
+        let (created_dir, usage) = if dir.is_dir() {
+            (None, None)
         } else {
             self.extract_into_cache(bytes, &sha256_hex)?
         };
-        let finish = || -> Result<u64, CodeError> {
-            let unzipped_size = tree_size(&dir)?;
+        let finish = || -> Result<Usage, CodeError> {
+            let usage = match usage {
+                Some(usage) => usage,
+                None => tree_usage(&dir)?,
+            };
             if !blob.is_file() {
                 self.write_blob(bytes, &sha256_hex)?;
             }
-            Ok(unzipped_size)
+            Ok(usage)
         };
         match finish() {
-            Ok(unzipped_size) => Ok(StoredCode {
+            Ok(usage) => Ok(StoredCode {
                 sha256_hex,
                 sha256_b64,
                 size,
-                unzipped_size,
+                unzipped_size: usage.unzipped_bytes,
+                disk_bytes: usage.disk_bytes,
+                inodes: usage.inodes,
             }),
             Err(e) => {
                 if let Some(created) = created_dir {
@@ -246,19 +310,45 @@ impl CodeStore {
     }
 
     /// Extract `bytes` into `extract/<sha>/`. Returns the dir if this call created it, `None`
-    /// if a concurrent call got there first.
+    /// if a concurrent call got there first, and what the extraction takes.
     fn extract_into_cache(
         &self,
         bytes: &[u8],
         sha256_hex: &str,
-    ) -> Result<Option<PathBuf>, CodeError> {
+    ) -> Result<(Option<PathBuf>, Option<Usage>), CodeError> {
+        let started = Instant::now();
         let tmp = TempPath::create_dir(&self.extract_dir)?;
-        extract_zip(bytes, tmp.path())?;
+        let extracted = extract_zip(bytes, tmp.path())?;
+        let written = started.elapsed();
+        let usage = tree_usage(tmp.path())?;
+        tracing::info!(
+            sha256 = %sha256_hex,
+            entries = extracted.entries,
+            unzipped_bytes = usage.unzipped_bytes,
+            disk_bytes = usage.disk_bytes,
+            inodes = usage.inodes,
+            zipped_bytes = bytes.len(),
+            write_ms = written.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "extracted code package"
+        );
+        // The marker is durable before the extraction is published, and removed once the
+        // extraction is flushed.
+        let marker = self
+            .unsynced_dir
+            .join(format!("{sha256_hex}-{}", temp_name()));
+        File::create(&marker)
+            .map_err(io_err(format!("extract code: create {}", marker.display())))?;
+        let marker = TempPath {
+            path: marker,
+            armed: true,
+        };
+        sync_dir(&self.unsynced_dir)?;
         let dir = self.extract_dir.join(sha256_hex);
         match fs::rename(tmp.path(), &dir) {
             Ok(()) => {}
-            // Another put of the same bytes finished first; ours is dropped with `tmp`.
-            Err(_) if dir.is_dir() => return Ok(None),
+            // Another put of the same bytes finished first; ours (and its marker) is dropped.
+            Err(_) if dir.is_dir() => return Ok((None, Some(usage))),
             Err(e) => {
                 return Err(io_err(format!(
                     "extract code: rename into {}",
@@ -268,7 +358,10 @@ impl CodeStore {
         }
         tmp.disarm();
         sync_dir(&self.extract_dir)?;
-        Ok(Some(dir))
+        let marker_path = marker.path.clone();
+        marker.disarm();
+        flush_in_background(self.extract_dir.clone(), marker_path);
+        Ok((Some(dir), Some(usage)))
     }
 
     fn write_blob(&self, bytes: &[u8], sha256_hex: &str) -> Result<(), CodeError> {
@@ -432,27 +525,91 @@ fn sync_dir(dir: &Path) -> Result<(), CodeError> {
         .map_err(io_err(format!("fsync {}", dir.display())))
 }
 
+/// Flush the file system holding `dir` (all of it: one `syncfs`, instead of an fsync per
+/// file of a package).
+fn sync_filesystem(dir: &Path) -> Result<(), CodeError> {
+    let context = || format!("extract code: syncfs {}", dir.display());
+    let d = File::open(dir).map_err(io_err(context()))?;
+    nix::unistd::syncfs(&d).map_err(|e| io_err(context())(e.into()))
+}
+
+/// Flush the extractions on a thread of its own, then remove `marker`. If the flush fails
+/// (or the thread cannot start) the marker stays, and the next start extracts the package
+/// again.
+fn flush_in_background(extract_dir: PathBuf, marker: PathBuf) {
+    let flush = move || {
+        let started = Instant::now();
+        let flushed = sync_filesystem(&extract_dir).and_then(|()| {
+            fs::remove_file(&marker).map_err(io_err(format!("remove {}", marker.display())))
+        });
+        match flushed {
+            Ok(()) => tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "flushed code extraction"
+            ),
+            Err(e) => tracing::warn!(error = %e,
+                "flush code extraction; it is extracted again at the next start"),
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("sous-code-flush".into())
+        .spawn(flush);
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "start the code flush thread; the extraction is extracted again at the next start");
+    }
+}
+
 fn set_mode(path: &Path, mode: u32, context: &str) -> Result<(), CodeError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err(context))
 }
 
-/// Bytes of an extracted tree: regular files' lengths plus symlinks' target lengths.
-fn tree_size(dir: &Path) -> Result<u64, CodeError> {
-    let mut total = 0u64;
+/// The process's umask, from `/proc/self/status` (Linux 4.7 and later: reading it this way
+/// does not change it, unlike `umask(2)`); `None` when unknown.
+fn current_umask() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(value.trim(), 8).ok()
+}
+
+/// What an extracted tree takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Usage {
+    /// Regular files' lengths plus symlinks' target lengths.
+    unzipped_bytes: u64,
+    /// Allocated blocks of every inode below the root and of the root, in bytes.
+    disk_bytes: u64,
+    /// Inodes, the root included.
+    inodes: u64,
+}
+
+/// Measure an extracted tree (one `lstat` per entry; the directory listing's types tell
+/// directories apart).
+fn tree_usage(dir: &Path) -> Result<Usage, CodeError> {
+    let root = fs::symlink_metadata(dir)
+        .map_err(io_err(format!("measure code: stat {}", dir.display())))?;
+    let mut usage = Usage {
+        unzipped_bytes: 0,
+        disk_bytes: root.blocks().saturating_mul(512),
+        inodes: 1,
+    };
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
         let context = || format!("measure code: read {}", d.display());
         for entry in fs::read_dir(&d).map_err(io_err(context()))? {
             let entry = entry.map_err(io_err(context()))?;
-            let meta = fs::symlink_metadata(entry.path()).map_err(io_err(context()))?;
+            let meta = entry.metadata().map_err(io_err(context()))?;
+            usage.inodes += 1;
+            usage.disk_bytes = usage
+                .disk_bytes
+                .saturating_add(meta.blocks().saturating_mul(512));
             if meta.is_dir() {
                 pending.push(entry.path());
             } else {
-                total = total.saturating_add(meta.len());
+                usage.unzipped_bytes = usage.unzipped_bytes.saturating_add(meta.len());
             }
         }
     }
-    Ok(total)
+    Ok(usage)
 }
 
 /// What a zip entry becomes on disk.
@@ -522,16 +679,23 @@ fn join(root: &Path, components: &[String]) -> PathBuf {
     p
 }
 
-/// Validate `bytes` as a deployment package and extract it under `root` (an empty dir).
-/// Regular files and dirs are written first; symlinks are checked against each other and
-/// created last. On error `root` may hold a partial tree: the caller removes it.
-fn extract_zip(bytes: &[u8], root: &Path) -> Result<(), CodeError> {
+/// Validate `bytes` as a deployment package and extract it under `root` (an existing, empty
+/// dir), with every check [`CodeStore::put_zip`] makes: Lambda's refusals (not a zip, empty,
+/// unsafe names, special files, escaping symlinks, more than 250 MB decompressed) and Sous's
+/// entry cap. Regular files and dirs are written first; symlinks are checked against each other
+/// and created last. Nothing is fsynced. On error `root` may hold a partial tree: the caller
+/// removes it.
+pub fn extract_zip(bytes: &[u8], root: &Path) -> Result<Extracted, CodeError> {
     let not_a_zip = |e: zip::result::ZipError| CodeError::NotAZip {
         reason: e.to_string(),
     };
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(not_a_zip)?;
     if archive.is_empty() {
         return Err(CodeError::EmptyZip);
+    }
+    let entries = archive.len() as u64;
+    if entries > PACKAGE_ENTRIES_MAX {
+        return Err(CodeError::TooManyEntries { entries });
     }
     // Honest headers fail fast; lying ones are caught by counting below.
     if archive
@@ -546,6 +710,9 @@ fn extract_zip(bytes: &[u8], root: &Path) -> Result<(), CodeError> {
     // Symlink entries by path; last entry for a path wins.
     let mut links: BTreeMap<Vec<String>, (String, String)> = BTreeMap::new();
     let mut buf = vec![0u8; 64 * 1024];
+    // Files are created with their final mode; a chmod is needed only when the umask would
+    // take bits of 0755 away.
+    let chmod_needed = current_umask().is_none_or(|umask| umask & 0o755 != 0);
 
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(not_a_zip)?;
@@ -577,13 +744,8 @@ fn extract_zip(bytes: &[u8], root: &Path) -> Result<(), CodeError> {
                     return Err(unsafe_entry(&name, "a directory of the same name exists"));
                 }
                 let context = || format!("extract code: write {}", components.join("/"));
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o644)
-                    .open(&path)
-                    .map_err(io_err(context()))?;
+                let mode = if executable { 0o755 } else { 0o644 };
+                let mut file = create_file(&path, mode, chmod_needed).map_err(io_err(context()))?;
                 loop {
                     let n = match entry.read(&mut buf) {
                         Ok(0) => break,
@@ -598,11 +760,6 @@ fn extract_zip(bytes: &[u8], root: &Path) -> Result<(), CodeError> {
                     budget.take(n as u64)?;
                     file.write_all(&buf[..n]).map_err(io_err(context()))?;
                 }
-                let mode = if executable { 0o755 } else { 0o644 };
-                file.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(io_err(context()))?;
-                // The rename into the cache must not become durable before the contents.
-                file.sync_data().map_err(io_err(context()))?;
             }
             Kind::Symlink => {
                 if known_dirs.contains(&components) {
@@ -648,7 +805,34 @@ fn extract_zip(bytes: &[u8], root: &Path) -> Result<(), CodeError> {
         }
         std::os::unix::fs::symlink(target, &path).map_err(io_err(context()))?;
     }
-    Ok(())
+    Ok(Extracted {
+        entries,
+        unzipped_bytes: budget.used,
+    })
+}
+
+/// Create a package file with `mode`. A file of that name from an earlier entry is replaced in
+/// place: the last entry wins, its contents and its mode.
+fn create_file(path: &Path, mode: u32, chmod_needed: bool) -> io::Result<File> {
+    let fresh = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path);
+    match fresh {
+        Ok(file) => {
+            if chmod_needed {
+                file.set_permissions(fs::Permissions::from_mode(mode))?;
+            }
+            Ok(file)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let file = OpenOptions::new().write(true).truncate(true).open(path)?;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+            Ok(file)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Counts decompressed bytes against [`UNZIPPED_MAX_BYTES`].
@@ -808,6 +992,43 @@ mod tests {
         w.finish().unwrap().into_inner()
     }
 
+    /// Wait until the background flushes are done (their markers gone).
+    fn wait_flushed(data: &Path) {
+        for _ in 0..6000 {
+            if entries(&data.join("extract-unsynced")).is_empty() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("background flush still pending after a minute");
+    }
+
+    #[test]
+    fn open_discards_extractions_not_flushed() {
+        let (data, store) = store();
+        let mut w = writer();
+        file(&mut w, "bootstrap", 0o755, b"#!/bin/sh\n");
+        let stored = store.put_zip(&finish(w)).unwrap();
+        wait_flushed(data.path());
+        let dir = data.path().join("extract").join(&stored.sha256_hex);
+        assert!(dir.is_dir());
+
+        // As if the process died before its flush finished: the marker is still there.
+        let marker = data
+            .path()
+            .join("extract-unsynced")
+            .join(format!("{}-1-2-3", stored.sha256_hex));
+        fs::write(&marker, b"").unwrap();
+        drop(store);
+        let store = CodeStore::open(data.path()).unwrap();
+        assert!(!dir.exists(), "an unflushed extraction is not trusted");
+        assert!(!marker.exists());
+        // The blob is the durable copy: the package is extracted again when needed.
+        assert_eq!(store.extracted_dir(&stored.sha256_hex).unwrap(), dir);
+        assert_eq!(fs::read(dir.join("bootstrap")).unwrap(), b"#!/bin/sh\n");
+        wait_flushed(data.path());
+    }
+
     fn store() -> (tempfile::TempDir, CodeStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = CodeStore::open(dir.path()).unwrap();
@@ -827,6 +1048,10 @@ mod tests {
     fn assert_empty(data: &Path) {
         assert_eq!(entries(&data.join("code")), Vec::<String>::new());
         assert_eq!(entries(&data.join("extract")), Vec::<String>::new());
+        assert_eq!(
+            entries(&data.join("extract-unsynced")),
+            Vec::<String>::new()
+        );
     }
 
     fn refused(bytes: &[u8], want: &str) {
@@ -1152,6 +1377,72 @@ mod tests {
         let stored = store.put_zip(&bytes).unwrap();
         let dir = store.extracted_dir(&stored.sha256_hex).unwrap();
         assert_eq!(fs::read(dir.join("a")).unwrap(), b"second");
+        // The last entry's mode too, though the file already existed.
+        assert_eq!(fs::metadata(dir.join("a")).unwrap().mode() & 0o777, 0o755);
+    }
+
+    #[test]
+    fn refuses_more_entries_than_the_cap_before_writing() {
+        let mut w = writer();
+        let stored = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .unix_permissions(0o644);
+        for i in 0..=PACKAGE_ENTRIES_MAX {
+            w.start_file(format!("{i:x}"), stored).unwrap();
+        }
+        let bytes = finish(w);
+        let root = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            extract_zip(&bytes, root.path()),
+            Err(CodeError::TooManyEntries { entries }) if entries == PACKAGE_ENTRIES_MAX + 1
+        ));
+        assert_eq!(
+            entries(root.path()),
+            Vec::<String>::new(),
+            "nothing written"
+        );
+        refused(
+            &bytes,
+            &format!(
+                "The package has {} entries; this server accepts at most {PACKAGE_ENTRIES_MAX}.",
+                PACKAGE_ENTRIES_MAX + 1
+            ),
+        );
+    }
+
+    #[test]
+    fn reports_entries_bytes_and_disk_use() {
+        let mut w = writer();
+        file(&mut w, "bootstrap", 0o755, b"#!/bin/sh\n");
+        for i in 0..50 {
+            file(&mut w, &format!("lib/d{}/f{i}", i % 5), 0o644, b"x");
+        }
+        link(&mut w, "lib/current", "d0");
+        let bytes = finish(w);
+
+        let root = tempfile::tempdir().unwrap();
+        let extracted = extract_zip(&bytes, root.path()).unwrap();
+        assert_eq!(
+            extracted,
+            Extracted {
+                entries: 52,
+                unzipped_bytes: 10 + 50 + 2,
+            }
+        );
+
+        let (_data, store) = store();
+        let stored = store.put_zip(&bytes).unwrap();
+        assert_eq!(stored.unzipped_size, 62);
+        // The root, `lib`, its 5 directories, 51 files and a symlink.
+        assert_eq!(stored.inodes, 1 + 1 + 5 + 51 + 1);
+        // Every non-empty file takes at least one block of its own, whatever its length.
+        assert!(
+            stored.disk_bytes >= 51 * 512,
+            "disk_bytes {} for 51 non-empty files",
+            stored.disk_bytes
+        );
+        // The same measure when identical bytes find the extraction already there.
+        assert_eq!(store.put_zip(&bytes).unwrap(), stored);
     }
 
     #[test]
@@ -1212,6 +1503,7 @@ mod tests {
         file(&mut w, "a/b/c", 0o644, b"c");
         let stored = store.put_zip(&finish(w)).unwrap();
         store.remove(&stored.sha256_hex).unwrap();
+        wait_flushed(data.path());
         assert_empty(data.path());
         // Already gone is fine.
         store.remove(&stored.sha256_hex).unwrap();
@@ -1220,6 +1512,7 @@ mod tests {
     #[test]
     fn open_removes_leftover_temps() {
         let (data, store) = store();
+        wait_flushed(data.path());
         fs::create_dir_all(data.path().join("extract/.tmp-1-2-3/sub")).unwrap();
         fs::write(data.path().join("extract/.tmp-1-2-3/sub/f"), b"x").unwrap();
         fs::write(data.path().join("code/.tmp-4-5-6"), b"partial").unwrap();

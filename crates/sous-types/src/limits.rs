@@ -19,6 +19,12 @@ pub const SYNC_REQUEST_MAX_BYTES: usize = 6 * 1024 * 1024;
 pub const SYNC_RESPONSE_MAX_BYTES: usize = 6 * 1024 * 1024 + 100;
 /// Deployment package, unzipped (function and layers).
 pub const UNZIPPED_MAX_BYTES: u64 = 262_144_000;
+/// Entries (files, directories and symlinks) of one deployment package: a Sous limit, not
+/// Lambda's (Lambda documents no entry count). It bounds the work and the disk (one inode and
+/// usually one block per file) of one upload: 2.5 times the 100,000 files of the largest
+/// packages seen in practice, and more than a 50 MB zip of small files can hold at 200 bytes an
+/// entry.
+pub const PACKAGE_ENTRIES_MAX: u64 = 250_000;
 /// Deployment package, zipped, for a direct upload.
 pub const ZIPPED_MAX_BYTES: u64 = 52_428_800;
 /// Total code storage per region.

@@ -22,6 +22,7 @@ mod gateway;
 mod http_apis;
 mod invoke;
 mod lifecycle;
+mod packages;
 mod logs_command;
 mod net_startup;
 mod rootless;
