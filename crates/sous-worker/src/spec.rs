@@ -53,13 +53,12 @@ pub struct Invocation {
 /// A callback given an invocation's outcome before its `END` line (see
 /// [`Invocation::settle`]); the line waits for the future it returns.
 #[derive(Clone)]
-pub struct Settle(
-    pub  std::sync::Arc<
-        dyn Fn(&Outcome) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-            + Send
-            + Sync,
-    >,
-);
+pub struct Settle(pub std::sync::Arc<SettleFn>);
+
+/// What a [`Settle`] calls: the outcome in, a future the `END` line waits for out.
+pub type SettleFn = dyn Fn(&Outcome) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    + Send
+    + Sync;
 
 impl Settle {
     /// Run the callback for `outcome`.
