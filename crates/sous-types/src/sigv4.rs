@@ -126,8 +126,10 @@ pub fn verify(
         ));
     }
 
-    let headers =
-        canonical_headers(req.headers, &auth.signed_headers).ok_or_else(|| invalid(MISMATCH))?;
+    let header_forms = canonical_header_forms(req.headers, &auth.signed_headers);
+    if header_forms.is_empty() {
+        return Err(invalid(MISMATCH));
+    }
     let body_hash = hex::encode(Sha256::digest(req.body));
     let payload_hash = match req.headers.get("x-amz-content-sha256") {
         None => body_hash,
@@ -151,7 +153,11 @@ pub fn verify(
     let exclude = auth.presigned.then_some("X-Amz-Signature");
     let queries = canonical_queries(req.raw_query, exclude);
     let mut matched = false;
-    for uri in canonical_uris(req.raw_path) {
+    for (headers, uri) in header_forms.iter().flat_map(|h| {
+        canonical_uris(req.raw_path)
+            .into_iter()
+            .map(move |u| (h, u))
+    }) {
         for query in &queries {
             let canonical = format!(
                 "{}\n{uri}\n{query}\n{headers}\n{}\n{payload_hash}",
@@ -211,12 +217,14 @@ pub fn sign(
     names.sort();
     names.dedup();
     let signed_headers = names.join(";");
-    let headers = canonical_headers(req.headers, &signed_headers).unwrap_or_default();
+    let headers =
+        canonical_headers(req.headers, &signed_headers, Whitespace::Ascii).unwrap_or_default();
     let canonical = format!(
         "{}\n{}\n{}\n{headers}\n{signed_headers}\n{}",
         req.method,
         canonical_uri(req.raw_path),
-        canonical_query(req.raw_query),
+        // The first form `verify` accepts (a raw '+' is signed verbatim).
+        canonical_queries(req.raw_query, None).swap_remove(0),
         hex::encode(Sha256::digest(req.body))
     );
     let scope = [&date[..8], region, service];
@@ -646,21 +654,46 @@ fn query_pairs(raw_query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `name:value\n` for each signed header, from the received values (whitespace runs collapsed,
-/// repeats joined by ','); `None` when a signed header is absent or not text: no match then.
-fn canonical_headers(headers: &http::HeaderMap, signed_headers: &str) -> Option<String> {
+/// How a header value's whitespace is folded: clients agree on spaces and differ on tabs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Whitespace {
+    /// Every ASCII whitespace run (tabs too) becomes one space, trimmed: botocore, and AWS's
+    /// documented "sequential spaces" rule as servers apply it.
+    Ascii,
+    /// Only runs of spaces fold, tabs stay: the `aws-sigv4` crate (the Rust SDK).
+    Spaces,
+}
+
+/// The canonical headers [`verify`] accepts: the [`Whitespace::Ascii`] form, and the
+/// [`Whitespace::Spaces`] form too when a signed value holds a tab (the forms differ only
+/// then). Empty when a signed header is absent or not text.
+fn canonical_header_forms(headers: &http::HeaderMap, signed_headers: &str) -> Vec<String> {
+    let mut out: Vec<String> = canonical_headers(headers, signed_headers, Whitespace::Ascii)
+        .into_iter()
+        .collect();
+    if let Some(spaces) = canonical_headers(headers, signed_headers, Whitespace::Spaces) {
+        push_new(&mut out, spaces);
+    }
+    out
+}
+
+/// `name:value\n` for each signed header, from the received values (whitespace runs folded as
+/// `ws` says, repeats joined by ','); `None` when a signed header is absent or not text.
+fn canonical_headers(
+    headers: &http::HeaderMap,
+    signed_headers: &str,
+    ws: Whitespace,
+) -> Option<String> {
     let mut out = String::new();
     for name in signed_headers.split(';').map(str::to_ascii_lowercase) {
         let mut values = Vec::new();
         for value in headers.get_all(name.as_str()) {
-            values.push(
-                value
-                    .to_str()
-                    .ok()?
-                    .split_ascii_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            );
+            let value = value.to_str().ok()?;
+            let words: Vec<&str> = match ws {
+                Whitespace::Ascii => value.split_ascii_whitespace().collect(),
+                Whitespace::Spaces => value.split(' ').filter(|w| !w.is_empty()).collect(),
+            };
+            values.push(words.join(" "));
         }
         if values.is_empty() {
             return None;
@@ -1132,9 +1165,20 @@ mod tests {
         headers.append("x-multi", HeaderValue::from_static(" one  two "));
         headers.append("x-multi", HeaderValue::from_static("three\tfour"));
         headers.append("host", HeaderValue::from_static("h"));
-        let canonical = canonical_headers(&headers, "host;X-Multi").unwrap();
+        let canonical = canonical_headers(&headers, "host;X-Multi", Whitespace::Ascii).unwrap();
         assert_eq!(canonical, "host:h\nx-multi:one two,three four\n");
-        assert_eq!(canonical_headers(&headers, "host;x-absent;bad name"), None);
+        assert_eq!(
+            canonical_headers(&headers, "host;x-absent;bad name", Whitespace::Ascii),
+            None
+        );
+        // A tab folds to a space for botocore and stays for aws-sigv4: both forms are offered.
+        assert_eq!(
+            canonical_header_forms(&headers, "host;x-multi"),
+            [
+                "host:h\nx-multi:one two,three four\n",
+                "host:h\nx-multi:one two,three\tfour\n"
+            ]
+        );
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"abc", b"ab"));
         assert!(!format!("{:?}", creds()).contains("wJalr"));
@@ -1360,6 +1404,26 @@ mod tests {
         verify(&signed("q=a%2Bb"), &creds(), "lambda", SIGNED_AT).unwrap();
         verify(&signed("q=a%2bb"), &creds(), "lambda", SIGNED_AT).unwrap();
         assert_mismatch(verify(&signed("q=a+b"), &creds(), "lambda", SIGNED_AT));
+        // Sous's own signer signs a raw '+' verbatim, the one form verify accepts for it (found
+        // by the sigv4_verify fuzz target).
+        let mut plus = HeaderMap::new();
+        plus.insert("host", HeaderValue::from_static("127.0.0.1:9001"));
+        let mut signing = SigningInput {
+            method: "GET",
+            raw_path: "/f",
+            raw_query: "Marker=a%20b+c",
+            headers: &mut plus,
+            body: b"",
+        };
+        sign(&mut signing, &creds(), "us-east-1", "lambda", SIGNED_AT);
+        let req = SignedRequest {
+            method: "GET",
+            raw_path: "/f",
+            raw_query: "Marker=a%20b+c",
+            headers: &plus,
+            body: b"",
+        };
+        verify(&req, &creds(), "lambda", SIGNED_AT).unwrap();
         // botocore signed `/my fn/...?Q=$LATEST&n=a+b/c=d ሴ&e`; urllib3 then escaped the space
         // and the 'ሴ' it sent (and nothing else).
         let path = "/2015-03-31/functions/my%20fn/configuration";
