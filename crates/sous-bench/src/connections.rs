@@ -17,7 +17,9 @@ use hyper::Request;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::{connect, create_function, send, signed, signed_invoke, start_sous, zip_bootstrap};
+use crate::{
+    connect, create_function, create_function_url, send, signed_invoke, start_sous, zip_bootstrap,
+};
 use crate::{BoxError, PAYLOAD};
 
 fn pct(v: &mut [Duration], q: usize) -> f64 {
@@ -113,29 +115,7 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
         args.extend_from_slice(extra);
         let server = start_sous(&bin_dir.join("sous"), &args).await?;
         create_function(&server, "bench-conn", &zip_bootstrap(&bootstrap)?).await?;
-        let path = "/2021-10-31/functions/bench-conn/url";
-        let body = br#"{"AuthType":"NONE"}"#;
-        let headers = signed(
-            &server,
-            "POST",
-            path,
-            &[("content-type", "application/json")],
-            body,
-        );
-        let mut req = Request::post(path).body(Full::new(Bytes::from_static(body)))?;
-        *req.headers_mut() = headers;
-        let mut api = connect(server.addr).await?;
-        let (status, created) = send(&mut api, req).await?;
-        if status != 201 {
-            return Err(format!("CreateFunctionUrlConfig: {status}").into());
-        }
-        drop(api);
-        let config: serde_json::Value = serde_json::from_slice(&created)?;
-        let url = config["FunctionUrl"].as_str().ok_or("no FunctionUrl")?;
-        let url_path = url
-            .strip_prefix(&format!("http://{gw}"))
-            .ok_or("FunctionUrl is not on the gateway address")?
-            .to_string();
+        let url_path = create_function_url(&server, "bench-conn", &gw).await?;
         let invoke = signed_invoke(&server, "bench-conn", false);
         let url_req = || {
             Request::post(url_path.as_str())

@@ -15,8 +15,8 @@ use http_body_util::Full;
 use hyper::Request;
 
 use crate::{
-    concurrent, connect, create_function, send, signed, signed_invoke, start_sous, zip_bootstrap,
-    BoxError, PAYLOAD,
+    concurrent, connect, create_function, create_function_url, send, signed_invoke, start_sous,
+    zip_bootstrap, BoxError, PAYLOAD,
 };
 
 fn pct(v: &mut [Duration], q: usize) -> f64 {
@@ -44,32 +44,8 @@ pub async fn run(quick: bool) -> Result<(), BoxError> {
     };
 
     create_function(&server, "bench-gw", &zip_bootstrap(&bootstrap)?).await?;
-    let path = "/2021-10-31/functions/bench-gw/url";
-    let body = br#"{"AuthType":"NONE"}"#;
-    let headers = signed(
-        &server,
-        "POST",
-        path,
-        &[("content-type", "application/json")],
-        body,
-    );
-    let mut req = Request::post(path).body(Full::new(Bytes::from_static(body)))?;
-    *req.headers_mut() = headers;
+    let url_path = create_function_url(&server, "bench-gw", &gw).await?;
     let mut api = connect(server.addr).await?;
-    let (status, out) = send(&mut api, req).await?;
-    if status != 201 {
-        return Err(format!(
-            "CreateFunctionUrlConfig: {status} {}",
-            String::from_utf8_lossy(&out)
-        )
-        .into());
-    }
-    let config: serde_json::Value = serde_json::from_slice(&out)?;
-    let url = config["FunctionUrl"].as_str().ok_or("no FunctionUrl")?;
-    let url_path = url
-        .strip_prefix(&format!("http://{gw}"))
-        .ok_or("FunctionUrl is not on the gateway address")?
-        .to_string();
     let gateway_req = || {
         Request::post(url_path.as_str())
             .header("host", gw.as_str())

@@ -322,6 +322,41 @@ pub(crate) fn signed_invoke(server: &Server, function: &str, tail: bool) -> Prep
     }
 }
 
+/// CreateFunctionUrlConfig (AuthType NONE) for `name`; returns the URL's path on the front
+/// door at `gateway` (what a client sends with `Host: gateway`).
+pub(crate) async fn create_function_url(
+    server: &Server,
+    name: &str,
+    gateway: &str,
+) -> Result<String, BoxError> {
+    let path = format!("/2021-10-31/functions/{name}/url");
+    let body = br#"{"AuthType":"NONE"}"#;
+    let headers = signed(
+        server,
+        "POST",
+        &path,
+        &[("content-type", "application/json")],
+        body,
+    );
+    let mut req = Request::post(path.as_str()).body(Full::new(Bytes::from_static(body)))?;
+    *req.headers_mut() = headers;
+    let mut api = connect(server.addr).await?;
+    let (status, out) = send(&mut api, req).await?;
+    if status != 201 {
+        return Err(format!(
+            "CreateFunctionUrlConfig: {status} {}",
+            String::from_utf8_lossy(&out)
+        )
+        .into());
+    }
+    let config: serde_json::Value = serde_json::from_slice(&out)?;
+    let url = config["FunctionUrl"].as_str().ok_or("no FunctionUrl")?;
+    Ok(url
+        .strip_prefix(&format!("http://{gateway}"))
+        .ok_or("FunctionUrl is not on the gateway address")?
+        .to_string())
+}
+
 pub(crate) async fn create_function(
     server: &Server,
     name: &str,
