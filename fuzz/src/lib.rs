@@ -39,6 +39,21 @@ impl RawRequest<'_> {
     pub fn raw_query(&self) -> Option<&str> {
         self.parts.uri.query()
     }
+
+    /// The headers without those a signer adds (`authorization`, `x-amz-date`, `date`,
+    /// `x-amz-content-sha256`): what a client hands its SigV4 signer.
+    pub fn unsigned_headers(&self) -> http::HeaderMap {
+        let mut headers = self.parts.headers.clone();
+        for name in [
+            "authorization",
+            "x-amz-date",
+            "date",
+            "x-amz-content-sha256",
+        ] {
+            headers.remove(name);
+        }
+        headers
+    }
 }
 
 /// Parse `data` as described in the module docs; `None` when it is not a request hyper would
