@@ -29,12 +29,13 @@
 //! blocks and inodes, which for many small files far exceed the bytes Lambda counts) is logged
 //! and reported in [`StoredCode`]; the 250 MB limit counts decompressed bytes, as Lambda's does.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Cursor, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
@@ -682,13 +683,15 @@ fn join(root: &Path, components: &[String]) -> PathBuf {
 /// Validate `bytes` as a deployment package and extract it under `root` (an existing, empty
 /// dir), with every check [`CodeStore::put_zip`] makes: Lambda's refusals (not a zip, empty,
 /// unsafe names, special files, escaping symlinks, more than 250 MB decompressed) and Sous's
-/// entry cap. Regular files and dirs are written first; symlinks are checked against each other
-/// and created last. Nothing is fsynced. On error `root` may hold a partial tree: the caller
-/// removes it.
+/// entry cap. Nothing is fsynced. On error `root` may hold a partial tree: the caller removes
+/// it.
+///
+/// Three steps: the central directory is read in entry order and every name decided (each
+/// directory created once, later entries of a path superseding earlier ones, conflicts
+/// refused); the regular files are then written by up to [`EXTRACT_THREADS_MAX`] threads
+/// (a package of many small files costs one `open` and `close` each, which threads overlap);
+/// symlinks are checked against each other and created last, so no write passes through one.
 pub fn extract_zip(bytes: &[u8], root: &Path) -> Result<Extracted, CodeError> {
-    let not_a_zip = |e: zip::result::ZipError| CodeError::NotAZip {
-        reason: e.to_string(),
-    };
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(not_a_zip)?;
     if archive.is_empty() {
         return Err(CodeError::EmptyZip);
@@ -705,145 +708,262 @@ pub fn extract_zip(bytes: &[u8], root: &Path) -> Result<Extracted, CodeError> {
         return Err(CodeError::UnzippedTooLarge);
     }
 
-    let mut budget = Budget { used: 0 };
-    let mut known_dirs: HashSet<Vec<String>> = HashSet::new();
-    // Symlink entries by path; last entry for a path wins.
-    let mut links: BTreeMap<Vec<String>, (String, String)> = BTreeMap::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    // Files are created with their final mode; a chmod is needed only when the umask would
-    // take bits of 0755 away.
-    let chmod_needed = current_umask().is_none_or(|umask| umask & 0o755 != 0);
+    let plan = Plan::make(&mut archive, root)?;
+    let budget = Budget::default();
+    write_files(&archive, root, &plan.files, &budget)?;
 
-    for index in 0..archive.len() {
-        let mut entry = archive.by_index(index).map_err(not_a_zip)?;
-        let name = entry.name().to_owned();
-        let components = entry_components(&name)?;
-        let kind = classify(&name, entry.unix_mode())?;
-        if components.is_empty() {
-            // `./` and the like: the root itself.
-            continue;
-        }
-        // Nothing may be written below a symlink entry: it would go through the link.
-        if (1..components.len()).any(|n| links.contains_key(&components[..n])) {
-            return Err(unsafe_entry(&name, "path goes through a symlink entry"));
-        }
-        let parent = &components[..components.len() - 1];
-        create_parents(root, parent, &mut known_dirs, &name)?;
-        let path = join(root, &components);
-        match kind {
-            Kind::Dir => {
-                links.remove(&components);
-                if !known_dirs.contains(&components) {
-                    make_dir(&path, &name)?;
-                    known_dirs.insert(components);
-                }
-            }
-            Kind::File { executable } => {
-                links.remove(&components);
-                if known_dirs.contains(&components) {
-                    return Err(unsafe_entry(&name, "a directory of the same name exists"));
-                }
-                let context = || format!("extract code: write {}", components.join("/"));
-                let mode = if executable { 0o755 } else { 0o644 };
-                let mut file = create_file(&path, mode, chmod_needed).map_err(io_err(context()))?;
-                loop {
-                    let n = match entry.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => {
-                            return Err(CodeError::NotAZip {
-                                reason: format!("{name}: {e}"),
-                            })
-                        }
-                    };
-                    budget.take(n as u64)?;
-                    file.write_all(&buf[..n]).map_err(io_err(context()))?;
-                }
-            }
-            Kind::Symlink => {
-                if known_dirs.contains(&components) {
-                    return Err(unsafe_entry(&name, "a directory of the same name exists"));
-                }
-                let mut target = Vec::new();
-                (&mut entry)
-                    .take(SYMLINK_TARGET_MAX + 1)
-                    .read_to_end(&mut target)
-                    .map_err(|e| CodeError::NotAZip {
-                        reason: format!("{name}: {e}"),
-                    })?;
-                budget.take(target.len() as u64)?;
-                if target.len() as u64 > SYMLINK_TARGET_MAX {
-                    return Err(unsafe_entry(&name, "symlink target too long"));
-                }
-                let Ok(target) = String::from_utf8(target) else {
-                    return Err(unsafe_entry(&name, "symlink target is not UTF-8"));
-                };
-                if target.is_empty() || target.contains('\0') {
-                    return Err(unsafe_entry(&name, "empty symlink target"));
-                }
-                links.insert(components, (name, target));
-            }
-        }
-    }
-
-    let targets: BTreeMap<&[String], &str> = links
+    let targets: BTreeMap<&[String], &str> = plan
+        .links
         .iter()
         .map(|(k, (_, t))| (k.as_slice(), t.as_str()))
         .collect();
-    for (components, (name, target)) in &links {
+    for (components, (name, target)) in &plan.links {
         if symlink_escapes(&targets, components, target) {
             return Err(unsafe_entry(name, "symlink points outside the package"));
         }
-        let path = join(root, components);
+        budget.take(target.len() as u64)?;
         let context = || format!("extract code: symlink {}", components.join("/"));
-        // A regular file entry of the same name came earlier: the later symlink wins.
-        match fs::symlink_metadata(&path) {
-            Ok(_) => fs::remove_file(&path).map_err(io_err(context()))?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(context())(e)),
-        }
-        std::os::unix::fs::symlink(target, &path).map_err(io_err(context()))?;
+        std::os::unix::fs::symlink(target, join(root, components)).map_err(io_err(context()))?;
     }
     Ok(Extracted {
         entries,
-        unzipped_bytes: budget.used,
+        unzipped_bytes: budget.used.load(Ordering::Relaxed),
     })
 }
 
-/// Create a package file with `mode`. A file of that name from an earlier entry is replaced in
-/// place: the last entry wins, its contents and its mode.
-fn create_file(path: &Path, mode: u32, chmod_needed: bool) -> io::Result<File> {
-    let fresh = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path);
-    match fresh {
-        Ok(file) => {
-            if chmod_needed {
-                file.set_permissions(fs::Permissions::from_mode(mode))?;
-            }
-            Ok(file)
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let file = OpenOptions::new().write(true).truncate(true).open(path)?;
-            file.set_permissions(fs::Permissions::from_mode(mode))?;
-            Ok(file)
-        }
-        Err(e) => Err(e),
+fn not_a_zip(e: zip::result::ZipError) -> CodeError {
+    CodeError::NotAZip {
+        reason: e.to_string(),
     }
 }
 
-/// Counts decompressed bytes against [`UNZIPPED_MAX_BYTES`].
+/// Threads that write one package's files at most.
+pub const EXTRACT_THREADS_MAX: usize = 8;
+/// Files a writing thread takes at a time.
+const EXTRACT_BATCH: usize = 64;
+
+/// A regular-file entry to decompress.
+struct PlannedFile {
+    index: usize,
+    /// Path below the root, for messages.
+    components: Vec<String>,
+    mode: u32,
+    /// False when a later entry of the same path supersedes this one: its data is still
+    /// decompressed (and counted, and checked) but not written.
+    write: bool,
+}
+
+/// What the central directory says the tree will be, decided before any file is written.
+struct Plan {
+    files: Vec<PlannedFile>,
+    /// Symlink entries by path (the last entry for a path wins): name and target.
+    links: BTreeMap<Vec<String>, (String, String)>,
+}
+
+impl Plan {
+    /// Read every entry in order, decide what each becomes and create the directories.
+    fn make(archive: &mut zip::ZipArchive<Cursor<&[u8]>>, root: &Path) -> Result<Plan, CodeError> {
+        let mut dirs: HashSet<Vec<String>> = HashSet::new();
+        // The file each path will hold: its position in `files`.
+        let mut file_at: HashMap<Vec<String>, usize> = HashMap::new();
+        let mut files: Vec<PlannedFile> = Vec::new();
+        let mut links: BTreeMap<Vec<String>, (String, String)> = BTreeMap::new();
+        for index in 0..archive.len() {
+            let mut entry = archive.by_index(index).map_err(not_a_zip)?;
+            let name = entry.name().to_owned();
+            let components = entry_components(&name)?;
+            let kind = classify(&name, entry.unix_mode())?;
+            if components.is_empty() {
+                // `./` and the like: the root itself.
+                continue;
+            }
+            // Nothing may be written below a symlink entry: it would go through the link.
+            if (1..components.len()).any(|n| links.contains_key(&components[..n])) {
+                return Err(unsafe_entry(&name, "path goes through a symlink entry"));
+            }
+            let parent = &components[..components.len() - 1];
+            for n in 1..=parent.len() {
+                make_dir(root, &parent[..n], &mut dirs, &file_at, &name)?;
+            }
+            match kind {
+                Kind::Dir => {
+                    links.remove(&components);
+                    make_dir(root, &components, &mut dirs, &file_at, &name)?;
+                }
+                Kind::File { executable } => {
+                    if dirs.contains(&components) {
+                        return Err(unsafe_entry(&name, "a directory of the same name exists"));
+                    }
+                    links.remove(&components);
+                    // The last entry wins, its contents and its mode.
+                    if let Some(earlier) = file_at.insert(components.clone(), files.len()) {
+                        files[earlier].write = false;
+                    }
+                    files.push(PlannedFile {
+                        index,
+                        components,
+                        mode: if executable { 0o755 } else { 0o644 },
+                        write: true,
+                    });
+                }
+                Kind::Symlink => {
+                    if dirs.contains(&components) {
+                        return Err(unsafe_entry(&name, "a directory of the same name exists"));
+                    }
+                    // A regular file entry of the same name came earlier: the symlink wins.
+                    if let Some(earlier) = file_at.remove(&components) {
+                        files[earlier].write = false;
+                    }
+                    let target = read_link_target(&mut entry, &name)?;
+                    links.insert(components, (name, target));
+                }
+            }
+        }
+        Ok(Plan { files, links })
+    }
+}
+
+/// A symlink entry's target: at most Linux's `PATH_MAX`, UTF-8, not empty, no NUL.
+fn read_link_target(
+    entry: &mut zip::read::ZipFile<'_, Cursor<&[u8]>>,
+    name: &str,
+) -> Result<String, CodeError> {
+    let mut target = Vec::new();
+    entry
+        .take(SYMLINK_TARGET_MAX + 1)
+        .read_to_end(&mut target)
+        .map_err(|e| CodeError::NotAZip {
+            reason: format!("{name}: {e}"),
+        })?;
+    if target.len() as u64 > SYMLINK_TARGET_MAX {
+        return Err(unsafe_entry(name, "symlink target too long"));
+    }
+    let Ok(target) = String::from_utf8(target) else {
+        return Err(unsafe_entry(name, "symlink target is not UTF-8"));
+    };
+    if target.is_empty() || target.contains('\0') {
+        return Err(unsafe_entry(name, "empty symlink target"));
+    }
+    Ok(target)
+}
+
+/// Decompress every planned file, writing those that are not superseded, on up to
+/// [`EXTRACT_THREADS_MAX`] threads (each with its own handle on the archive) taking batches
+/// of [`EXTRACT_BATCH`] in entry order. The first error stops them all; the one of the
+/// earliest entry is returned.
+fn write_files(
+    archive: &zip::ZipArchive<Cursor<&[u8]>>,
+    root: &Path,
+    files: &[PlannedFile],
+    budget: &Budget,
+) -> Result<(), CodeError> {
+    // Files are created with their final mode; a chmod is needed only when the umask would
+    // take bits of 0755 away.
+    let chmod_needed = current_umask().is_none_or(|umask| umask & 0o755 != 0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(EXTRACT_THREADS_MAX)
+        .min(files.len().div_ceil(EXTRACT_BATCH))
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let failed: Mutex<Option<(usize, CodeError)>> = Mutex::new(None);
+    let stop = AtomicBool::new(false);
+    let work = |mut archive: zip::ZipArchive<Cursor<&[u8]>>| {
+        let mut buf = vec![0u8; 64 * 1024];
+        while !stop.load(Ordering::Relaxed) {
+            let start = next.fetch_add(EXTRACT_BATCH, Ordering::Relaxed);
+            if start >= files.len() {
+                return;
+            }
+            for planned in &files[start..files.len().min(start + EXTRACT_BATCH)] {
+                if let Err(e) =
+                    write_file(&mut archive, root, planned, budget, chmod_needed, &mut buf)
+                {
+                    stop.store(true, Ordering::Relaxed);
+                    let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
+                    if failed
+                        .as_ref()
+                        .is_none_or(|(index, _)| planned.index < *index)
+                    {
+                        *failed = Some((planned.index, e));
+                    }
+                    return;
+                }
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            let archive = archive.clone();
+            s.spawn(|| work(archive));
+        }
+        work(archive.clone());
+    });
+    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Decompress one file entry, counting its bytes, into its path (or nowhere when superseded).
+fn write_file(
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    root: &Path,
+    planned: &PlannedFile,
+    budget: &Budget,
+    chmod_needed: bool,
+    buf: &mut [u8],
+) -> Result<(), CodeError> {
+    let mut entry = archive.by_index(planned.index).map_err(not_a_zip)?;
+    let context = || format!("extract code: write {}", planned.components.join("/"));
+    let mut file = if planned.write {
+        let path = join(root, &planned.components);
+        Some(create_file(&path, planned.mode, chmod_needed).map_err(io_err(context()))?)
+    } else {
+        None
+    };
+    loop {
+        let n = match entry.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(CodeError::NotAZip {
+                    reason: format!("{}: {e}", entry.name()),
+                })
+            }
+        };
+        budget.take(n as u64)?;
+        if let Some(file) = file.as_mut() {
+            file.write_all(&buf[..n]).map_err(io_err(context()))?;
+        }
+    }
+}
+
+/// Create a package file with `mode` (each path is written once: the plan keeps only the last
+/// entry of a path).
+fn create_file(path: &Path, mode: u32, chmod_needed: bool) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    if chmod_needed {
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    Ok(file)
+}
+
+/// Counts decompressed bytes against [`UNZIPPED_MAX_BYTES`], across the writing threads.
+#[derive(Default)]
 struct Budget {
-    used: u64,
+    used: AtomicU64,
 }
 
 impl Budget {
-    fn take(&mut self, n: u64) -> Result<(), CodeError> {
-        self.used = self.used.saturating_add(n);
-        if self.used > UNZIPPED_MAX_BYTES {
+    fn take(&self, n: u64) -> Result<(), CodeError> {
+        let used = self.used.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if used > UNZIPPED_MAX_BYTES {
             Err(CodeError::UnzippedTooLarge)
         } else {
             Ok(())
@@ -851,41 +971,36 @@ impl Budget {
     }
 }
 
-fn create_parents(
+/// Create the package directory `components` (mode 0755) unless it exists already; a file
+/// entry of that path is a conflict between entries.
+fn make_dir(
     root: &Path,
-    parent: &[String],
-    known_dirs: &mut HashSet<Vec<String>>,
+    components: &[String],
+    dirs: &mut HashSet<Vec<String>>,
+    file_at: &HashMap<Vec<String>, usize>,
     name: &str,
 ) -> Result<(), CodeError> {
-    for n in 1..=parent.len() {
-        let prefix = &parent[..n];
-        if known_dirs.contains(prefix) {
-            continue;
-        }
-        make_dir(&join(root, prefix), name)?;
-        known_dirs.insert(prefix.to_vec());
+    if dirs.contains(components) {
+        return Ok(());
     }
+    if file_at.contains_key(components) {
+        return Err(unsafe_entry(
+            name,
+            "a file of the same name as its directory exists",
+        ));
+    }
+    let path = join(root, components);
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(&path)
+        .map_err(io_err(format!("extract code: create directory for {name}")))?;
+    set_mode(
+        &path,
+        0o755,
+        &format!("extract code: chmod directory of {name}"),
+    )?;
+    dirs.insert(components.to_vec());
     Ok(())
-}
-
-/// Create a directory of the package (mode 0755); an existing file of that name is a
-/// conflict between entries.
-fn make_dir(path: &Path, name: &str) -> Result<(), CodeError> {
-    match fs::DirBuilder::new().mode(0o755).create(path) {
-        Ok(()) => set_mode(
-            path,
-            0o755,
-            &format!("extract code: chmod directory of {name}"),
-        ),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() => Ok(()),
-            _ => Err(unsafe_entry(
-                name,
-                "a file of the same name as its directory exists",
-            )),
-        },
-        Err(e) => Err(io_err(format!("extract code: create directory for {name}"))(e)),
-    }
 }
 
 /// Whether the symlink at `link` (components below the root) resolves outside the package,
@@ -1519,6 +1634,8 @@ mod tests {
         let mut w = writer();
         file(&mut w, "a", 0o644, b"a");
         let stored = store.put_zip(&finish(w)).unwrap();
+        // Flushed: the next open keeps the extraction (it discards unflushed ones).
+        wait_flushed(data.path());
         drop(store);
         let store = CodeStore::open(data.path()).unwrap();
         assert_eq!(

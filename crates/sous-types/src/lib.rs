@@ -5,6 +5,7 @@
 pub mod alias;
 pub mod concurrency;
 pub mod config;
+pub mod endpoints;
 pub mod error;
 pub mod event_invoke;
 pub mod function_url;

@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Run the Lambda API and execution environments on this machine.
     #[command(after_help = serve::ISOLATION_HELP)]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Write the SDK that handlers compile against.
     Sdk {
         #[command(subcommand)]
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Sdk {
             sdk: Sdk::Java { out },
         } => {

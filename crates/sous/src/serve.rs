@@ -107,9 +107,19 @@ pub struct ServeArgs {
     /// raises to the hard limit: (limit - max(limit/4, 256)) / 2, at most 10000]
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// An AWS-compatible endpoint on this host for one service, as SERVICE=URL (repeatable;
+    /// e.g. dynamodb=http://127.0.0.1:8000, s3=http://127.0.0.1:8333). Functions get
+    /// AWS_ENDPOINT_URL_<SERVICE> for each; code given as S3Bucket/S3Key is fetched from s3.
+    #[arg(long = "service-endpoint", value_name = "SERVICE=URL")]
+    service_endpoints: Vec<sous_types::endpoints::ServiceEndpoint>,
 }
 
 impl ServeArgs {
+    /// The `--service-endpoint`s, one per service (the last given wins).
+    fn service_endpoints(&self) -> sous_types::endpoints::ServiceEndpoints {
+        sous_types::endpoints::ServiceEndpoints::new(self.service_endpoints.iter().cloned())
+    }
+
     /// The listeners' connection limits, after raising the open-file limit they derive from.
     fn connection_limits(&self) -> sous_http::Limits {
         let fds = match sous_http::raise_fd_limit() {
@@ -438,6 +448,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             data_dir.join("credentials").display(),
             credentials::PROFILE
         ),
+    }
+
+    let service_endpoints = args.service_endpoints();
+    for endpoint in service_endpoints.iter() {
+        info!(service = %endpoint.service, url = %endpoint.url(), "service endpoint");
     }
 
     let store = Arc::new(

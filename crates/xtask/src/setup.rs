@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 
-/// The Python venv with the AWS CLI and boto3, relative to the checkout.
+/// The Python venv with the AWS CLI, boto3 and moto's server (the S3 and DynamoDB engine the
+/// tests start), relative to the checkout.
 pub const VENV: &str = ".venv";
 
 /// The interpreter the venv is made from: Debian's, the one the sandbox shows to custom
@@ -102,7 +103,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     },
     Requirement {
         package: "python3-venv",
-        why: "the venv with the AWS CLI and boto3",
+        why: "the venv with the AWS CLI, boto3 and moto's server",
         present: &[Check::Succeeds(
             SYSTEM_PYTHON,
             &["-c", "import venv, ensurepip"],
@@ -159,7 +160,7 @@ pub fn apt_commands(packages: &[&str], root: bool) -> Option<Vec<Vec<String>>> {
 pub enum VenvStep {
     /// `python3 -m venv .venv`
     Create,
-    /// `.venv/bin/python3 -m pip install awscli boto3`
+    /// `.venv/bin/python3 -m pip install awscli boto3 moto[server]`
     InstallTools,
 }
 
@@ -170,7 +171,7 @@ pub fn venv_steps(host: &dyn Host, venv: &Path) -> Vec<VenvStep> {
         return vec![VenvStep::Create, VenvStep::InstallTools];
     }
     let has_tools = host.is_file(&venv.join("bin/aws"))
-        && host.succeeds(&python, &["-c", "import awscli, boto3"]);
+        && host.succeeds(&python, &["-c", "import awscli, boto3, moto.server"]);
     if has_tools {
         Vec::new()
     } else {
@@ -283,6 +284,7 @@ pub fn run(root: &Path, dry_run: bool) -> anyhow::Result<()> {
                 "--disable-pip-version-check".into(),
                 "awscli".into(),
                 "boto3".into(),
+                "moto[server]".into(),
             ],
         };
         run_command(&cmd, dry_run)?;

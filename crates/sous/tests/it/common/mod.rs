@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod attack;
+pub mod engines;
 
 use std::fs::{self, File};
 use std::io::{Cursor, Read, Write};
