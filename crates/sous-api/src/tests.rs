@@ -48,6 +48,7 @@ fn api() -> Api {
         public_url: "http://127.0.0.1:3001".into(),
         gateway_url: "http://127.0.0.1:3000".into(),
         schedule_seconds: false,
+        s3_code: None,
     });
     Api {
         router: router(state),
