@@ -77,6 +77,8 @@ pub struct S3Code {
     region: String,
     client: Client<HttpConnector, Empty<Bytes>>,
     fetches: Semaphore,
+    /// [`S3_ZIPPED_MAX_BYTES`] (smaller in unit tests).
+    max_bytes: u64,
 }
 
 impl S3Code {
@@ -93,6 +95,7 @@ impl S3Code {
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build(connector),
             fetches: Semaphore::new(CONCURRENT_FETCHES),
+            max_bytes: S3_ZIPPED_MAX_BYTES,
         }
     }
 
@@ -207,104 +210,111 @@ pub(crate) async fn fetch_zip(state: &ApiState, object: &S3Object) -> Result<Vec
         )
         .into());
     };
-    if let Some(why) = s3.unusable() {
-        return Err(not_available(why).into());
-    }
-    let _permit = s3
-        .fetches
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal("wait for a code fetch slot", e))?;
-    let started = Instant::now();
-    let (path, query) = object_path(object);
-    let uri = format!(
-        "{}{path}{}",
-        s3.url(),
-        if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{query}")
+    s3.get(object).await
+}
+
+impl S3Code {
+    /// GetObject `object` (the body of [`fetch_zip`], once an endpoint is configured).
+    async fn get(&self, object: &S3Object) -> Result<Vec<u8>, ApiError> {
+        if let Some(why) = self.unusable() {
+            return Err(not_available(why).into());
         }
-    );
-    let mut headers = http::HeaderMap::new();
-    let host = format!("{}:{}", s3.endpoint.host, s3.endpoint.port);
-    headers.insert(
-        http::header::HOST,
-        http::HeaderValue::from_str(&host)
-            .map_err(|e| ApiError::internal("the S3 endpoint's host header", e))?,
-    );
-    sigv4::sign_s3(
-        &mut sigv4::SigningInput {
-            method: "GET",
-            raw_path: &path,
-            raw_query: &query,
-            headers: &mut headers,
-            body: b"",
-        },
-        &s3.credentials,
-        &s3.region,
-        OffsetDateTime::now_utc(),
-    );
-    let mut req = http::Request::builder()
-        .method(http::Method::GET)
-        .uri(&uri)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| ApiError::internal(format!("build the GetObject request {uri}"), e))?;
-    *req.headers_mut() = headers;
-    let action = || {
-        format!(
-            "fetch the code package s3://{}/{} from {}",
-            object.bucket,
-            object.key,
-            s3.url()
-        )
-    };
-    let resp = match timeout(HEAD_TIMEOUT, s3.client.request(req)).await {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => return Err(ApiError::internal(action(), e)),
-        Err(_) => {
-            return Err(ApiError::internal(
-                action(),
-                format!("no answer within {HEAD_TIMEOUT:?}"),
-            ))
-        }
-    };
-    let status = resp.status();
-    if !status.is_success() {
-        let body = read_capped(resp.into_body(), ERROR_BODY_MAX, started, true)
+        let _permit = self
+            .fetches
+            .acquire()
             .await
-            .unwrap_or_default();
-        let failure = S3Failure::from_answer(status.as_u16(), &body);
-        if status.is_server_error() {
-            return Err(ApiError::internal(action(), failure));
+            .map_err(|e| ApiError::internal("wait for a code fetch slot", e))?;
+        let started = Instant::now();
+        let (path, query) = object_path(object);
+        let uri = format!(
+            "{}{path}{}",
+            self.url(),
+            if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{query}")
+            }
+        );
+        let mut headers = http::HeaderMap::new();
+        let host = format!("{}:{}", self.endpoint.host, self.endpoint.port);
+        headers.insert(
+            http::header::HOST,
+            http::HeaderValue::from_str(&host)
+                .map_err(|e| ApiError::internal("the S3 endpoint's host header", e))?,
+        );
+        sigv4::sign_s3(
+            &mut sigv4::SigningInput {
+                method: "GET",
+                raw_path: &path,
+                raw_query: &query,
+                headers: &mut headers,
+                body: b"",
+            },
+            &self.credentials,
+            &self.region,
+            OffsetDateTime::now_utc(),
+        );
+        let mut req = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(&uri)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ApiError::internal(format!("build the GetObject request {uri}"), e))?;
+        *req.headers_mut() = headers;
+        let action = || {
+            format!(
+                "fetch the code package s3://{}/{} from {}",
+                object.bucket,
+                object.key,
+                self.url()
+            )
+        };
+        let resp = match timeout(HEAD_TIMEOUT, self.client.request(req)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return Err(ApiError::internal(action(), e)),
+            Err(_) => {
+                return Err(ApiError::internal(
+                    action(),
+                    format!("no answer within {HEAD_TIMEOUT:?}"),
+                ))
+            }
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let body = read_capped(resp.into_body(), ERROR_BODY_MAX, started, true)
+                .await
+                .unwrap_or_default();
+            let failure = S3Failure::from_answer(status.as_u16(), &body);
+            if status.is_server_error() {
+                return Err(ApiError::internal(action(), failure));
+            }
+            return Err(failure.to_lambda_error(object).into());
         }
-        return Err(failure.to_lambda_error(object).into());
-    }
-    if let Some(len) = resp
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > S3_ZIPPED_MAX_BYTES {
-            return Err(too_large().into());
+        if let Some(len) = resp
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if len > self.max_bytes {
+                return Err(too_large().into());
+            }
         }
-    }
-    match read_capped(
-        resp.into_body(),
-        usize::try_from(S3_ZIPPED_MAX_BYTES).unwrap_or(usize::MAX),
-        started,
-        false,
-    )
-    .await
-    {
-        Ok(zip) => {
-            tracing::debug!(bucket = %object.bucket, key = %object.key, bytes = zip.len(),
+        match read_capped(
+            resp.into_body(),
+            usize::try_from(self.max_bytes).unwrap_or(usize::MAX),
+            started,
+            false,
+        )
+        .await
+        {
+            Ok(zip) => {
+                tracing::debug!(bucket = %object.bucket, key = %object.key, bytes = zip.len(),
                 elapsed_ms = started.elapsed().as_millis() as u64, "code fetched from S3");
-            Ok(zip)
+                Ok(zip)
+            }
+            Err(ReadError::TooLarge) => Err(too_large().into()),
+            Err(ReadError::Broken(why)) => Err(ApiError::internal(action(), why)),
         }
-        Err(ReadError::TooLarge) => Err(too_large().into()),
-        Err(ReadError::Broken(why)) => Err(ApiError::internal(action(), why)),
     }
 }
 
@@ -553,6 +563,110 @@ mod tests {
             b"<Error><Code>A&amp;B</Code><Message>x &lt; y</Message></Error>",
         );
         assert_eq!((f.code.as_str(), f.message.as_str()), ("A&B", "x < y"));
+    }
+
+    /// A one-shot HTTP server on loopback: answers the first request with `answer` and hands
+    /// back the request's head.
+    async fn answering(answer: Vec<u8>) -> (S3Code, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let head = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the client closed before its request head ended");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let _ = conn.write_all(&answer).await;
+            let _ = conn.shutdown().await;
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        let endpoint = format!("s3=http://127.0.0.1:{port}").parse().unwrap();
+        let creds = sigv4::Credentials {
+            access_key_id: "AKIDS3".into(),
+            secret_access_key: "secret".into(),
+        };
+        (S3Code::new(endpoint, creds, "eu-west-1"), head)
+    }
+
+    fn object(version: Option<&str>) -> S3Object {
+        S3Object {
+            bucket: "bkt".into(),
+            key: "dir/f 1.zip".into(),
+            version: version.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn get_object_is_path_style_and_signed_for_s3() {
+        let (s3, head) =
+            answering(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nzip".to_vec()).await;
+        assert_eq!(s3.get(&object(Some("v+1"))).await.unwrap(), b"zip");
+        let head = head.await.unwrap().to_ascii_lowercase();
+        assert!(
+            head.starts_with("get /bkt/dir/f%201.zip?versionid=v%2b1 http/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nx-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\r\n"), "{head}");
+        assert!(
+            head.contains("credential=akids3/") && head.contains("/eu-west-1/s3/aws4_request"),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_failures_and_the_size_cap() {
+        let (s3, _) =
+            answering(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
+        match s3.get(&object(None)).await {
+            Err(ApiError::Refused(e)) => assert!(
+                e.message.starts_with("Your access has been denied by S3")
+                    && e.message.contains("bkt/dir/f 1.zip"),
+                "{}",
+                e.message
+            ),
+            other => panic!("{other:?}"),
+        }
+        let (s3, _) =
+            answering(b"HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
+        assert!(matches!(
+            s3.get(&object(None)).await,
+            Err(ApiError::Internal(_))
+        ));
+        // Refused on Content-Length, before the body.
+        let (mut s3, _) =
+            answering(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n".to_vec()).await;
+        s3.max_bytes = 10;
+        match s3.get(&object(None)).await {
+            Err(ApiError::Refused(e)) => {
+                assert_eq!(
+                    e.message,
+                    "Unzipped size must be smaller than 262144000 bytes"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // Counted while it streams (chunked: no length announced).
+        let (mut s3, _) = answering(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n"
+                .to_vec(),
+        )
+        .await;
+        s3.max_bytes = 10;
+        assert!(matches!(
+            s3.get(&object(None)).await,
+            Err(ApiError::Refused(_))
+        ));
+        // A body cut short is a broken fetch, not a package.
+        let (s3, _) =
+            answering(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec()).await;
+        assert!(matches!(
+            s3.get(&object(None)).await,
+            Err(ApiError::Internal(_))
+        ));
     }
 
     /// Sous's S3 signature equals the AWS SDKs' own signer's (aws-sigv4 with S3's settings:

@@ -4,7 +4,8 @@
 //! function runs the fetched code; `S3ObjectVersion` on a versioned bucket deploys that
 //! version; AWS's errors for a missing bucket, key or version, for both sources at once and
 //! for a bucket without a key; no S3 endpoint, and one that does not answer; a package larger
-//! than the 50 MB inline limit deploys from S3.
+//! than the 50 MB inline limit deploys from S3 (51 MB, stored and incompressible, put with one
+//! unsigned PUT, which moto takes, while the CLI would spend seconds hashing it).
 
 use std::io::{Cursor, Write};
 use std::path::Path;
@@ -404,28 +405,44 @@ fn incompressible(len: usize) -> Vec<u8> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_package_over_the_inline_limit_deploys_from_s3() {
+/// A zip of a `bootstrap` that answers with the size of `big.bin`, and `big.bin`: `len`
+/// incompressible bytes, stored.
+fn big_package(len: usize) -> Vec<u8> {
     use zip::write::SimpleFileOptions;
-    const BIG: usize = 55 * 1024 * 1024;
-    let moto = Moto::start();
-    let server = server_for(&moto);
-    let dir = tempfile::tempdir().unwrap();
-    let bucket = "sous-big";
-    create_bucket(&moto, bucket);
-
     let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(len + 4096)));
     w.start_file("bootstrap", stored.unix_permissions(0o755))
         .unwrap();
-    w.write_all(shell_runtime("", r#"  respond_text "$(wc -c < /var/task/big.bin)""#).as_bytes())
-        .unwrap();
+    w.write_all(
+        shell_runtime("", r#"  respond_text "$(wc -c < /var/task/big.bin)""#).as_bytes(),
+    )
+    .unwrap();
     w.start_file("big.bin", stored.unix_permissions(0o644))
         .unwrap();
-    w.write_all(&incompressible(BIG)).unwrap();
-    let zip = w.finish().unwrap().into_inner();
+    w.write_all(&incompressible(len)).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_over_the_inline_limit_deploys_from_s3() {
+    const BIG: usize = 51 * 1024 * 1024;
+    // The package is made while the engines start.
+    let package = std::thread::spawn(|| big_package(BIG));
+    let moto = Moto::start();
+    let server = server_for(&moto);
+    let bucket = "sous-big";
+    create_bucket(&moto, bucket);
+    let zip = package.join().unwrap();
     assert!(zip.len() as u64 > sous_types::limits::ZIPPED_MAX_BYTES);
-    put_object(&moto, dir.path(), bucket, "big.zip", &zip);
+    // One plain PUT (moto takes it unsigned): the CLI would spend seconds hashing 51 MB.
+    let put = raw_request(
+        "PUT",
+        &format!("{}/{bucket}/big.zip", moto.url()),
+        &[],
+        zip.clone(),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
 
     let name = unique("s3big");
     let created = create_from_s3(&server.client, &name, bucket, "big.zip", None)
