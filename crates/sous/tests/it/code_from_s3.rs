@@ -413,10 +413,8 @@ fn big_package(len: usize) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(len + 4096)));
     w.start_file("bootstrap", stored.unix_permissions(0o755))
         .unwrap();
-    w.write_all(
-        shell_runtime("", r#"  respond_text "$(wc -c < /var/task/big.bin)""#).as_bytes(),
-    )
-    .unwrap();
+    w.write_all(shell_runtime("", r#"  respond_text "$(wc -c < /var/task/big.bin)""#).as_bytes())
+        .unwrap();
     w.start_file("big.bin", stored.unix_permissions(0o644))
         .unwrap();
     w.write_all(&incompressible(len)).unwrap();
