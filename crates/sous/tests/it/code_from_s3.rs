@@ -448,5 +448,14 @@ async fn a_package_over_the_inline_limit_deploys_from_s3() {
         .unwrap_or_else(|e| panic!("{e:#?}\n{}", server.output_tail(4000)));
     assert_eq!(created.code_size(), zip.len() as i64);
     assert_eq!(created.code_sha256(), Some(code_sha256(&zip).as_str()));
+    // A package that takes over 2 s to extract leaves the function Pending for a while.
+    use aws_sdk_lambda::client::Waiters;
+    server
+        .client
+        .wait_until_function_active_v2()
+        .function_name(&name)
+        .wait(std::time::Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| panic!("{name} did not become Active: {e:?}"));
     assert_answers(&server, &name, &BIG.to_string()).await;
 }
