@@ -31,6 +31,7 @@ pub mod eventbridge;
 pub mod function_urls;
 pub mod protocol;
 pub mod routes;
+pub mod s3_code;
 pub mod service;
 pub use service::resume_pending_creations;
 pub use sous_types::sigv4;
@@ -76,6 +77,9 @@ pub struct ApiState {
     pub gateway_url: String,
     /// `--schedule-seconds`: PutRule accepts `rate(N second(s))` (development and tests).
     pub schedule_seconds: bool,
+    /// Where code given as `S3Bucket`/`S3Key` comes from (`--service-endpoint s3=URL`);
+    /// `None`: no S3 endpoint, such code is refused.
+    pub s3_code: Option<s3_code::S3Code>,
 }
 
 /// The control-plane router: every operation of every service, plus the code download route.

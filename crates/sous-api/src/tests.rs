@@ -48,6 +48,7 @@ fn api() -> Api {
         public_url: "http://127.0.0.1:3001".into(),
         gateway_url: "http://127.0.0.1:3000".into(),
         schedule_seconds: false,
+        s3_code: None,
     });
     Api {
         router: router(state),
@@ -434,9 +435,18 @@ async fn create_refusals() {
     );
 
     let mut body = create_body("f", &zip);
-    body["Code"] = json!({"S3Bucket": "b", "S3Key": "k"});
+    body["Code"] = json!({"S3Bucket": "bkt", "S3Key": "k"});
     let r = api.call("POST", "/2015-03-31/functions", Some(body)).await;
     assert_eq!(r.error_type(), "InvalidParameterValueException");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("this server has no S3 endpoint"));
+
+    let mut body = create_body("f", &zip);
+    body["Code"] = json!({"S3Bucket": "b", "S3Key": "k"});
+    let r = api.call("POST", "/2015-03-31/functions", Some(body)).await;
+    assert_eq!(r.error_type(), "ValidationException");
 
     let mut body = create_body("f", &zip);
     body["Runtime"] = json!("python2.7");

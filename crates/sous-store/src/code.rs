@@ -247,8 +247,15 @@ impl CodeStore {
     /// for identical bytes (same sha → reuse). On any failure nothing is left behind: no
     /// blob, no extract dir, no temp dir, nothing written outside the temp extraction dir.
     pub fn put_zip(&self, bytes: &[u8]) -> Result<StoredCode, CodeError> {
+        self.put_zip_max(bytes, ZIPPED_MAX_BYTES)
+    }
+
+    /// [`CodeStore::put_zip`] with another cap on the zipped size: a package fetched from S3
+    /// is not bound by the 50 MB of a direct upload (its fetch has its own cap), only by
+    /// everything else `put_zip` checks (the unzipped size above all).
+    pub fn put_zip_max(&self, bytes: &[u8], max_zipped: u64) -> Result<StoredCode, CodeError> {
         let size = bytes.len() as u64;
-        if size > ZIPPED_MAX_BYTES {
+        if size > max_zipped {
             return Err(CodeError::ZippedTooLarge { size });
         }
         let digest = Sha256::digest(bytes);
@@ -303,13 +310,24 @@ impl CodeStore {
     /// zero `wait` always answers `Extracting`.
     /// Validation errors are answered before anything is stored, as with `put_zip`.
     pub fn put_zip_within(&self, bytes: &[u8], wait: Duration) -> Result<Put, CodeError> {
+        self.put_zip_within_max(bytes, wait, ZIPPED_MAX_BYTES)
+    }
+
+    /// [`CodeStore::put_zip_within`] with another cap on the zipped size (see
+    /// [`CodeStore::put_zip_max`]).
+    pub fn put_zip_within_max(
+        &self,
+        bytes: &[u8],
+        wait: Duration,
+        max_zipped: u64,
+    ) -> Result<Put, CodeError> {
         let size = bytes.len() as u64;
-        if size > ZIPPED_MAX_BYTES {
+        if size > max_zipped {
             return Err(CodeError::ZippedTooLarge { size });
         }
         let sha256_hex = hex::encode(Sha256::digest(bytes));
         if self.extract_dir.join(&sha256_hex).is_dir() {
-            return self.put_zip(bytes).map(Put::Ready);
+            return self.put_zip_max(bytes, max_zipped).map(Put::Ready);
         }
         let checked = validate_zip(bytes)?;
         let blob = self.zip_path(&sha256_hex);
@@ -332,7 +350,7 @@ impl CodeStore {
             .spawn(extract);
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "start an extraction thread; extracting on this one");
-            return self.put_zip(bytes).map(Put::Ready);
+            return self.put_zip_max(bytes, max_zipped).map(Put::Ready);
         }
         let stored = |usage: Usage| StoredCode {
             sha256_b64: base64_standard(&Sha256::digest(bytes)),

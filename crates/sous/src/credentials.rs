@@ -19,6 +19,30 @@ pub enum Origin {
     Generated,
 }
 
+/// The key pair Sous signs its GetObject requests with when it fetches code from S3
+/// (docs/SECURITY.md, "Code from S3"): `SOUS_S3_ACCESS_KEY_ID` / `SOUS_S3_SECRET_ACCESS_KEY`
+/// when set (both or neither), else the admin key pair. `true` when it came from the
+/// environment.
+pub fn s3(admin: &Credentials) -> anyhow::Result<(Credentials, bool)> {
+    let id = std::env::var("SOUS_S3_ACCESS_KEY_ID")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let secret = std::env::var("SOUS_S3_SECRET_ACCESS_KEY")
+        .ok()
+        .filter(|v| !v.is_empty());
+    match (id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok((
+            Credentials {
+                access_key_id,
+                secret_access_key,
+            },
+            true,
+        )),
+        (None, None) => Ok((admin.clone(), false)),
+        _ => bail!("set both SOUS_S3_ACCESS_KEY_ID and SOUS_S3_SECRET_ACCESS_KEY, or neither"),
+    }
+}
+
 pub fn load(data_dir: &Path) -> anyhow::Result<(Credentials, Origin)> {
     let id = std::env::var("SOUS_ACCESS_KEY_ID")
         .ok()

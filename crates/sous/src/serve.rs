@@ -109,7 +109,9 @@ pub struct ServeArgs {
     max_connections: Option<usize>,
     /// An AWS-compatible endpoint on this host for one service, as SERVICE=URL (repeatable;
     /// e.g. dynamodb=http://127.0.0.1:8000, s3=http://127.0.0.1:8333). Functions get
-    /// AWS_ENDPOINT_URL_<SERVICE> for each; code given as S3Bucket/S3Key is fetched from s3.
+    /// AWS_ENDPOINT_URL_<SERVICE> for each; code given as S3Bucket/S3Key is fetched from s3
+    /// (http:// only), signed with SOUS_S3_ACCESS_KEY_ID / SOUS_S3_SECRET_ACCESS_KEY when set,
+    /// else with the admin key pair.
     #[arg(long = "service-endpoint", value_name = "SERVICE=URL")]
     service_endpoints: Vec<sous_types::endpoints::ServiceEndpoint>,
 }
@@ -454,6 +456,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for endpoint in service_endpoints.iter() {
         info!(service = %endpoint.service, url = %endpoint.url(), "service endpoint");
     }
+    let s3_code = s3_code(&service_endpoints, &creds, &args.region)?;
 
     let store = Arc::new(
         Store::open(&data_dir).with_context(|| format!("open store in {}", data_dir.display()))?,
@@ -552,6 +555,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: format!("http://{api_addr}"),
         gateway_url: format!("http://{gateway_addr}"),
         schedule_seconds: args.schedule_seconds,
+        s3_code,
     });
     println!("sous: HTTP front door listening on http://{gateway_addr} (function URLs: /lambda-url/<url-id>/, HTTP APIs: /execute-api/<api-id>/)");
     let (stop_gateway, mut gateway_stopped) = tokio::sync::watch::channel(false);
@@ -596,6 +600,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Where code given as S3Bucket/S3Key comes from: the `s3` service endpoint, signed for with
+/// the S3 key pair (`credentials::s3`).
+fn s3_code(
+    endpoints: &sous_types::endpoints::ServiceEndpoints,
+    admin: &sous_api::sigv4::Credentials,
+    region: &str,
+) -> anyhow::Result<Option<sous_api::s3_code::S3Code>> {
+    let Some(endpoint) = endpoints.get("s3") else {
+        return Ok(None);
+    };
+    let (creds, from_env) = credentials::s3(admin)?;
+    let s3 = sous_api::s3_code::S3Code::new(endpoint.clone(), creds, region);
+    match s3.unusable() {
+        Some(why) => warn!(url = %s3.url(), "code from S3 is not available: {why}"),
+        None => info!(
+            url = %s3.url(),
+            signed_with = if from_env { "SOUS_S3_ACCESS_KEY_ID" } else { "the admin key pair" },
+            "code from S3 (S3Bucket/S3Key) is fetched from this endpoint"
+        ),
+    }
+    Ok(Some(s3))
 }
 
 /// The address a client on this machine uses to reach a listener bound to `addr`

@@ -25,6 +25,7 @@ use super::versions::publish;
 use super::{blocking, decode_marker, encode_marker, new_revision, saturating_i64, Reply};
 use crate::error::{precondition_failed, store_error, ApiError};
 use crate::routes::Target;
+use crate::s3_code::{self, code_source, CodeSource, S3_ZIPPED_MAX_BYTES};
 use crate::{code_url, ApiState};
 
 #[derive(Debug, Serialize)]
@@ -63,14 +64,13 @@ pub(super) async fn create(
     if input.package_type.as_deref() == Some("Image") || code.image_uri.is_some() {
         return Err(zip_only().into());
     }
-    if code.s3_bucket.is_some() || code.s3_key.is_some() || code.s3_object_version.is_some() {
-        return Err(zip_only().into());
-    }
-    let Some(zip_b64) = code.zip_file else {
-        return Err(
-            LambdaError::invalid_parameter("Please provide a source for function code.").into(),
-        );
-    };
+    let source = code_source(
+        code.zip_file,
+        code.s3_bucket,
+        code.s3_key,
+        code.s3_object_version,
+        "code.",
+    )?;
     let settings = input.settings;
     if settings.runtime.is_none() || settings.handler.is_none() {
         return Err(LambdaError::invalid_parameter(
@@ -86,25 +86,26 @@ pub(super) async fn create(
     let arn = state.scope.function_arn(&name);
     let tags = input.tags.unwrap_or_default();
     let publish_too = input.publish.unwrap_or(false);
+    let package = match source {
+        CodeSource::Inline(b64) => Package::Inline(b64),
+        CodeSource::S3(object) => {
+            // Refuse a duplicate before the package is fetched.
+            let (st, name, arn) = (state.clone(), name.clone(), arn.clone());
+            blocking(move || refuse_duplicate(&st, &name, &arn)).await?;
+            Package::Fetched(s3_code::fetch_zip(state, &object).await?)
+        }
+    };
     let st = state.clone();
     let created = blocking(move || {
         // Refuse a duplicate before the (possibly large) zip is hashed and stored.
-        if st
-            .store
-            .get_function(&name, LATEST)
-            .map_err(|e| store_error(e, &arn))?
-            .is_some()
-        {
-            return Err(already_exists(&name).into());
-        }
-        let zip = decode_zip(&zip_b64, "CreateFunction")?;
+        refuse_duplicate(&st, &name, &arn)?;
         let pin = st.store.pin_code();
         // A package whose extraction takes long leaves the function Pending (Lambda's state
         // while it prepares a function), unless a version is published at once.
         let (code, extraction) = if publish_too {
-            (st.store.code().put_zip(&zip)?, None)
+            (package.store(&st, "CreateFunction")?, None)
         } else {
-            match st.store.code().put_zip_within(&zip, create_wait().0)? {
+            match package.store_within(&st, "CreateFunction", create_wait().0)? {
                 Put::Ready(code) => (code, None),
                 Put::Extracting(code, extraction) => (code, Some(extraction)),
             }
@@ -238,6 +239,48 @@ fn settle(state: &ApiState, name: &str, hex: &str, extracted: bool) {
         Err(e) => {
             tracing::error!(function = %name, error = %e, "record the state of a new function")
         }
+    }
+}
+
+/// Lambda's conflict when a function `name` exists already.
+fn refuse_duplicate(st: &ApiState, name: &str, arn: &str) -> Result<(), ApiError> {
+    if st
+        .store
+        .get_function(name, LATEST)
+        .map_err(|e| store_error(e, arn))?
+        .is_some()
+    {
+        return Err(already_exists(name).into());
+    }
+    Ok(())
+}
+
+/// A deployment package on its way to the code store: `ZipFile` (base64, within the
+/// direct-upload limit) or the bytes of an S3 object (within the S3 cap).
+enum Package {
+    Inline(String),
+    Fetched(Vec<u8>),
+}
+
+impl Package {
+    /// The zip's bytes and the cap on its zipped size.
+    fn into_zip(self, operation: &str) -> Result<(Vec<u8>, u64), ApiError> {
+        match self {
+            Package::Inline(b64) => Ok((decode_zip(&b64, operation)?, ZIPPED_MAX_BYTES)),
+            Package::Fetched(zip) => Ok((zip, S3_ZIPPED_MAX_BYTES)),
+        }
+    }
+
+    /// Validate, extract and store it (blocking: call from the blocking pool).
+    fn store(self, st: &ApiState, operation: &str) -> Result<sous_store::StoredCode, ApiError> {
+        let (zip, max) = self.into_zip(operation)?;
+        Ok(st.store.code().put_zip_max(&zip, max)?)
+    }
+
+    /// [`Package::store`], answering after `wait` while the extraction goes on.
+    fn store_within(self, st: &ApiState, operation: &str, wait: Duration) -> Result<Put, ApiError> {
+        let (zip, max) = self.into_zip(operation)?;
+        Ok(st.store.code().put_zip_within_max(&zip, wait, max)?)
     }
 }
 
@@ -458,18 +501,16 @@ pub(super) async fn update_code(
     now: OffsetDateTime,
 ) -> Result<Reply, ApiError> {
     unqualified_for_update(t)?;
-    if input.image_uri.is_some()
-        || input.s3_bucket.is_some()
-        || input.s3_key.is_some()
-        || input.s3_object_version.is_some()
-    {
+    if input.image_uri.is_some() {
         return Err(zip_only().into());
     }
-    let Some(zip_b64) = input.zip_file else {
-        return Err(
-            LambdaError::invalid_parameter("Please provide a source for function code.").into(),
-        );
-    };
+    let source = code_source(
+        input.zip_file,
+        input.s3_bucket,
+        input.s3_key,
+        input.s3_object_version,
+        "",
+    )?;
     let architecture = input
         .architectures
         .as_deref()
@@ -479,13 +520,21 @@ pub(super) async fn update_code(
     let publish_too = input.publish.unwrap_or(false);
     let revision_id = input.revision_id;
     let user_revision = revision_id.is_some();
+    let package = match source {
+        CodeSource::Inline(b64) => Package::Inline(b64),
+        CodeSource::S3(object) => {
+            // The function and the RevisionId are checked before the package is fetched.
+            let (st, target, revision) = (state.clone(), t.clone(), revision_id.clone());
+            blocking(move || current_latest(&st, &target, revision.as_deref()).map(|_| ())).await?;
+            Package::Fetched(s3_code::fetch_zip(state, &object).await?)
+        }
+    };
     let st = state.clone();
     let target = t.clone();
     let (config, orphans) = blocking(move || {
         let current = current_latest(&st, &target, revision_id.as_deref())?;
-        let zip = decode_zip(&zip_b64, "UpdateFunctionCode")?;
         let _pin = st.store.pin_code();
-        let code = st.store.code().put_zip(&zip)?;
+        let code = package.store(&st, "UpdateFunctionCode")?;
         let mut config = current.config.clone();
         config.code_sha256 = code.sha256_b64.clone();
         config.code_size = code.size;
@@ -672,7 +721,7 @@ fn decode_zip(b64: &str, operation: &str) -> Result<Vec<u8>, LambdaError> {
 
 fn zip_only() -> LambdaError {
     LambdaError::invalid_parameter(
-        "Sous takes function code as a .zip deployment package in Code.ZipFile only: S3Bucket/S3Key and container images (ImageUri, PackageType Image) are not supported.",
+        "Sous takes function code as a .zip deployment package (ZipFile, or S3Bucket and S3Key): container images (ImageUri, PackageType Image) are not supported.",
     )
 }
 

@@ -12,6 +12,7 @@ mod api_errors;
 mod async_invoke;
 mod auth;
 mod cli;
+mod code_from_s3;
 mod concurrency;
 mod connections;
 mod control_plane;
