@@ -17,8 +17,11 @@
 //! refused.
 //!
 //! Extraction costs what the package holds, not a fixed price per file (issue 14): a file is
-//! one `open` (with its final mode), its writes and a `close`; each directory is created once;
-//! nothing is fsynced file by file. The blob is the durable copy; the extraction is a cache
+//! one `open` (with its final mode), its writes and a `close`, written by several threads
+//! from a plan made of the central directory; each directory is created once; nothing is
+//! fsynced file by file. [`CodeStore::put_zip_within`] validates a package without writing
+//! it, stores the blob, and answers when the extraction is done or a wait has passed (the
+//! API then shows the function `Pending`). The blob is the durable copy; the extraction is a cache
 //! of it, flushed in the background by one `syncfs` after it is published (flushing 100,000
 //! small files costs seconds the client need not wait for). Until that flush is done a marker,
 //! `extract-unsynced/<sha>-<n>`, made durable before the rename, says the extraction may be
