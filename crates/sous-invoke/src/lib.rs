@@ -654,6 +654,7 @@ mod tests {
                 snap_start: serde_json::json!({"ApplyOn": "None", "OptimizationStatus": "Off"}),
                 runtime_version_config: None,
                 logging_config: LoggingConfig::default(),
+                layers: None,
             }
         }
 

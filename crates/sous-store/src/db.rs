@@ -14,6 +14,7 @@
 //! | `urls.rs`         | `function_urls`                          | function URLs                              |
 //! | `apis.rs`         | `http_apis`, `http_api_*`                | HTTP APIs (API Gateway v2 subset)          |
 //! | `rules.rs`        | `event_rules`, `event_rule_targets`      | scheduled rules (EventBridge subset)       |
+//! | `layers.rs`       | `layers`, `layer_versions`               | layer versions, their policies; merged `/opt` dirs |
 //! | `usage.rs`        | (none: computed)                         | GetAccountSettings' `AccountUsage`         |
 //!
 //! Records are typed on both sides of the store's API; where a record is kept as JSON inside
@@ -152,6 +153,8 @@ const MIGRATIONS: &[&str] = &[
     crate::apis::MIGRATION,
     // 7: scheduled rules and their targets (see `rules.rs`).
     crate::rules::MIGRATION,
+    // 8: layers, their versions and policies (see `layers.rs`).
+    crate::layers::MIGRATION,
 ];
 
 /// The metadata database and the code blob store of one data dir.

@@ -192,6 +192,7 @@ fn new_configuration(
             log_group: Some(format!("/aws/lambda/{name}")),
             ..LoggingConfig::default()
         },
+        layers: None,
     };
     // Runtime (required for Zip) also sets RuntimeVersionConfig.
     config.apply(s, region);
