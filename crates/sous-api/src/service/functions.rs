@@ -98,8 +98,16 @@ pub(super) async fn create(
         }
         let zip = decode_zip(&zip_b64, "CreateFunction")?;
         let pin = st.store.pin_code();
+        let (layers, layers_size) =
+            super::layers::resolve_function_layers(&st, settings.layers.as_deref().unwrap_or_default())?;
         let code = st.store.code().put_zip(&zip)?;
-        let config = new_configuration(&st, &name, &settings, architecture, &code, now);
+        if let Err(e) = super::layers::check_total_size(code.unzipped_size, layers_size) {
+            drop(pin);
+            gc(&st, &[code.sha256_hex]);
+            return Err(e.into());
+        }
+        let mut config = new_configuration(&st, &name, &settings, architecture, &code, now);
+        config.layers = layers;
         let stored = StoredFunction {
             config,
             code_sha256_hex: code.sha256_hex.clone(),
@@ -375,8 +383,17 @@ pub(super) async fn update_code(
     let (config, orphans) = blocking(move || {
         let current = current_latest(&st, &target, revision_id.as_deref())?;
         let zip = decode_zip(&zip_b64, "UpdateFunctionCode")?;
-        let _pin = st.store.pin_code();
+        let pin = st.store.pin_code();
         let code = st.store.code().put_zip(&zip)?;
+        let layers_size =
+            super::layers::configured_layers_size(&st, current.config.layers.as_deref())?;
+        if let Err(e) = super::layers::check_total_size(code.unzipped_size, layers_size) {
+            drop(pin);
+            if code.sha256_hex != current.code_sha256_hex {
+                gc(&st, &[code.sha256_hex]);
+            }
+            return Err(e.into());
+        }
         let mut config = current.config.clone();
         config.code_sha256 = code.sha256_b64.clone();
         config.code_size = code.size;
@@ -432,8 +449,17 @@ pub(super) async fn update_configuration(
     let target = t.clone();
     let (stored, orphans) = blocking(move || {
         let current = current_latest(&st, &target, input.revision_id.as_deref())?;
+        let _pin = st.store.pin_code();
         let mut config = current.config.clone();
         config.apply(&input, &st.scope.region);
+        if let Some(arns) = &input.layers {
+            let (layers, layers_size) = super::layers::resolve_function_layers(&st, arns)?;
+            if layers.is_some() {
+                let code_size = super::layers::code_unzipped_size(&st, &current.code_sha256_hex)?;
+                super::layers::check_total_size(code_size, layers_size)?;
+            }
+            config.layers = layers;
+        }
         config.last_modified = timefmt::last_modified(now);
         config.revision_id = new_revision();
         config.last_update_status = Some("Successful".into());
@@ -539,7 +565,7 @@ pub(super) async fn delete(state: &Arc<ApiState>, t: &Target) -> Result<Reply, A
     Ok(Reply::NoContent)
 }
 
-fn decode_zip(b64: &str, operation: &str) -> Result<Vec<u8>, LambdaError> {
+pub(super) fn decode_zip(b64: &str, operation: &str) -> Result<Vec<u8>, LambdaError> {
     let zip = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|_| {
@@ -560,7 +586,7 @@ fn decode_zip(b64: &str, operation: &str) -> Result<Vec<u8>, LambdaError> {
     Ok(zip)
 }
 
-fn zip_only() -> LambdaError {
+pub(super) fn zip_only() -> LambdaError {
     LambdaError::invalid_parameter(
         "Sous takes function code as a .zip deployment package in Code.ZipFile only: S3Bucket/S3Key and container images (ImageUri, PackageType Image) are not supported.",
     )
@@ -591,11 +617,20 @@ fn gc(state: &ApiState, hexes: &[String]) {
 }
 
 /// Remove unreferenced blobs in the background (after environments using them are retired).
+/// Deleted layer versions no function version uses any more go too (with their blobs).
 fn gc_async(state: &Arc<ApiState>, orphans: Vec<String>) {
-    if orphans.is_empty() {
-        return;
-    }
     let st = state.clone();
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(|| gc(&st, &orphans)));
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            let mut orphans = orphans;
+            match st.store.purge_deleted_layer_versions() {
+                Ok(freed) => orphans.extend(freed),
+                Err(e) => tracing::warn!(error = %e, "purge deleted layer versions (will be retried at the next change)"),
+            }
+            if !orphans.is_empty() {
+                gc(&st, &orphans);
+            }
+        })
+    });
 }
