@@ -281,9 +281,10 @@ pub(crate) fn unreferenced(
     conn: &Connection,
     hexes: impl IntoIterator<Item = String>,
 ) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM versions WHERE code_sha256_hex = ?1)
-             OR EXISTS(SELECT 1 FROM layer_versions WHERE code_sha256_hex = ?1)")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM versions WHERE code_sha256_hex = ?1)
+             OR EXISTS(SELECT 1 FROM layer_versions WHERE code_sha256_hex = ?1)",
+    )?;
     let mut out = Vec::new();
     for hex in hexes {
         let used: bool = stmt.query_row(params![hex], |r| r.get(0))?;

@@ -282,7 +282,11 @@ impl Store {
 
     /// Delete a layer version (nothing happens when it does not exist). Returns the code
     /// digests no row references any more, for [`Store::gc_code`].
-    pub fn delete_layer_version(&self, name: &str, version: u64) -> Result<Vec<String>, StoreError> {
+    pub fn delete_layer_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Vec<String>, StoreError> {
         {
             let conn = self.conn();
             conn.execute(
@@ -333,7 +337,11 @@ impl Store {
     }
 
     /// A layer version's policy (`None` when the version does not exist).
-    pub fn layer_policy(&self, name: &str, version: u64) -> Result<Option<LayerPolicy>, StoreError> {
+    pub fn layer_policy(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<LayerPolicy>, StoreError> {
         let conn = self.conn();
         let row: Option<(String, Option<String>)> = conn
             .query_row(
@@ -408,9 +416,11 @@ impl Store {
         if dir.is_dir() {
             return Ok(dir);
         }
-        let io = |what: String| move |source: io::Error| CodeError::Io {
-            context: what,
-            source,
+        let io = |what: String| {
+            move |source: io::Error| CodeError::Io {
+                context: what,
+                source,
+            }
         };
         fs::create_dir_all(&root).map_err(io(format!("create {}", root.display())))?;
         let sources = shas
@@ -457,9 +467,7 @@ impl Store {
                 continue;
             };
             let list = fs::read_to_string(entry.path()).unwrap_or_default();
-            let gone = list
-                .lines()
-                .any(|sha| !self.code().zip_path(sha).is_file());
+            let gone = list.lines().any(|sha| !self.code().zip_path(sha).is_file());
             if gone {
                 let dir = root.join(key);
                 if let Err(e) = fs::remove_dir_all(&dir) {
@@ -573,8 +581,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let code = store.code().put_zip(&layer_zip(&[("a", b"1")])).unwrap();
-        let v1 = store.publish_layer_version("l", &new(code.clone())).unwrap();
-        let v2 = store.publish_layer_version("l", &new(code.clone())).unwrap();
+        let v1 = store
+            .publish_layer_version("l", &new(code.clone()))
+            .unwrap();
+        let v2 = store
+            .publish_layer_version("l", &new(code.clone()))
+            .unwrap();
         assert_eq!((v1.version, v2.version), (1, 2));
         assert_eq!(store.list_layer_versions("l").unwrap().len(), 2);
         // A function uses version 2.
@@ -584,12 +596,20 @@ mod tests {
             code_size: 1,
         }]);
         store.insert_function(&f).unwrap();
-        assert!(store.delete_layer_version("l", 1).unwrap().is_empty(), "v2 shares the blob");
-        assert!(store.delete_layer_version("l", 2).unwrap().is_empty(), "f uses v2");
+        assert!(
+            store.delete_layer_version("l", 1).unwrap().is_empty(),
+            "v2 shares the blob"
+        );
+        assert!(
+            store.delete_layer_version("l", 2).unwrap().is_empty(),
+            "f uses v2"
+        );
         assert!(store.get_layer_version("l", 2).unwrap().is_none());
         assert!(store.layer_version_any("l", 2).unwrap().unwrap().deleted);
         assert!(store.layer_version_any("l", 1).unwrap().is_none());
-        let v3 = store.publish_layer_version("l", &new(code.clone())).unwrap();
+        let v3 = store
+            .publish_layer_version("l", &new(code.clone()))
+            .unwrap();
         assert_eq!(v3.version, 3);
         store.delete_layer_version("l", 3).unwrap();
         store.delete_function("f").unwrap();
@@ -613,12 +633,16 @@ mod tests {
             principal: "*".into(),
             organization_id: None,
         };
-        store.set_layer_policy("l", 1, &[s.clone()], None, "r1").unwrap();
+        store
+            .set_layer_policy("l", 1, &[s.clone()], None, "r1")
+            .unwrap();
         assert!(matches!(
             store.set_layer_policy("l", 1, &[], Some("r0"), "r2"),
             Err(StoreError::RevisionMismatch)
         ));
-        store.set_layer_policy("l", 1, &[], Some("r1"), "r2").unwrap();
+        store
+            .set_layer_policy("l", 1, &[], Some("r1"), "r2")
+            .unwrap();
         assert!(matches!(
             store.set_layer_policy("l", 9, &[], None, "r"),
             Err(StoreError::NotFound)
@@ -631,7 +655,11 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let a = store
             .code()
-            .put_zip(&layer_zip(&[("bin/x", b"a"), ("only-a", b"a"), ("d/f", b"a")]))
+            .put_zip(&layer_zip(&[
+                ("bin/x", b"a"),
+                ("only-a", b"a"),
+                ("d/f", b"a"),
+            ]))
             .unwrap();
         let b = store
             .code()

@@ -237,9 +237,11 @@ impl LayerStatement {
         let q = |s: &str| serde_json::Value::from(s).to_string();
         let principal = if self.principal == "*" {
             q("*")
-        } else if self.principal.len() == 12 && self.principal.bytes().all(|b| b.is_ascii_digit())
-        {
-            format!(r#"{{"AWS":{}}}"#, q(&format!("arn:aws:iam::{}:root", self.principal)))
+        } else if self.principal.len() == 12 && self.principal.bytes().all(|b| b.is_ascii_digit()) {
+            format!(
+                r#"{{"AWS":{}}}"#,
+                q(&format!("arn:aws:iam::{}:root", self.principal))
+            )
         } else {
             format!(r#"{{"AWS":{}}}"#, q(&self.principal))
         };
@@ -357,9 +359,7 @@ pub fn check_layer_version_arn(arn: &str) -> Result<(), LambdaError> {
         v.push(
             arn,
             "arn",
-            &format!(
-                "Member must satisfy regular expression pattern: {LAYER_VERSION_ARN_PATTERN}"
-            ),
+            &format!("Member must satisfy regular expression pattern: {LAYER_VERSION_ARN_PATTERN}"),
         );
     }
     v.into_result()
@@ -575,7 +575,11 @@ mod tests {
         check_function_layers(&["nope".into()], &mut v);
         let e = v.into_result().unwrap_err();
         assert_eq!(e.code, ErrorCode::ValidationException);
-        assert!(e.message.contains("Value '[nope]' at 'layers'"), "{}", e.message);
+        assert!(
+            e.message.contains("Value '[nope]' at 'layers'"),
+            "{}",
+            e.message
+        );
         let arns: Vec<String> = (1..=6)
             .map(|i| format!("arn:aws:lambda:us-east-1:000000000000:layer:l{i}:1"))
             .collect();
@@ -602,7 +606,11 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert!(e.message.starts_with("4 validation errors"), "{}", e.message);
+        assert!(
+            e.message.starts_with("4 validation errors"),
+            "{}",
+            e.message
+        );
         let ok = AddLayerVersionPermissionInput {
             statement_id: Some("xaccount".into()),
             action: Some("lambda:GetLayerVersion".into()),

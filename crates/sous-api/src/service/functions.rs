@@ -98,8 +98,10 @@ pub(super) async fn create(
         }
         let zip = decode_zip(&zip_b64, "CreateFunction")?;
         let pin = st.store.pin_code();
-        let (layers, layers_size) =
-            super::layers::resolve_function_layers(&st, settings.layers.as_deref().unwrap_or_default())?;
+        let (layers, layers_size) = super::layers::resolve_function_layers(
+            &st,
+            settings.layers.as_deref().unwrap_or_default(),
+        )?;
         let code = st.store.code().put_zip(&zip)?;
         if let Err(e) = super::layers::check_total_size(code.unzipped_size, layers_size) {
             drop(pin);

@@ -12,10 +12,10 @@ use sous_store::layers::{NewLayerVersion, StoredLayerVersion};
 use sous_store::StoreError;
 use sous_types::layers::{
     layer_arn, layer_version_arn, parse_layer_version_arn, policy_document,
-    AddLayerVersionPermissionInput, AddLayerVersionPermissionOutput, FunctionLayer,
-    LayerStatement, LayerVersion, LayerVersionContentInput, LayerVersionContentOutput,
-    LayerVersionPolicy, LayerVersionsListItem, LayersListItem, ListLayerVersionsOutput,
-    ListLayersOutput, PublishLayerVersionInput, LIST_LAYERS_PAGE,
+    AddLayerVersionPermissionInput, AddLayerVersionPermissionOutput, FunctionLayer, LayerStatement,
+    LayerVersion, LayerVersionContentInput, LayerVersionContentOutput, LayerVersionPolicy,
+    LayerVersionsListItem, LayersListItem, ListLayerVersionsOutput, ListLayersOutput,
+    PublishLayerVersionInput, LIST_LAYERS_PAGE,
 };
 use sous_types::limits::UNZIPPED_MAX_BYTES;
 use sous_types::{timefmt, ErrorCode, LambdaError};
@@ -172,7 +172,8 @@ fn get_live(
 /// The layer name and version of an ARN of this region and account.
 fn ours(state: &ApiState, arn: &str) -> Option<(String, u64)> {
     let r = parse_layer_version_arn(arn)?;
-    (r.region == state.scope.region && r.account == state.scope.account).then_some((r.name, r.version))
+    (r.region == state.scope.region && r.account == state.scope.account)
+        .then_some((r.name, r.version))
 }
 
 /// Where a layer's zip bytes come from: `Content.ZipFile` inline. `Content.S3Bucket`/`S3Key`
@@ -182,7 +183,9 @@ async fn layer_zip(
     _state: &Arc<ApiState>,
     content: &LayerVersionContentInput,
 ) -> Result<Vec<u8>, ApiError> {
-    if content.s3_bucket.is_some() || content.s3_key.is_some() || content.s3_object_version.is_some()
+    if content.s3_bucket.is_some()
+        || content.s3_key.is_some()
+        || content.s3_object_version.is_some()
     {
         return Err(super::functions::zip_only().into());
     }
@@ -288,7 +291,10 @@ fn page<T>(
                 .ok_or_else(|| LambdaError::invalid_parameter(format!("Invalid marker: {m}")))?
         }
     };
-    let size = f.max_items.unwrap_or(LIST_LAYERS_PAGE).min(LIST_LAYERS_PAGE);
+    let size = f
+        .max_items
+        .unwrap_or(LIST_LAYERS_PAGE)
+        .min(LIST_LAYERS_PAGE);
     let mut rest: Vec<T> = items.into_iter().skip(start).collect();
     let more = rest.len() > size;
     rest.truncate(size);
@@ -310,7 +316,8 @@ fn list_versions(
             .map_err(|e| store_error(e, "ListLayerVersions"))?,
         None => Vec::new(),
     };
-    let matching: Vec<StoredLayerVersion> = versions.into_iter().filter(|l| matches(l, f)).collect();
+    let matching: Vec<StoredLayerVersion> =
+        versions.into_iter().filter(|l| matches(l, f)).collect();
     let (items, next_marker) = page(matching, f, |l| l.version.to_string())?;
     json(
         200,
@@ -478,7 +485,10 @@ pub(super) fn configured_layers_size(
 }
 
 /// Function code plus its layers must stay within 250 MB unzipped.
-pub(super) fn check_total_size(code_unzipped: u64, layers_unzipped: u64) -> Result<(), LambdaError> {
+pub(super) fn check_total_size(
+    code_unzipped: u64,
+    layers_unzipped: u64,
+) -> Result<(), LambdaError> {
     let total = code_unzipped.saturating_add(layers_unzipped);
     if total > UNZIPPED_MAX_BYTES {
         return Err(LambdaError::invalid_parameter(format!(
