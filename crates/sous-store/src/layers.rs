@@ -634,7 +634,7 @@ mod tests {
             organization_id: None,
         };
         store
-            .set_layer_policy("l", 1, &[s.clone()], None, "r1")
+            .set_layer_policy("l", 1, std::slice::from_ref(&s), None, "r1")
             .unwrap();
         assert!(matches!(
             store.set_layer_policy("l", 1, &[], Some("r0"), "r2"),

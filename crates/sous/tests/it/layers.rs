@@ -443,6 +443,8 @@ async fn layer_operations_filters_pagination_and_policies() {
     let layer = unique("ops");
     let zip = zip_files(&[("f.txt", b"data", 0o644)]);
     let mut arns = Vec::new();
+    let created_date =
+        regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+0000$").unwrap();
     for (runtimes, archs) in [
         (vec![Runtime::Python311], vec![Architecture::X8664]),
         (vec![Runtime::Nodejs20x], vec![Architecture::Arm64]),
@@ -467,11 +469,7 @@ async fn layer_operations_filters_pagination_and_policies() {
             out.content.as_ref().unwrap().code_sha256.as_deref(),
             Some(code_sha256(&zip).as_str())
         );
-        assert!(
-            regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+0000$")
-                .unwrap()
-                .is_match(out.created_date.as_deref().unwrap())
-        );
+        assert!(created_date.is_match(out.created_date.as_deref().unwrap()));
         arns.push(out.layer_version_arn.unwrap());
     }
     // Get by name and by ARN; the Location downloads the zip.
