@@ -1311,6 +1311,85 @@ mod tests {
     }
 
     #[test]
+    fn layer_routes() {
+        let cmd = p_with(
+            Method::POST,
+            "/2018-10-31/layers/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Alayer%3Amy-layer/versions",
+            HeaderMap::new(),
+            r#"{"Content":{"ZipFile":"UEs="},"CompatibleRuntimes":["python3.11"]}"#,
+        )
+        .unwrap();
+        let Command::Layer(LayerCommand::Publish { layer, input }) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(layer.as_deref(), Some("my-layer"));
+        assert_eq!(input.compatible_runtimes.unwrap(), ["python3.11"]);
+        assert!(matches!(
+            p(Method::GET, "/2018-10-31/layers/l/versions/3"),
+            Ok(Command::Layer(LayerCommand::Get { version: 3, .. }))
+        ));
+        assert!(matches!(
+            p(Method::DELETE, "/2018-10-31/layers/l/versions/3"),
+            Ok(Command::Layer(LayerCommand::Delete { version: 3, .. }))
+        ));
+        assert!(matches!(
+            p(
+                Method::GET,
+                "/2018-10-31/layers?find=LayerVersion&Arn=arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Alayer%3Al%3A2"
+            ),
+            Ok(Command::Layer(LayerCommand::GetByArn { .. }))
+        ));
+        let cmd = p(
+            Method::GET,
+            "/2018-10-31/layers/l/versions?CompatibleRuntime=python3.11&CompatibleArchitecture=arm64&MaxItems=2&Marker=m",
+        )
+        .unwrap();
+        let Command::Layer(LayerCommand::ListVersions { filter, .. }) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(filter.runtime.as_deref(), Some("python3.11"));
+        assert_eq!(filter.architecture.as_deref(), Some("arm64"));
+        assert_eq!(
+            (filter.max_items, filter.marker.as_deref()),
+            (Some(2), Some("m"))
+        );
+        for bad in [
+            "/2018-10-31/layers?MaxItems=51",
+            "/2018-10-31/layers?CompatibleRuntime=cobol",
+            "/2018-10-31/layers?CompatibleArchitecture=mips",
+            "/2018-10-31/layers/bad%20name/versions",
+        ] {
+            assert_eq!(
+                p(Method::GET, bad).unwrap_err().code,
+                ErrorCode::ValidationException,
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            p(
+                Method::DELETE,
+                "/2018-10-31/layers/l/versions/1/policy/sid?RevisionId=r"
+            ),
+            Ok(Command::Layer(LayerCommand::RemovePermission {
+                revision_id: Some(_),
+                ..
+            }))
+        ));
+        let e = p_with(
+            Method::POST,
+            "/2018-10-31/layers/l/versions/1/policy",
+            HeaderMap::new(),
+            r#"{"StatementId":"s","Action":"lambda:InvokeFunction","Principal":"*"}"#,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("'action'"), "{}", e.message);
+        assert_eq!(
+            body_limit(&Method::POST, "/2018-10-31/layers/l/versions").1,
+            "PublishLayerVersion"
+        );
+    }
+
+    #[test]
     fn body_limits() {
         assert_eq!(
             body_limit(&Method::POST, "/2015-03-31/functions/f/invocations").0,

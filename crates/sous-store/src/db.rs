@@ -219,7 +219,7 @@ impl Store {
         })?;
         checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         let code = CodeStore::open(data_dir)?;
-        Ok(Store {
+        let store = Store {
             queue_writer: Mutex::new(writer),
             wal_path: data_dir.join("sous.db-wal"),
             checkpointer: Mutex::new(checkpointer),
@@ -227,7 +227,10 @@ impl Store {
             code,
             code_gate: RwLock::new(()),
             generation: AtomicU64::new(0),
-        })
+        };
+        // Merged layer dirs an interrupted run left half-made, or whose layers are gone.
+        store.gc_opt_dirs()?;
+        Ok(store)
     }
 
     /// The code blob store.
