@@ -151,7 +151,7 @@ async fn python_imports_a_module_only_a_layer_has() {
         ],
     )
     .await;
-    let app = "import layermod, sitemod\n\ndef handler(event, context):\n    return {'greeting': layermod.greet('layer'), 'value': sitemod.VALUE, 'file': layermod.__file__}\n";
+    let app = "import os, layermod, sitemod\n\ndef handler(event, context):\n    return {'greeting': layermod.greet('layer'), 'value': sitemod.VALUE, 'file': layermod.__file__,\n            'opt_lib': '/opt/lib' in os.environ['LD_LIBRARY_PATH'].split(':'),\n            'opt_bin': '/opt/bin' in os.environ['PATH'].split(':')}\n";
     let name = unique("pyl");
     create_ok(
         &server,
@@ -170,7 +170,8 @@ async fn python_imports_a_module_only_a_layer_has() {
     assert_eq!(out.function_error, None, "{}\n{:?}", out.text(), out.log);
     assert_eq!(
         out.json(),
-        json!({"greeting": "hello layer", "value": 42, "file": "/opt/python/layermod.py"})
+        json!({"greeting": "hello layer", "value": 42, "file": "/opt/python/layermod.py",
+               "opt_lib": true, "opt_bin": true})
     );
 }
 
