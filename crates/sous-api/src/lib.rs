@@ -32,6 +32,7 @@ pub mod function_urls;
 pub mod protocol;
 pub mod routes;
 pub mod service;
+pub use service::resume_pending_creations;
 pub use sous_types::sigv4;
 
 use std::future::Future;

@@ -184,6 +184,7 @@ impl Invoker {
         let resolved = self
             .resolve(&req.function_name, req.qualifier.as_deref())
             .await?;
+        resolved.stored.config.check_invocable()?;
         let payload = normalize_payload(req.payload.clone())?;
         let executed_version = resolved.stored.config.version.clone();
         match req.invocation_type {
@@ -678,6 +679,8 @@ mod tests {
                 revision_id: revision.into(),
                 dead_letter_config: None,
                 state: Some("Active".into()),
+                state_reason: None,
+                state_reason_code: None,
                 last_update_status: Some("Successful".into()),
                 package_type: "Zip".into(),
                 architectures: vec!["x86_64".into()],

@@ -35,8 +35,8 @@ use std::io::{self, Cursor, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use sous_types::limits::{PACKAGE_ENTRIES_MAX, UNZIPPED_MAX_BYTES, ZIPPED_MAX_BYTES};
@@ -164,6 +164,38 @@ fn unsafe_entry(name: &str, reason: &'static str) -> CodeError {
     }
 }
 
+/// What [`CodeStore::put_zip_within`] did with a package.
+#[derive(Debug)]
+pub enum Put {
+    /// Validated, stored and extracted.
+    Ready(StoredCode),
+    /// Validated and stored; its extraction goes on (`disk_bytes` and `inodes` are 0 until
+    /// it is done).
+    Extracting(StoredCode, Extraction),
+}
+
+/// An extraction going on in the background.
+#[derive(Debug)]
+pub struct Extraction {
+    outcome: mpsc::Receiver<Result<Usage, CodeError>>,
+}
+
+impl Extraction {
+    /// Block until the extraction is done; its error, if it failed.
+    pub fn wait(self) -> Result<(), CodeError> {
+        match self.outcome.recv() {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(Self::vanished()),
+        }
+    }
+
+    fn vanished() -> CodeError {
+        io_err("extract code")(io::Error::other(
+            "the extraction thread ended without an answer",
+        ))
+    }
+}
+
 /// The code blob store and extraction cache under one data dir.
 #[derive(Debug, Clone)]
 pub struct CodeStore {
@@ -260,6 +292,83 @@ impl CodeStore {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// [`CodeStore::put_zip`], answering within about `wait`: the package is validated
+    /// completely (every entry decompressed and counted, nothing written) and its blob stored
+    /// first; then it is extracted on a thread of its own. When that takes longer than
+    /// `wait` (a package of very many files on a slow file system), the answer is
+    /// [`Put::Extracting`] and the extraction goes on; its outcome is [`Extraction::wait`]. A
+    /// zero `wait` always answers `Extracting`.
+    /// Validation errors are answered before anything is stored, as with `put_zip`.
+    pub fn put_zip_within(&self, bytes: &[u8], wait: Duration) -> Result<Put, CodeError> {
+        let size = bytes.len() as u64;
+        if size > ZIPPED_MAX_BYTES {
+            return Err(CodeError::ZippedTooLarge { size });
+        }
+        let sha256_hex = hex::encode(Sha256::digest(bytes));
+        if self.extract_dir.join(&sha256_hex).is_dir() {
+            return self.put_zip(bytes).map(Put::Ready);
+        }
+        let checked = validate_zip(bytes)?;
+        let blob = self.zip_path(&sha256_hex);
+        let wrote_blob = !blob.is_file();
+        if wrote_blob {
+            self.write_blob(bytes, &sha256_hex)?;
+        }
+        let (done, outcome) = mpsc::channel();
+        let store = self.clone();
+        let owned = bytes.to_vec();
+        let hex_owned = sha256_hex.clone();
+        let extract = move || {
+            let result = store
+                .extract_into_cache(&owned, &hex_owned)
+                .map(|(_, usage)| usage.unwrap_or_default());
+            let _ = done.send(result);
+        };
+        let spawned = std::thread::Builder::new()
+            .name("sous-extract".into())
+            .spawn(extract);
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "start an extraction thread; extracting on this one");
+            return self.put_zip(bytes).map(Put::Ready);
+        }
+        let stored = |usage: Usage| StoredCode {
+            sha256_b64: base64_standard(&Sha256::digest(bytes)),
+            sha256_hex: sha256_hex.clone(),
+            size,
+            unzipped_size: usage.unzipped_bytes,
+            disk_bytes: usage.disk_bytes,
+            inodes: usage.inodes,
+        };
+        // A zero wait never waits (and so always answers `Extracting`).
+        let answer = if wait.is_zero() {
+            Err(mpsc::RecvTimeoutError::Timeout)
+        } else {
+            outcome.recv_timeout(wait)
+        };
+        match answer {
+            Ok(Ok(usage)) => Ok(Put::Ready(stored(usage))),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                tracing::info!(sha256 = %sha256_hex, entries = checked.entries,
+                    "code package validated and stored; its extraction goes on in the background");
+                let usage = Usage {
+                    unzipped_bytes: checked.unzipped_bytes,
+                    ..Usage::default()
+                };
+                Ok(Put::Extracting(stored(usage), Extraction { outcome }))
+            }
+            Ok(Err(e)) => {
+                if wrote_blob {
+                    if let Err(cleanup) = self.remove(&sha256_hex) {
+                        tracing::warn!(sha256 = %sha256_hex, error = %cleanup,
+                            "put code: remove the blob after a failed extraction");
+                    }
+                }
+                Err(e)
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(Extraction::vanished()),
         }
     }
 
@@ -692,6 +801,16 @@ fn join(root: &Path, components: &[String]) -> PathBuf {
 /// (a package of many small files costs one `open` and `close` each, which threads overlap);
 /// symlinks are checked against each other and created last, so no write passes through one.
 pub fn extract_zip(bytes: &[u8], root: &Path) -> Result<Extracted, CodeError> {
+    check_package(bytes, Some(root))
+}
+
+/// Every check of [`extract_zip`] (each entry decompressed and counted), writing nothing.
+pub fn validate_zip(bytes: &[u8]) -> Result<Extracted, CodeError> {
+    check_package(bytes, None)
+}
+
+/// [`extract_zip`] under `root`, or only its checks without one.
+fn check_package(bytes: &[u8], root: Option<&Path>) -> Result<Extracted, CodeError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(not_a_zip)?;
     if archive.is_empty() {
         return Err(CodeError::EmptyZip);
@@ -722,8 +841,11 @@ pub fn extract_zip(bytes: &[u8], root: &Path) -> Result<Extracted, CodeError> {
             return Err(unsafe_entry(name, "symlink points outside the package"));
         }
         budget.take(target.len() as u64)?;
-        let context = || format!("extract code: symlink {}", components.join("/"));
-        std::os::unix::fs::symlink(target, join(root, components)).map_err(io_err(context()))?;
+        if let Some(root) = root {
+            let context = || format!("extract code: symlink {}", components.join("/"));
+            std::os::unix::fs::symlink(target, join(root, components))
+                .map_err(io_err(context()))?;
+        }
     }
     Ok(Extracted {
         entries,
@@ -762,7 +884,10 @@ struct Plan {
 
 impl Plan {
     /// Read every entry in order, decide what each becomes and create the directories.
-    fn make(archive: &mut zip::ZipArchive<Cursor<&[u8]>>, root: &Path) -> Result<Plan, CodeError> {
+    fn make(
+        archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+        root: Option<&Path>,
+    ) -> Result<Plan, CodeError> {
         let mut dirs: HashSet<Vec<String>> = HashSet::new();
         // The file each path will hold: its position in `files`.
         let mut file_at: HashMap<Vec<String>, usize> = HashMap::new();
@@ -853,7 +978,7 @@ fn read_link_target(
 /// earliest entry is returned.
 fn write_files(
     archive: &zip::ZipArchive<Cursor<&[u8]>>,
-    root: &Path,
+    root: Option<&Path>,
     files: &[PlannedFile],
     budget: &Budget,
 ) -> Result<(), CodeError> {
@@ -908,7 +1033,7 @@ fn write_files(
 /// Decompress one file entry, counting its bytes, into its path (or nowhere when superseded).
 fn write_file(
     archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
-    root: &Path,
+    root: Option<&Path>,
     planned: &PlannedFile,
     budget: &Budget,
     chmod_needed: bool,
@@ -916,11 +1041,12 @@ fn write_file(
 ) -> Result<(), CodeError> {
     let mut entry = archive.by_index(planned.index).map_err(not_a_zip)?;
     let context = || format!("extract code: write {}", planned.components.join("/"));
-    let mut file = if planned.write {
-        let path = join(root, &planned.components);
-        Some(create_file(&path, planned.mode, chmod_needed).map_err(io_err(context()))?)
-    } else {
-        None
+    let mut file = match root {
+        Some(root) if planned.write => {
+            let path = join(root, &planned.components);
+            Some(create_file(&path, planned.mode, chmod_needed).map_err(io_err(context()))?)
+        }
+        _ => None,
     };
     loop {
         let n = match entry.read(buf) {
@@ -974,7 +1100,7 @@ impl Budget {
 /// Create the package directory `components` (mode 0755) unless it exists already; a file
 /// entry of that path is a conflict between entries.
 fn make_dir(
-    root: &Path,
+    root: Option<&Path>,
     components: &[String],
     dirs: &mut HashSet<Vec<String>>,
     file_at: &HashMap<Vec<String>, usize>,
@@ -989,16 +1115,18 @@ fn make_dir(
             "a file of the same name as its directory exists",
         ));
     }
-    let path = join(root, components);
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .create(&path)
-        .map_err(io_err(format!("extract code: create directory for {name}")))?;
-    set_mode(
-        &path,
-        0o755,
-        &format!("extract code: chmod directory of {name}"),
-    )?;
+    if let Some(root) = root {
+        let path = join(root, components);
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&path)
+            .map_err(io_err(format!("extract code: create directory for {name}")))?;
+        set_mode(
+            &path,
+            0o755,
+            &format!("extract code: chmod directory of {name}"),
+        )?;
+    }
     dirs.insert(components.to_vec());
     Ok(())
 }

@@ -88,6 +88,72 @@ impl Store {
         row.map(|(json, hex)| decode(name, &json, hex)).transpose()
     }
 
+    /// End a `Pending` creation: if `$LATEST` of `name` still holds code `code_hex` and is
+    /// `Pending`, make it `Active` (`extracted`) or `Failed`. Its RevisionId stays. Returns
+    /// whether a row changed.
+    pub fn settle_creation(
+        &self,
+        name: &str,
+        code_hex: &str,
+        extracted: bool,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let json: Option<String> = tx
+            .query_row(
+                "SELECT config_json FROM versions WHERE function_name = ?1 AND version = ?2 AND code_sha256_hex = ?3",
+                params![name, LATEST, code_hex],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(json) = json else {
+            return Ok(false);
+        };
+        let mut config = decode(name, &json, code_hex.to_string())?.config;
+        if config.state.as_deref() != Some(sous_types::config::function_state::PENDING) {
+            return Ok(false);
+        }
+        if extracted {
+            config.set_active();
+        } else {
+            config.set_failed();
+        }
+        tx.execute(
+            "UPDATE versions SET config_json = ?3 WHERE function_name = ?1 AND version = ?2",
+            params![name, LATEST, to_json(&config)?],
+        )?;
+        self.commit(tx)?;
+        Ok(true)
+    }
+
+    /// Functions whose `$LATEST` is `Pending` (an extraction that a stop interrupted): name
+    /// and code digest.
+    pub fn pending_creations(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT function_name, config_json, code_sha256_hex FROM versions WHERE version = ?1",
+        )?;
+        let rows = stmt
+            .query_map(params![LATEST], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        drop(conn);
+        let mut pending = Vec::new();
+        for (name, json, hex) in rows {
+            let stored = decode(&name, &json, hex)?;
+            if stored.config.state.as_deref() == Some(sous_types::config::function_state::PENDING) {
+                pending.push((name, stored.code_sha256_hex));
+            }
+        }
+        Ok(pending)
+    }
+
     /// A function's tags (`None` if the function does not exist).
     pub fn get_tags(&self, name: &str) -> Result<Option<BTreeMap<String, String>>, StoreError> {
         let conn = self.conn();

@@ -36,7 +36,7 @@ pub mod versions;
 #[cfg(test)]
 mod test_support;
 
-pub use code::{CodeError, CodeStore, StoredCode};
+pub use code::{CodeError, CodeStore, Extraction, Put, StoredCode};
 pub use db::{Store, StoreError};
 pub use functions::{StoredFunction, LATEST};
 pub use queue::{NewEvent, QueueStats, QueueWrite, QueuedEvent};

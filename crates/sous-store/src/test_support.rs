@@ -28,6 +28,8 @@ pub(crate) fn config(name: &str, revision: &str, size: u64) -> FunctionConfigura
         revision_id: revision.into(),
         dead_letter_config: None,
         state: Some("Active".into()),
+        state_reason: None,
+        state_reason_code: None,
         last_update_status: Some("Successful".into()),
         package_type: "Zip".into(),
         architectures: vec!["x86_64".into()],

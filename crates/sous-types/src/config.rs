@@ -138,6 +138,11 @@ pub struct FunctionConfiguration {
     pub dead_letter_config: Option<DeadLetterConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Why the function is in `state` (only while it is not `Active`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_update_status: Option<String>,
     pub package_type: String,
@@ -152,10 +157,74 @@ pub struct FunctionConfiguration {
     pub layers: Option<Vec<crate::layers::FunctionLayer>>,
 }
 
+/// Lambda's function states (`State`), as far as Sous has them: a function is `Pending` while
+/// a package too large to extract at once is extracted after CreateFunction answered (Lambda
+/// neither invokes nor modifies it then), `Failed` when that extraction failed, and `Active`.
+pub mod function_state {
+    pub const ACTIVE: &str = "Active";
+    pub const PENDING: &str = "Pending";
+    pub const FAILED: &str = "Failed";
+    /// `StateReason` / `StateReasonCode` while a function is being created.
+    pub const CREATING_REASON: &str = "The function is being created.";
+    pub const CREATING_CODE: &str = "Creating";
+    /// After a failed extraction (Lambda's code for a failure of its own).
+    pub const FAILED_REASON: &str = "The function could not be created: Lambda could not prepare its code. Delete and create it again.";
+    pub const FAILED_CODE: &str = "InternalError";
+}
+
 impl FunctionConfiguration {
+    /// `Pending` (StateReasonCode `Creating`): created, its code still being extracted. No
+    /// `LastUpdateStatus` until it is `Active`, as Lambda answers CreateFunction.
+    pub fn set_creating(&mut self) {
+        self.state = Some(function_state::PENDING.into());
+        self.state_reason = Some(function_state::CREATING_REASON.into());
+        self.state_reason_code = Some(function_state::CREATING_CODE.into());
+        self.last_update_status = None;
+    }
+
+    /// `Active`, its last update `Successful`.
+    pub fn set_active(&mut self) {
+        self.state = Some(function_state::ACTIVE.into());
+        self.state_reason = None;
+        self.state_reason_code = None;
+        self.last_update_status = Some("Successful".into());
+    }
+
+    /// `Failed`: its code could not be prepared.
+    pub fn set_failed(&mut self) {
+        self.state = Some(function_state::FAILED.into());
+        self.state_reason = Some(function_state::FAILED_REASON.into());
+        self.state_reason_code = Some(function_state::FAILED_CODE.into());
+        self.last_update_status = None;
+    }
+
+    /// Refuse an invocation unless the function is `Active` (Lambda's answer to an Invoke of
+    /// a `Pending` or `Failed` function).
+    pub fn check_invocable(&self) -> Result<(), crate::LambdaError> {
+        match self.state.as_deref() {
+            None | Some(function_state::ACTIVE) => Ok(()),
+            Some(state) => Err(crate::LambdaError::conflict(format!(
+                "The operation cannot be performed at this time. The function is currently in the following state: {state}"
+            ))),
+        }
+    }
+
+    /// Refuse a change to a function that is `Pending` (Lambda's answer to an update or a
+    /// publish while the function is being created).
+    pub fn check_modifiable(&self, arn: &str) -> Result<(), crate::LambdaError> {
+        match self.state.as_deref() {
+            Some(state @ function_state::PENDING) => Err(crate::LambdaError::conflict(format!(
+                "The operation cannot be performed at this time. The resource {arn} is currently in the following state: '{state}'. StateReasonCode: '{}'",
+                self.state_reason_code.as_deref().unwrap_or(function_state::CREATING_CODE)
+            ))),
+            _ => Ok(()),
+        }
+    }
     /// The form ListFunctions returns: without State and LastUpdateStatus.
     pub fn for_listing(mut self) -> Self {
         self.state = None;
+        self.state_reason = None;
+        self.state_reason_code = None;
         self.last_update_status = None;
         self.runtime_version_config = None;
         self

@@ -582,6 +582,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stopping.shutdown();
         let _ = stop_gateway.send(true);
     };
+    sous_api::resume_pending_creations(&state);
     let result = sous_api::serve(listener, state, limits, shutdown).await;
     // Events being delivered stay queued and run again on the next start (at least once).
     delivery.abort();

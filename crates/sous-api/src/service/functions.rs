@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Serialize;
 use sous_store::db::LATEST;
-use sous_store::{StoreError, StoredFunction};
+use sous_store::{Put, StoreError, StoredFunction};
 use sous_types::alias::is_version_number;
 use sous_types::concurrency::Concurrency;
 use sous_types::config::{
@@ -102,22 +103,50 @@ pub(super) async fn create(
             &st,
             settings.layers.as_deref().unwrap_or_default(),
         )?;
-        let code = st.store.code().put_zip(&zip)?;
+        // A package whose extraction takes long leaves the function Pending (Lambda's state
+        // while it prepares a function), unless a version is published at once.
+        let (code, extraction) = if publish_too {
+            (st.store.code().put_zip(&zip)?, None)
+        } else {
+            match st.store.code().put_zip_within(&zip, create_wait().0)? {
+                Put::Ready(code) => (code, None),
+                Put::Extracting(code, extraction) => (code, Some(extraction)),
+            }
+        };
+        // Code plus layers within 250 MB unzipped (the package's bytes are counted while it
+        // is validated, before its extraction ends).
         if let Err(e) = super::layers::check_total_size(code.unzipped_size, layers_size) {
+            if let Some(extraction) = extraction {
+                // Collected below: first let it finish, so nothing is renamed in after.
+                let _ = extraction.wait();
+            }
             drop(pin);
             gc(&st, &[code.sha256_hex]);
             return Err(e.into());
         }
         let mut config = new_configuration(&st, &name, &settings, architecture, &code, now);
         config.layers = layers;
+        if extraction.is_some() {
+            config.set_creating();
+        }
         let stored = StoredFunction {
             config,
             code_sha256_hex: code.sha256_hex.clone(),
         };
         match st.store.insert_function_with_tags(&stored, &tags) {
-            Ok(()) => Ok(stored.config),
+            Ok(()) => {
+                drop(pin);
+                if let Some(extraction) = extraction {
+                    finish_creation(&st, &name, &code.sha256_hex, extraction, create_wait().1);
+                }
+                Ok(stored.config)
+            }
             Err(StoreError::Exists) => {
                 drop(pin);
+                if let Some(extraction) = extraction {
+                    // Collected below: first let it finish, so nothing is renamed in after.
+                    let _ = extraction.wait();
+                }
                 gc(&st, &[code.sha256_hex]);
                 Err(already_exists(&name).into())
             }
@@ -141,6 +170,91 @@ pub(super) async fn create(
         status: 201,
         config: Box::new(created),
     })
+}
+
+/// How long CreateFunction waits for its package's extraction before it answers with the
+/// function `Pending` (the extraction then goes on; see [`finish_creation`]).
+const CREATE_EXTRACT_WAIT: Duration = Duration::from_secs(2);
+
+/// How long CreateFunction waits for an extraction, and how long a `Pending` function stays
+/// `Pending` at least. For tests (hidden): `SOUS_TEST_CREATE_PENDING_MS=N` answers `Pending`
+/// at once for every package not extracted yet and keeps it `Pending` N ms longer.
+fn create_wait() -> (Duration, Duration) {
+    let forced = std::env::var("SOUS_TEST_CREATE_PENDING_MS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    match forced {
+        Some(ms) => (Duration::ZERO, Duration::from_millis(ms)),
+        None => (CREATE_EXTRACT_WAIT, Duration::ZERO),
+    }
+}
+
+/// Wait, on a thread of the blocking pool, for the extraction of a `Pending` function's code,
+/// then make it `Active` (or `Failed`). Code is pinned meanwhile, so a delete waits for it
+/// before collecting the blob.
+pub(super) fn finish_creation(
+    state: &Arc<ApiState>,
+    name: &str,
+    code_hex: &str,
+    extraction: sous_store::Extraction,
+    hold: Duration,
+) {
+    let (st, name, hex) = (state.clone(), name.to_string(), code_hex.to_string());
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            let pin = st.store.pin_code();
+            let extracted = match extraction.wait() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(function = %name, error = %e, "extracting the code of a new function failed; the function is Failed");
+                    false
+                }
+            };
+            drop(pin);
+            std::thread::sleep(hold);
+            settle(&st, &name, &hex, extracted);
+        })
+    });
+}
+
+/// After a restart: finish the creations a stop interrupted (their code is extracted again
+/// from its blob).
+pub fn resume_pending_creations(state: &Arc<ApiState>) {
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let pending = match st.store.pending_creations() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "list functions still being created");
+                return;
+            }
+        };
+        for (name, hex) in pending {
+            tracing::info!(function = %name, "finishing the creation a stop interrupted");
+            let extracted = match st.store.code().extracted_dir(&hex) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!(function = %name, error = %e, "extracting the code of a new function failed; the function is Failed");
+                    false
+                }
+            };
+            settle(&st, &name, &hex, extracted);
+        }
+    });
+}
+
+fn settle(state: &ApiState, name: &str, hex: &str, extracted: bool) {
+    match state.store.settle_creation(name, hex, extracted) {
+        Ok(true) if extracted => tracing::info!(function = %name, "function Active"),
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(function = %name, "creation settled: the function changed or went meanwhile")
+        }
+        Err(e) => {
+            tracing::error!(function = %name, error = %e, "record the state of a new function")
+        }
+    }
 }
 
 /// A dead-letter target must be a Sous function of this region and account (SQS and SNS
@@ -189,6 +303,8 @@ fn new_configuration(
         revision_id: new_revision(),
         dead_letter_config: None,
         state: Some("Active".into()),
+        state_reason: None,
+        state_reason_code: None,
         last_update_status: Some("Successful".into()),
         package_type: "Zip".into(),
         architectures: vec![architecture],
@@ -497,6 +613,7 @@ fn current_latest(
         .get_function(&t.name, LATEST)
         .map_err(|e| store_error(e, &arn))?
         .ok_or_else(|| LambdaError::function_not_found(&arn))?;
+    current.config.check_modifiable(&arn)?;
     if let Some(r) = revision_id {
         if r != current.config.revision_id {
             return Err(precondition_failed().into());

@@ -35,6 +35,7 @@ pub use account::{AccountLimit, AccountSettings, AccountUsage, SousCapacity};
 pub use aliases::ListAliasesOutput;
 pub use concurrency::ListProvisionedOutput;
 pub use event_invoke::ListEventInvokeConfigsOutput;
+pub use functions::resume_pending_creations;
 pub use functions::{CodeLocation, GetFunctionOutput, ListFunctionsOutput};
 pub use versions::ListVersionsOutput;
 

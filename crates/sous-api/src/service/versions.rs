@@ -72,6 +72,10 @@ pub(super) fn publish(
         name,
         &new_revision(),
         |latest| {
+            latest
+                .config
+                .check_modifiable(&arn)
+                .map_err(PublishError::Refused)?;
             if revision_id.is_some_and(|r| r != latest.config.revision_id) {
                 return Err(PublishError::Refused(precondition_failed()));
             }

@@ -7,6 +7,11 @@
 
 use std::io::{Cursor, Write};
 
+use std::time::Duration;
+
+use aws_sdk_lambda::client::Waiters;
+use aws_sdk_lambda::types::{LastUpdateStatus, State, StateReasonCode};
+
 use crate::common::*;
 use sous_types::limits::PACKAGE_ENTRIES_MAX;
 
@@ -79,9 +84,18 @@ async fn a_package_of_100000_files_is_created_and_runs() {
     assert_eq!(conf.code_size, zip.len() as i64, "CreateFunction CodeSize");
     assert_eq!(conf.code_sha256, Some(code_sha256(&zip)));
 
+    // Answered at once: Active when the extraction finished within CreateFunction's wait,
+    // else Pending until it has (as Lambda's functions are while it prepares them).
+    match out.state() {
+        Some(State::Active) => {}
+        Some(State::Pending) => wait_active(c, &name).await,
+        other => panic!("CreateFunction State {other:?}"),
+    }
+
     let got = c.get_function().function_name(&name).send().await.unwrap();
     let got = got.configuration().expect("GetFunction Configuration");
     assert_eq!(got.code_size(), zip.len() as i64, "GetFunction CodeSize");
+    assert_eq!(got.state(), Some(&State::Active));
 
     let out = invoke(&server, &name, b"{}").await;
     assert_eq!(out.function_error, None, "{}", out.log());
@@ -156,4 +170,110 @@ async fn packages_over_the_entry_cap_or_250_mb_unzipped_are_refused() {
     err.assert(404, "ResourceNotFoundException");
     assert_eq!(server.tree("code"), code_before, "code/ changed");
     assert_eq!(server.tree("extract"), extract_before, "extract/ changed");
+}
+
+/// Wait for `Active` with the SDK's own waiter (`FunctionActiveV2`, as `aws lambda wait
+/// function-active-v2` does).
+async fn wait_active(c: &aws_sdk_lambda::Client, name: &str) {
+    c.wait_until_function_active_v2()
+        .function_name(name)
+        .wait(Duration::from_secs(300))
+        .await
+        .unwrap_or_else(|e| panic!("{name} did not become Active: {e:?}"));
+}
+
+/// A function whose package is still being extracted is `Pending` (StateReasonCode
+/// `Creating`, no LastUpdateStatus), refuses invocations and changes with Lambda's
+/// ResourceConflictException and messages, and becomes `Active` for the SDK's waiter.
+/// `SOUS_TEST_CREATE_PENDING_MS` makes every creation Pending for that long, whatever the
+/// machine's speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_whose_code_is_being_extracted_is_pending_then_active() {
+    let server = Server::start_with(ServerOptions {
+        env: vec![("SOUS_TEST_CREATE_PENDING_MS".into(), "4000".into())],
+        ..ServerOptions::default()
+    });
+    let c = &server.client;
+    let name = unique("pending");
+    let zip = many_files_zip(&echo_runtime(), 1_000);
+    let out = create_ok(&server, create(c, &name, &zip)).await;
+    assert_eq!(out.state(), Some(&State::Pending));
+    assert_eq!(out.state_reason(), Some("The function is being created."));
+    assert_eq!(out.state_reason_code(), Some(&StateReasonCode::Creating));
+    assert_eq!(out.last_update_status(), None);
+    let arn = out.function_arn().unwrap().to_string();
+
+    let err = expect_err(invoke_req(c, &name, b"{}").send().await);
+    err.assert(409, "ResourceConflictException");
+    assert_eq!(
+        err.message(),
+        "The operation cannot be performed at this time. The function is currently in the following state: Pending"
+    );
+    let err = expect_err(
+        c.update_function_configuration()
+            .function_name(&name)
+            .description("too early")
+            .send()
+            .await,
+    );
+    err.assert(409, "ResourceConflictException");
+    assert_eq!(
+        err.message(),
+        format!(
+            "The operation cannot be performed at this time. The resource {arn} is currently in \
+             the following state: 'Pending'. StateReasonCode: 'Creating'"
+        )
+    );
+    let err = expect_err(c.publish_version().function_name(&name).send().await);
+    err.assert(409, "ResourceConflictException");
+    // Listing shows it, without its state (as ListFunctions never shows State).
+    let listed = c.list_functions().send().await.unwrap();
+    assert!(listed
+        .functions()
+        .iter()
+        .any(|f| f.function_name() == Some(name.as_str()) && f.state().is_none()));
+
+    wait_active(c, &name).await;
+    let got = c
+        .get_function_configuration()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.state(), Some(&State::Active));
+    assert_eq!(got.state_reason(), None);
+    assert_eq!(got.state_reason_code(), None);
+    assert_eq!(
+        got.last_update_status(),
+        Some(&LastUpdateStatus::Successful)
+    );
+    assert_eq!(
+        got.revision_id(),
+        out.revision_id(),
+        "the state change keeps RevisionId"
+    );
+    let out = invoke(&server, &name, br#"{"hello":"pending"}"#).await;
+    assert_eq!(out.function_error, None, "{}", out.log());
+    assert_eq!(out.json(), serde_json::json!({"hello": "pending"}));
+}
+
+/// A server killed while a function is Pending finishes its creation at the next start (the
+/// code is extracted again from its stored blob).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_cut_by_a_kill_is_finished_at_the_next_start() {
+    let mut server = Server::start_with(ServerOptions {
+        env: vec![("SOUS_TEST_CREATE_PENDING_MS".into(), "600000".into())],
+        ..ServerOptions::default()
+    });
+    let name = unique("cut");
+    let zip = many_files_zip(&echo_runtime(), 1_000);
+    let out = create_ok(&server, create(&server.client, &name, &zip)).await;
+    assert_eq!(out.state(), Some(&State::Pending));
+    server.kill_hard();
+    server.restart();
+    let c = &server.client;
+    wait_active(c, &name).await;
+    let out = invoke(&server, &name, br#"{"after":"restart"}"#).await;
+    assert_eq!(out.function_error, None, "{}", out.log());
+    assert_eq!(out.json(), serde_json::json!({"after": "restart"}));
 }
