@@ -237,6 +237,7 @@ fn reply_response(reply: Reply, request_id: &str) -> Response {
         Reply::Status(out) => json_response(200, &out, request_id),
         Reply::FunctionUrl { status, config } => json_response(status, &config, request_id),
         Reply::ListFunctionUrls(out) => json_response(200, &out, request_id),
+        Reply::Json { status, body } => json_response(status, &body, request_id),
     }
 }
 

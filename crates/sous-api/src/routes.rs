@@ -18,6 +18,7 @@ use sous_types::concurrency::{Concurrency, PutProvisionedInput};
 use sous_types::config::{CreateFunctionInput, SettingsInput, UpdateCodeInput};
 use sous_types::error::Violations;
 use sous_types::event_invoke::{check_input as check_event_invoke_input, EventInvokeConfigInput};
+use sous_types::layers::{AddLayerVersionPermissionInput, PublishLayerVersionInput};
 use sous_types::limits::{CLIENT_CONTEXT_MAX_BYTES, SYNC_REQUEST_MAX_BYTES};
 use sous_types::names::{parse_function_name, resolve_qualifier, Scope};
 use sous_types::{ErrorCode, LambdaError};
@@ -146,6 +147,73 @@ pub enum Command {
     Status,
     /// The function URL operations (`/2021-10-31/functions/{FunctionName}/url[s]`).
     FunctionUrl(crate::function_urls::UrlCommand),
+    /// The layer operations (`/2018-10-31/layers...`).
+    Layer(LayerCommand),
+}
+
+/// One layer operation. `layer` is the `{LayerName}` label reduced to a name; `None` when it
+/// was the ARN of a layer in another region or account (none exist on this host).
+#[derive(Debug)]
+pub enum LayerCommand {
+    /// `POST /2018-10-31/layers/{LayerName}/versions`
+    Publish {
+        layer: Option<String>,
+        input: Box<PublishLayerVersionInput>,
+    },
+    /// `GET /2018-10-31/layers/{LayerName}/versions/{VersionNumber}`
+    Get { layer: Option<String>, version: u64 },
+    /// `GET /2018-10-31/layers?find=LayerVersion&Arn=`
+    GetByArn { arn: String },
+    /// `GET /2018-10-31/layers[?CompatibleRuntime=&CompatibleArchitecture=&Marker=&MaxItems=]`
+    List(LayerFilter),
+    /// `GET /2018-10-31/layers/{LayerName}/versions[?CompatibleRuntime=&...]`
+    ListVersions {
+        layer: Option<String>,
+        filter: LayerFilter,
+    },
+    /// `DELETE /2018-10-31/layers/{LayerName}/versions/{VersionNumber}`
+    Delete { layer: Option<String>, version: u64 },
+    /// `POST /2018-10-31/layers/{LayerName}/versions/{VersionNumber}/policy[?RevisionId=]`
+    AddPermission {
+        layer: Option<String>,
+        version: u64,
+        input: AddLayerVersionPermissionInput,
+        revision_id: Option<String>,
+    },
+    /// `DELETE /2018-10-31/layers/{LayerName}/versions/{VersionNumber}/policy/{StatementId}[?RevisionId=]`
+    RemovePermission {
+        layer: Option<String>,
+        version: u64,
+        statement_id: String,
+        revision_id: Option<String>,
+    },
+    /// `GET /2018-10-31/layers/{LayerName}/versions/{VersionNumber}/policy`
+    GetPolicy { layer: Option<String>, version: u64 },
+}
+
+/// The filters and page of ListLayers / ListLayerVersions.
+#[derive(Debug, Default)]
+pub struct LayerFilter {
+    pub runtime: Option<String>,
+    pub architecture: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<usize>,
+}
+
+impl LayerCommand {
+    pub fn operation(&self) -> &'static str {
+        match self {
+            LayerCommand::Publish { .. } => "PublishLayerVersion",
+            LayerCommand::Get { .. } => "GetLayerVersion",
+            LayerCommand::GetByArn { .. } => "GetLayerVersionByArn",
+            LayerCommand::List(_) => "ListLayers",
+            LayerCommand::ListVersions { .. } => "ListLayerVersions",
+            LayerCommand::Delete { .. } => "DeleteLayerVersion",
+            LayerCommand::AddPermission { .. } => "AddLayerVersionPermission",
+            LayerCommand::RemovePermission { .. } => "RemoveLayerVersionPermission",
+            LayerCommand::GetPolicy { .. } => "GetLayerVersionPolicy",
+        }
+    }
 }
 
 impl Command {
@@ -188,6 +256,7 @@ impl Command {
             Command::ListFunctionEventInvokeConfigs { .. } => "ListFunctionEventInvokeConfigs",
             Command::Status => "SousStatus",
             Command::FunctionUrl(c) => c.operation(),
+            Command::Layer(c) => c.operation(),
         }
     }
 
@@ -219,7 +288,10 @@ impl Command {
             Command::PutProvisionedConcurrencyConfig { target: t, .. }
             | Command::GetProvisionedConcurrencyConfig(t)
             | Command::DeleteProvisionedConcurrencyConfig(t) => Some(&t.name),
-            Command::ListFunctions { .. } | Command::GetAccountSettings | Command::Status => None,
+            Command::ListFunctions { .. }
+            | Command::GetAccountSettings
+            | Command::Status
+            | Command::Layer(_) => None,
             Command::FunctionUrl(c) => Some(c.function()),
         }
     }
@@ -232,6 +304,8 @@ pub fn body_limit(method: &Method, raw_path: &str) -> (usize, &'static str) {
         (SYNC_REQUEST_MAX_BYTES, "InvokeFunction")
     } else if *method == Method::PUT && raw_path.ends_with("/code") {
         (CODE_REQUEST_MAX_BYTES, "UpdateFunctionCode")
+    } else if *method == Method::POST && raw_path.starts_with("/2018-10-31/layers/") {
+        (CODE_REQUEST_MAX_BYTES, "PublishLayerVersion")
     } else {
         (CODE_REQUEST_MAX_BYTES, "CreateFunction")
     }
@@ -434,6 +508,9 @@ pub fn parse(
             }
         }
         (&Method::GET, ["_sous", "status"]) => Ok(Command::Status),
+        (method, ["2018-10-31", "layers", rest @ ..]) => {
+            layer_command(method, rest, &query, &body, scope).map(Command::Layer)
+        }
         (method, ["2021-10-31", "functions", name, "url"]) => {
             let target = target(name, &query, scope, NAME_MAX_READ)?;
             let input = match *method {
@@ -535,6 +612,127 @@ fn provisioned_concurrency(
         }
         _ => Err(unknown_operation()),
     }
+}
+
+/// The layer operations, below `/2018-10-31/layers`.
+fn layer_command(
+    method: &Method,
+    rest: &[&str],
+    query: &Query<'_>,
+    body: &[u8],
+    scope: &Scope,
+) -> Result<LayerCommand, LambdaError> {
+    let name = |raw: &str| -> Result<Option<String>, LambdaError> {
+        sous_types::layers::check_layer_name(&decode(raw)?, scope)
+    };
+    let number = |raw: &str| -> Result<u64, LambdaError> {
+        let raw = decode(raw)?;
+        raw.parse::<u64>().map_err(|_| {
+            LambdaError::new(
+                ErrorCode::SerializationException,
+                format!("Value '{raw}' for VersionNumber is not a valid long"),
+            )
+        })
+    };
+    let revision = || query.get("RevisionId").map(|r| r.into_owned());
+    match (method, rest) {
+        (&Method::GET, []) => {
+            if let Some(find) = query.get("find") {
+                if find != "LayerVersion" {
+                    return Err(unknown_operation());
+                }
+                let Some(arn) = query.get("Arn") else {
+                    let mut v = Violations::default();
+                    v.push_null("arn");
+                    return Err(v.into_result().unwrap_err());
+                };
+                sous_types::layers::check_layer_version_arn(&arn)?;
+                return Ok(LayerCommand::GetByArn {
+                    arn: arn.into_owned(),
+                });
+            }
+            Ok(LayerCommand::List(layer_filter(query)?))
+        }
+        (&Method::POST, [layer, "versions"]) => {
+            let layer = name(layer)?;
+            let input: PublishLayerVersionInput = json(body)?;
+            sous_types::layers::check_publish_input(&input)?;
+            Ok(LayerCommand::Publish {
+                layer,
+                input: Box::new(input),
+            })
+        }
+        (&Method::GET, [layer, "versions"]) => Ok(LayerCommand::ListVersions {
+            layer: name(layer)?,
+            filter: layer_filter(query)?,
+        }),
+        (&Method::GET, [layer, "versions", n]) => Ok(LayerCommand::Get {
+            layer: name(layer)?,
+            version: number(n)?,
+        }),
+        (&Method::DELETE, [layer, "versions", n]) => Ok(LayerCommand::Delete {
+            layer: name(layer)?,
+            version: number(n)?,
+        }),
+        (&Method::GET, [layer, "versions", n, "policy"]) => Ok(LayerCommand::GetPolicy {
+            layer: name(layer)?,
+            version: number(n)?,
+        }),
+        (&Method::POST, [layer, "versions", n, "policy"]) => {
+            let (layer, version) = (name(layer)?, number(n)?);
+            let input: AddLayerVersionPermissionInput = json(body)?;
+            sous_types::layers::check_permission_input(&input)?;
+            Ok(LayerCommand::AddPermission {
+                layer,
+                version,
+                input,
+                revision_id: revision(),
+            })
+        }
+        (&Method::DELETE, [layer, "versions", n, "policy", sid]) => {
+            let (layer, version) = (name(layer)?, number(n)?);
+            let statement_id = decode(sid)?.into_owned();
+            let mut v = Violations::default();
+            sous_types::layers::check_statement_id(&statement_id, &mut v);
+            v.into_result()?;
+            Ok(LayerCommand::RemovePermission {
+                layer,
+                version,
+                statement_id,
+                revision_id: revision(),
+            })
+        }
+        _ => Err(unknown_operation()),
+    }
+}
+
+/// `CompatibleRuntime`, `CompatibleArchitecture`, `Marker` and `MaxItems` (1 to 50).
+fn layer_filter(query: &Query<'_>) -> Result<LayerFilter, LambdaError> {
+    use sous_types::layers::{check_filter, ARCHITECTURE_ENUM, RUNTIME_ENUM};
+    let mut v = Violations::default();
+    let max_items = max_items(query, &mut v)?;
+    if let Some(n) = max_items.filter(|n| *n > 50) {
+        v.push(
+            &n.to_string(),
+            "maxItems",
+            "Member must have value less than or equal to 50",
+        );
+    }
+    let runtime = query.get("CompatibleRuntime").map(|r| r.into_owned());
+    if let Some(r) = &runtime {
+        check_filter(r, "compatibleRuntime", RUNTIME_ENUM, &mut v);
+    }
+    let architecture = query.get("CompatibleArchitecture").map(|a| a.into_owned());
+    if let Some(a) = &architecture {
+        check_filter(a, "compatibleArchitecture", ARCHITECTURE_ENUM, &mut v);
+    }
+    v.into_result()?;
+    Ok(LayerFilter {
+        runtime,
+        architecture,
+        marker: query.get("Marker").map(|m| m.into_owned()),
+        max_items,
+    })
 }
 
 /// What AWS answers for a path or method it has no operation for.
@@ -1110,6 +1308,85 @@ mod tests {
             p(Method::GET, "/_sous/status"),
             Ok(Command::Status)
         ));
+    }
+
+    #[test]
+    fn layer_routes() {
+        let cmd = p_with(
+            Method::POST,
+            "/2018-10-31/layers/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Alayer%3Amy-layer/versions",
+            HeaderMap::new(),
+            r#"{"Content":{"ZipFile":"UEs="},"CompatibleRuntimes":["python3.11"]}"#,
+        )
+        .unwrap();
+        let Command::Layer(LayerCommand::Publish { layer, input }) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(layer.as_deref(), Some("my-layer"));
+        assert_eq!(input.compatible_runtimes.unwrap(), ["python3.11"]);
+        assert!(matches!(
+            p(Method::GET, "/2018-10-31/layers/l/versions/3"),
+            Ok(Command::Layer(LayerCommand::Get { version: 3, .. }))
+        ));
+        assert!(matches!(
+            p(Method::DELETE, "/2018-10-31/layers/l/versions/3"),
+            Ok(Command::Layer(LayerCommand::Delete { version: 3, .. }))
+        ));
+        assert!(matches!(
+            p(
+                Method::GET,
+                "/2018-10-31/layers?find=LayerVersion&Arn=arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Alayer%3Al%3A2"
+            ),
+            Ok(Command::Layer(LayerCommand::GetByArn { .. }))
+        ));
+        let cmd = p(
+            Method::GET,
+            "/2018-10-31/layers/l/versions?CompatibleRuntime=python3.11&CompatibleArchitecture=arm64&MaxItems=2&Marker=m",
+        )
+        .unwrap();
+        let Command::Layer(LayerCommand::ListVersions { filter, .. }) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(filter.runtime.as_deref(), Some("python3.11"));
+        assert_eq!(filter.architecture.as_deref(), Some("arm64"));
+        assert_eq!(
+            (filter.max_items, filter.marker.as_deref()),
+            (Some(2), Some("m"))
+        );
+        for bad in [
+            "/2018-10-31/layers?MaxItems=51",
+            "/2018-10-31/layers?CompatibleRuntime=cobol",
+            "/2018-10-31/layers?CompatibleArchitecture=mips",
+            "/2018-10-31/layers/bad%20name/versions",
+        ] {
+            assert_eq!(
+                p(Method::GET, bad).unwrap_err().code,
+                ErrorCode::ValidationException,
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            p(
+                Method::DELETE,
+                "/2018-10-31/layers/l/versions/1/policy/sid?RevisionId=r"
+            ),
+            Ok(Command::Layer(LayerCommand::RemovePermission {
+                revision_id: Some(_),
+                ..
+            }))
+        ));
+        let e = p_with(
+            Method::POST,
+            "/2018-10-31/layers/l/versions/1/policy",
+            HeaderMap::new(),
+            r#"{"StatementId":"s","Action":"lambda:InvokeFunction","Principal":"*"}"#,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("'action'"), "{}", e.message);
+        assert_eq!(
+            body_limit(&Method::POST, "/2018-10-31/layers/l/versions").1,
+            "PublishLayerVersion"
+        );
     }
 
     #[test]

@@ -474,6 +474,7 @@ fn build_spec(
         .code()
         .extracted_dir(&stored.code_sha256_hex)
         .map_err(|e| LambdaError::service(format!("load code of {name}: {e}")))?;
+    let opt_dir = layers_dir(store, &stored.config)?;
     let runtime = stored.config.runtime.clone().unwrap_or_default();
     let launch = runtimes.launch(&runtime).map_err(|_| {
         LambdaError::new(
@@ -483,12 +484,41 @@ fn build_spec(
             ),
         )
     })?;
-    Ok(Arc::new(env_spec(
-        &stored.config,
-        code_dir,
-        launch.cloned(),
-        scope,
-    )))
+    let mut spec = env_spec(&stored.config, code_dir, launch.cloned(), scope);
+    spec.opt_dir = opt_dir;
+    Ok(Arc::new(spec))
+}
+
+/// The function's layers merged in order for `/opt` (`None` without layers). A layer version
+/// deleted since the function was configured still resolves: its row and blob stay while a
+/// function version names it (see `sous_store::layers`).
+fn layers_dir(
+    store: &Store,
+    config: &FunctionConfiguration,
+) -> Result<Option<std::path::PathBuf>, LambdaError> {
+    let Some(layers) = config.layers.as_ref().filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    let name = &config.function_name;
+    let mut shas = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let found = sous_types::layers::parse_layer_version_arn(&layer.arn)
+            .map(|r| store.layer_version_any(&r.name, r.version))
+            .transpose()
+            .map_err(|e| LambdaError::service(format!("load layers of {name}: {e}")))?
+            .flatten();
+        let Some(version) = found else {
+            return Err(LambdaError::service(format!(
+                "load layers of {name}: layer version {} is missing from the store",
+                layer.arn
+            )));
+        };
+        shas.push(version.code_sha256_hex);
+    }
+    store
+        .opt_dir(&shas)
+        .map(Some)
+        .map_err(|e| LambdaError::service(format!("merge layers of {name}: {e}")))
 }
 
 /// The version an alias routes one invocation to, given a uniform sample `u` in `[0, 1)`:
@@ -538,6 +568,7 @@ fn env_spec(
         handler: cfg.handler.clone().unwrap_or_default(),
         runtime: cfg.runtime.clone().unwrap_or_default(),
         code_dir,
+        opt_dir: None,
         variables: cfg.variables(),
         region: scope.region.clone(),
         log_group: cfg
@@ -657,6 +688,7 @@ mod tests {
                 snap_start: serde_json::json!({"ApplyOn": "None", "OptimizationStatus": "Off"}),
                 runtime_version_config: None,
                 logging_config: LoggingConfig::default(),
+                layers: None,
             }
         }
 

@@ -14,6 +14,7 @@
 //! | `urls.rs`         | `function_urls`                          | function URLs                              |
 //! | `apis.rs`         | `http_apis`, `http_api_*`                | HTTP APIs (API Gateway v2 subset)          |
 //! | `rules.rs`        | `event_rules`, `event_rule_targets`      | scheduled rules (EventBridge subset)       |
+//! | `layers.rs`       | `layers`, `layer_versions`               | layer versions, their policies; merged `/opt` dirs |
 //! | `usage.rs`        | (none: computed)                         | GetAccountSettings' `AccountUsage`         |
 //!
 //! Records are typed on both sides of the store's API; where a record is kept as JSON inside
@@ -152,6 +153,8 @@ const MIGRATIONS: &[&str] = &[
     crate::apis::MIGRATION,
     // 7: scheduled rules and their targets (see `rules.rs`).
     crate::rules::MIGRATION,
+    // 8: layers, their versions and policies (see `layers.rs`).
+    crate::layers::MIGRATION,
 ];
 
 /// The metadata database and the code blob store of one data dir.
@@ -216,7 +219,7 @@ impl Store {
         })?;
         checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         let code = CodeStore::open(data_dir)?;
-        Ok(Store {
+        let store = Store {
             queue_writer: Mutex::new(writer),
             wal_path: data_dir.join("sous.db-wal"),
             checkpointer: Mutex::new(checkpointer),
@@ -224,7 +227,10 @@ impl Store {
             code,
             code_gate: RwLock::new(()),
             generation: AtomicU64::new(0),
-        })
+        };
+        // Merged layer dirs an interrupted run left half-made, or whose layers are gone.
+        store.gc_opt_dirs()?;
+        Ok(store)
     }
 
     /// The code blob store.

@@ -336,17 +336,21 @@ impl Store {
         for hex in still_orphans {
             self.code().remove(&hex)?;
         }
+        // Merged layer dirs (`/opt`) made of a removed layer go too.
+        self.gc_opt_dirs()?;
         Ok(())
     }
 }
 
-/// Those of `hexes` that no version row references.
+/// Those of `hexes` that no function version or layer version row references.
 pub(crate) fn unreferenced(
     conn: &Connection,
     hexes: impl IntoIterator<Item = String>,
 ) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM versions WHERE code_sha256_hex = ?1)")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM versions WHERE code_sha256_hex = ?1)
+             OR EXISTS(SELECT 1 FROM layer_versions WHERE code_sha256_hex = ?1)",
+    )?;
     let mut out = Vec::new();
     for hex in hexes {
         let used: bool = stmt.query_row(params![hex], |r| r.get(0))?;

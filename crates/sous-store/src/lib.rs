@@ -16,6 +16,7 @@
 //! <data-dir>/sous.db            SQLite metadata (WAL)
 //! <data-dir>/code/<hex>.zip     code blobs by SHA-256
 //! <data-dir>/extract/<hex>/     extracted, validated packages (read-only once complete)
+//! <data-dir>/opt/<key>/         merged layers of one ordered list of layer shas (an environment's /opt)
 //! ```
 
 pub mod aliases;
@@ -25,6 +26,7 @@ pub mod concurrency;
 pub mod db;
 pub mod event_invoke;
 pub mod functions;
+pub mod layers;
 pub mod queue;
 pub mod rules;
 pub mod urls;

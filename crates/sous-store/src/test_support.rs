@@ -37,6 +37,7 @@ pub(crate) fn config(name: &str, revision: &str, size: u64) -> FunctionConfigura
         snap_start: serde_json::json!({"ApplyOn": "None", "OptimizationStatus": "Off"}),
         runtime_version_config: None,
         logging_config: LoggingConfig::default(),
+        layers: None,
     }
 }
 

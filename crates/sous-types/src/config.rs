@@ -152,6 +152,9 @@ pub struct FunctionConfiguration {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_version_config: Option<serde_json::Value>,
     pub logging_config: LoggingConfig,
+    /// `Layers`: the layer versions the function uses, in order (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<crate::layers::FunctionLayer>>,
 }
 
 /// Lambda's function states (`State`), as far as Sous has them: a function is `Pending` while
@@ -428,6 +431,9 @@ pub fn validate_settings(s: &SettingsInput, runtimes: &[&str]) -> Result<(), Lam
             );
         }
     }
+    if let Some(layers) = &s.layers {
+        crate::layers::check_function_layers(layers, &mut v);
+    }
     v.into_result()?;
 
     if let Some(r) = &s.runtime {
@@ -458,11 +464,8 @@ pub fn validate_settings(s: &SettingsInput, runtimes: &[&str]) -> Result<(), Lam
         }
     }
     if let Some(layers) = &s.layers {
-        if !layers.is_empty() {
-            return Err(LambdaError::invalid_parameter(
-                "Layers are not yet supported by this Sous host.",
-            ));
-        }
+        // Whether each version exists is the service's check (it needs the store).
+        crate::layers::check_function_layer_list(layers)?;
     }
     if let Some(fmt) = s
         .logging_config

@@ -10,6 +10,7 @@ pub mod error;
 pub mod event_invoke;
 pub mod function_url;
 pub mod http_api;
+pub mod layers;
 pub mod limits;
 pub mod names;
 pub mod runtime;

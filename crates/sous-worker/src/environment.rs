@@ -221,7 +221,8 @@ impl Environment {
         // A custom runtime's entry point is checked on the host, so that a missing or
         // non-executable bootstrap gets Lambda's Runtime.InvalidEntrypoint.
         if spec.launch.is_none() {
-            if let Err(message) = check_bootstrap(&spec.code_dir.join("bootstrap"), request_id) {
+            let (bootstrap, shown) = custom_bootstrap(&spec);
+            if let Err(message) = check_bootstrap(&bootstrap, shown, request_id) {
                 logs.platform(vec![message.clone(), "Runtime.InvalidEntrypoint".into()]);
                 let outcome = Outcome::platform_error("Runtime.InvalidEntrypoint", message);
                 return Err((InitFailure::Error(outcome), None));
@@ -266,7 +267,7 @@ impl Environment {
         // `Launch::host_paths`), so its arguments and variables need no translation.
         let (program, args) = match &spec.launch {
             Some(launch) => (launch.program.clone(), launch.args_for(spec.memory_mb)),
-            None => (inside(&spec.code_dir.join("bootstrap")), Vec::new()),
+            None => (inside(&custom_bootstrap(&spec).0), Vec::new()),
         };
         let paths = InsidePaths {
             task_root: inside(&spec.code_dir).display().to_string(),
@@ -659,22 +660,35 @@ fn sandbox_spec(spec: &EnvSpec, id: &str) -> EnvSandboxSpec {
         ephemeral_mb: spec.ephemeral_mb.max(0) as u64,
         task_dir: spec.code_dir.clone(),
         runtime_dir: spec.launch.as_ref().map(|l| l.runtime_dir.clone()),
-        opt_dir: None,
+        opt_dir: spec.opt_dir.clone(),
         host_paths,
         // Lambda's execution environments have link-local style hostnames.
         hostname: format!("169.254.{}.{}", bytes[0] % 200 + 1, bytes[1] % 250 + 1),
     }
 }
 
+/// A custom runtime's entry point on the host and as the function sees it:
+/// `/var/task/bootstrap`, or `/opt/bootstrap` (from a layer) when the function has none, as
+/// Lambda looks for them.
+fn custom_bootstrap(spec: &EnvSpec) -> (PathBuf, &'static str) {
+    let own = spec.code_dir.join("bootstrap");
+    match &spec.opt_dir {
+        Some(opt) if std::fs::symlink_metadata(&own).is_err() => {
+            (opt.join("bootstrap"), "/opt/bootstrap")
+        }
+        _ => (own, "/var/task/bootstrap"),
+    }
+}
+
 /// Lambda's entry-point checks for a custom runtime's `bootstrap`.
-fn check_bootstrap(bootstrap: &Path, request_id: &str) -> Result<(), String> {
+fn check_bootstrap(bootstrap: &Path, shown: &str, request_id: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::metadata(bootstrap) {
         Err(_) => Err(format!(
             "RequestId: {request_id} Error: Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"
         )),
         Ok(m) if m.permissions().mode() & 0o111 == 0 => Err(format!(
-            "RequestId: {request_id} Error: fork/exec /var/task/bootstrap: permission denied"
+            "RequestId: {request_id} Error: fork/exec {shown}: permission denied"
         )),
         Ok(_) => Ok(()),
     }

@@ -1138,6 +1138,7 @@ mod tests {
             handler: "h".into(),
             runtime: "provided.al2023".into(),
             code_dir: PathBuf::from("/nonexistent"),
+            opt_dir: None,
             variables: BTreeMap::new(),
             region: "us-east-1".into(),
             log_group: "/aws/lambda/f".into(),

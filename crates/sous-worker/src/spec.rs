@@ -21,6 +21,8 @@ pub struct EnvSpec {
     pub runtime: String,
     /// The extracted deployment package.
     pub code_dir: PathBuf,
+    /// The function's layers merged in order (shown read-only at `/opt`), if it has any.
+    pub opt_dir: Option<PathBuf>,
     /// The function's own environment variables.
     pub variables: BTreeMap<String, String>,
     pub region: String,

@@ -100,6 +100,10 @@ pub(super) async fn create(
         // Refuse a duplicate before the (possibly large) zip is hashed and stored.
         refuse_duplicate(&st, &name, &arn)?;
         let pin = st.store.pin_code();
+        let (layers, layers_size) = super::layers::resolve_function_layers(
+            &st,
+            settings.layers.as_deref().unwrap_or_default(),
+        )?;
         // A package whose extraction takes long leaves the function Pending (Lambda's state
         // while it prepares a function), unless a version is published at once.
         let (code, extraction) = if publish_too {
@@ -110,7 +114,19 @@ pub(super) async fn create(
                 Put::Extracting(code, extraction) => (code, Some(extraction)),
             }
         };
+        // Code plus layers within 250 MB unzipped (the package's bytes are counted while it
+        // is validated, before its extraction ends).
+        if let Err(e) = super::layers::check_total_size(code.unzipped_size, layers_size) {
+            if let Some(extraction) = extraction {
+                // Collected below: first let it finish, so nothing is renamed in after.
+                let _ = extraction.wait();
+            }
+            drop(pin);
+            gc(&st, &[code.sha256_hex]);
+            return Err(e.into());
+        }
         let mut config = new_configuration(&st, &name, &settings, architecture, &code, now);
+        config.layers = layers;
         if extraction.is_some() {
             config.set_creating();
         }
@@ -345,6 +361,7 @@ fn new_configuration(
             log_group: Some(format!("/aws/lambda/{name}")),
             ..LoggingConfig::default()
         },
+        layers: None,
     };
     // Runtime (required for Zip) also sets RuntimeVersionConfig.
     config.apply(s, region);
@@ -533,8 +550,17 @@ pub(super) async fn update_code(
     let target = t.clone();
     let (config, orphans) = blocking(move || {
         let current = current_latest(&st, &target, revision_id.as_deref())?;
-        let _pin = st.store.pin_code();
+        let pin = st.store.pin_code();
         let code = package.store(&st, "UpdateFunctionCode")?;
+        let layers_size =
+            super::layers::configured_layers_size(&st, current.config.layers.as_deref())?;
+        if let Err(e) = super::layers::check_total_size(code.unzipped_size, layers_size) {
+            drop(pin);
+            if code.sha256_hex != current.code_sha256_hex {
+                gc(&st, &[code.sha256_hex]);
+            }
+            return Err(e.into());
+        }
         let mut config = current.config.clone();
         config.code_sha256 = code.sha256_b64.clone();
         config.code_size = code.size;
@@ -590,8 +616,17 @@ pub(super) async fn update_configuration(
     let target = t.clone();
     let (stored, orphans) = blocking(move || {
         let current = current_latest(&st, &target, input.revision_id.as_deref())?;
+        let _pin = st.store.pin_code();
         let mut config = current.config.clone();
         config.apply(&input, &st.scope.region);
+        if let Some(arns) = &input.layers {
+            let (layers, layers_size) = super::layers::resolve_function_layers(&st, arns)?;
+            if layers.is_some() {
+                let code_size = super::layers::code_unzipped_size(&st, &current.code_sha256_hex)?;
+                super::layers::check_total_size(code_size, layers_size)?;
+            }
+            config.layers = layers;
+        }
         config.last_modified = timefmt::last_modified(now);
         config.revision_id = new_revision();
         config.last_update_status = Some("Successful".into());
@@ -698,7 +733,7 @@ pub(super) async fn delete(state: &Arc<ApiState>, t: &Target) -> Result<Reply, A
     Ok(Reply::NoContent)
 }
 
-fn decode_zip(b64: &str, operation: &str) -> Result<Vec<u8>, LambdaError> {
+pub(super) fn decode_zip(b64: &str, operation: &str) -> Result<Vec<u8>, LambdaError> {
     let zip = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|_| {
@@ -719,7 +754,7 @@ fn decode_zip(b64: &str, operation: &str) -> Result<Vec<u8>, LambdaError> {
     Ok(zip)
 }
 
-fn zip_only() -> LambdaError {
+pub(super) fn zip_only() -> LambdaError {
     LambdaError::invalid_parameter(
         "Sous takes function code as a .zip deployment package (ZipFile, or S3Bucket and S3Key): container images (ImageUri, PackageType Image) are not supported.",
     )
@@ -750,11 +785,20 @@ fn gc(state: &ApiState, hexes: &[String]) {
 }
 
 /// Remove unreferenced blobs in the background (after environments using them are retired).
+/// Deleted layer versions no function version uses any more go too (with their blobs).
 fn gc_async(state: &Arc<ApiState>, orphans: Vec<String>) {
-    if orphans.is_empty() {
-        return;
-    }
     let st = state.clone();
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(|| gc(&st, &orphans)));
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            let mut orphans = orphans;
+            match st.store.purge_deleted_layer_versions() {
+                Ok(freed) => orphans.extend(freed),
+                Err(e) => tracing::warn!(error = %e, "purge deleted layer versions (will be retried at the next change)"),
+            }
+            if !orphans.is_empty() {
+                gc(&st, &orphans);
+            }
+        })
+    });
 }

@@ -11,6 +11,7 @@ mod aliases;
 mod concurrency;
 mod event_invoke;
 mod functions;
+mod layers;
 mod versions;
 
 use std::sync::Arc;
@@ -78,6 +79,11 @@ pub enum Reply {
         config: Box<sous_types::function_url::FunctionUrlConfig>,
     },
     ListFunctionUrls(sous_types::function_url::ListFunctionUrlConfigsOutput),
+    /// A JSON document with its status (the layer operations' typed outputs).
+    Json {
+        status: u16,
+        body: serde_json::Value,
+    },
 }
 
 /// Execute one command: one function per command, in its resource's module. `now` is the
@@ -110,6 +116,7 @@ pub async fn execute(
         Command::PublishVersion { function, input } => {
             versions::publish_version(state, function, input).await
         }
+        Command::Layer(c) => layers::execute(state, c, now).await,
         Command::FunctionUrl(c) => {
             on_pool(state, move |st| crate::function_urls::execute(st, c, now)).await
         }

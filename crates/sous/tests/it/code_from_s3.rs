@@ -459,3 +459,66 @@ async fn a_package_over_the_inline_limit_deploys_from_s3() {
         .unwrap_or_else(|e| panic!("{name} did not become Active: {e:?}"));
     assert_answers(&server, &name, &BIG.to_string()).await;
 }
+
+/// PublishLayerVersion with `Content.S3Bucket`/`S3Key` fetches the layer from S3 as
+/// CreateFunction fetches code; a function using it finds its files in /opt; a missing key is
+/// refused with S3's error in Lambda's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_is_published_from_s3() {
+    use aws_sdk_lambda::types::LayerVersionContentInput;
+    let moto = Moto::start();
+    let server = server_for(&moto);
+    let c = &server.client;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = unique("layers").to_lowercase();
+    create_bucket(&moto, &bucket);
+    let layer = zip_entries(&[file("share/greeting.txt", "hello from an S3 layer", 0o644)]);
+    put_object(&moto, dir.path(), &bucket, "layers/greeting.zip", &layer);
+
+    let published = c
+        .publish_layer_version()
+        .layer_name("greeting")
+        .content(
+            LayerVersionContentInput::builder()
+                .s3_bucket(&bucket)
+                .s3_key("layers/greeting.zip")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PublishLayerVersion from S3: {:?}", api_error(e)));
+    let content = published.content().expect("Content");
+    assert_eq!(content.code_size(), layer.len() as i64);
+    assert_eq!(content.code_sha256(), Some(code_sha256(&layer).as_str()));
+
+    let name = unique("uses-s3-layer");
+    let bootstrap = shell_runtime("", r#"  respond_text "$(cat /opt/share/greeting.txt)""#);
+    create_ok(
+        &server,
+        create(c, &name, &bootstrap_zip(bootstrap)).layers(published.layer_version_arn().unwrap()),
+    )
+    .await;
+    let out = invoke(&server, &name, b"{}").await;
+    assert_eq!(out.function_error, None, "{}", out.log());
+    assert_eq!(out.text(), "hello from an S3 layer");
+
+    let err = expect_err(
+        c.publish_layer_version()
+            .layer_name("greeting")
+            .content(
+                LayerVersionContentInput::builder()
+                    .s3_bucket(&bucket)
+                    .s3_key("layers/missing.zip")
+                    .build(),
+            )
+            .send()
+            .await,
+    );
+    err.assert(400, "InvalidParameterValueException");
+    assert!(
+        err.message()
+            .starts_with("Error occurred while GetObject. S3 Error Code: NoSuchKey."),
+        "{}",
+        err.message()
+    );
+}

@@ -22,6 +22,7 @@ mod function_urls;
 mod gateway;
 mod http_apis;
 mod invoke;
+mod layers;
 mod lifecycle;
 mod logs_command;
 mod net_startup;
