@@ -281,6 +281,20 @@ async fn a_function_reaches_the_endpoint_and_nothing_else_of_the_host() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_function_network_none_the_endpoint_is_still_reachable_and_nothing_else() {
+    let moto = Moto::start();
+    let server = Server::start_with(ServerOptions::with_args(&[
+        "--function-network",
+        "none",
+        "--service-endpoint",
+        &endpoint_arg(&moto),
+    ]));
+    let name = deploy_probe(&server).await;
+    writes_and_reads_through_the_endpoint(&server, &moto, &name).await;
+    reaches_exactly_the_endpoint(&server, &moto, &name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_service_endpoints_no_endpoint_variable_is_set_and_credentials_are() {
     let server = Server::start();
     let name = deploy_probe(&server).await;
