@@ -214,7 +214,7 @@ async fn reaches_exactly_the_endpoint(server: &Server, moto: &Moto, name: &str) 
             );
         }
     }
-    assert!(host.addrs.len() >= 1);
+    assert!(!host.addrs.is_empty());
     host.assert_untouched();
 }
 
