@@ -272,7 +272,11 @@ async fn a_function_writes_and_reads_dynamodb_through_the_configured_endpoint() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_reaches_the_endpoint_and_nothing_else_of_the_host() {
     let moto = Moto::start();
+    // With outbound networking (refused at start when it cannot be set up): the host stays
+    // unreachable through the environment's route out too.
     let server = Server::start_with(ServerOptions::with_args(&[
+        "--function-network",
+        "outbound",
         "--service-endpoint",
         &endpoint_arg(&moto),
     ]));
@@ -340,8 +344,17 @@ async fn rootless_a_function_reaches_the_endpoint_and_nothing_else_of_the_host()
     crate::rootless::require_root();
     let moto = Moto::start();
     let cg = crate::rootless::Delegation::new();
-    let server =
-        crate::rootless::start_rootless(&cg, &["--service-endpoint", &endpoint_arg(&moto)]);
+    // With outbound networking through slirp4netns (refused at start when it cannot be set
+    // up): the host stays unreachable through it too.
+    let server = crate::rootless::start_rootless(
+        &cg,
+        &[
+            "--function-network",
+            "outbound",
+            "--service-endpoint",
+            &endpoint_arg(&moto),
+        ],
+    );
     let name = deploy_probe(&server).await;
     writes_and_reads_through_the_endpoint(&server, &moto, &name).await;
     reaches_exactly_the_endpoint(&server, &moto, &name).await;
