@@ -192,6 +192,7 @@ impl ServiceAccess {
                 host: route.host.clone(),
                 port: route.port,
                 services: route.services.join(","),
+                warned: std::sync::Mutex::new(None),
             });
             forwarders
                 .tasks
@@ -222,6 +223,27 @@ struct Target {
     host: String,
     port: u16,
     services: String,
+    /// When this forwarder last logged a failed connect: a function connecting in a loop to
+    /// an endpoint that is down gets one warning per [`WARN_EVERY`], not one per attempt.
+    warned: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// At most one "endpoint unreachable" warning per forwarder this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+impl Target {
+    fn unreachable(&self, why: &str) {
+        let now = std::time::Instant::now();
+        let mut last = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < WARN_EVERY) {
+            debug!(services = %self.services, host = %self.host, port = self.port, why,
+                "service endpoint unreachable");
+            return;
+        }
+        *last = Some(now);
+        warn!(services = %self.services, host = %self.host, port = self.port, why,
+            "service endpoint unreachable: a function's connection to it was closed");
+    }
 }
 
 /// Accept connections (one [`MAX_CONNECTIONS`] permit each) and relay them. The relays live
@@ -265,16 +287,8 @@ async fn relay(
     let connect = TcpStream::connect((target.host.as_str(), target.port));
     let mut outside = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            warn!(services = %target.services, host = %target.host, port = target.port, error = %e,
-                "service endpoint unreachable: a function's connection was closed");
-            return;
-        }
-        Err(_) => {
-            warn!(services = %target.services, host = %target.host, port = target.port,
-                "service endpoint did not accept within {CONNECT_TIMEOUT:?}: a function's connection was closed");
-            return;
-        }
+        Ok(Err(e)) => return target.unreachable(&e.to_string()),
+        Err(_) => return target.unreachable(&format!("no connection within {CONNECT_TIMEOUT:?}")),
     };
     let _ = inside.set_nodelay(true);
     let _ = outside.set_nodelay(true);
@@ -448,6 +462,29 @@ mod tests {
             var(&vars, "AWS_SESSION_TOKEN"),
             Some(f.session_token.as_str())
         );
+    }
+
+    #[tokio::test]
+    async fn a_connection_to_an_endpoint_that_is_down_is_closed() {
+        use tokio::io::AsyncReadExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let a = access(&[&format!("s3=http://127.0.0.1:{port}")]);
+        let inside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inside_addr = inside.local_addr().unwrap();
+        let _fw = a.forward(vec![inside]).unwrap();
+        for _ in 0..3 {
+            let mut c = TcpStream::connect(inside_addr).await.unwrap();
+            let mut buf = [0u8; 1];
+            let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+                .await
+                .expect("closed at once")
+                .unwrap_or(0);
+            assert_eq!(n, 0);
+        }
     }
 
     #[tokio::test]
