@@ -56,11 +56,15 @@ fn main() -> Result<(), BoxError> {
     if std::env::args().any(|a| a == "--packages") {
         return rt.block_on(packages::run(quick));
     }
+    if std::env::args().any(|a| a == "--forwarder") {
+        return rt.block_on(forwarder::run(quick));
+    }
     rt.block_on(run(quick))
 }
 
 mod connections;
 mod crash_dups;
+mod forwarder;
 mod gateway;
 mod load;
 mod packages;

@@ -74,6 +74,11 @@ pub struct InitPlan {
     /// socket ([`READY`] with one descriptor); Sous could not enter that namespace itself.
     #[serde(default)]
     pub runtime_api: Option<std::net::SocketAddr>,
+    /// Rootless: further loopback addresses PID 1 binds beside the Runtime API and sends with
+    /// it, in this order (the service endpoint forwarders' listeners,
+    /// [`crate::SandboxConfig::service_addrs`]).
+    #[serde(default)]
+    pub service_addrs: Vec<std::net::SocketAddr>,
     /// Rootless with outbound networking: destinations the environment's network namespace
     /// refuses. PID 1 installs them (it still holds CAP_NET_ADMIN there) when Sous says
     /// slirp4netns has configured the namespace ([`NETWORK_READY`]; refusing the gateway
@@ -201,16 +206,31 @@ pub fn prebuild(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
 }
 
 /// Phase 2b, rootless only ([`InitPlan::runtime_api`]): loopback up, the Runtime API listener
-/// bound inside the environment's network namespace and handed to Sous with [`READY`].
+/// (then one per [`InitPlan::service_addrs`]) bound inside the environment's network
+/// namespace and handed to Sous with [`READY`].
 pub fn announce(k: &dyn Kernel, plan: &InitPlan) -> SysResult<()> {
     let Some(addr) = plan.runtime_api else {
         return Ok(());
     };
     k.loopback_up()?;
-    let fd = k.listen_tcp(addr)?;
-    let sent = k.send_fds(plan.control_fd, READY, &[fd]);
-    k.close(fd);
-    sent
+    let mut fds = Vec::with_capacity(1 + plan.service_addrs.len());
+    let mut result = Ok(());
+    for a in std::iter::once(addr).chain(plan.service_addrs.iter().copied()) {
+        match k.listen_tcp(a) {
+            Ok(fd) => fds.push(fd),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        result = k.send_fds(plan.control_fd, READY, &fds);
+    }
+    for fd in fds {
+        k.close(fd);
+    }
+    result
 }
 
 /// Phase 2c, rootless with outbound networking only ([`InitPlan::blocklist`]): wait for
@@ -548,6 +568,7 @@ mod tests {
             control_fd: 8,
             user: None,
             runtime_api: None,
+            service_addrs: Vec::new(),
             blocklist: None,
         }
     }
@@ -673,6 +694,44 @@ mod tests {
         let k = RecordingKernel::new();
         announce(&k, &plan()).unwrap();
         assert!(k.calls().is_empty());
+    }
+
+    #[test]
+    fn rootless_announce_sends_the_service_listeners_after_the_runtime_api() {
+        let services: Vec<std::net::SocketAddr> = vec![
+            "127.0.0.1:5000".parse().unwrap(),
+            "127.0.0.2:80".parse().unwrap(),
+        ];
+        let plan = InitPlan {
+            service_addrs: services.clone(),
+            ..rootless_plan()
+        };
+        let k = RecordingKernel::new();
+        announce(&k, &plan).unwrap();
+        let fd = RecordingKernel::LISTENER_FD;
+        assert_eq!(
+            k.calls(),
+            vec![
+                Call::LoopbackUp,
+                Call::ListenTcp(crate::RUNTIME_API_ADDR),
+                Call::ListenTcp(services[0]),
+                Call::ListenTcp(services[1]),
+                Call::SendFds(8, READY.to_vec(), vec![fd, fd, fd]),
+                Call::Close(fd),
+                Call::Close(fd),
+                Call::Close(fd),
+            ]
+        );
+        // A bind that fails sends nothing and closes what was bound.
+        let k = RecordingKernel::failing_at(3);
+        assert!(announce(&k, &plan).is_err());
+        let c = k.calls();
+        assert!(!c.iter().any(|c| matches!(c, Call::SendFds(..))), "{c:?}");
+        assert_eq!(
+            c.iter().filter(|c| matches!(c, Call::Close(_))).count(),
+            2,
+            "{c:?}"
+        );
     }
 
     #[test]

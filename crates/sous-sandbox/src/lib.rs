@@ -109,7 +109,15 @@ pub struct SandboxConfig {
     /// Off: the share is a weight (`cpu.shares` / `cpu.weight`), so environments get CPU in
     /// proportion to memory when the host is busy and may use idle cores otherwise.
     pub cpu_cap: bool,
+    /// Loopback addresses each environment's network namespace also listens on, besides the
+    /// Runtime API, for Sous to accept on (the service endpoint forwarders of sous-worker);
+    /// [`Prepared::service_listeners`] holds them in this order. At most
+    /// [`MAX_SERVICE_LISTENERS`].
+    pub service_addrs: Vec<SocketAddr>,
 }
+
+/// The most [`SandboxConfig::service_addrs`] (a rootless init hands them back in one message).
+pub const MAX_SERVICE_LISTENERS: usize = 16;
 
 impl SandboxConfig {
     /// Full isolation, outbound network, `/sys/fs/cgroup`, a pool of 4, this executable as
@@ -124,6 +132,7 @@ impl SandboxConfig {
             init_exe: std::env::current_exe().unwrap_or_default(),
             favor_dynmods: true,
             cpu_cap: false,
+            service_addrs: Vec::new(),
         }
     }
 }
@@ -240,6 +249,8 @@ impl Tmp {
 #[derive(Debug)]
 struct EnvNet {
     listener: TcpListener,
+    /// Listeners on [`SandboxConfig::service_addrs`], in that order.
+    services: Vec<TcpListener>,
     /// As root: the namespace, made by Sous. Rootless the init made it; the listener and
     /// the init's processes hold it.
     ns: Option<OwnedFd>,
@@ -357,8 +368,12 @@ impl Shared {
         // it; rootless the init makes it and sends the listener back.
         let net = match &self.rootless {
             None => Some(
-                network::create(RUNTIME_API_ADDR, self.outbound.as_ref())
-                    .map_err(SandboxError::Network)?,
+                network::create(
+                    RUNTIME_API_ADDR,
+                    &self.cfg.service_addrs,
+                    self.outbound.as_ref(),
+                )
+                .map_err(SandboxError::Network)?,
             ),
             Some(_) => None,
         };
@@ -374,6 +389,10 @@ impl Shared {
             control_fd: theirs.as_raw_fd(),
             user: self.rootless.as_ref().map(|r| r.map),
             runtime_api: self.rootless.as_ref().map(|_| RUNTIME_API_ADDR),
+            service_addrs: match &self.rootless {
+                Some(_) => self.cfg.service_addrs.clone(),
+                None => Vec::new(),
+            },
             // The host's addresses now (they may change while Sous runs), off the cold path.
             blocklist: self
                 .rootless
@@ -420,6 +439,7 @@ impl Shared {
                 ours,
                 EnvNet {
                     listener: n.listener,
+                    services: n.services,
                     ns: Some(n.ns),
                     veth: n.veth,
                     slirp: None,
@@ -449,10 +469,13 @@ impl Shared {
         cgroup_procs: &[RawFd],
     ) -> Result<EnvNet, SandboxError> {
         syscalls::set_recv_timeout(control, INIT_WAIT).map_err(io_ctx("control socket"))?;
-        let (msg, mut fds) = syscalls::recv_with_fds(control.as_raw_fd(), 4096)
+        let (msg, fds) = syscalls::recv_with_fds(control.as_raw_fd(), 4096)
             .map_err(io_ctx("wait for the sandbox init"))?;
-        let listener = match (msg.as_slice() == init::READY, fds.pop()) {
-            (true, Some(fd)) if fds.is_empty() => TcpListener::from(fd),
+        // The Runtime API listener, then one per service address, in order.
+        let mut fds = fds.into_iter().map(TcpListener::from);
+        let wanted = 1 + self.cfg.service_addrs.len();
+        let (listener, services) = match (msg.as_slice() == init::READY, fds.next()) {
+            (true, Some(l)) if fds.len() + 1 == wanted => (l, fds.collect()),
             _ => {
                 let text = String::from_utf8_lossy(&msg);
                 let why = match text.strip_prefix(init::SETUP_ERROR) {
@@ -498,6 +521,7 @@ impl Shared {
         };
         Ok(EnvNet {
             listener,
+            services,
             ns: None,
             veth: None,
             slirp,
@@ -741,7 +765,12 @@ impl Sandbox {
             }
             // One namespace now proves the host allows them.
             drop(
-                network::create(RUNTIME_API_ADDR, shared.outbound.as_ref()).map_err(|e| {
+                network::create(
+                    RUNTIME_API_ADDR,
+                    &shared.cfg.service_addrs,
+                    shared.outbound.as_ref(),
+                )
+                .map_err(|e| {
                     SandboxError::Unsupported(format!("create a network namespace: {e}"))
                 })?,
             );
@@ -892,6 +921,7 @@ impl Sandbox {
             let listener = TcpListener::bind("127.0.0.1:0").map_err(io_ctx("bind runtime API"))?;
             return Ok(Prepared {
                 listener,
+                service_listeners: Vec::new(),
                 spec: spec.clone(),
                 env: None,
             });
@@ -944,6 +974,7 @@ impl Sandbox {
         )?;
         Ok(Prepared {
             listener: net.listener,
+            service_listeners: net.services,
             spec: spec.clone(),
             env: Some(env),
         })
@@ -1154,6 +1185,10 @@ pub struct Prepared {
     /// environment's network namespace. Serve it with
     /// `tokio::net::TcpListener::from_std(listener.try_clone()?)` after `set_nonblocking(true)`.
     pub listener: TcpListener,
+    /// Listening on each of [`SandboxConfig::service_addrs`] inside the environment's network
+    /// namespace, in that order (none without isolation): the function connects to these,
+    /// Sous accepts.
+    pub service_listeners: Vec<TcpListener>,
     spec: EnvSandboxSpec,
     env: Option<Isolated>,
 }

@@ -77,6 +77,8 @@ pub const ENV_IF: &str = "eth0";
 pub struct NetNs {
     pub ns: OwnedFd,
     pub listener: TcpListener,
+    /// Listeners on the further addresses given to [`create`], in their order.
+    pub services: Vec<TcpListener>,
     /// The veth pair, with outbound networking.
     pub veth: Option<Veth>,
 }
@@ -219,13 +221,19 @@ pub(crate) fn cleanup_links(alias: &str) -> Vec<String> {
     deleted
 }
 
-/// Create a network namespace with loopback up and a listener on `addr` inside it, plus a
-/// veth pair to the host when `outbound` is given.
-pub fn create(addr: SocketAddr, outbound: Option<&Outbound>) -> io::Result<NetNs> {
+/// Create a network namespace with loopback up and a listener on `addr` inside it (and one on
+/// each of `services`), plus a veth pair to the host when `outbound` is given.
+pub fn create(
+    addr: SocketAddr,
+    services: &[SocketAddr],
+    outbound: Option<&Outbound>,
+) -> io::Result<NetNs> {
     let first_slot = outbound.map(|o| o.next.fetch_add(1, Ordering::Relaxed));
-    let (ns, listener, slot) = std::thread::Builder::new()
+    let services = services.to_vec();
+    type Made = (OwnedFd, TcpListener, Vec<TcpListener>, Option<u32>);
+    let (ns, listener, services, slot) = std::thread::Builder::new()
         .name("sous-netns".into())
-        .spawn(move || -> io::Result<(OwnedFd, TcpListener, Option<u32>)> {
+        .spawn(move || -> io::Result<Made> {
             // The host's namespace, to put the pair's host side in.
             let host_ns = match first_slot {
                 Some(_) => Some(OwnedFd::from(std::fs::File::open(
@@ -239,11 +247,19 @@ pub fn create(addr: SocketAddr, outbound: Option<&Outbound>) -> io::Result<NetNs
             let ns = OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net")?);
             syscalls::set_link_up("lo")?;
             let listener = TcpListener::bind(addr)?;
+            let services = services
+                .iter()
+                .map(|a| {
+                    TcpListener::bind(a).map_err(|e| {
+                        io::Error::new(e.kind(), format!("listen on {a} for a service: {e}"))
+                    })
+                })
+                .collect::<io::Result<Vec<_>>>()?;
             let slot = match (first_slot, host_ns) {
                 (Some(first), Some(host_ns)) => Some(env_side(first, &host_ns)?),
                 _ => None,
             };
-            Ok((ns, listener, slot))
+            Ok((ns, listener, services, slot))
         })?
         .join()
         .map_err(|_| io::Error::other("netns thread panicked"))??;
@@ -263,7 +279,12 @@ pub fn create(addr: SocketAddr, outbound: Option<&Outbound>) -> io::Result<NetNs
         }
         _ => None,
     };
-    Ok(NetNs { ns, listener, veth })
+    Ok(NetNs {
+        ns,
+        listener,
+        services,
+        veth,
+    })
 }
 
 /// In the new namespace: IPv6 off, the pair (trying slots from `first` while their host name

@@ -1158,7 +1158,7 @@ pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> 
 pub fn recv_with_fds(sock: RawFd, max: usize) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = vec![0u8; max];
-    let mut space = nix::cmsg_space!([RawFd; 8]);
+    let mut space = nix::cmsg_space!([RawFd; 32]);
     let (len, fds) = {
         let mut iov = [io::IoSliceMut::new(&mut buf)];
         let msg = loop {

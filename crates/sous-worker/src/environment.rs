@@ -46,6 +46,8 @@ pub struct EnvContext {
     pub run_dir: PathBuf,
     pub echo_logs: bool,
     pub sandbox: Arc<Sandbox>,
+    /// Service endpoints reachable from functions, and their credentials.
+    pub services: Arc<crate::services::ServiceAccess>,
 }
 
 /// What the pool needs of one execution environment: the seam between the pool's policy
@@ -157,6 +159,8 @@ pub struct Environment {
     pub generation: u64,
     api: Arc<RuntimeApi>,
     server: JoinHandle<()>,
+    /// The service endpoint forwarders (`services.rs`); they end with the environment.
+    forwarders: Option<crate::services::Forwarders>,
     pgid: i32,
     exited: watch::Receiver<Option<String>>,
     logs: LogStream,
@@ -258,6 +262,13 @@ impl Environment {
             Some(Err(e)) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
             None => (None, None),
         };
+        let forwarders = match ctx
+            .services
+            .forward(std::mem::take(&mut prepared.service_listeners))
+        {
+            Ok(f) => f,
+            Err(e) => return Err((InitFailure::Error(service_fault(request_id, &e)), None)),
+        };
         let (api, init_rx) = RuntimeApi::new();
         let server = tokio::spawn(api.clone().serve(listener, pipes));
 
@@ -278,6 +289,11 @@ impl Environment {
         };
         let api_addr = prepared.runtime_api_addr().to_string();
         let mut vars = environment_variables(&spec, &paths, &api_addr, &stream, init_type);
+        // Over the function's own: only the forwarders' addresses are reachable.
+        vars.extend(
+            ctx.services
+                .variables(&spec.function_name, prepared.is_isolated()),
+        );
         if let Some(launch) = &spec.launch {
             vars.extend(launch.env.iter().cloned());
         }
@@ -356,6 +372,7 @@ impl Environment {
             generation,
             api,
             server,
+            forwarders: Some(forwarders),
             pgid,
             exited,
             logs,
@@ -605,6 +622,7 @@ impl Environment {
             }
         }
         self.server.abort();
+        self.forwarders = None;
         if let Some(prepared) = self.sandbox.take() {
             // Freezing and killing the cgroup, unmounting and removing it take milliseconds
             // (and poll): off the async threads. The SIGKILL above already ends the sandbox

@@ -10,6 +10,8 @@
 //! - `logs.rs`: the environment's output pipe, platform lines (START/END/REPORT) and the log
 //!   stream on disk.
 //! - `environment.rs`: start, invoke, stop one environment.
+//! - `services.rs`: `--service-endpoint`s reachable from functions (forwarders from each
+//!   environment's loopback to the endpoints) and the credential variables.
 //! - `admission.rs`: concurrency (reserved, provisioned, account) and host memory admission.
 //! - `pool.rs`: warm environments per function, scale-out and idle scale-down, provisioned
 //!   concurrency, retirement, shutdown and crash cleanup.
@@ -19,6 +21,7 @@ pub mod environment;
 pub mod logs;
 pub mod pool;
 pub mod runtime_api;
+pub mod services;
 pub mod spec;
 
 pub use admission::{MemoryBudget, Refusal};

@@ -56,6 +56,9 @@ pub struct PoolConfig {
     pub memory: MemoryBudget,
     /// Isolation of every environment (`sous-sandbox`).
     pub sandbox: Arc<sous_sandbox::Sandbox>,
+    /// `--service-endpoint`s and functions' credentials (`services.rs`). The sandbox must
+    /// listen on its [`crate::services::ServiceAccess::listen_addrs`].
+    pub services: Arc<crate::services::ServiceAccess>,
 }
 
 impl PoolConfig {
@@ -73,6 +76,7 @@ impl PoolConfig {
                 headroom_mb: 0,
             },
             sandbox: Arc::new(unisolated_sandbox(&data_dir_for_sandbox)),
+            services: Arc::default(),
         }
     }
 }
@@ -206,6 +210,7 @@ impl Pool {
             run_dir: cfg.data_dir.join("run").join("envs"),
             echo_logs: cfg.echo_logs,
             sandbox: cfg.sandbox.clone(),
+            services: cfg.services.clone(),
         };
         std::fs::create_dir_all(&ctx.logs_dir)?;
         std::fs::create_dir_all(&ctx.run_dir)?;

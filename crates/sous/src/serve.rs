@@ -216,8 +216,47 @@ const LOOPBACK_ONLY_WARNING: &str =
 /// The sandbox manager, or why `sous serve` refuses to run functions. Outbound networking
 /// that cannot be set up is an error only when `--function-network outbound` was given;
 /// otherwise functions get their loopback only, with one warning.
-fn sandbox(data_dir: &std::path::Path, args: &ServeArgs) -> anyhow::Result<(Sandbox, NetworkMode)> {
+/// Sous's own API stays unreachable from functions (until IAM scopes their credentials):
+/// a `--service-endpoint` that leads to it is refused.
+fn refuse_own_api(
+    endpoints: &sous_types::endpoints::ServiceEndpoints,
+    api: SocketAddr,
+) -> anyhow::Result<()> {
+    use std::net::{IpAddr, ToSocketAddrs};
+    let host_addresses = sous_sandbox::network::host_addresses();
+    let local = |ip: IpAddr| {
+        ip.is_loopback()
+            || ip.is_unspecified()
+            || matches!(ip, IpAddr::V4(v4) if host_addresses.contains(&v4))
+    };
+    for e in endpoints.iter().filter(|e| e.port == api.port()) {
+        let host = e.host.trim_start_matches('[').trim_end_matches(']');
+        let ips: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host, e.port)
+                .to_socket_addrs()
+                .map(|a| a.map(|a| a.ip()).collect())
+                .unwrap_or_default(),
+        };
+        if ips.into_iter().any(|ip| {
+            ip == api.ip() || (local(ip) && (api.ip().is_unspecified() || ip.is_unspecified()))
+        }) {
+            anyhow::bail!(
+                "--service-endpoint {e}: that is Sous's own API ({api}), which functions may not \
+                 reach; name the service's own endpoint"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn sandbox(
+    data_dir: &std::path::Path,
+    args: &ServeArgs,
+    service_addrs: Vec<SocketAddr>,
+) -> anyhow::Result<(Sandbox, NetworkMode)> {
     let mut cfg = SandboxConfig::new(data_dir.join("sandbox"));
+    cfg.service_addrs = service_addrs;
     cfg.cpu_cap = args.function_cpu_cap;
     cfg.cgroup_root = args.cgroup_root.clone();
     cfg.network = match args.function_network {
@@ -453,15 +492,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let service_endpoints = args.service_endpoints();
-    for endpoint in service_endpoints.iter() {
-        info!(service = %endpoint.service, url = %endpoint.url(), "service endpoint");
+    let services = Arc::new(
+        sous_worker::services::ServiceAccess::new(&service_endpoints)
+            .map_err(anyhow::Error::msg)?,
+    );
+    for (service, inside, url) in services.describe() {
+        info!(%service, %url, functions_use = %inside, "service endpoint");
     }
     let s3_code = s3_code(&service_endpoints, &creds, &args.region)?;
 
     let store = Arc::new(
         Store::open(&data_dir).with_context(|| format!("open store in {}", data_dir.display()))?,
     );
-    let (sandbox, network) = sandbox(&data_dir, &args)?;
+    let (sandbox, network) = sandbox(&data_dir, &args, services.listen_addrs())?;
     tokio::task::block_in_place(|| check_environment(&sandbox, &data_dir)).context(
         "start-up check: an execution environment does not work on this host, so no \
          function could run",
@@ -483,6 +526,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         account_concurrency: args.account_concurrency,
         memory,
         sandbox,
+        services,
         ..PoolConfig::new(data_dir.clone(), !args.no_echo_logs)
     })
     .context("prepare execution environments")?;
@@ -536,6 +580,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen on {}", args.api_addr))?;
     let api_addr = listener.local_addr().context("api address")?;
+    refuse_own_api(&service_endpoints, api_addr)?;
     let gateway_listener = tokio::net::TcpListener::bind(args.gateway_addr)
         .await
         .with_context(|| format!("listen on {} (the HTTP front door)", args.gateway_addr))?;

@@ -36,5 +36,6 @@ mod runtime_node;
 mod runtime_python;
 mod sandbox;
 mod schedules;
+mod service_endpoints;
 mod sigv4;
 mod versions;
