@@ -27,7 +27,7 @@ use crate::common::*;
 const TEST_UID: u32 = 64123;
 const TEST_GID: u32 = 64123;
 
-fn require_root() {
+pub(crate) fn require_root() {
     assert_eq!(
         sous_sandbox::syscalls::geteuid(),
         0,
@@ -42,12 +42,12 @@ fn require_root() {
 /// child of the root with the controllers enabled, the directory and its `cgroup.procs`,
 /// `cgroup.threads` and `cgroup.subtree_control` chown'ed (the kernel's delegation rules).
 /// Removed (bottom-up) on drop, after the server that lived in it.
-struct Delegation {
+pub(crate) struct Delegation {
     dirs: Vec<PathBuf>,
 }
 
 impl Delegation {
-    fn new() -> Delegation {
+    pub(crate) fn new() -> Delegation {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "sous-rootless-test-{}-{}",
@@ -264,7 +264,7 @@ fn user_binary() -> PathBuf {
 }
 
 /// `sous serve` as [`TEST_UID`] inside `cg`, with `args`.
-fn start_rootless(cg: &Delegation, args: &[&str]) -> Server {
+pub(crate) fn start_rootless(cg: &Delegation, args: &[&str]) -> Server {
     if !args.contains(&"none") {
         tun_usable_by_users();
     }
