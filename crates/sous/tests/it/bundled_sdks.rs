@@ -390,3 +390,83 @@ async fn unreachable_registries_leave_functions_without_the_sdk_but_start_up_suc
     assert_eq!(v["errorType"], "ModuleNotFoundError", "{v}");
     assert_eq!(v["errorMessage"], "No module named 'boto3'", "{v}");
 }
+
+/// A handler that reports whether the bundled client loads, in an environment of its own.
+const TRY_REQUIRE: &str = "exports.handler = async () => {\n\
+  try { require('@aws-sdk/client-dynamodb'); return { loaded: true }; }\n\
+  catch (e) { return { loaded: false, code: e.code }; }\n\
+};";
+
+/// The install at start-up runs in the background: an environment started before it is done
+/// does not see the SDK, one started after does. (The npm registry is stood in for by an
+/// `npm` first on `PATH` that takes a few seconds and copies the SDK the harness installed;
+/// the python3.11 bundle is found already installed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_installed_after_start_up_is_seen_by_later_environments() {
+    use std::os::unix::fs::PermissionsExt;
+    require_sdks();
+    let cache = test_sdk_dir();
+    let t = tempfile::tempdir().unwrap();
+    let sdks = t.path().join("sdks");
+    std::fs::create_dir(&sdks).unwrap();
+    std::os::unix::fs::symlink(PYTHON311.dir(&cache), PYTHON311.dir(&sdks)).unwrap();
+    let bin = t.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    // `npm install --prefix DIR ...`
+    std::fs::write(
+        bin.join("npm"),
+        format!(
+            "#!/bin/sh\n[ \"$1 $2\" = 'install --prefix' ] || exit 2\nsleep 6\ncp -R '{}' \"$3/\"\n",
+            NODEJS20.dir(&cache).join("node_modules").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("npm"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let server = Server::start_with(ServerOptions {
+        env: vec![
+            ("SOUS_SDK_DIR".into(), sdks.display().to_string()),
+            ("PATH".into(), path),
+        ],
+        ..ServerOptions::default()
+    });
+    let ready = format!("bundled SDK ready: {}", NODEJS20.label);
+
+    let early = deploy(
+        &server,
+        Runtime::Nodejs20x,
+        "index.handler",
+        &[("index.js", TRY_REQUIRE)],
+    )
+    .await;
+    let v = ok_json(&server, &early).await;
+    assert!(
+        !server.output().contains(&ready),
+        "the stand-in npm was too quick for this test"
+    );
+    assert_eq!(v["loaded"], false, "{v}");
+    assert_eq!(v["code"], "MODULE_NOT_FOUND", "{v}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !server.output().contains(&ready) {
+        assert!(Instant::now() < deadline, "{}", server.output_tail(3000));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let late = deploy(
+        &server,
+        Runtime::Nodejs20x,
+        "index.handler",
+        &[("index.js", TRY_REQUIRE)],
+    )
+    .await;
+    let v = ok_json(&server, &late).await;
+    assert_eq!(v["loaded"], true, "{v}");
+    // The python3.11 bundle was installed already: ready from the start, no install.
+    assert!(
+        !server
+            .output()
+            .contains(&format!("installing {}", PYTHON311.label)),
+        "{}",
+        server.output_tail(3000)
+    );
+}
