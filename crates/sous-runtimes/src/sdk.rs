@@ -634,6 +634,35 @@ mod tests {
     }
 
     #[test]
+    fn environments_show_the_bundle_once_it_is_ready() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("sdks");
+        let rt = t.path().join("runtimes/python3.11");
+        std::fs::create_dir_all(&rt).unwrap();
+        let sdk = std::sync::Arc::new(BundledSdk::new(&PYTHON311, &rt, Some(root.clone())));
+        let launch = crate::Launch {
+            program: "/usr/bin/python3.11".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            runtime_dir: rt.clone(),
+            shown: vec!["/opt/py".into()],
+            bundled: Some(sdk.clone()),
+        };
+        assert_eq!(launch.host_paths(), [rt.clone(), "/opt/py".into()]);
+        // As the background install does when it is done.
+        let dir = fake_install(&root);
+        sdk.set_ready(dir.clone()).unwrap();
+        assert_eq!(
+            launch.clone().host_paths(),
+            [rt.clone(), "/opt/py".into(), dir]
+        );
+        assert!(std::fs::symlink_metadata(rt.join("boto3"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
     fn install_leaves_an_installed_bundle_alone() {
         let t = tempfile::tempdir().unwrap();
         let dir = fake_install(t.path());
