@@ -759,6 +759,19 @@ def _invoke(api, handler, headers, body):
         api.post_response(request_id, payload, payload_type)
 
 
+def _add_runtime_dir():
+    """Lambda's sys.path: the task root, the layers' paths (PYTHONPATH), the runtime
+    directory (where the bundled boto3 is), then the standard library."""
+    runtime_dir = os.environ.get("LAMBDA_RUNTIME_DIR")
+    if not runtime_dir or runtime_dir in sys.path:
+        return
+    at = 1
+    for p in os.environ.get("PYTHONPATH", "").split(":"):
+        if p and p in sys.path:
+            at = max(at, sys.path.index(p) + 1)
+    sys.path.insert(at, runtime_dir)
+
+
 def main():
     global _sink
     task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
@@ -767,6 +780,7 @@ def main():
         sys.path[0] = task_root
     else:
         sys.path.insert(0, task_root)
+    _add_runtime_dir()
     _sink = _make_sink()
     _install_logging()
     api = _RuntimeApi(

@@ -136,6 +136,7 @@ pub fn detect(id: &str, dir: &Path) -> io::Result<Option<(Launch, Archive)>> {
         env,
         runtime_dir: dir.to_path_buf(),
         shown,
+        bundled: None,
     };
     let archive = Archive {
         java,

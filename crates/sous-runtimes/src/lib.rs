@@ -30,6 +30,7 @@ mod host;
 pub mod java;
 pub mod node;
 pub mod python;
+pub mod sdk;
 
 /// Written in a [`Launch`] argument, replaced by the function's MemorySize in MB.
 pub const MEMORY_MB: &str = "{memory_mb}";
@@ -54,6 +55,9 @@ pub struct Launch {
     /// install, a JDK home under `$HOME`) and configuration it links to (the JDK's under
     /// `/etc`). Found at detection, by asking the interpreter.
     pub shown: Vec<PathBuf>,
+    /// The SDK the runtime bundles (boto3, the AWS SDK for JavaScript v3), shown once
+    /// installed (see `sdk.rs`).
+    pub bundled: Option<std::sync::Arc<sdk::BundledSdk>>,
 }
 
 /// What detection found for one runtime.
@@ -69,10 +73,14 @@ pub struct NotServed;
 
 impl Launch {
     /// The host paths a sandboxed environment must show (read-only, at the same path) for
-    /// this runtime to start: the runtime directory, then [`Launch::shown`].
+    /// this runtime to start: the runtime directory, then [`Launch::shown`], then the bundled
+    /// SDK's directory once it is installed (the runtime directory links into it).
     pub fn host_paths(&self) -> Vec<PathBuf> {
         let mut paths = vec![self.runtime_dir.clone()];
         paths.extend(self.shown.iter().cloned());
+        if let Some(dir) = self.bundled.as_ref().and_then(|b| b.ready()) {
+            paths.push(dir.to_path_buf());
+        }
         paths
     }
 
@@ -94,8 +102,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Materialize the bootstraps under `data_dir/runtimes` and find the interpreters.
+    /// Materialize the bootstraps under `data_dir/runtimes` and find the interpreters; the
+    /// bundled SDKs are looked for under [`sdk::default_root`].
     pub fn detect(data_dir: &Path) -> io::Result<Catalog> {
+        Self::detect_with_sdks(data_dir, sdk::default_root())
+    }
+
+    /// [`Catalog::detect`], with the bundled SDKs under `sdk_root`.
+    pub fn detect_with_sdks(data_dir: &Path, sdk_root: Option<PathBuf>) -> io::Result<Catalog> {
         let root = data_dir.join("runtimes");
         // Each runtime's candidates are probed (interpreters started) one after another, but
         // the runtimes side by side: start-up waits for the slowest, not for the sum.
@@ -135,7 +149,16 @@ impl Catalog {
                 }),
             };
             match launch {
-                Some(l) => entries.push((rt.id, Some(l))),
+                Some(mut l) => {
+                    l.bundled = sdk::bundle_for(rt.id).map(|b| {
+                        std::sync::Arc::new(sdk::BundledSdk::new(
+                            b,
+                            &l.runtime_dir,
+                            sdk_root.clone(),
+                        ))
+                    });
+                    entries.push((rt.id, Some(l)))
+                }
                 None => tracing::info!(runtime = rt.id, "runtime not available on this host"),
             }
         }
@@ -161,6 +184,14 @@ impl Catalog {
     /// Runtime ids this host serves, in the order Sous lists them.
     pub fn available(&self) -> Vec<&'static str> {
         self.entries.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// The bundled SDKs of the runtimes this host serves (installed or not).
+    pub fn bundled_sdks(&self) -> Vec<std::sync::Arc<sdk::BundledSdk>> {
+        self.entries
+            .iter()
+            .filter_map(|(_, l)| l.as_ref()?.bundled.clone())
+            .collect()
     }
 
     /// How to start `id`: `Ok(None)` for a custom runtime (the zip's `bootstrap`), `Err` when

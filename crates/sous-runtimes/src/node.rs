@@ -133,6 +133,7 @@ fn launch(id: &str, node: PathBuf, shown: Vec<PathBuf>, dir: &Path) -> Launch {
         env: vec![("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_{id}"))],
         runtime_dir: dir.to_path_buf(),
         shown,
+        bundled: None,
     }
 }
 

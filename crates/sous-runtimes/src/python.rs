@@ -51,6 +51,7 @@ pub fn detect(id: &str, dir: &Path) -> io::Result<Option<Launch>> {
         ],
         runtime_dir: dir.to_path_buf(),
         shown,
+        bundled: None,
     }))
 }
 

@@ -66,6 +66,18 @@ enum Sdk {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Install the AWS SDKs Lambda bundles with its runtimes (boto3 for python3.11, the AWS
+    /// SDK for JavaScript v3 for nodejs20.x) at Sous's pinned versions, from PyPI (pip of a
+    /// CPython 3.11) and the npm registry, into the shared cache. `sous serve` installs a
+    /// missing one in the background at start-up; this does it now, showing progress.
+    Install {
+        /// The cache directory [default: $XDG_CACHE_HOME/sous/sdks, else ~/.cache/sous/sdks].
+        #[arg(long, env = "SOUS_SDK_DIR")]
+        dir: Option<PathBuf>,
+        /// Only these runtimes' SDKs (python3.11, nodejs20.x); all by default.
+        #[arg(long = "runtime", value_name = "RUNTIME")]
+        runtimes: Vec<String>,
+    },
 }
 
 /// Whether the user asked for backtraces of errors (`SOUS_BACKTRACE=1`).
@@ -118,6 +130,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("wrote {}", out.display());
             Ok(())
         }
+        Command::Sdk {
+            sdk: Sdk::Install { dir, runtimes },
+        } => install_sdks(dir, &runtimes),
         Command::Logs {
             function,
             data_dir,
@@ -136,4 +151,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             logs::print(&serve::data_dir(data_dir)?, &function, &opts)
         }
     }
+}
+
+/// `sous sdk install`: each bundle (or the named runtimes'), one after another, with the
+/// installers' own progress output.
+fn install_sdks(dir: Option<PathBuf>, runtimes: &[String]) -> anyhow::Result<()> {
+    use sous_runtimes::sdk;
+    let root = dir
+        .or_else(sdk::default_root)
+        .context("no cache directory: give --dir (or set SOUS_SDK_DIR or HOME)")?;
+    for r in runtimes {
+        if sdk::bundle_for(r).is_none() {
+            let known: Vec<&str> = sdk::BUNDLES.iter().map(|b| b.runtime).collect();
+            anyhow::bail!(
+                "{r} bundles no SDK (runtimes that do: {})",
+                known.join(", ")
+            );
+        }
+    }
+    for bundle in sdk::BUNDLES {
+        if !runtimes.is_empty() && !runtimes.iter().any(|r| r == bundle.runtime) {
+            continue;
+        }
+        if let Some(at) = bundle.installed(&root) {
+            println!(
+                "{}: {} already installed in {}",
+                bundle.runtime,
+                bundle.label,
+                at.display()
+            );
+            continue;
+        }
+        println!("{}: installing {} ...", bundle.runtime, bundle.label);
+        let at = sdk::install(bundle, &root, sdk::Output::Inherit)
+            .with_context(|| format!("install {} for {}", bundle.label, bundle.runtime))?;
+        println!(
+            "{}: installed {} in {}",
+            bundle.runtime,
+            bundle.label,
+            at.display()
+        );
+    }
+    Ok(())
 }

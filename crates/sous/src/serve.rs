@@ -533,6 +533,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let scope = Scope::new(args.region.clone(), args.account_id.clone());
     let runtimes = Arc::new(Catalog::detect(&data_dir).context("prepare managed runtimes")?);
     info!(runtimes = %runtimes.available().join(", "), "runtimes this host serves");
+    install_bundled_sdks(&runtimes);
     info!(
         "{}",
         readiness(&ready_sandbox, network, &runtimes.available())
@@ -677,5 +678,29 @@ fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
         addr
+    }
+}
+
+/// Installs, each in a thread of its own, the bundled SDKs (boto3, the AWS SDK for JavaScript
+/// v3) of the served runtimes that are not installed yet (`sous_runtimes::sdk`); start-up does
+/// not wait. A function whose environment starts before its SDK is ready does not see it; an
+/// unreachable registry only costs a warning.
+fn install_bundled_sdks(runtimes: &Catalog) {
+    for sdk in runtimes.bundled_sdks() {
+        if sdk.ready().is_some() {
+            continue;
+        }
+        info!(
+            runtime = sdk.bundle.runtime,
+            "bundled SDK ({}) not installed yet: installing it in the background; functions \
+             started before it is ready run without it",
+            sdk.bundle.label
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("sdk-{}", sdk.bundle.runtime))
+            .spawn(move || sdk.install_and_show(sous_runtimes::sdk::Output::Log));
+        if let Err(e) = spawned {
+            warn!("bundled SDK install not started: {e}");
+        }
     }
 }

@@ -110,6 +110,12 @@ pub const REQUIREMENTS: &[Requirement] = &[
         )],
     },
     Requirement {
+        package: "python3-pip",
+        why: "`sous sdk install` installs boto3 (python3.11 bundles it) with a CPython 3.11's pip \
+              (the tests run it once per run, see `run`)",
+        present: &[Check::Succeeds(SYSTEM_PYTHON, &["-m", "pip", "--version"])],
+    },
+    Requirement {
         package: "g++",
         why: "`cargo xtask fuzz` builds libFuzzer, which is C++ (docs/FUZZING.md)",
         present: &[
@@ -297,6 +303,18 @@ pub fn run(root: &Path, dry_run: bool) -> anyhow::Result<()> {
              ships 18; e.g. NodeSource's nodejs package)"
         );
     }
+    // The SDKs Lambda bundles (boto3, the AWS SDK for JavaScript v3) are not installed here
+    // but by the test harness, once per test run, through the `sous` binary under test
+    // (`sous sdk install`, under a lock, into one cache all test servers share: see
+    // `common::install_bundled_sdks` in crates/sous/tests/it). Installing them here would
+    // mean building `sous` here too, in a profile or with features other than the tests'
+    // build, so twice. Setup provides what that install runs: pip (above) and npm.
+    if !host.on_path("npm") {
+        eprintln!(
+            "xtask: warning: no `npm` on PATH: the tests install the AWS SDK for JavaScript v3 \
+             that nodejs20.x bundles with it (it comes with Node.js)"
+        );
+    }
     Ok(())
 }
 
@@ -385,7 +403,7 @@ mod tests {
     fn python_without_ensurepip_needs_python3_venv() {
         let mut host = complete();
         host.succeeding.clear();
-        assert_eq!(names(&missing(&host)), ["python3-venv"]);
+        assert_eq!(names(&missing(&host)), ["python3-venv", "python3-pip"]);
     }
 
     #[test]

@@ -73,6 +73,58 @@ fn listening_addr(stdout: &str, prefix: &str) -> Option<SocketAddr> {
         .ok()
 }
 
+/// The bundled SDKs' cache of every test server (`SOUS_SDK_DIR`): one per machine and user,
+/// outside any data dir and any home (a rootless server runs as another user and must read
+/// it), so that the SDKs are installed once, not per server.
+pub fn test_sdk_dir() -> PathBuf {
+    let uid = sous_sandbox::syscalls::geteuid();
+    std::env::temp_dir().join(format!("sous-test-sdks-{uid}"))
+}
+
+/// Installs the bundled SDKs (`sous sdk install`, through the built binary) once per test
+/// process, before the first server starts, so that no server installs them in the
+/// background during a test. The binary locks each install, so test processes running side
+/// by side install once between them; already installed, it only checks. `Err`: the output
+/// of a failed install (a host without pip or npm, or without the registries).
+pub fn install_bundled_sdks() -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    use std::sync::OnceLock;
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let dir = test_sdk_dir();
+        let _ = fs::DirBuilder::new().mode(0o755).create(&dir);
+        // In the shared temp dir: someone else's directory there would be trusted code.
+        let meta = fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !meta.is_dir()
+            || meta.uid() != sous_sandbox::syscalls::geteuid()
+            || meta.mode() & 0o022 != 0
+        {
+            return Err(format!(
+                "{} is not a directory of this user writable only by it",
+                dir.display()
+            ));
+        }
+        let out = Command::new(Server::binary())
+            .args(["sdk", "install", "--dir"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("run sous sdk install: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`sous sdk install --dir {}` failed ({}):\n{}{}",
+                dir.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    })
+    .clone()
+}
+
 /// Options for starting a server.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -147,6 +199,9 @@ impl Server {
     }
 
     pub fn start_with(options: ServerOptions) -> Self {
+        if let Err(e) = install_bundled_sdks() {
+            eprintln!("warning: servers start without the bundled SDKs: {e}");
+        }
         let root = tempfile::Builder::new()
             .prefix("sous-it-")
             .tempdir()
@@ -220,6 +275,7 @@ impl Server {
             cmd.arg("--no-echo-logs");
         }
         cmd.args(&self.options.extra_args);
+        cmd.env("SOUS_SDK_DIR", test_sdk_dir());
         cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         if let Some((akid, secret)) = &self.options.credentials {
             cmd.env("SOUS_ACCESS_KEY_ID", akid)
