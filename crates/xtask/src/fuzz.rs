@@ -160,7 +160,11 @@ pub fn run(root: &Path, opts: &Options) -> anyhow::Result<()> {
     let started = Instant::now();
     // A smoke run builds without optimizations: in CI the build, not the seconds of
     // fuzzing, is what a smoke run costs, and an unoptimized build takes about half as long.
-    let profile = if opts.smoke { "--dev" } else { "--debug-assertions" };
+    let profile = if opts.smoke {
+        "--dev"
+    } else {
+        "--debug-assertions"
+    };
     eprintln!("xtask: cargo fuzz build {profile}");
     let status = cargo_fuzz(root)
         .args(["build", profile])

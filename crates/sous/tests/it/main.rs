@@ -11,6 +11,7 @@ mod common;
 mod api_errors;
 mod async_invoke;
 mod auth;
+mod aws_services;
 mod bundled_sdks;
 mod cli;
 mod code_from_s3;
