@@ -108,8 +108,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
     /// An AWS-compatible endpoint on this host for one service, as SERVICE=URL (repeatable;
-    /// e.g. dynamodb=http://127.0.0.1:8000, s3=http://127.0.0.1:8333). Functions get
-    /// AWS_ENDPOINT_URL_<SERVICE> for each; code given as S3Bucket/S3Key is fetched from s3
+    /// e.g. dynamodb=http://127.0.0.1:8000, s3=http://127.0.0.1:8333). Functions reach
+    /// exactly these endpoints of the host, and get AWS_ENDPOINT_URL_<SERVICE> for each
+    /// (docs/SECURITY.md, "Service endpoints"); code given as S3Bucket/S3Key is fetched from s3
     /// (http:// only), signed with SOUS_S3_ACCESS_KEY_ID / SOUS_S3_SECRET_ACCESS_KEY when set,
     /// else with the admin key pair.
     #[arg(long = "service-endpoint", value_name = "SERVICE=URL")]
