@@ -21,7 +21,7 @@ use sous_types::limits::{UNZIPPED_MAX_BYTES, ZIPPED_MAX_BYTES};
 use sous_types::{timefmt, ErrorCode, LambdaError};
 use time::OffsetDateTime;
 
-use super::{blocking, decode_marker, encode_marker, new_revision, Reply};
+use super::{blocking, new_revision, Reply};
 use crate::blocking::on_pool;
 use crate::error::{store_error, ApiError};
 use crate::routes::{LayerCommand, LayerFilter};
@@ -285,34 +285,19 @@ fn matches(l: &StoredLayerVersion, f: &LayerFilter) -> bool {
 }
 
 /// The items after `marker` (the key of the last item of the previous page) and the next
-/// page's marker.
+/// page's marker: [`super::paginate`] with a computed key and ListLayers' page size.
 fn page<T>(
     items: Vec<T>,
     f: &LayerFilter,
     key: impl Fn(&T) -> String,
 ) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let start = match f.marker.as_deref() {
-        None | Some("") => 0,
-        Some(m) => {
-            let after = decode_marker(m)?;
-            items
-                .iter()
-                .position(|i| key(i) == after)
-                .map(|p| p + 1)
-                .ok_or_else(|| LambdaError::invalid_parameter(format!("Invalid marker: {m}")))?
-        }
-    };
     let size = f
         .max_items
         .unwrap_or(LIST_LAYERS_PAGE)
         .min(LIST_LAYERS_PAGE);
-    let mut rest: Vec<T> = items.into_iter().skip(start).collect();
-    let more = rest.len() > size;
-    rest.truncate(size);
-    let next = more
-        .then(|| rest.last().map(|i| encode_marker(&key(i))))
-        .flatten();
-    Ok((rest, next))
+    let keyed: Vec<(String, T)> = items.into_iter().map(|i| (key(&i), i)).collect();
+    let (page, next) = super::paginate(keyed, f.marker.as_deref(), size, |(k, _)| k.as_str())?;
+    Ok((page.into_iter().map(|(_, i)| i).collect(), next))
 }
 
 fn list_versions(
