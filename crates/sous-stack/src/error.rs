@@ -66,14 +66,27 @@ pub(crate) struct Loc<'a> {
 
 impl<'a> Loc<'a> {
     pub fn root(file: &'a str) -> Self {
-        Loc { file, path: String::new() }
+        Loc {
+            file,
+            path: String::new(),
+        }
     }
     pub fn key(&self, key: &str) -> Self {
-        let path = if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) };
-        Loc { file: self.file, path }
+        let path = if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        };
+        Loc {
+            file: self.file,
+            path,
+        }
     }
     pub fn index(&self, i: usize) -> Self {
-        Loc { file: self.file, path: format!("{}[{i}]", self.path) }
+        Loc {
+            file: self.file,
+            path: format!("{}[{i}]", self.path),
+        }
     }
     pub fn err(&self, pos: Pos, kind: ErrorKind, message: impl Into<String>) -> TemplateError {
         TemplateError {

@@ -14,11 +14,20 @@ use crate::value::{Part, Value};
 
 /// The intrinsics CloudFormation defines that Sous refuses, with why.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("Fn::GetAZs", "Sous runs in one place and has no Availability Zones"),
+    (
+        "Fn::GetAZs",
+        "Sous runs in one place and has no Availability Zones",
+    ),
     ("Fn::ImportValue", "Sous has no cross-stack exports"),
     ("Fn::Cidr", "Sous has no VPCs"),
-    ("Fn::Length", "it needs the AWS::LanguageExtensions transform"),
-    ("Fn::ToJsonString", "it needs the AWS::LanguageExtensions transform"),
+    (
+        "Fn::Length",
+        "it needs the AWS::LanguageExtensions transform",
+    ),
+    (
+        "Fn::ToJsonString",
+        "it needs the AWS::LanguageExtensions transform",
+    ),
     ("Fn::Transform", "Sous runs no macros"),
 ];
 
@@ -66,8 +75,13 @@ impl Ctx<'_> {
 
     /// Evaluates `node`, where `AWS::NoValue` is not allowed.
     pub fn eval_some(&self, node: &Node, loc: &Loc) -> R<Value> {
-        self.eval(node, loc)?
-            .ok_or_else(|| loc.err(node.pos, ErrorKind::BadArguments, "AWS::NoValue is not allowed here"))
+        self.eval(node, loc)?.ok_or_else(|| {
+            loc.err(
+                node.pos,
+                ErrorKind::BadArguments,
+                "AWS::NoValue is not allowed here",
+            )
+        })
     }
 
     /// Evaluates `node` to a string known now (a parameter, a literal, ...).
@@ -78,13 +92,22 @@ impl Ctx<'_> {
             other => Err(loc.err(
                 node.pos,
                 ErrorKind::BadArguments,
-                format!("expected {what} as a string known before deploying, found {}", describe(&other)),
+                format!(
+                    "expected {what} as a string known before deploying, found {}",
+                    describe(&other)
+                ),
             )),
         }
     }
 
     fn call(&self, name: &str, arg: &Node, pos: Pos, loc: &Loc) -> R<Option<Value>> {
-        let bad = |msg: &str| loc.err(pos, ErrorKind::BadArguments, format!("{name} expects {msg}, found {}", arg.kind_name()));
+        let bad = |msg: &str| {
+            loc.err(
+                pos,
+                ErrorKind::BadArguments,
+                format!("{name} expects {msg}, found {}", arg.kind_name()),
+            )
+        };
         match name {
             "Ref" => {
                 let target = arg.as_str().ok_or_else(|| bad("the name of a parameter or resource"))?;
@@ -283,7 +306,12 @@ impl Ctx<'_> {
 
     /// Evaluates a condition expression (`Fn::Equals`, `Fn::And`, `Fn::Or`, `Fn::Not`,
     /// `Condition`); `named` answers `Condition: Name` (and detects cycles).
-    pub fn condition(&self, node: &Node, loc: &Loc, named: &mut dyn FnMut(&str, Pos, &Loc) -> R<bool>) -> R<bool> {
+    pub fn condition(
+        &self,
+        node: &Node,
+        loc: &Loc,
+        named: &mut dyn FnMut(&str, Pos, &Loc) -> R<bool>,
+    ) -> R<bool> {
         let m = node.as_map().filter(|m| m.len() == 1);
         let Some((name, (_, arg))) = m.and_then(|m| m.iter().next()) else {
             return Err(loc.err(node.pos, ErrorKind::BadArguments, format!("expected a condition function (Fn::Equals, Fn::And, Fn::Or, Fn::Not, Condition), found {}", node.kind_name())));
@@ -294,7 +322,11 @@ impl Ctx<'_> {
             _ => Err(loc.err(
                 arg.pos,
                 ErrorKind::BadArguments,
-                if min == max { format!("{name} expects a list of {min}, found {}", arg.kind_name()) } else { format!("{name} expects a list of {min} to {max} conditions") },
+                if min == max {
+                    format!("{name} expects a list of {min}, found {}", arg.kind_name())
+                } else {
+                    format!("{name} expects a list of {min} to {max} conditions")
+                },
             )),
         };
         match name.as_str() {
@@ -344,7 +376,9 @@ fn describe(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::List(_) => "a list",
         Value::Map(_) => "a mapping",
-        Value::Ref(_) | Value::GetAtt(..) | Value::Text(_) | Value::Deferred { .. } => "a value known only when resources exist",
+        Value::Ref(_) | Value::GetAtt(..) | Value::Text(_) | Value::Deferred { .. } => {
+            "a value known only when resources exist"
+        }
     }
 }
 

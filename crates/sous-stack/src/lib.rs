@@ -3,11 +3,11 @@
 //! uses it yet.
 //!
 //! [`load`] runs the stages in order:
-//! 1. [`parse::parse_template`]: YAML (with the short-form tags `!Ref`, `!Sub`, `!GetAtt`, ...)
+//! 1. [`parse::parse_template`] reads YAML (with the short-form tags `!Ref`, `!Sub`, `!GetAtt`, ...)
 //!    or JSON into one [`Node`] tree whose nodes keep their line and column;
-//! 2. [`sam_globals::apply`] when `Transform: AWS::Serverless-2016-10-31` is present: the
+//! 2. [`sam_globals::apply`] runs when `Transform: AWS::Serverless-2016-10-31` is present: the
 //!    `Globals` merged into each SAM resource;
-//! 3. [`resolve::resolve`]: parameters (defaults, overrides, AllowedValues, AllowedPattern, ...),
+//! 3. [`resolve::resolve`] computes parameters (defaults, overrides, AllowedValues, AllowedPattern, ...),
 //!    pseudo parameters, `Mappings`, `Conditions`, the intrinsics; `Ref` / `Fn::GetAtt` of
 //!    resources stay placeholders ([`Value::Ref`], [`Value::GetAtt`], [`Value::Text`]) that the
 //!    engine fills in at apply time with [`Value::fill`]; each resource's dependencies and an
@@ -31,9 +31,16 @@ pub use value::{Part, Value};
 
 /// Parses `text` (the template named `file` in errors), applies SAM's `Globals` when the
 /// template uses the SAM transform, and resolves it against `settings`.
-pub fn load(file: &str, text: &str, settings: &Settings) -> Result<ResolvedTemplate, TemplateError> {
+pub fn load(
+    file: &str,
+    text: &str,
+    settings: &Settings,
+) -> Result<ResolvedTemplate, TemplateError> {
     let mut root = parse::parse_template(file, text)?;
-    if resolve::transforms(&root, file)?.iter().any(|t| t == SAM_TRANSFORM) {
+    if resolve::transforms(&root, file)?
+        .iter()
+        .any(|t| t == SAM_TRANSFORM)
+    {
         sam_globals::apply(&mut root, file)?;
     }
     resolve::resolve(&root, file, settings)

@@ -19,42 +19,84 @@ pub fn parse_template(file: &str, text: &str) -> Result<Node, TemplateError> {
     if text.trim_start().starts_with('{') {
         if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
             return Err(loc.err(
-                Pos { line: e.line(), column: e.column() },
+                Pos {
+                    line: e.line(),
+                    column: e.column(),
+                },
                 ErrorKind::Syntax,
                 format!("malformed JSON: {e}"),
             ));
         }
     }
-    let mut builder = Builder { file, stack: Vec::new(), anchors: HashMap::new(), docs: Vec::new(), error: None };
+    let mut builder = Builder {
+        file,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        docs: Vec::new(),
+        error: None,
+    };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
         let m = e.marker();
-        return Err(loc.err(pos(m), ErrorKind::Syntax, format!("malformed YAML: {}", e.info())));
+        return Err(loc.err(
+            pos(m),
+            ErrorKind::Syntax,
+            format!("malformed YAML: {}", e.info()),
+        ));
     }
     if let Some(e) = builder.error {
         return Err(e);
     }
     let mut docs = builder.docs;
     match docs.len() {
-        0 => Err(loc.err(Pos { line: 1, column: 1 }, ErrorKind::Structure, "the template is empty; expected a mapping")),
+        0 => Err(loc.err(
+            Pos { line: 1, column: 1 },
+            ErrorKind::Structure,
+            "the template is empty; expected a mapping",
+        )),
         1 => {
             let root = docs.remove(0);
             if root.as_map().is_none() {
-                return Err(loc.err(root.pos, ErrorKind::Structure, format!("expected the template to be a mapping, found {}", root.kind_name())));
+                return Err(loc.err(
+                    root.pos,
+                    ErrorKind::Structure,
+                    format!(
+                        "expected the template to be a mapping, found {}",
+                        root.kind_name()
+                    ),
+                ));
             }
             Ok(root)
         }
-        _ => Err(loc.err(docs[1].pos, ErrorKind::Syntax, "expected one YAML document, found several")),
+        _ => Err(loc.err(
+            docs[1].pos,
+            ErrorKind::Syntax,
+            "expected one YAML document, found several",
+        )),
     }
 }
 
 fn pos(m: &Marker) -> Pos {
-    Pos { line: m.line(), column: m.col() + 1 }
+    Pos {
+        line: m.line(),
+        column: m.col() + 1,
+    }
 }
 
 enum Frame {
-    List { pos: Pos, tag: Option<Tag>, anchor: usize, items: Vec<Node> },
-    Map { pos: Pos, tag: Option<Tag>, anchor: usize, entries: IndexMap<String, (Pos, Node)>, key: Option<(String, Pos)> },
+    List {
+        pos: Pos,
+        tag: Option<Tag>,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        pos: Pos,
+        tag: Option<Tag>,
+        anchor: usize,
+        entries: IndexMap<String, (Pos, Node)>,
+        key: Option<(String, Pos)>,
+    },
 }
 
 struct Builder<'a> {
@@ -71,7 +113,9 @@ impl Builder<'_> {
         for f in &self.stack {
             match f {
                 Frame::List { items, .. } => path.push_str(&format!("[{}]", items.len())),
-                Frame::Map { key: Some((k, _)), .. } => {
+                Frame::Map {
+                    key: Some((k, _)), ..
+                } => {
                     if !path.is_empty() {
                         path.push('.');
                     }
@@ -85,7 +129,10 @@ impl Builder<'_> {
 
     fn fail(&mut self, pos: Pos, kind: ErrorKind, message: String) {
         if self.error.is_none() {
-            let loc = Loc { file: self.file, path: self.path() };
+            let loc = Loc {
+                file: self.file,
+                path: self.path(),
+            };
             self.error = Some(loc.err(pos, kind, message));
         }
     }
@@ -105,13 +152,24 @@ impl Builder<'_> {
                         None if node.value == NodeValue::Null => String::new(),
                         None => {
                             let p = node.pos;
-                            self.fail(p, ErrorKind::Structure, format!("expected a scalar mapping key, found {}", node.kind_name()));
+                            self.fail(
+                                p,
+                                ErrorKind::Structure,
+                                format!(
+                                    "expected a scalar mapping key, found {}",
+                                    node.kind_name()
+                                ),
+                            );
                             return;
                         }
                     };
                     if entries.contains_key(&key_text) {
                         let p = node.pos;
-                        self.fail(p, ErrorKind::Structure, format!("duplicate key '{key_text}'"));
+                        self.fail(
+                            p,
+                            ErrorKind::Structure,
+                            format!("duplicate key '{key_text}'"),
+                        );
                         return;
                     }
                     *key = Some((key_text, node.pos));
@@ -129,7 +187,9 @@ impl Builder<'_> {
             // `!!str` and friends: the core schema's own tags.
             return Some(match (tag.suffix.as_str(), node.value) {
                 ("str", NodeValue::Number(s)) => Node::new(node.pos, NodeValue::String(s)),
-                ("str", NodeValue::Bool(b)) => Node::new(node.pos, NodeValue::String(b.to_string())),
+                ("str", NodeValue::Bool(b)) => {
+                    Node::new(node.pos, NodeValue::String(b.to_string()))
+                }
                 ("str", NodeValue::Null) => Node::new(node.pos, NodeValue::String(String::new())),
                 (_, value) => Node::new(node.pos, value),
             });
@@ -209,7 +269,9 @@ impl MarkedEventReceiver for Builder<'_> {
         let p = pos(&mark);
         match ev {
             Event::Scalar(s, style, anchor, tag) => {
-                let value = if style == TScalarStyle::Plain && tag.as_ref().is_none_or(|t| t.handle == "!") {
+                let value = if style == TScalarStyle::Plain
+                    && tag.as_ref().is_none_or(|t| t.handle == "!")
+                {
                     plain_scalar(s)
                 } else {
                     NodeValue::String(s)
@@ -219,14 +281,34 @@ impl MarkedEventReceiver for Builder<'_> {
                     self.push(node, anchor);
                 }
             }
-            Event::SequenceStart(anchor, tag) => self.stack.push(Frame::List { pos: p, tag, anchor, items: Vec::new() }),
-            Event::MappingStart(anchor, tag) => {
-                self.stack.push(Frame::Map { pos: p, tag, anchor, entries: IndexMap::new(), key: None })
-            }
+            Event::SequenceStart(anchor, tag) => self.stack.push(Frame::List {
+                pos: p,
+                tag,
+                anchor,
+                items: Vec::new(),
+            }),
+            Event::MappingStart(anchor, tag) => self.stack.push(Frame::Map {
+                pos: p,
+                tag,
+                anchor,
+                entries: IndexMap::new(),
+                key: None,
+            }),
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, tag, anchor) = match self.stack.pop() {
-                    Some(Frame::List { pos, tag, anchor, items }) => (Node::new(pos, NodeValue::List(items)), tag, anchor),
-                    Some(Frame::Map { pos, tag, anchor, entries, .. }) => (Node::new(pos, NodeValue::Map(entries)), tag, anchor),
+                    Some(Frame::List {
+                        pos,
+                        tag,
+                        anchor,
+                        items,
+                    }) => (Node::new(pos, NodeValue::List(items)), tag, anchor),
+                    Some(Frame::Map {
+                        pos,
+                        tag,
+                        anchor,
+                        entries,
+                        ..
+                    }) => (Node::new(pos, NodeValue::Map(entries)), tag, anchor),
                     None => return,
                 };
                 if let Some(node) = self.tagged(node, tag) {
@@ -238,9 +320,17 @@ impl MarkedEventReceiver for Builder<'_> {
                     node.pos = p;
                     self.push(node, 0);
                 }
-                None => self.fail(p, ErrorKind::Syntax, "alias to an unknown anchor".to_string()),
+                None => self.fail(
+                    p,
+                    ErrorKind::Syntax,
+                    "alias to an unknown anchor".to_string(),
+                ),
             },
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
         }
     }
 }

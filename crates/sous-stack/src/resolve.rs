@@ -71,18 +71,38 @@ pub struct Output {
 type R<T> = Result<T, TemplateError>;
 
 const TOP_LEVEL: &[&str] = &[
-    "AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Rules", "Mappings",
-    "Conditions", "Transform", "Resources", "Outputs", "Globals",
+    "AWSTemplateFormatVersion",
+    "Description",
+    "Metadata",
+    "Parameters",
+    "Rules",
+    "Mappings",
+    "Conditions",
+    "Transform",
+    "Resources",
+    "Outputs",
+    "Globals",
 ];
 
 /// The template's transforms (`Transform` is a name or a list of names).
 pub fn transforms(root: &Node, file: &str) -> R<Vec<String>> {
-    let Some(t) = root.get("Transform") else { return Ok(Vec::new()) };
+    let Some(t) = root.get("Transform") else {
+        return Ok(Vec::new());
+    };
     let loc = Loc::root(file).key("Transform");
-    let bad = || loc.err(t.pos, ErrorKind::Structure, "expected a transform name or a list of names");
+    let bad = || {
+        loc.err(
+            t.pos,
+            ErrorKind::Structure,
+            "expected a transform name or a list of names",
+        )
+    };
     match &t.value {
         NodeValue::String(s) => Ok(vec![s.clone()]),
-        NodeValue::List(items) => items.iter().map(|i| i.as_str().map(str::to_string).ok_or_else(bad)).collect(),
+        NodeValue::List(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string).ok_or_else(bad))
+            .collect(),
         _ => Err(bad()),
     }
 }
@@ -90,38 +110,76 @@ pub fn transforms(root: &Node, file: &str) -> R<Vec<String>> {
 /// Resolves a parsed template (SAM `Globals` already applied).
 pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTemplate> {
     let loc = Loc::root(file);
-    let top = root.as_map().ok_or_else(|| loc.err(root.pos, ErrorKind::Structure, "expected the template to be a mapping"))?;
+    let top = root.as_map().ok_or_else(|| {
+        loc.err(
+            root.pos,
+            ErrorKind::Structure,
+            "expected the template to be a mapping",
+        )
+    })?;
     for (k, (kpos, _)) in top {
         if !TOP_LEVEL.contains(&k.as_str()) {
-            return Err(loc.key(k).err(*kpos, ErrorKind::Structure, format!("unknown template section '{k}'; expected one of {}", TOP_LEVEL.join(", "))));
+            return Err(loc.key(k).err(
+                *kpos,
+                ErrorKind::Structure,
+                format!(
+                    "unknown template section '{k}'; expected one of {}",
+                    TOP_LEVEL.join(", ")
+                ),
+            ));
         }
     }
     let transforms = transforms(root, file)?;
     if let Some((kpos, _)) = top.get("Globals") {
         if !transforms.iter().any(|t| t == SAM_TRANSFORM) {
-            return Err(loc.key("Globals").err(*kpos, ErrorKind::Structure, format!("Globals needs 'Transform: {SAM_TRANSFORM}'")));
+            return Err(loc.key("Globals").err(
+                *kpos,
+                ErrorKind::Structure,
+                format!("Globals needs 'Transform: {SAM_TRANSFORM}'"),
+            ));
         }
     }
     let section = |name: &str| -> R<Option<&IndexMap<String, (Pos, Node)>>> {
         match top.get(name) {
             None => Ok(None),
-            Some((_, n)) => n.as_map().map(Some).ok_or_else(|| loc.key(name).err(n.pos, ErrorKind::Structure, format!("expected {name} to be a mapping, found {}", n.kind_name()))),
+            Some((_, n)) => n.as_map().map(Some).ok_or_else(|| {
+                loc.key(name).err(
+                    n.pos,
+                    ErrorKind::Structure,
+                    format!("expected {name} to be a mapping, found {}", n.kind_name()),
+                )
+            }),
         }
     };
     let description = top.get("Description").and_then(|(_, n)| n.scalar_text());
 
-    let mut ctx = Ctx { params: pseudo_parameters(settings), mappings: top.get("Mappings").map(|(_, n)| n), conditions: HashMap::new(), resources: IndexMap::new() };
+    let mut ctx = Ctx {
+        params: pseudo_parameters(settings),
+        mappings: top.get("Mappings").map(|(_, n)| n),
+        conditions: HashMap::new(),
+        resources: IndexMap::new(),
+    };
 
     // Parameters.
     let params = section("Parameters")?;
     let mut parameters = IndexMap::new();
     for name in settings.parameters.keys() {
         if !params.is_some_and(|p| p.contains_key(name)) {
-            return Err(loc.key("Parameters").err(top.get("Parameters").map_or(root.pos, |(p, _)| *p), ErrorKind::InvalidParameterValue, format!("Parameters: [{name}] do not exist in the template")));
+            return Err(loc.key("Parameters").err(
+                top.get("Parameters").map_or(root.pos, |(p, _)| *p),
+                ErrorKind::InvalidParameterValue,
+                format!("Parameters: [{name}] do not exist in the template"),
+            ));
         }
     }
     for (name, (kpos, decl)) in params.into_iter().flatten() {
-        let v = parameter(name, *kpos, decl, settings.parameters.get(name), &loc.key("Parameters").key(name))?;
+        let v = parameter(
+            name,
+            *kpos,
+            decl,
+            settings.parameters.get(name),
+            &loc.key("Parameters").key(name),
+        )?;
         ctx.params.insert(name.clone(), v.clone());
         parameters.insert(name.clone(), v);
     }
@@ -132,7 +190,15 @@ pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTempla
     if let Some(nodes) = cond_nodes {
         let mut memo = HashMap::new();
         for (name, (kpos, _)) in nodes {
-            let v = named_condition(&ctx, nodes, name, *kpos, &loc.key("Conditions"), &mut memo, &mut Vec::new())?;
+            let v = named_condition(
+                &ctx,
+                nodes,
+                name,
+                *kpos,
+                &loc.key("Conditions"),
+                &mut memo,
+                &mut Vec::new(),
+            )?;
             conditions.insert(name.clone(), v);
         }
     }
@@ -140,9 +206,19 @@ pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTempla
 
     // Resources: which are created.
     let rloc = loc.key("Resources");
-    let res_nodes = section("Resources")?.ok_or_else(|| loc.err(root.pos, ErrorKind::Structure, "the template has no Resources section"))?;
+    let res_nodes = section("Resources")?.ok_or_else(|| {
+        loc.err(
+            root.pos,
+            ErrorKind::Structure,
+            "the template has no Resources section",
+        )
+    })?;
     if res_nodes.is_empty() {
-        return Err(rloc.err(top["Resources"].0, ErrorKind::Structure, "expected at least one resource"));
+        return Err(rloc.err(
+            top["Resources"].0,
+            ErrorKind::Structure,
+            "expected at least one resource",
+        ));
     }
     let mut skipped = Vec::new();
     for (id, (_, r)) in res_nodes {
@@ -163,15 +239,47 @@ pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTempla
             continue;
         }
         let l = rloc.key(id);
-        let m = r.as_map().ok_or_else(|| l.err(r.pos, ErrorKind::Structure, format!("expected a resource (a mapping with Type), found {}", r.kind_name())))?;
+        let m = r.as_map().ok_or_else(|| {
+            l.err(
+                r.pos,
+                ErrorKind::Structure,
+                format!(
+                    "expected a resource (a mapping with Type), found {}",
+                    r.kind_name()
+                ),
+            )
+        })?;
         let ty = match m.get("Type") {
-            Some((_, t)) => t.as_str().ok_or_else(|| l.key("Type").err(t.pos, ErrorKind::Structure, format!("expected a resource type name, found {}", t.kind_name())))?,
+            Some((_, t)) => t.as_str().ok_or_else(|| {
+                l.key("Type").err(
+                    t.pos,
+                    ErrorKind::Structure,
+                    format!("expected a resource type name, found {}", t.kind_name()),
+                )
+            })?,
             None => return Err(l.err(*kpos, ErrorKind::Structure, "the resource has no Type")),
         };
         for (k, (p, _)) in m {
-            const KEYS: &[&str] = &["Type", "Properties", "DependsOn", "Condition", "Metadata", "DeletionPolicy", "UpdateReplacePolicy", "CreationPolicy", "UpdatePolicy"];
+            const KEYS: &[&str] = &[
+                "Type",
+                "Properties",
+                "DependsOn",
+                "Condition",
+                "Metadata",
+                "DeletionPolicy",
+                "UpdateReplacePolicy",
+                "CreationPolicy",
+                "UpdatePolicy",
+            ];
             if !KEYS.contains(&k.as_str()) {
-                return Err(l.key(k).err(*p, ErrorKind::Structure, format!("unknown resource attribute '{k}'; expected one of {}", KEYS.join(", "))));
+                return Err(l.key(k).err(
+                    *p,
+                    ErrorKind::Structure,
+                    format!(
+                        "unknown resource attribute '{k}'; expected one of {}",
+                        KEYS.join(", ")
+                    ),
+                ));
             }
         }
         let properties = match m.get("Properties") {
@@ -179,7 +287,16 @@ pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTempla
             Some((_, p)) => match ctx.eval(p, &l.key("Properties"))? {
                 None | Some(Value::Null) => IndexMap::new(),
                 Some(Value::Map(m)) => m,
-                Some(_) => return Err(l.key("Properties").err(p.pos, ErrorKind::Structure, format!("expected Properties to be a mapping, found {}", p.kind_name()))),
+                Some(_) => {
+                    return Err(l.key("Properties").err(
+                        p.pos,
+                        ErrorKind::Structure,
+                        format!(
+                            "expected Properties to be a mapping, found {}",
+                            p.kind_name()
+                        ),
+                    ))
+                }
             },
         };
         let depends_on = match m.get("DependsOn") {
@@ -192,7 +309,13 @@ pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTempla
                 };
                 let mut out = Vec::new();
                 for n in names {
-                    let name = n.as_str().ok_or_else(|| dl.err(n.pos, ErrorKind::Structure, format!("expected a resource name, found {}", n.kind_name())))?;
+                    let name = n.as_str().ok_or_else(|| {
+                        dl.err(
+                            n.pos,
+                            ErrorKind::Structure,
+                            format!("expected a resource name, found {}", n.kind_name()),
+                        )
+                    })?;
                     match ctx.resources.get(name) {
                         Some(true) => out.push(name.to_string()),
                         Some(false) => return Err(dl.err(n.pos, ErrorKind::MissingReference, format!("DependsOn names the resource '{name}', which is not created because its Condition is false"))),
@@ -236,16 +359,34 @@ pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTempla
                 continue;
             }
         }
-        let value = o.get("Value").ok_or_else(|| l.err(*kpos, ErrorKind::Structure, "the output has no Value"))?;
+        let value = o
+            .get("Value")
+            .ok_or_else(|| l.err(*kpos, ErrorKind::Structure, "the output has no Value"))?;
         let value = ctx.eval_some(value, &l.key("Value"))?;
         let export_name = match o.get("Export").and_then(|e| e.get("Name")) {
             Some(n) => Some(ctx.eval_some(n, &l.key("Export").key("Name"))?),
             None => None,
         };
-        outputs.insert(name.clone(), Output { value, description: o.get("Description").and_then(Node::scalar_text), export_name });
+        outputs.insert(
+            name.clone(),
+            Output {
+                value,
+                description: o.get("Description").and_then(Node::scalar_text),
+                export_name,
+            },
+        );
     }
 
-    Ok(ResolvedTemplate { description, transforms, parameters, conditions, resources, skipped, outputs, order })
+    Ok(ResolvedTemplate {
+        description,
+        transforms,
+        parameters,
+        conditions,
+        resources,
+        skipped,
+        outputs,
+        order,
+    })
 }
 
 /// The pseudo parameters, by name.
@@ -258,7 +399,10 @@ fn pseudo_parameters(s: &Settings) -> HashMap<String, Value> {
         ("aws", "amazonaws.com")
     };
     let stack_id = s.stack_id.clone().unwrap_or_else(|| {
-        format!("arn:{partition}:cloudformation:{}:{}:stack/{}/00000000-0000-0000-0000-000000000000", s.region, s.account_id, s.stack_name)
+        format!(
+            "arn:{partition}:cloudformation:{}:{}:stack/{}/00000000-0000-0000-0000-000000000000",
+            s.region, s.account_id, s.stack_name
+        )
     });
     let str = |v: &str| Value::String(v.to_string());
     HashMap::from([
@@ -274,7 +418,16 @@ fn pseudo_parameters(s: &Settings) -> HashMap<String, Value> {
 
 /// A parameter's value from its declaration and the given override.
 fn parameter(name: &str, kpos: Pos, decl: &Node, given: Option<&String>, loc: &Loc) -> R<Value> {
-    let m = decl.as_map().ok_or_else(|| loc.err(decl.pos, ErrorKind::Structure, format!("expected a parameter declaration (a mapping with Type), found {}", decl.kind_name())))?;
+    let m = decl.as_map().ok_or_else(|| {
+        loc.err(
+            decl.pos,
+            ErrorKind::Structure,
+            format!(
+                "expected a parameter declaration (a mapping with Type), found {}",
+                decl.kind_name()
+            ),
+        )
+    })?;
     let field = |k: &str| m.get(k).map(|(_, n)| n);
     let ty = field("Type").and_then(Node::as_str).ok_or_else(|| loc.err(kpos, ErrorKind::Structure, "the parameter has no Type (expected String, Number, CommaDelimitedList or List<Number>)"))?;
     let list = match ty {
@@ -291,58 +444,123 @@ fn parameter(name: &str, kpos: Pos, decl: &Node, given: Option<&String>, loc: &L
         Some(v) => v.clone(),
         None => match field("Default") {
             Some(d) => match &d.value {
-                NodeValue::List(items) if list => items.iter().filter_map(Node::scalar_text).collect::<Vec<_>>().join(","),
-                _ => d.scalar_text().ok_or_else(|| loc.key("Default").err(d.pos, ErrorKind::Structure, format!("expected a scalar Default, found {}", d.kind_name())))?,
+                NodeValue::List(items) if list => items
+                    .iter()
+                    .filter_map(Node::scalar_text)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => d.scalar_text().ok_or_else(|| {
+                    loc.key("Default").err(
+                        d.pos,
+                        ErrorKind::Structure,
+                        format!("expected a scalar Default, found {}", d.kind_name()),
+                    )
+                })?,
             },
-            None => return Err(loc.err(kpos, ErrorKind::MissingParameterValue, format!("Parameters: [{name}] must have values (no Default and no value given)"))),
+            None => {
+                return Err(loc.err(
+                    kpos,
+                    ErrorKind::MissingParameterValue,
+                    format!(
+                        "Parameters: [{name}] must have values (no Default and no value given)"
+                    ),
+                ))
+            }
         },
     };
-    let items: Vec<String> = if list { raw.split(',').map(str::to_string).collect() } else { vec![raw.clone()] };
+    let items: Vec<String> = if list {
+        raw.split(',').map(str::to_string).collect()
+    } else {
+        vec![raw.clone()]
+    };
     let invalid = |msg: String| loc.err(kpos, ErrorKind::InvalidParameterValue, msg);
     if let Some(allowed) = field("AllowedValues") {
         let NodeValue::List(allowed) = &allowed.value else {
-            return Err(loc.key("AllowedValues").err(allowed.pos, ErrorKind::Structure, "expected a list of allowed values"));
+            return Err(loc.key("AllowedValues").err(
+                allowed.pos,
+                ErrorKind::Structure,
+                "expected a list of allowed values",
+            ));
         };
         let allowed: Vec<String> = allowed.iter().filter_map(Node::scalar_text).collect();
         for i in &items {
             if !allowed.contains(i) {
-                return Err(invalid(format!("Parameter '{name}' must be one of AllowedValues [{}], found '{i}'", allowed.join(", "))));
+                return Err(invalid(format!(
+                    "Parameter '{name}' must be one of AllowedValues [{}], found '{i}'",
+                    allowed.join(", ")
+                )));
             }
         }
     }
     if let Some(p) = field("AllowedPattern") {
         let pat = p.scalar_text().unwrap_or_default();
-        let re = Regex::new(&format!("^(?:{pat})$")).map_err(|e| loc.key("AllowedPattern").err(p.pos, ErrorKind::Structure, format!("AllowedPattern is not a valid regular expression: {e}")))?;
+        let re = Regex::new(&format!("^(?:{pat})$")).map_err(|e| {
+            loc.key("AllowedPattern").err(
+                p.pos,
+                ErrorKind::Structure,
+                format!("AllowedPattern is not a valid regular expression: {e}"),
+            )
+        })?;
         for i in &items {
             if !re.is_match(i) {
-                let msg = field("ConstraintDescription").and_then(Node::scalar_text).unwrap_or_else(|| format!("must match pattern {pat}"));
+                let msg = field("ConstraintDescription")
+                    .and_then(Node::scalar_text)
+                    .unwrap_or_else(|| format!("must match pattern {pat}"));
                 return Err(invalid(format!("Parameter '{name}' {msg}, found '{i}'")));
             }
         }
     }
-    let numeric = |k: &str| field(k).and_then(Node::scalar_text).and_then(|s| s.parse::<f64>().ok());
+    let numeric = |k: &str| {
+        field(k)
+            .and_then(Node::scalar_text)
+            .and_then(|s| s.parse::<f64>().ok())
+    };
     for i in &items {
         let len = i.chars().count() as f64;
-        if numeric("MinLength").is_some_and(|m| len < m) || numeric("MaxLength").is_some_and(|m| len > m) {
+        if numeric("MinLength").is_some_and(|m| len < m)
+            || numeric("MaxLength").is_some_and(|m| len > m)
+        {
             return Err(invalid(format!("Parameter '{name}' must be between MinLength and MaxLength characters long, found '{i}'")));
         }
         if ty == "Number" || ty == "List<Number>" {
-            let n: f64 = i.trim().parse().map_err(|_| invalid(format!("Parameter '{name}' must be a number, found '{i}'")))?;
-            if numeric("MinValue").is_some_and(|m| n < m) || numeric("MaxValue").is_some_and(|m| n > m) {
-                return Err(invalid(format!("Parameter '{name}' must be between MinValue and MaxValue, found '{i}'")));
+            let n: f64 = i.trim().parse().map_err(|_| {
+                invalid(format!("Parameter '{name}' must be a number, found '{i}'"))
+            })?;
+            if numeric("MinValue").is_some_and(|m| n < m)
+                || numeric("MaxValue").is_some_and(|m| n > m)
+            {
+                return Err(invalid(format!(
+                    "Parameter '{name}' must be between MinValue and MaxValue, found '{i}'"
+                )));
             }
         }
     }
-    Ok(if list { Value::List(items.into_iter().map(Value::String).collect()) } else { Value::String(raw) })
+    Ok(if list {
+        Value::List(items.into_iter().map(Value::String).collect())
+    } else {
+        Value::String(raw)
+    })
 }
 
 /// The value of a resource's or output's `Condition` key, checked to exist.
 fn condition_name(r: &Node, loc: &Loc, ctx: &Ctx) -> R<Option<String>> {
-    let Some(c) = r.get("Condition") else { return Ok(None) };
+    let Some(c) = r.get("Condition") else {
+        return Ok(None);
+    };
     let l = loc.key("Condition");
-    let name = c.as_str().ok_or_else(|| l.err(c.pos, ErrorKind::Structure, format!("expected a condition name, found {}", c.kind_name())))?;
+    let name = c.as_str().ok_or_else(|| {
+        l.err(
+            c.pos,
+            ErrorKind::Structure,
+            format!("expected a condition name, found {}", c.kind_name()),
+        )
+    })?;
     if !ctx.conditions.contains_key(name) {
-        return Err(l.err(c.pos, ErrorKind::MissingReference, format!("Condition names '{name}', which is not in Conditions")));
+        return Err(l.err(
+            c.pos,
+            ErrorKind::MissingReference,
+            format!("Condition names '{name}', which is not in Conditions"),
+        ));
     }
     Ok(Some(name.to_string()))
 }
@@ -360,15 +578,28 @@ fn named_condition(
         return Ok(*b);
     }
     let Some((_, node)) = nodes.get(name) else {
-        return Err(loc.err(pos, ErrorKind::MissingReference, format!("Condition names '{name}', which is not in Conditions")));
+        return Err(loc.err(
+            pos,
+            ErrorKind::MissingReference,
+            format!("Condition names '{name}', which is not in Conditions"),
+        ));
     };
     if visiting.iter().any(|v| v == name) {
         visiting.push(name.to_string());
-        return Err(loc.err(pos, ErrorKind::Cycle, format!("circular dependency between conditions: {}", visiting.join(" -> "))));
+        return Err(loc.err(
+            pos,
+            ErrorKind::Cycle,
+            format!(
+                "circular dependency between conditions: {}",
+                visiting.join(" -> ")
+            ),
+        ));
     }
     visiting.push(name.to_string());
     let root = Loc::root(loc.file).key("Conditions");
-    let b = ctx.condition(node, &root.key(name), &mut |n, p, l| named_condition(ctx, nodes, n, p, l, memo, visiting))?;
+    let b = ctx.condition(node, &root.key(name), &mut |n, p, l| {
+        named_condition(ctx, nodes, n, p, l, memo, visiting)
+    })?;
     visiting.pop();
     memo.insert(name.to_string(), b);
     Ok(b)
@@ -379,15 +610,28 @@ fn order(resources: &IndexMap<String, Resource>, loc: &Loc) -> R<Vec<String>> {
     let mut done: Vec<String> = Vec::new();
     let mut left: Vec<&Resource> = resources.values().collect();
     while !left.is_empty() {
-        let ready = left.iter().position(|r| r.dependencies.iter().all(|d| done.contains(d)));
+        let ready = left
+            .iter()
+            .position(|r| r.dependencies.iter().all(|d| done.contains(d)));
         match ready {
             Some(i) => done.push(left.remove(i).logical_id.clone()),
             None => {
                 // Everything left waits on something left: report the resources on a cycle.
-                let mut cycle: Vec<String> = left.iter().filter(|r| on_cycle(resources, &r.logical_id)).map(|r| r.logical_id.clone()).collect();
+                let mut cycle: Vec<String> = left
+                    .iter()
+                    .filter(|r| on_cycle(resources, &r.logical_id))
+                    .map(|r| r.logical_id.clone())
+                    .collect();
                 cycle.sort();
                 let first = &resources[&cycle[0]];
-                return Err(loc.key(&first.logical_id).err(first.pos, ErrorKind::Cycle, format!("Circular dependency between resources: [{}]", cycle.join(", "))));
+                return Err(loc.key(&first.logical_id).err(
+                    first.pos,
+                    ErrorKind::Cycle,
+                    format!(
+                        "Circular dependency between resources: [{}]",
+                        cycle.join(", ")
+                    ),
+                ));
             }
         }
     }
@@ -397,7 +641,11 @@ fn order(resources: &IndexMap<String, Resource>, loc: &Loc) -> R<Vec<String>> {
 /// True when `id` can reach itself through dependencies.
 fn on_cycle(resources: &IndexMap<String, Resource>, id: &str) -> bool {
     let mut seen = Vec::new();
-    let mut todo: Vec<&str> = resources[id].dependencies.iter().map(String::as_str).collect();
+    let mut todo: Vec<&str> = resources[id]
+        .dependencies
+        .iter()
+        .map(String::as_str)
+        .collect();
     while let Some(n) = todo.pop() {
         if n == id {
             return true;

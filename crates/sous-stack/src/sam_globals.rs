@@ -18,29 +18,68 @@ pub const SECTIONS: &[(&str, &str)] = &[
 /// Applies the template's `Globals` to its resources and removes the `Globals` section.
 pub fn apply(root: &mut Node, file: &str) -> Result<(), TemplateError> {
     let loc = Loc::root(file);
-    let NodeValue::Map(top) = &mut root.value else { return Ok(()) };
-    let Some((_, globals)) = top.shift_remove("Globals") else { return Ok(()) };
+    let NodeValue::Map(top) = &mut root.value else {
+        return Ok(());
+    };
+    let Some((_, globals)) = top.shift_remove("Globals") else {
+        return Ok(());
+    };
     let gloc = loc.key("Globals");
-    let sections = globals
-        .as_map()
-        .ok_or_else(|| gloc.err(globals.pos, ErrorKind::Structure, format!("expected Globals to be a mapping, found {}", globals.kind_name())))?;
+    let sections = globals.as_map().ok_or_else(|| {
+        gloc.err(
+            globals.pos,
+            ErrorKind::Structure,
+            format!(
+                "expected Globals to be a mapping, found {}",
+                globals.kind_name()
+            ),
+        )
+    })?;
     let mut by_type = Vec::new();
     for (name, (kpos, section)) in sections {
         let Some((_, ty)) = SECTIONS.iter().find(|(n, _)| n == name) else {
             let names: Vec<&str> = SECTIONS.iter().map(|(n, _)| *n).collect();
-            return Err(gloc.key(name).err(*kpos, ErrorKind::Structure, format!("'{name}' is not a supported Globals section; expected one of {}", names.join(", "))));
+            return Err(gloc.key(name).err(
+                *kpos,
+                ErrorKind::Structure,
+                format!(
+                    "'{name}' is not a supported Globals section; expected one of {}",
+                    names.join(", ")
+                ),
+            ));
         };
         if section.as_map().is_none() {
-            return Err(gloc.key(name).err(section.pos, ErrorKind::Structure, format!("expected a mapping of properties, found {}", section.kind_name())));
+            return Err(gloc.key(name).err(
+                section.pos,
+                ErrorKind::Structure,
+                format!(
+                    "expected a mapping of properties, found {}",
+                    section.kind_name()
+                ),
+            ));
         }
         by_type.push((*ty, section));
     }
-    let Some((_, resources)) = top.get_mut("Resources") else { return Ok(()) };
-    let NodeValue::Map(resources) = &mut resources.value else { return Ok(()) };
+    let Some((_, resources)) = top.get_mut("Resources") else {
+        return Ok(());
+    };
+    let NodeValue::Map(resources) = &mut resources.value else {
+        return Ok(());
+    };
     for (_, (_, resource)) in resources.iter_mut() {
-        let Some(ty) = resource.get("Type").and_then(Node::as_str).map(str::to_string) else { continue };
-        let Some((_, global)) = by_type.iter().find(|(t, _)| *t == ty) else { continue };
-        let NodeValue::Map(r) = &mut resource.value else { continue };
+        let Some(ty) = resource
+            .get("Type")
+            .and_then(Node::as_str)
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let Some((_, global)) = by_type.iter().find(|(t, _)| *t == ty) else {
+            continue;
+        };
+        let NodeValue::Map(r) = &mut resource.value else {
+            continue;
+        };
         match r.get_mut("Properties") {
             Some((_, props)) => *props = merge(global, props),
             None => {
@@ -68,7 +107,10 @@ pub fn merge(global: &Node, local: &Node) -> Node {
             }
             Node::new(local.pos, NodeValue::Map(out))
         }
-        (NodeValue::List(g), NodeValue::List(l)) => Node::new(local.pos, NodeValue::List(g.iter().chain(l).cloned().collect())),
+        (NodeValue::List(g), NodeValue::List(l)) => Node::new(
+            local.pos,
+            NodeValue::List(g.iter().chain(l).cloned().collect()),
+        ),
         _ => local.clone(),
     }
 }

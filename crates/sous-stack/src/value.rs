@@ -23,8 +23,15 @@ pub enum Value {
     Text(Vec<Part>),
     /// An intrinsic whose argument holds a placeholder that is not a plain string (e.g.
     /// `Fn::Select` of a list attribute): evaluated by [`Value::fill`].
-    Deferred { function: String, args: Vec<Value> },
+    Deferred {
+        function: String,
+        args: Vec<Value>,
+    },
 }
+
+/// What [`Value::fill`] asks: the value of `Ref` (attribute `None`) or `Fn::GetAtt` of a
+/// resource.
+pub type Lookup<'a> = dyn FnMut(&str, Option<&str>) -> Result<serde_json::Value, String> + 'a;
 
 /// One piece of a [`Value::Text`].
 #[derive(Clone, Debug, PartialEq)]
@@ -58,7 +65,9 @@ impl Value {
                     }
                 }
             }
-            Value::List(items) | Value::Deferred { args: items, .. } => items.iter().for_each(|v| v.collect(out)),
+            Value::List(items) | Value::Deferred { args: items, .. } => {
+                items.iter().for_each(|v| v.collect(out))
+            }
             Value::Map(m) => m.values().for_each(|v| v.collect(out)),
             Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
         }
@@ -71,19 +80,23 @@ impl Value {
 
     /// The value with every placeholder filled in by `lookup(resource, attribute)` (attribute
     /// `None` for `Ref`), as JSON. Numbers become JSON numbers.
-    pub fn fill(
-        &self,
-        lookup: &mut dyn FnMut(&str, Option<&str>) -> Result<serde_json::Value, String>,
-    ) -> Result<serde_json::Value, String> {
+    pub fn fill(&self, lookup: &mut Lookup<'_>) -> Result<serde_json::Value, String> {
         use serde_json::Value as J;
         Ok(match self {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Number(n) => number_json(n),
             Value::String(s) => J::String(s.clone()),
-            Value::List(items) => J::Array(items.iter().map(|v| v.fill(lookup)).collect::<Result<_, _>>()?),
+            Value::List(items) => J::Array(
+                items
+                    .iter()
+                    .map(|v| v.fill(lookup))
+                    .collect::<Result<_, _>>()?,
+            ),
             Value::Map(m) => J::Object(
-                m.iter().map(|(k, v)| Ok((k.clone(), v.fill(lookup)?))).collect::<Result<_, String>>()?,
+                m.iter()
+                    .map(|(k, v)| Ok((k.clone(), v.fill(lookup)?)))
+                    .collect::<Result<_, String>>()?,
             ),
             Value::Ref(r) => lookup(r, None)?,
             Value::GetAtt(r, a) => lookup(r, Some(a))?,
@@ -99,7 +112,10 @@ impl Value {
                 J::String(s)
             }
             Value::Deferred { function, args } => {
-                let args = args.iter().map(|v| v.fill(lookup)).collect::<Result<Vec<_>, _>>()?;
+                let args = args
+                    .iter()
+                    .map(|v| v.fill(lookup))
+                    .collect::<Result<Vec<_>, _>>()?;
                 eval_deferred(function, &args)?
             }
         })
@@ -113,7 +129,10 @@ fn number_json(n: &str) -> serde_json::Value {
     n.parse::<f64>()
         .ok()
         .and_then(serde_json::Number::from_f64)
-        .map_or_else(|| serde_json::Value::String(n.to_string()), serde_json::Value::Number)
+        .map_or_else(
+            || serde_json::Value::String(n.to_string()),
+            serde_json::Value::Number,
+        )
 }
 
 fn json_text(v: &serde_json::Value) -> Result<String, String> {
@@ -130,18 +149,32 @@ fn eval_deferred(function: &str, args: &[serde_json::Value]) -> Result<serde_jso
     use serde_json::Value as J;
     match (function, args) {
         ("Fn::Select", [index, J::Array(items)]) => {
-            let i: usize = json_text(index)?.parse().map_err(|_| format!("Fn::Select index {index} is not a number"))?;
-            items.get(i).cloned().ok_or_else(|| format!("Fn::Select index {i} is out of range of a list of {}", items.len()))
+            let i: usize = json_text(index)?
+                .parse()
+                .map_err(|_| format!("Fn::Select index {index} is not a number"))?;
+            items.get(i).cloned().ok_or_else(|| {
+                format!(
+                    "Fn::Select index {i} is out of range of a list of {}",
+                    items.len()
+                )
+            })
         }
         ("Fn::Split", [delim, s]) => {
             let d = json_text(delim)?;
-            Ok(J::Array(json_text(s)?.split(d.as_str()).map(|p| J::String(p.to_string())).collect()))
+            Ok(J::Array(
+                json_text(s)?
+                    .split(d.as_str())
+                    .map(|p| J::String(p.to_string()))
+                    .collect(),
+            ))
         }
         ("Fn::Join", [delim, J::Array(items)]) => {
             let parts = items.iter().map(json_text).collect::<Result<Vec<_>, _>>()?;
             Ok(J::String(parts.join(&json_text(delim)?)))
         }
-        ("Fn::Base64", [s]) => Ok(J::String(base64::engine::general_purpose::STANDARD.encode(json_text(s)?))),
+        ("Fn::Base64", [s]) => Ok(J::String(
+            base64::engine::general_purpose::STANDARD.encode(json_text(s)?),
+        )),
         _ => Err(format!("{function} cannot be applied to {args:?}")),
     }
 }
