@@ -469,10 +469,10 @@ Outputs:
 #[test]
 fn conditions_choose_values_and_resources() {
     let t = ok(CONDITIONS);
-    assert_eq!(t.conditions["IsProd"], false);
-    assert_eq!(t.conditions["IsDev"], true);
-    assert_eq!(t.conditions["ProdAlarms"], false);
-    assert_eq!(t.conditions["AnyAlarms"], true);
+    assert!(!t.conditions["IsProd"]);
+    assert!(t.conditions["IsDev"]);
+    assert!(!t.conditions["ProdAlarms"]);
+    assert!(t.conditions["AnyAlarms"]);
     assert_eq!(prop(&t, "Fn", "MemorySize"), &Value::Number("128".into()));
     assert!(!t.resources["Fn"]
         .properties
