@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 
 use crate::error::{ErrorKind, Loc, Pos, TemplateError};
 use crate::node::{Node, NodeValue};
+use crate::sam_implicit::Implicit;
 use crate::value::{Part, Value};
 
 /// The intrinsics CloudFormation defines that Sous refuses, with why.
@@ -39,6 +40,8 @@ pub(crate) struct Ctx<'t> {
     pub conditions: HashMap<String, bool>,
     /// Every resource of the template: true when it is created (its condition holds).
     pub resources: IndexMap<String, bool>,
+    /// Names the SAM transform generates (empty without the transform).
+    pub implicit: IndexMap<String, Implicit>,
 }
 
 type R<T> = Result<T, TemplateError>;
@@ -159,6 +162,7 @@ impl Ctx<'_> {
                         None if self.params.contains_key(var) || var == "AWS::NoValue" => {
                             self.reference(var, tpos, loc)?.unwrap_or(Value::String(String::new()))
                         }
+                        None if self.implicit.contains_key(var) => Value::Ref(var.to_string()),
                         None => match var.split_once('.') {
                             Some((res, attr)) if self.resources.contains_key(res) => {
                                 self.resource(res, "Fn::Sub", tpos, loc)?;
@@ -290,6 +294,7 @@ impl Ctx<'_> {
     fn resource(&self, name: &str, by: &str, pos: Pos, loc: &Loc) -> R<()> {
         match self.resources.get(name) {
             Some(true) => Ok(()),
+            None if self.implicit.contains_key(name) => Ok(()),
             Some(false) => Err(loc.err(
                 pos,
                 ErrorKind::MissingReference,

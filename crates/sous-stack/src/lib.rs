@@ -11,7 +11,9 @@
 //!    pseudo parameters, `Mappings`, `Conditions`, the intrinsics; `Ref` / `Fn::GetAtt` of
 //!    resources stay placeholders ([`Value::Ref`], [`Value::GetAtt`], [`Value::Text`]) that the
 //!    engine fills in at apply time with [`Value::fill`]; each resource's dependencies and an
-//!    order that creates each after what it needs.
+//!    order that creates each after what it needs. In SAM templates the names the transform
+//!    generates (`ServerlessHttpApi`, `<Function>Role`, `<Function>.Alias`, ...) can be named
+//!    too ([`sam_implicit`]).
 //!
 //! Every error is a [`TemplateError`] naming the file, line, column and the path in the
 //! template, and what was expected.
@@ -22,11 +24,13 @@ pub mod node;
 pub mod parse;
 pub mod resolve;
 pub mod sam_globals;
+pub mod sam_implicit;
 pub mod value;
 
 pub use error::{ErrorKind, Pos, TemplateError};
 pub use node::{Node, NodeValue};
 pub use resolve::{Output, ResolvedTemplate, Resource, Settings, SAM_TRANSFORM};
+pub use sam_implicit::Implicit;
 pub use value::{Part, Value};
 
 /// Parses `text` (the template named `file` in errors), applies SAM's `Globals` when the

@@ -10,6 +10,7 @@ use regex::Regex;
 use crate::error::{ErrorKind, Loc, Pos, TemplateError};
 use crate::intrinsics::Ctx;
 use crate::node::{Node, NodeValue};
+use crate::sam_implicit::{implicit_resources, Implicit};
 use crate::value::Value;
 
 /// The SAM transform's name.
@@ -39,6 +40,8 @@ pub struct ResolvedTemplate {
     pub resources: IndexMap<String, Resource>,
     /// Resources not created because their condition is false.
     pub skipped: Vec<String>,
+    /// Names the SAM transform generates that the template may refer to.
+    pub implicit: IndexMap<String, Implicit>,
     pub outputs: IndexMap<String, Output>,
     /// Resource ids in an order where each comes after all it depends on.
     pub order: Vec<String>,
@@ -158,6 +161,7 @@ pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTempla
         mappings: top.get("Mappings").map(|(_, n)| n),
         conditions: HashMap::new(),
         resources: IndexMap::new(),
+        implicit: IndexMap::new(),
     };
 
     // Parameters.
@@ -230,6 +234,15 @@ pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTempla
             skipped.push(id.clone());
         }
         ctx.resources.insert(id.clone(), created);
+    }
+
+    if transforms.iter().any(|t| t == SAM_TRANSFORM) {
+        let created = res_nodes
+            .iter()
+            .filter(|(id, _)| ctx.resources[*id])
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        ctx.implicit = implicit_resources(&created);
     }
 
     // Resources: properties and dependencies.
@@ -325,7 +338,19 @@ pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTempla
                 out
             }
         };
-        let mut dependencies = Value::Map(properties.clone()).references();
+        let mut dependencies = Vec::new();
+        for r in Value::Map(properties.clone()).references() {
+            // A generated name waits on the resources it comes from.
+            let on = match ctx.implicit.get(&r) {
+                Some(imp) => imp.owners.iter().filter(|o| *o != id).cloned().collect(),
+                None => vec![r],
+            };
+            for d in on {
+                if !dependencies.contains(&d) {
+                    dependencies.push(d);
+                }
+            }
+        }
         for d in &depends_on {
             if !dependencies.contains(d) {
                 dependencies.push(d.clone());
@@ -384,6 +409,7 @@ pub fn resolve(root: &Node, file: &str, settings: &Settings) -> R<ResolvedTempla
         conditions,
         resources,
         skipped,
+        implicit: ctx.implicit,
         outputs,
         order,
     })

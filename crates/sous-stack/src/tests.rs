@@ -831,3 +831,72 @@ fn globals_errors() {
         "{e}"
     );
 }
+
+// ---- SAM generated names ----
+
+#[test]
+fn sam_generated_names_can_be_referred_to() {
+    let t = ok(r#"
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Description: notes API
+Resources:
+  NotesTable:
+    Type: AWS::Serverless::SimpleTable
+  NotesFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.handler
+      Runtime: python3.11
+      AutoPublishAlias: live
+      Environment:
+        Variables:
+          TABLE: !Ref NotesTable
+      Events:
+        List:
+          Type: HttpApi
+          Properties: {Path: /notes, Method: GET}
+        Nightly:
+          Type: Schedule
+          Properties: {Schedule: rate(1 day)}
+  Watcher:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Role: !GetAtt NotesFunctionRole.Arn
+      Alias: !Ref NotesFunction.Alias
+      Rule: !Ref NotesFunctionNightly
+Outputs:
+  ApiUrl:
+    Value: !Sub "https://${ServerlessHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"
+"#);
+    assert_eq!(t.description.as_deref(), Some("notes API"));
+    assert_eq!(
+        t.outputs["ApiUrl"].value,
+        Value::Text(vec![
+            Part::Lit("https://".into()),
+            Part::Ref("ServerlessHttpApi".into()),
+            Part::Lit(".execute-api.us-east-1.amazonaws.com/".into()),
+        ])
+    );
+    assert_eq!(t.implicit["ServerlessHttpApi"].owners, ["NotesFunction"]);
+    assert_eq!(
+        t.implicit["ServerlessHttpApi"].resource_type,
+        "AWS::ApiGatewayV2::Api"
+    );
+    assert_eq!(
+        t.implicit["NotesFunctionNightly"].resource_type,
+        "AWS::Events::Rule"
+    );
+    assert!(t.implicit.contains_key("NotesFunctionAliaslive"));
+    assert_eq!(
+        prop(&t, "Watcher", "Alias"),
+        &Value::Ref("NotesFunction.Alias".into())
+    );
+    // Generated names wait on the resource they come from.
+    assert_eq!(t.resources["Watcher"].dependencies, ["NotesFunction"]);
+    assert_eq!(t.order, ["NotesTable", "NotesFunction", "Watcher"]);
+
+    // Without the transform the same names are unknown.
+    let e = err("Resources:\n  A:\n    Type: AWS::SQS::Queue\n    Properties:\n      X: !Ref ServerlessHttpApi\n");
+    assert_eq!(e.kind, ErrorKind::MissingReference);
+}
