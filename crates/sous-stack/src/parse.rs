@@ -24,7 +24,10 @@ pub fn parse_template(file: &str, text: &str) -> Result<Node, TemplateError> {
                     column: e.column(),
                 },
                 ErrorKind::Syntax,
-                format!("malformed JSON: {e}"),
+                format!(
+                    "malformed JSON: {}",
+                    e.to_string().split(" at line ").next().unwrap_or_default()
+                ),
             ));
         }
     }

@@ -208,7 +208,7 @@ fn malformed_json_names_the_position() {
     let e = err("{\n  \"Resources\": {\n    \"Fn\": {\"Type\": \"x\",}\n  }\n}\n");
     assert_eq!(e.kind, ErrorKind::Syntax);
     assert_eq!(e.pos.line, 3, "{e}");
-    assert!(e.message.starts_with("malformed JSON"), "{e}");
+    assert_eq!(e.message, "malformed JSON: trailing comma");
 }
 
 #[test]
@@ -899,4 +899,41 @@ Outputs:
     // Without the transform the same names are unknown.
     let e = err("Resources:\n  A:\n    Type: AWS::SQS::Queue\n    Properties:\n      X: !Ref ServerlessHttpApi\n");
     assert_eq!(e.kind, ErrorKind::MissingReference);
+}
+
+#[test]
+fn anchors_aliases_and_computed_attribute_names() {
+    let t = ok(r#"
+Metadata:
+  Shared: &queue {Type: AWS::SQS::Queue, Properties: {DelaySeconds: 5}}
+Parameters:
+  Attr: {Type: String, Default: Arn}
+Resources:
+  Q: *queue
+  R:
+    Type: AWS::SQS::Queue
+    Properties:
+      Target: !GetAtt [Q, !Ref Attr]
+      Delay: !GetAtt Q.Attributes.DelaySeconds
+Outputs:
+  QueueArn:
+    Description: the queue
+    Value: !GetAtt Q.Arn
+    Export:
+      Name: !Sub "${AWS::StackName}-queue"
+"#);
+    assert_eq!(prop(&t, "Q", "DelaySeconds"), &Value::Number("5".into()));
+    assert_eq!(
+        prop(&t, "R", "Target"),
+        &Value::GetAtt("Q".into(), "Arn".into())
+    );
+    assert_eq!(
+        prop(&t, "R", "Delay"),
+        &Value::GetAtt("Q".into(), "Attributes.DelaySeconds".into())
+    );
+    assert_eq!(t.outputs["QueueArn"].export_name, Some(s("notes-queue")));
+    assert_eq!(
+        t.outputs["QueueArn"].description.as_deref(),
+        Some("the queue")
+    );
 }
