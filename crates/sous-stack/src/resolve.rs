@@ -632,7 +632,7 @@ fn named_condition(
 }
 
 /// Resources in dependency order (template order among those that are ready together).
-fn order(resources: &IndexMap<String, Resource>, loc: &Loc) -> R<Vec<String>> {
+pub(crate) fn order(resources: &IndexMap<String, Resource>, loc: &Loc) -> R<Vec<String>> {
     let mut done: Vec<String> = Vec::new();
     let mut left: Vec<&Resource> = resources.values().collect();
     while !left.is_empty() {
