@@ -20,7 +20,8 @@
 //!   `ApiId` / `RestApiId`. SAM writes routes into the API's OpenAPI body; Sous generates
 //!   them as resources so a plan can change one route: `<Fn><Event>Integration`
 //!   (`AWS::ApiGatewayV2::Integration`), `<Fn><Event>Route` (`AWS::ApiGatewayV2::Route`) and,
-//!   as SAM does, `<Fn><Event>Permission` (`AWS::Lambda::Permission`).
+//!   as SAM does, `<Fn><Event>Permission` (`AWS::Lambda::Permission`, SourceArn
+//!   `arn:aws:execute-api:<region>:<account>:<api>/*`).
 //! - REST APIs (`AWS::Serverless::Api` and the implicit `ServerlessRestApi`) are served as
 //!   HTTP APIs with payload format 1.0, as `sam local start-api` does: the generated
 //!   `AWS::ApiGatewayV2::Api` records it in `SousServedAs` (the SAM type it comes from) and
@@ -31,6 +32,11 @@
 //!   `AWS::Serverless::HttpApi` / `Api` → `AWS::ApiGatewayV2::Api` (same id) + a stage
 //!   (`<Api>ApiGatewayDefaultStage` for `$default`, else `<Api><StageName>Stage`);
 //!   `AWS::Serverless::SimpleTable` → `AWS::DynamoDB::Table` (same id).
+//!
+//! - API Gateway authorizers are not run: an event's `Auth` other than `{Authorizer: NONE}`
+//!   and an API's `Auth` are errors, so a protected route is never served open. REST-only
+//!   API settings (BinaryMediaTypes, EndpointConfiguration, ...) are kept in
+//!   `SousRestProperties`, not applied.
 //!
 //! References to SAM's referenceable properties (`Fn.Alias`, `Fn.Version`, `Api.Stage`) are
 //! rewritten to the generated ids; every reference must name a resource of the result.
@@ -46,6 +52,19 @@ use crate::value::{Part, Value};
 
 type R<T> = Result<T, TemplateError>;
 
+/// Properties of `AWS::Serverless::Api` that only a REST API has: recorded on the HTTP API
+/// Sous serves instead, in `SousRestProperties`.
+const REST_ONLY: &[&str] = &[
+    "EndpointConfiguration",
+    "BinaryMediaTypes",
+    "OpenApiVersion",
+    "MinimumCompressionSize",
+    "TracingEnabled",
+    "MethodSettings",
+    "AccessLogSetting",
+    "CacheClusterEnabled",
+    "CacheClusterSize",
+];
 const IMPLICIT_HTTP_API: &str = "ServerlessHttpApi";
 const IMPLICIT_REST_API: &str = "ServerlessRestApi";
 
@@ -866,7 +885,8 @@ impl<'a> Tx<'a> {
         let event_id = format!("{}{name}", f.id);
         match ty.as_str() {
             "HttpApi" => {
-                self.check_keys(r, &prefix, props, &["Path", "Method", "ApiId", "PayloadFormatVersion", "TimeoutInMillis", "Auth", "RouteSettings"])?;
+                self.check_keys(r, &prefix, props, &["Path", "Method", "ApiId", "PayloadFormatVersion", "TimeoutInMillis", "Auth"])?;
+                self.no_authorizer(r, &path, props)?;
                 let api = match props.get("ApiId") {
                     Some(a) => a.clone(),
                     None => {
@@ -883,7 +903,8 @@ impl<'a> Tx<'a> {
                 self.route(r, f, &event_id, api, route_key, format, props.get("TimeoutInMillis"))
             }
             "Api" => {
-                self.check_keys(r, &prefix, props, &["Path", "Method", "RestApiId", "Auth", "RequestParameters", "RequestModel", "TimeoutInMillis"])?;
+                self.check_keys(r, &prefix, props, &["Path", "Method", "RestApiId", "Auth", "TimeoutInMillis"])?;
+                self.no_authorizer(r, &path, props)?;
                 let api = match props.get("RestApiId") {
                     Some(a) => {
                         if let Some(t) = ref_target(a) {
@@ -951,6 +972,25 @@ impl<'a> Tx<'a> {
                 format!("Sous does not support the event type '{other}'; supported event types are Api, HttpApi, Schedule and ScheduleV2"),
             )),
         }
+    }
+
+    /// An event's `Auth` may only say that the route has no authorizer: Sous runs no
+    /// authorizers, and a route must not be served open when the template protects it.
+    fn no_authorizer(&self, r: &Resource, path: &str, props: &IndexMap<String, Value>) -> R<()> {
+        let Some(auth) = props.get("Auth") else {
+            return Ok(());
+        };
+        let open = matches!(auth, Value::Map(m) if m.len() == 1
+            && m.get("Authorizer").and_then(text).as_deref() == Some("NONE"));
+        if open {
+            return Ok(());
+        }
+        Err(self.err(
+            r,
+            &format!("{path}.Properties.Auth"),
+            ErrorKind::Unsupported,
+            "Sous does not run API authorizers; only 'Auth: {Authorizer: NONE}' is supported",
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1130,7 +1170,6 @@ impl<'a> Tx<'a> {
                 "Tags",
                 "EndpointConfiguration",
                 "BinaryMediaTypes",
-                "Auth",
                 "OpenApiVersion",
                 "MinimumCompressionSize",
                 "TracingEnabled",
@@ -1148,7 +1187,6 @@ impl<'a> Tx<'a> {
                 "CorsConfiguration",
                 "StageVariables",
                 "Tags",
-                "Auth",
                 "AccessLogSettings",
                 "DefaultRouteSettings",
                 "RouteSettings",
@@ -1162,6 +1200,7 @@ impl<'a> Tx<'a> {
             "Domain",
             "Models",
             "GatewayResponses",
+            "Auth",
         ] {
             if p.contains_key(k) {
                 return Err(self.err(
@@ -1169,7 +1208,7 @@ impl<'a> Tx<'a> {
                     &format!("Properties.{k}"),
                     ErrorKind::Unsupported,
                     format!(
-                        "Sous does not support {k} on {}; routes come from the functions' events",
+                        "Sous does not support {k} on {}: routes come from the functions' events, without authorizers",
                         r.resource_type
                     ),
                 ));
@@ -1209,6 +1248,15 @@ impl<'a> Tx<'a> {
         if rest {
             api.insert("SousServedAs".to_string(), s("AWS::Serverless::Api"));
             api.insert("SousPayloadFormatVersion".to_string(), s("1.0"));
+            // REST-only settings an HTTP API has no place for: kept, not applied.
+            let recorded: IndexMap<String, Value> = p
+                .iter()
+                .filter(|(k, _)| REST_ONLY.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if !recorded.is_empty() {
+                api.insert("SousRestProperties".to_string(), Value::Map(recorded));
+            }
             if let Some(c) = p.get("Cors") {
                 api.insert(
                     "CorsConfiguration".to_string(),

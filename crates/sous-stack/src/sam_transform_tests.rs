@@ -474,6 +474,7 @@ fn rest_apis_are_served_as_http_apis_with_payload_1_0() {
       StageName: dev
       Cors: "'*'"
       Variables: {a: b}
+      BinaryMediaTypes: [image/png]
   Fn:
     Type: AWS::Serverless::Function
     Properties:
@@ -481,7 +482,7 @@ fn rest_apis_are_served_as_http_apis_with_payload_1_0() {
       Handler: app.handler
       Runtime: python3.12
       Events:
-        Implicit: {Type: Api, Properties: {Path: /notes, Method: any}}
+        Implicit: {Type: Api, Properties: {Path: /notes, Method: any, Auth: {Authorizer: NONE}}}
         Explicit: {Type: Api, Properties: {RestApiId: !Ref Rest, Path: /x, Method: post}}
 Outputs:
   Url:
@@ -496,6 +497,10 @@ Outputs:
     assert_eq!(
         get(prop(&t, "Rest", "CorsConfiguration"), "AllowOrigins"),
         &Value::List(vec![s("*")])
+    );
+    assert_eq!(
+        get(prop(&t, "Rest", "SousRestProperties"), "BinaryMediaTypes"),
+        &Value::List(vec![s("image/png")])
     );
     assert_eq!(prop(&t, "RestdevStage", "StageName"), &s("dev"));
     assert_eq!(
@@ -662,6 +667,14 @@ fn unknown_types_properties_and_events_are_errors_with_positions() {
 
     let e = sam_err("  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: x\n      Handler: a.b\n      Runtime: python3.12\n      Events:\n        G: {Type: HttpApi, Properties: {Path: /a}}\n");
     assert_eq!(e.path, "Resources.F.Properties.Events.G.Properties");
+
+    // Authorizers are refused, never dropped.
+    let e = sam_err("  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: x\n      Handler: a.b\n      Runtime: python3.12\n      Events:\n        G: {Type: HttpApi, Properties: {Path: /a, Method: get, Auth: {Authorizer: MyJwt}}}\n");
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert_eq!(e.path, "Resources.F.Properties.Events.G.Properties.Auth");
+    let e = sam_err("  A:\n    Type: AWS::Serverless::HttpApi\n    Properties: {Auth: {DefaultAuthorizer: MyJwt}}\n");
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert_eq!(e.path, "Resources.A.Properties.Auth");
 
     // A generated id that the template declares too.
     let e = sam_err("  F:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: x, Handler: a.b, Runtime: python3.12, FunctionUrlConfig: {AuthType: NONE}}\n  FUrl:\n    Type: AWS::SQS::Queue\n");
