@@ -25,6 +25,7 @@ pub mod parse;
 pub mod resolve;
 pub mod sam_globals;
 pub mod sam_implicit;
+pub mod serverless;
 pub mod value;
 
 pub use error::{ErrorKind, Pos, TemplateError};

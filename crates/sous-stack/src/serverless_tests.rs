@@ -1,0 +1,3 @@
+//! Unit tests of the serverless.yml translation.
+
+use super::*;
