@@ -148,8 +148,7 @@ fn is_variable(inner: &str) -> bool {
         return false;
     };
     let mut chars = source.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_alphanumeric())
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_alphanumeric())
 }
 
 /// Splits a string into literal text and variables; `Ok(None)` when it has none.
@@ -188,7 +187,9 @@ fn pieces(s: &str) -> Result<Option<Vec<Piece>>, String> {
                 j += 1;
             }
             if j >= b.len() {
-                return Err(format!("unterminated variable in '{s}': expected a closing '}}'"));
+                return Err(format!(
+                    "unterminated variable in '{s}': expected a closing '}}'"
+                ));
             }
             let inner = &s[start..j];
             if is_variable(inner) {
@@ -410,14 +411,20 @@ impl Vars<'_> {
         };
         let path = path.trim();
         match source.trim() {
-            "opt" => Ok(self.opts.options.get(path).map(|v| text_node(pos, v.clone()))),
+            "opt" => Ok(self
+                .opts
+                .options
+                .get(path)
+                .map(|v| text_node(pos, v.clone()))),
             "env" => Ok(self.opts.env.get(path).map(|v| text_node(pos, v.clone()))),
             "sls" => match path {
                 "stage" => Ok(Some(text_node(pos, self.stage(pos, loc)?))),
                 _ => Err(loc.err(
                     pos,
                     ErrorKind::Unsupported,
-                    format!("'${{sls:{path}}}' is not supported; Sous resolves only ${{sls:stage}}"),
+                    format!(
+                        "'${{sls:{path}}}' is not supported; Sous resolves only ${{sls:stage}}"
+                    ),
                 )),
             },
             "self" => self.self_ref(path, pos, loc),
@@ -473,7 +480,11 @@ impl Vars<'_> {
             }
             let next = match &cur.value {
                 NodeValue::Map(m) => m.get(seg).map(|(_, n)| n.clone()),
-                NodeValue::List(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)).cloned(),
+                NodeValue::List(items) => seg
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .cloned(),
                 _ => None,
             };
             let Some(next) = next else { return Ok(None) };
@@ -493,7 +504,10 @@ impl Vars<'_> {
         loc.err(
             pos,
             ErrorKind::Cycle,
-            format!("variables refer to each other in a circle: {}", chain.join(" -> ")),
+            format!(
+                "variables refer to each other in a circle: {}",
+                chain.join(" -> ")
+            ),
         )
     }
 }
@@ -531,11 +545,17 @@ fn reference(pos: Pos, id: &str) -> Node {
 }
 
 fn get_att(pos: Pos, id: &str, attr: &str) -> Node {
-    map(pos, vec![("Fn::GetAtt", list(pos, vec![s(pos, id), s(pos, attr)]))])
+    map(
+        pos,
+        vec![("Fn::GetAtt", list(pos, vec![s(pos, id), s(pos, attr)]))],
+    )
 }
 
 fn join(pos: Pos, sep: &str, parts: Vec<Node>) -> Node {
-    map(pos, vec![("Fn::Join", list(pos, vec![s(pos, sep), list(pos, parts)]))])
+    map(
+        pos,
+        vec![("Fn::Join", list(pos, vec![s(pos, sep), list(pos, parts)]))],
+    )
 }
 
 fn resource(pos: Pos, ty: &str, props: Node) -> Node {
@@ -572,7 +592,11 @@ fn normalize_path_part(part: &str) -> String {
             s = format!("{}{}Var{}", &s[..a], &s[a + 1..b], &s[b + 1..]);
         }
     }
-    upper_first(&s.chars().filter(char::is_ascii_alphanumeric).collect::<String>())
+    upper_first(
+        &s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>(),
+    )
 }
 
 /// `naming.normalizePath`.
@@ -621,7 +645,8 @@ impl<'a> Compiler<'a> {
                     ),
                 ));
             }
-            if k == "plugins" && !matches!(&v.value, NodeValue::Null)
+            if k == "plugins"
+                && !matches!(&v.value, NodeValue::Null)
                 && v.as_map().is_none_or(|m| !m.is_empty())
                 && !matches!(&v.value, NodeValue::List(l) if l.is_empty())
             {
@@ -633,7 +658,11 @@ impl<'a> Compiler<'a> {
             }
         }
         let service_node = field(root, "service").ok_or_else(|| {
-            loc.err(root.pos, ErrorKind::Structure, "the configuration has no 'service'")
+            loc.err(
+                root.pos,
+                ErrorKind::Structure,
+                "the configuration has no 'service'",
+            )
         })?;
         let service = match &service_node.value {
             // v1's `service: {name: ...}` is still read by v3.
@@ -644,18 +673,29 @@ impl<'a> Compiler<'a> {
             loc.key("service").err(
                 service_node.pos,
                 ErrorKind::Structure,
-                format!("expected the service name, found {}", service_node.kind_name()),
+                format!(
+                    "expected the service name, found {}",
+                    service_node.kind_name()
+                ),
             )
         })?;
         let provider = field(root, "provider").ok_or_else(|| {
-            loc.err(root.pos, ErrorKind::Structure, "the configuration has no 'provider'")
+            loc.err(
+                root.pos,
+                ErrorKind::Structure,
+                "the configuration has no 'provider'",
+            )
         })?;
         let ploc = loc.key("provider");
         let name = match &provider.value {
             NodeValue::String(s) => (s.clone(), provider.pos, ploc.clone()),
             NodeValue::Map(_) => {
                 let n = field(provider, "name").ok_or_else(|| {
-                    ploc.err(provider.pos, ErrorKind::Structure, "provider has no 'name'; expected aws")
+                    ploc.err(
+                        provider.pos,
+                        ErrorKind::Structure,
+                        "provider has no 'name'; expected aws",
+                    )
                 })?;
                 (n.scalar_text().unwrap_or_default(), n.pos, ploc.key("name"))
             }
@@ -733,7 +773,10 @@ impl<'a> Compiler<'a> {
             ("AWSTemplateFormatVersion", s(p, "2010-09-09")),
             (
                 "Description",
-                s(p, "The AWS CloudFormation template for this Serverless application"),
+                s(
+                    p,
+                    "The AWS CloudFormation template for this Serverless application",
+                ),
             ),
             ("Resources", Node::new(p, NodeValue::Map(self.resources))),
         ];
@@ -757,7 +800,11 @@ impl<'a> Compiler<'a> {
         };
         let floc = self.loc().key("functions");
         let m = fs.as_map().ok_or_else(|| {
-            floc.err(fs.pos, ErrorKind::Structure, format!("expected a mapping of functions, found {}", fs.kind_name()))
+            floc.err(
+                fs.pos,
+                ErrorKind::Structure,
+                format!("expected a mapping of functions, found {}", fs.kind_name()),
+            )
         })?;
         let mut out = Vec::new();
         for (name, (kpos, f)) in m {
@@ -765,7 +812,10 @@ impl<'a> Compiler<'a> {
                 return Err(floc.key(name).err(
                     f.pos,
                     ErrorKind::Structure,
-                    format!("expected a function (a mapping with handler), found {}", f.kind_name()),
+                    format!(
+                        "expected a function (a mapping with handler), found {}",
+                        f.kind_name()
+                    ),
                 ));
             }
             out.push((name.clone(), *kpos, f));
@@ -784,17 +834,32 @@ impl<'a> Compiler<'a> {
         };
         let lloc = self.loc().key("layers");
         let m = ls.as_map().ok_or_else(|| {
-            lloc.err(ls.pos, ErrorKind::Structure, format!("expected a mapping of layers, found {}", ls.kind_name()))
+            lloc.err(
+                ls.pos,
+                ErrorKind::Structure,
+                format!("expected a mapping of layers, found {}", ls.kind_name()),
+            )
         })?;
         for (name, (kpos, l)) in m {
             let loc = lloc.key(name);
-            let path = field(l, "path").and_then(Node::scalar_text).ok_or_else(|| {
-                loc.err(l.pos, ErrorKind::Structure, "the layer has no 'path'; expected the layer's directory")
-            })?;
+            let path = field(l, "path")
+                .and_then(Node::scalar_text)
+                .ok_or_else(|| {
+                    loc.err(
+                        l.pos,
+                        ErrorKind::Structure,
+                        "the layer has no 'path'; expected the layer's directory",
+                    )
+                })?;
             let p = *kpos;
             let mut props = vec![(
                 "LayerName",
-                s(p, &field(l, "name").and_then(Node::scalar_text).unwrap_or_else(|| name.clone())),
+                s(
+                    p,
+                    &field(l, "name")
+                        .and_then(Node::scalar_text)
+                        .unwrap_or_else(|| name.clone()),
+                ),
             )];
             if let Some(d) = field(l, "description") {
                 props.push(("Description", d.clone()));
@@ -810,15 +875,29 @@ impl<'a> Compiler<'a> {
                 props.push(("LicenseInfo", lic.clone()));
             }
             let id = format!("{}LambdaLayer", normalized_name(name));
-            self.add(id.clone(), p, resource(p, "AWS::Lambda::LayerVersion", map(p, props)));
+            self.add(
+                id.clone(),
+                p,
+                resource(p, "AWS::Lambda::LayerVersion", map(p, props)),
+            );
             let package = match field(l, "package") {
                 Some(pk) => read_package(pk, &loc.key("package"))?,
                 None => Package::default(),
             };
-            self.artifacts.insert(id.clone(), Artifact::Layer { path, package });
+            self.artifacts
+                .insert(id.clone(), Artifact::Layer { path, package });
             self.outputs.insert(
                 format!("{id}QualifiedArn"),
-                (p, map(p, vec![("Description", s(p, "Current Lambda layer version")), ("Value", reference(p, &id))])),
+                (
+                    p,
+                    map(
+                        p,
+                        vec![
+                            ("Description", s(p, "Current Lambda layer version")),
+                            ("Value", reference(p, &id)),
+                        ],
+                    ),
+                ),
             );
         }
         Ok(())
@@ -833,27 +912,53 @@ impl<'a> Compiler<'a> {
             .and_then(|r| field(r, "statements"))
         {
             Some(st) => (Some(st), ploc.key("iam").key("role").key("statements")),
-            None => (field(provider, "iamRoleStatements"), ploc.key("iamRoleStatements")),
+            None => (
+                field(provider, "iamRoleStatements"),
+                ploc.key("iamRoleStatements"),
+            ),
         };
         if let Some(st) = statements {
             if !matches!(st.value, NodeValue::List(_)) {
-                return Err(sloc.err(st.pos, ErrorKind::Structure, format!("expected a list of IAM statements, found {}", st.kind_name())));
+                return Err(sloc.err(
+                    st.pos,
+                    ErrorKind::Structure,
+                    format!(
+                        "expected a list of IAM statements, found {}",
+                        st.kind_name()
+                    ),
+                ));
             }
         }
         let log_arn = |suffix: &str| {
             map(p, vec![("Fn::Sub", s(p, &format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/{}-{}*{suffix}", self.service, self.stage)))])
         };
         let mut stmts = vec![
-            map(p, vec![
-                ("Effect", s(p, "Allow")),
-                ("Action", list(p, vec![s(p, "logs:CreateLogStream"), s(p, "logs:CreateLogGroup"), s(p, "logs:TagResource")])),
-                ("Resource", list(p, vec![log_arn(":*")])),
-            ]),
-            map(p, vec![
-                ("Effect", s(p, "Allow")),
-                ("Action", list(p, vec![s(p, "logs:PutLogEvents")])),
-                ("Resource", list(p, vec![log_arn(":*:*")])),
-            ]),
+            map(
+                p,
+                vec![
+                    ("Effect", s(p, "Allow")),
+                    (
+                        "Action",
+                        list(
+                            p,
+                            vec![
+                                s(p, "logs:CreateLogStream"),
+                                s(p, "logs:CreateLogGroup"),
+                                s(p, "logs:TagResource"),
+                            ],
+                        ),
+                    ),
+                    ("Resource", list(p, vec![log_arn(":*")])),
+                ],
+            ),
+            map(
+                p,
+                vec![
+                    ("Effect", s(p, "Allow")),
+                    ("Action", list(p, vec![s(p, "logs:PutLogEvents")])),
+                    ("Resource", list(p, vec![log_arn(":*:*")])),
+                ],
+            ),
         ];
         if let Some(NodeValue::List(extra)) = statements.map(|n| &n.value) {
             stmts.extend(extra.iter().cloned());
@@ -863,30 +968,102 @@ impl<'a> Compiler<'a> {
             .and_then(|r| field(r, "name"))
             .cloned()
             .unwrap_or_else(|| {
-                join(p, "-", vec![s(p, &self.service), s(p, &self.stage), reference(p, "AWS::Region"), s(p, "lambdaRole")])
+                join(
+                    p,
+                    "-",
+                    vec![
+                        s(p, &self.service),
+                        s(p, &self.stage),
+                        reference(p, "AWS::Region"),
+                        s(p, "lambdaRole"),
+                    ],
+                )
             });
-        let assume = map(p, vec![
-            ("Version", s(p, "2012-10-17")),
-            ("Statement", list(p, vec![map(p, vec![
-                ("Effect", s(p, "Allow")),
-                ("Principal", map(p, vec![("Service", list(p, vec![s(p, "lambda.amazonaws.com")]))])),
-                ("Action", list(p, vec![s(p, "sts:AssumeRole")])),
-            ])])),
-        ]);
-        let props = map(p, vec![
-            ("AssumeRolePolicyDocument", assume),
-            ("Policies", list(p, vec![map(p, vec![
-                ("PolicyName", join(p, "-", vec![s(p, &self.service), s(p, &self.stage), s(p, "lambda")])),
-                ("PolicyDocument", map(p, vec![("Version", s(p, "2012-10-17")), ("Statement", list(p, stmts))])),
-            ])])),
-            ("Path", s(p, "/")),
-            ("RoleName", role_name),
-        ]);
-        self.add("IamRoleLambdaExecution".into(), p, resource(p, "AWS::IAM::Role", props));
+        let assume = map(
+            p,
+            vec![
+                ("Version", s(p, "2012-10-17")),
+                (
+                    "Statement",
+                    list(
+                        p,
+                        vec![map(
+                            p,
+                            vec![
+                                ("Effect", s(p, "Allow")),
+                                (
+                                    "Principal",
+                                    map(
+                                        p,
+                                        vec![(
+                                            "Service",
+                                            list(p, vec![s(p, "lambda.amazonaws.com")]),
+                                        )],
+                                    ),
+                                ),
+                                ("Action", list(p, vec![s(p, "sts:AssumeRole")])),
+                            ],
+                        )],
+                    ),
+                ),
+            ],
+        );
+        let props = map(
+            p,
+            vec![
+                ("AssumeRolePolicyDocument", assume),
+                (
+                    "Policies",
+                    list(
+                        p,
+                        vec![map(
+                            p,
+                            vec![
+                                (
+                                    "PolicyName",
+                                    join(
+                                        p,
+                                        "-",
+                                        vec![
+                                            s(p, &self.service),
+                                            s(p, &self.stage),
+                                            s(p, "lambda"),
+                                        ],
+                                    ),
+                                ),
+                                (
+                                    "PolicyDocument",
+                                    map(
+                                        p,
+                                        vec![
+                                            ("Version", s(p, "2012-10-17")),
+                                            ("Statement", list(p, stmts)),
+                                        ],
+                                    ),
+                                ),
+                            ],
+                        )],
+                    ),
+                ),
+                ("Path", s(p, "/")),
+                ("RoleName", role_name),
+            ],
+        );
+        self.add(
+            "IamRoleLambdaExecution".into(),
+            p,
+            resource(p, "AWS::IAM::Role", props),
+        );
         Ok(())
     }
 
-    fn compile_function(&mut self, name: &str, p: Pos, f: &'a Node, http_api_methods: &mut Vec<String>) -> R<()> {
+    fn compile_function(
+        &mut self,
+        name: &str,
+        p: Pos,
+        f: &'a Node,
+        http_api_methods: &mut Vec<String>,
+    ) -> R<()> {
         let loc = self.loc().key("functions").key(name);
         let handler = field(f, "handler").ok_or_else(|| {
             loc.err(f.pos, ErrorKind::Structure, "the function has no 'handler' (Sous does not deploy container image functions from serverless.yml)")
@@ -895,10 +1072,22 @@ impl<'a> Compiler<'a> {
         let fname = field(f, "name")
             .and_then(Node::scalar_text)
             .unwrap_or_else(|| format!("{}-{}-{}", self.service, self.stage, name));
-        let memory = self.setting(f, "memorySize").cloned().unwrap_or_else(|| num(p, 1024));
-        let timeout = self.setting(f, "timeout").cloned().unwrap_or_else(|| num(p, 6));
-        let timeout_secs: f64 = timeout.scalar_text().and_then(|t| t.parse().ok()).unwrap_or(6.0);
-        let runtime = self.setting(f, "runtime").cloned().unwrap_or_else(|| s(p, "nodejs14.x"));
+        let memory = self
+            .setting(f, "memorySize")
+            .cloned()
+            .unwrap_or_else(|| num(p, 1024));
+        let timeout = self
+            .setting(f, "timeout")
+            .cloned()
+            .unwrap_or_else(|| num(p, 6));
+        let timeout_secs: f64 = timeout
+            .scalar_text()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(6.0);
+        let runtime = self
+            .setting(f, "runtime")
+            .cloned()
+            .unwrap_or_else(|| s(p, "nodejs14.x"));
         let mut props = vec![
             ("Handler", handler.clone()),
             ("Runtime", runtime),
@@ -911,16 +1100,34 @@ impl<'a> Compiler<'a> {
         }
         // Environment: the function's variables over the provider's.
         let mut vars: IndexMap<String, (Pos, Node)> = IndexMap::new();
-        for (src, sloc) in [(field(self.provider(), "environment"), self.loc().key("provider").key("environment")), (field(f, "environment"), loc.key("environment"))] {
+        for (src, sloc) in [
+            (
+                field(self.provider(), "environment"),
+                self.loc().key("provider").key("environment"),
+            ),
+            (field(f, "environment"), loc.key("environment")),
+        ] {
             if let Some(env) = src {
-                let m = env.as_map().ok_or_else(|| sloc.err(env.pos, ErrorKind::Structure, format!("expected a mapping of environment variables, found {}", env.kind_name())))?;
+                let m = env.as_map().ok_or_else(|| {
+                    sloc.err(
+                        env.pos,
+                        ErrorKind::Structure,
+                        format!(
+                            "expected a mapping of environment variables, found {}",
+                            env.kind_name()
+                        ),
+                    )
+                })?;
                 for (k, v) in m {
                     vars.insert(k.clone(), v.clone());
                 }
             }
         }
         if !vars.is_empty() {
-            props.push(("Environment", map(p, vec![("Variables", Node::new(p, NodeValue::Map(vars)))])));
+            props.push((
+                "Environment",
+                map(p, vec![("Variables", Node::new(p, NodeValue::Map(vars)))]),
+            ));
         }
         if let Some(layers) = self.setting(f, "layers") {
             props.push(("Layers", layers.clone()));
@@ -928,7 +1135,10 @@ impl<'a> Compiler<'a> {
         props.push(("Role", get_att(p, "IamRoleLambdaExecution", "Arn")));
         let mut res = resource(p, "AWS::Lambda::Function", map(p, props));
         if let NodeValue::Map(m) = &mut res.value {
-            m.insert("DependsOn".into(), (p, list(p, vec![s(p, "IamRoleLambdaExecution")])));
+            m.insert(
+                "DependsOn".into(),
+                (p, list(p, vec![s(p, "IamRoleLambdaExecution")])),
+            );
         }
         self.add(id.clone(), p, res);
         let mut package = self.package.clone();
@@ -940,12 +1150,19 @@ impl<'a> Compiler<'a> {
             package.individually |= own.individually;
             package.artifact = own.artifact.or(package.artifact);
         }
-        self.artifacts.insert(id.clone(), Artifact::Service { package });
+        self.artifacts
+            .insert(id.clone(), Artifact::Service { package });
 
-        let Some(events) = field(f, "events") else { return Ok(()) };
+        let Some(events) = field(f, "events") else {
+            return Ok(());
+        };
         let eloc = loc.key("events");
         let NodeValue::List(events) = &events.value else {
-            return Err(eloc.err(events.pos, ErrorKind::Structure, format!("expected a list of events, found {}", events.kind_name())));
+            return Err(eloc.err(
+                events.pos,
+                ErrorKind::Structure,
+                format!("expected a list of events, found {}", events.kind_name()),
+            ));
         };
         let mut schedule_index = 0;
         for (i, ev) in events.iter().enumerate() {
@@ -955,16 +1172,34 @@ impl<'a> Compiler<'a> {
                     let (k, (_, v)) = m.iter().next().expect("one entry");
                     (k.as_str(), v)
                 }
-                _ => return Err(el.err(ev.pos, ErrorKind::Structure, "expected an event: a mapping with one key, the event type")),
+                _ => {
+                    return Err(el.err(
+                        ev.pos,
+                        ErrorKind::Structure,
+                        "expected an event: a mapping with one key, the event type",
+                    ))
+                }
             };
             let bl = el.key(ty);
             match ty {
-                "httpApi" => self.http_api_event(name, &id, body, &bl, timeout_secs, http_api_methods)?,
+                "httpApi" => {
+                    self.http_api_event(name, &id, body, &bl, timeout_secs, http_api_methods)?
+                }
                 "http" => self.http_event(name, &id, body, &bl, timeout_secs)?,
                 "schedule" => self.schedule_event(name, &id, body, &bl, &mut schedule_index)?,
                 other => {
-                    let kpos = ev.as_map().and_then(|m| m.get(other)).map_or(ev.pos, |(k, _)| *k);
-                    return Err(el.err(kpos, ErrorKind::Unsupported, format!("event type '{other}' is not supported; expected one of {}", EVENT_TYPES.join(", "))));
+                    let kpos = ev
+                        .as_map()
+                        .and_then(|m| m.get(other))
+                        .map_or(ev.pos, |(k, _)| *k);
+                    return Err(el.err(
+                        kpos,
+                        ErrorKind::Unsupported,
+                        format!(
+                            "event type '{other}' is not supported; expected one of {}",
+                            EVENT_TYPES.join(", ")
+                        ),
+                    ));
                 }
             }
         }
@@ -978,7 +1213,11 @@ impl<'a> Compiler<'a> {
             NodeValue::String(s) if s.trim() == "*" => Ok(("*".into(), String::new(), p)),
             NodeValue::String(s) => match s.trim().split_once(char::is_whitespace) {
                 Some((m, path)) => Ok((m.to_string(), path.trim().to_string(), p)),
-                None => Err(loc.err(p, ErrorKind::Structure, format!("expected 'METHOD path' or '*', found '{s}'"))),
+                None => Err(loc.err(
+                    p,
+                    ErrorKind::Structure,
+                    format!("expected 'METHOD path' or '*', found '{s}'"),
+                )),
             },
             NodeValue::Map(_) => {
                 let method = field(body, "method").and_then(Node::scalar_text);
@@ -989,46 +1228,95 @@ impl<'a> Compiler<'a> {
                     (_, None) => Err(loc.err(p, ErrorKind::Structure, "the event has no 'path'")),
                 }
             }
-            _ => Err(loc.err(p, ErrorKind::Structure, format!("expected 'METHOD path' or a mapping with method and path, found {}", body.kind_name()))),
+            _ => Err(loc.err(
+                p,
+                ErrorKind::Structure,
+                format!(
+                    "expected 'METHOD path' or a mapping with method and path, found {}",
+                    body.kind_name()
+                ),
+            )),
         }
     }
 
-    fn permission(&mut self, id: String, p: Pos, function_id: &str, principal: &str, source_arn: Node) {
-        let props = map(p, vec![
-            ("FunctionName", get_att(p, function_id, "Arn")),
-            ("Action", s(p, "lambda:InvokeFunction")),
-            ("Principal", s(p, principal)),
-            ("SourceArn", source_arn),
-        ]);
+    fn permission(
+        &mut self,
+        id: String,
+        p: Pos,
+        function_id: &str,
+        principal: &str,
+        source_arn: Node,
+    ) {
+        let props = map(
+            p,
+            vec![
+                ("FunctionName", get_att(p, function_id, "Arn")),
+                ("Action", s(p, "lambda:InvokeFunction")),
+                ("Principal", s(p, principal)),
+                ("SourceArn", source_arn),
+            ],
+        );
         self.add(id, p, resource(p, "AWS::Lambda::Permission", props));
     }
 
     fn execute_api_arn(p: Pos, api: &str) -> Node {
-        join(p, "", vec![
-            s(p, "arn:"), reference(p, "AWS::Partition"), s(p, ":execute-api:"), reference(p, "AWS::Region"),
-            s(p, ":"), reference(p, "AWS::AccountId"), s(p, ":"), reference(p, api), s(p, "/*"),
-        ])
+        join(
+            p,
+            "",
+            vec![
+                s(p, "arn:"),
+                reference(p, "AWS::Partition"),
+                s(p, ":execute-api:"),
+                reference(p, "AWS::Region"),
+                s(p, ":"),
+                reference(p, "AWS::AccountId"),
+                s(p, ":"),
+                reference(p, api),
+                s(p, "/*"),
+            ],
+        )
     }
 
     fn integration(p: Pos, api: &str, function_id: &str, payload: &str, timeout_secs: f64) -> Node {
         // The Framework gives the integration the function's timeout plus half a second,
         // within API Gateway's 30 s.
         let millis = ((timeout_secs + 0.5).min(30.0) * 1000.0).round() as u64;
-        resource(p, "AWS::ApiGatewayV2::Integration", map(p, vec![
-            ("ApiId", reference(p, api)),
-            ("IntegrationType", s(p, "AWS_PROXY")),
-            ("IntegrationUri", get_att(p, function_id, "Arn")),
-            ("PayloadFormatVersion", s(p, payload)),
-            ("TimeoutInMillis", num(p, millis)),
-        ]))
+        resource(
+            p,
+            "AWS::ApiGatewayV2::Integration",
+            map(
+                p,
+                vec![
+                    ("ApiId", reference(p, api)),
+                    ("IntegrationType", s(p, "AWS_PROXY")),
+                    ("IntegrationUri", get_att(p, function_id, "Arn")),
+                    ("PayloadFormatVersion", s(p, payload)),
+                    ("TimeoutInMillis", num(p, millis)),
+                ],
+            ),
+        )
     }
 
     fn route(p: Pos, api: &str, route_key: &str, integration: &str) -> Node {
-        let mut r = resource(p, "AWS::ApiGatewayV2::Route", map(p, vec![
-            ("ApiId", reference(p, api)),
-            ("RouteKey", s(p, route_key)),
-            ("Target", join(p, "/", vec![s(p, "integrations"), reference(p, integration)])),
-        ]));
+        let mut r = resource(
+            p,
+            "AWS::ApiGatewayV2::Route",
+            map(
+                p,
+                vec![
+                    ("ApiId", reference(p, api)),
+                    ("RouteKey", s(p, route_key)),
+                    (
+                        "Target",
+                        join(
+                            p,
+                            "/",
+                            vec![s(p, "integrations"), reference(p, integration)],
+                        ),
+                    ),
+                ],
+            ),
+        );
         if let NodeValue::Map(m) = &mut r.value {
             m.insert("DependsOn".into(), (p, s(p, integration)));
         }
@@ -1040,23 +1328,61 @@ impl<'a> Compiler<'a> {
             return;
         }
         let name = format!("{}-{}", self.stage, self.service);
-        self.add(api.into(), p, resource(p, "AWS::ApiGatewayV2::Api", map(p, vec![("Name", s(p, &name)), ("ProtocolType", s(p, "HTTP"))])));
-        self.add(stage_id.into(), p, resource(p, "AWS::ApiGatewayV2::Stage", map(p, vec![
-            ("ApiId", reference(p, api)),
-            ("StageName", s(p, stage_name)),
-            ("AutoDeploy", Node::new(p, NodeValue::Bool(true))),
-        ])));
+        self.add(
+            api.into(),
+            p,
+            resource(
+                p,
+                "AWS::ApiGatewayV2::Api",
+                map(
+                    p,
+                    vec![("Name", s(p, &name)), ("ProtocolType", s(p, "HTTP"))],
+                ),
+            ),
+        );
+        self.add(
+            stage_id.into(),
+            p,
+            resource(
+                p,
+                "AWS::ApiGatewayV2::Stage",
+                map(
+                    p,
+                    vec![
+                        ("ApiId", reference(p, api)),
+                        ("StageName", s(p, stage_name)),
+                        ("AutoDeploy", Node::new(p, NodeValue::Bool(true))),
+                    ],
+                ),
+            ),
+        );
     }
 
-    fn http_api_event(&mut self, name: &str, function_id: &str, body: &Node, loc: &Loc, timeout: f64, methods: &mut Vec<String>) -> R<()> {
+    fn http_api_event(
+        &mut self,
+        name: &str,
+        function_id: &str,
+        body: &Node,
+        loc: &Loc,
+        timeout: f64,
+        methods: &mut Vec<String>,
+    ) -> R<()> {
         let (method, path, p) = Self::method_path(body, loc)?;
         let route_key = if method == "*" && path.is_empty() {
             "*".to_string()
         } else {
             if !path.starts_with('/') {
-                return Err(loc.err(p, ErrorKind::Structure, format!("the path '{path}' must start with '/'")));
+                return Err(loc.err(
+                    p,
+                    ErrorKind::Structure,
+                    format!("the path '{path}' must start with '/'"),
+                ));
             }
-            let m = if method == "*" { "ANY".to_string() } else { method.to_uppercase() };
+            let m = if method == "*" {
+                "ANY".to_string()
+            } else {
+                method.to_uppercase()
+            };
             format!("{m} {path}")
         };
         let m = route_key.split(' ').next().unwrap_or("*").to_string();
@@ -1067,39 +1393,93 @@ impl<'a> Compiler<'a> {
         let norm = normalized_name(name);
         let integ = format!("HttpApiIntegration{norm}");
         if !self.resources.contains_key(&integ) {
-            self.add(integ.clone(), p, Self::integration(p, "HttpApi", function_id, "2.0", timeout));
-            self.permission(format!("{norm}LambdaPermissionHttpApi"), p, function_id, "apigateway.amazonaws.com", Self::execute_api_arn(p, "HttpApi"));
+            self.add(
+                integ.clone(),
+                p,
+                Self::integration(p, "HttpApi", function_id, "2.0", timeout),
+            );
+            self.permission(
+                format!("{norm}LambdaPermissionHttpApi"),
+                p,
+                function_id,
+                "apigateway.amazonaws.com",
+                Self::execute_api_arn(p, "HttpApi"),
+            );
         }
         let rid = http_api_route_logical_id(&route_key);
         if self.resources.contains_key(&rid) {
-            return Err(loc.err(p, ErrorKind::Structure, format!("duplicate route '{route_key}' (another httpApi event declares it)")));
+            return Err(loc.err(
+                p,
+                ErrorKind::Structure,
+                format!("duplicate route '{route_key}' (another httpApi event declares it)"),
+            ));
         }
-        let key = if route_key == "*" { "$default" } else { route_key.as_str() };
+        let key = if route_key == "*" {
+            "$default"
+        } else {
+            route_key.as_str()
+        };
         self.add(rid, p, Self::route(p, "HttpApi", key, &integ));
         Ok(())
     }
 
-    fn http_event(&mut self, name: &str, function_id: &str, body: &Node, loc: &Loc, timeout: f64) -> R<()> {
+    fn http_event(
+        &mut self,
+        name: &str,
+        function_id: &str,
+        body: &Node,
+        loc: &Loc,
+        timeout: f64,
+    ) -> R<()> {
         let (method, path, p) = Self::method_path(body, loc)?;
         if method == "*" && path.is_empty() {
             return Err(loc.err(p, ErrorKind::Structure, "an http event needs 'METHOD path'"));
         }
         let path = path.trim_start_matches('/').to_string();
-        let method = if method == "*" { "ANY".to_string() } else { method.to_uppercase() };
-        self.ensure_api("ApiGatewayRestApi", "ApiGatewayStage", &self.stage.clone(), p);
+        let method = if method == "*" {
+            "ANY".to_string()
+        } else {
+            method.to_uppercase()
+        };
+        self.ensure_api(
+            "ApiGatewayRestApi",
+            "ApiGatewayStage",
+            &self.stage.clone(),
+            p,
+        );
         let norm = normalized_name(name);
         let integ = format!("ApiGatewayIntegration{norm}");
         if !self.resources.contains_key(&integ) {
-            self.add(integ.clone(), p, Self::integration(p, "ApiGatewayRestApi", function_id, "1.0", timeout));
-            self.permission(format!("{norm}LambdaPermissionApiGateway"), p, function_id, "apigateway.amazonaws.com", Self::execute_api_arn(p, "ApiGatewayRestApi"));
+            self.add(
+                integ.clone(),
+                p,
+                Self::integration(p, "ApiGatewayRestApi", function_id, "1.0", timeout),
+            );
+            self.permission(
+                format!("{norm}LambdaPermissionApiGateway"),
+                p,
+                function_id,
+                "apigateway.amazonaws.com",
+                Self::execute_api_arn(p, "ApiGatewayRestApi"),
+            );
         }
-        let rid = format!("ApiGatewayMethod{}{}", normalize_path(&path), upper_first(&method.to_lowercase()));
+        let rid = format!(
+            "ApiGatewayMethod{}{}",
+            normalize_path(&path),
+            upper_first(&method.to_lowercase())
+        );
         if self.resources.contains_key(&rid) {
-            return Err(loc.err(p, ErrorKind::Structure, format!("duplicate http endpoint '{method} /{path}'")));
+            return Err(loc.err(
+                p,
+                ErrorKind::Structure,
+                format!("duplicate http endpoint '{method} /{path}'"),
+            ));
         }
         let key = format!("{method} /{path}");
         self.add(rid, p, Self::route(p, "ApiGatewayRestApi", &key, &integ));
-        if let Some(NodeValue::Bool(true)) | Some(NodeValue::Map(_)) = body.get("cors").map(|c| &c.value) {
+        if let Some(NodeValue::Bool(true)) | Some(NodeValue::Map(_)) =
+            body.get("cors").map(|c| &c.value)
+        {
             // Recorded as the API's CORS configuration.
             if !self.rest_cors.contains(&method) {
                 self.rest_cors.push(method.clone());
@@ -1108,29 +1488,77 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
-    fn schedule_event(&mut self, name: &str, function_id: &str, body: &Node, loc: &Loc, index: &mut usize) -> R<()> {
+    fn schedule_event(
+        &mut self,
+        name: &str,
+        function_id: &str,
+        body: &Node,
+        loc: &Loc,
+        index: &mut usize,
+    ) -> R<()> {
         let p = body.pos;
         let (rates, enabled, input) = match &body.value {
             NodeValue::String(r) => (vec![r.clone()], true, None),
             NodeValue::Map(_) => {
-                let rate = field(body, "rate").ok_or_else(|| loc.err(p, ErrorKind::Structure, "the schedule has no 'rate'"))?;
+                let rate = field(body, "rate").ok_or_else(|| {
+                    loc.err(p, ErrorKind::Structure, "the schedule has no 'rate'")
+                })?;
                 let rates = match &rate.value {
                     NodeValue::String(r) => vec![r.clone()],
-                    NodeValue::List(items) => items.iter().map(|i| i.scalar_text().ok_or_else(|| loc.key("rate").err(i.pos, ErrorKind::Structure, "expected a rate or cron expression"))).collect::<R<_>>()?,
-                    _ => return Err(loc.key("rate").err(rate.pos, ErrorKind::Structure, format!("expected a rate or cron expression, found {}", rate.kind_name()))),
+                    NodeValue::List(items) => items
+                        .iter()
+                        .map(|i| {
+                            i.scalar_text().ok_or_else(|| {
+                                loc.key("rate").err(
+                                    i.pos,
+                                    ErrorKind::Structure,
+                                    "expected a rate or cron expression",
+                                )
+                            })
+                        })
+                        .collect::<R<_>>()?,
+                    _ => {
+                        return Err(loc.key("rate").err(
+                            rate.pos,
+                            ErrorKind::Structure,
+                            format!(
+                                "expected a rate or cron expression, found {}",
+                                rate.kind_name()
+                            ),
+                        ))
+                    }
                 };
-                let enabled = !matches!(field(body, "enabled").map(|e| &e.value), Some(NodeValue::Bool(false)));
+                let enabled = !matches!(
+                    field(body, "enabled").map(|e| &e.value),
+                    Some(NodeValue::Bool(false))
+                );
                 (rates, enabled, field(body, "input"))
             }
-            _ => return Err(loc.err(p, ErrorKind::Structure, format!("expected a rate or cron expression or a mapping with rate, found {}", body.kind_name()))),
+            _ => {
+                return Err(loc.err(
+                    p,
+                    ErrorKind::Structure,
+                    format!(
+                        "expected a rate or cron expression or a mapping with rate, found {}",
+                        body.kind_name()
+                    ),
+                ))
+            }
         };
         for rate in rates {
             if !(rate.starts_with("rate(") || rate.starts_with("cron(")) || !rate.ends_with(')') {
-                return Err(loc.err(p, ErrorKind::Structure, format!("invalid schedule '{rate}'; expected rate(...) or cron(...)")));
+                return Err(loc.err(
+                    p,
+                    ErrorKind::Structure,
+                    format!("invalid schedule '{rate}'; expected rate(...) or cron(...)"),
+                ));
             }
             *index += 1;
             let norm = normalized_name(name);
-            let mut target = vec![("Arn", get_att(p, function_id, "Arn")), ("Id", s(p, &format!("{name}Schedule")))];
+            let mut target = vec![
+                ("Arn", get_att(p, function_id, "Arn")),
+                ("Id", s(p, &format!("{name}Schedule"))),
+            ];
             if let Some(input) = input {
                 let text = match &input.value {
                     NodeValue::String(t) => t.clone(),
@@ -1138,14 +1566,27 @@ impl<'a> Compiler<'a> {
                 };
                 target.push(("Input", s(input.pos, &text)));
             }
-            let rule = resource(p, "AWS::Events::Rule", map(p, vec![
-                ("ScheduleExpression", s(p, &rate)),
-                ("State", s(p, if enabled { "ENABLED" } else { "DISABLED" })),
-                ("Targets", list(p, vec![map(p, target)])),
-            ]));
+            let rule = resource(
+                p,
+                "AWS::Events::Rule",
+                map(
+                    p,
+                    vec![
+                        ("ScheduleExpression", s(p, &rate)),
+                        ("State", s(p, if enabled { "ENABLED" } else { "DISABLED" })),
+                        ("Targets", list(p, vec![map(p, target)])),
+                    ],
+                ),
+            );
             let rule_id = format!("{norm}EventsRuleSchedule{index}");
             self.add(rule_id.clone(), p, rule);
-            self.permission(format!("{norm}LambdaPermissionEventsRuleSchedule{index}"), p, function_id, "events.amazonaws.com", get_att(p, &rule_id, "Arn"));
+            self.permission(
+                format!("{norm}LambdaPermissionEventsRuleSchedule{index}"),
+                p,
+                function_id,
+                "events.amazonaws.com",
+                get_att(p, &rule_id, "Arn"),
+            );
         }
         Ok(())
     }
@@ -1167,7 +1608,11 @@ const CORS_HEADERS: &[&str] = &[
 fn default_cors(p: Pos, methods: &[String]) -> Node {
     let mut ms: Vec<String> = vec!["OPTIONS".to_string()];
     for m in methods {
-        let m = if m == "ANY" || m == "*" { "*".to_string() } else { m.clone() };
+        let m = if m == "ANY" || m == "*" {
+            "*".to_string()
+        } else {
+            m.clone()
+        };
         if !ms.contains(&m) {
             ms.push(m);
         }
@@ -1176,8 +1621,14 @@ fn default_cors(p: Pos, methods: &[String]) -> Node {
         p,
         vec![
             ("AllowOrigins", list(p, vec![s(p, "*")])),
-            ("AllowHeaders", list(p, CORS_HEADERS.iter().map(|h| s(p, h)).collect())),
-            ("AllowMethods", list(p, ms.iter().map(|m| s(p, m)).collect())),
+            (
+                "AllowHeaders",
+                list(p, CORS_HEADERS.iter().map(|h| s(p, h)).collect()),
+            ),
+            (
+                "AllowMethods",
+                list(p, ms.iter().map(|m| s(p, m)).collect()),
+            ),
         ],
     )
 }
@@ -1192,9 +1643,21 @@ fn http_api_cors(cors: &Node, loc: &Loc, methods: &[String]) -> R<Option<Node>> 
             let default = default_cors(p, methods);
             let mut out: Vec<(&str, Node)> = Vec::new();
             for (key, cf, fallback) in [
-                ("allowedOrigins", "AllowOrigins", default.get("AllowOrigins")),
-                ("allowedHeaders", "AllowHeaders", default.get("AllowHeaders")),
-                ("allowedMethods", "AllowMethods", default.get("AllowMethods")),
+                (
+                    "allowedOrigins",
+                    "AllowOrigins",
+                    default.get("AllowOrigins"),
+                ),
+                (
+                    "allowedHeaders",
+                    "AllowHeaders",
+                    default.get("AllowHeaders"),
+                ),
+                (
+                    "allowedMethods",
+                    "AllowMethods",
+                    default.get("AllowMethods"),
+                ),
                 ("allowCredentials", "AllowCredentials", None),
                 ("exposedResponseHeaders", "ExposeHeaders", None),
                 ("maxAge", "MaxAge", None),
@@ -1209,13 +1672,29 @@ fn http_api_cors(cors: &Node, loc: &Loc, methods: &[String]) -> R<Option<Node>> 
                 }
             }
             for (k, (kpos, _)) in m {
-                if !["allowedOrigins", "allowedHeaders", "allowedMethods", "allowCredentials", "exposedResponseHeaders", "maxAge"].contains(&k.as_str()) {
+                if ![
+                    "allowedOrigins",
+                    "allowedHeaders",
+                    "allowedMethods",
+                    "allowCredentials",
+                    "exposedResponseHeaders",
+                    "maxAge",
+                ]
+                .contains(&k.as_str())
+                {
                     return Err(loc.key(k).err(*kpos, ErrorKind::Structure, format!("unknown cors setting '{k}'; expected allowedOrigins, allowedHeaders, allowedMethods, allowCredentials, exposedResponseHeaders or maxAge")));
                 }
             }
             Ok(Some(map(p, out)))
         }
-        _ => Err(loc.err(p, ErrorKind::Structure, format!("expected true or a mapping of CORS settings, found {}", cors.kind_name()))),
+        _ => Err(loc.err(
+            p,
+            ErrorKind::Structure,
+            format!(
+                "expected true or a mapping of CORS settings, found {}",
+                cors.kind_name()
+            ),
+        )),
     }
 }
 
@@ -1226,12 +1705,20 @@ fn strings(n: &Node, loc: &Loc) -> R<Vec<String>> {
             .enumerate()
             .map(|(i, item)| {
                 item.scalar_text().ok_or_else(|| {
-                    loc.index(i).err(item.pos, ErrorKind::Structure, format!("expected a string, found {}", item.kind_name()))
+                    loc.index(i).err(
+                        item.pos,
+                        ErrorKind::Structure,
+                        format!("expected a string, found {}", item.kind_name()),
+                    )
                 })
             })
             .collect(),
         NodeValue::Null => Ok(Vec::new()),
-        _ => Err(loc.err(n.pos, ErrorKind::Structure, format!("expected a list of strings, found {}", n.kind_name()))),
+        _ => Err(loc.err(
+            n.pos,
+            ErrorKind::Structure,
+            format!("expected a list of strings, found {}", n.kind_name()),
+        )),
     }
 }
 
@@ -1239,7 +1726,11 @@ fn strings(n: &Node, loc: &Loc) -> R<Vec<String>> {
 /// artifact.
 fn read_package(n: &Node, loc: &Loc) -> R<Package> {
     let m = n.as_map().ok_or_else(|| {
-        loc.err(n.pos, ErrorKind::Structure, format!("expected a mapping, found {}", n.kind_name()))
+        loc.err(
+            n.pos,
+            ErrorKind::Structure,
+            format!("expected a mapping, found {}", n.kind_name()),
+        )
     })?;
     let mut p = Package::default();
     for (k, (kpos, v)) in m {
@@ -1263,10 +1754,16 @@ fn node_to_json(n: &Node) -> serde_json::Value {
     match &n.value {
         NodeValue::Null => J::Null,
         NodeValue::Bool(b) => J::Bool(*b),
-        NodeValue::Number(s) => serde_json::from_str::<J>(s).unwrap_or_else(|_| J::String(s.clone())),
+        NodeValue::Number(s) => {
+            serde_json::from_str::<J>(s).unwrap_or_else(|_| J::String(s.clone()))
+        }
         NodeValue::String(s) => J::String(s.clone()),
         NodeValue::List(items) => J::Array(items.iter().map(node_to_json).collect()),
-        NodeValue::Map(m) => J::Object(m.iter().map(|(k, (_, v))| (k.clone(), node_to_json(v))).collect()),
+        NodeValue::Map(m) => J::Object(
+            m.iter()
+                .map(|(k, (_, v))| (k.clone(), node_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -1299,60 +1796,140 @@ impl Compiler<'_> {
                 let loc = self.loc().key("provider").key("httpApi").key("cors");
                 if let Some(conf) = http_api_cors(c, &loc, methods)? {
                     if let Some((_, api)) = self.resources.get_mut("HttpApi") {
-                        deep_merge(api, map(p, vec![("Properties", map(p, vec![("CorsConfiguration", conf)]))]));
+                        deep_merge(
+                            api,
+                            map(
+                                p,
+                                vec![("Properties", map(p, vec![("CorsConfiguration", conf)]))],
+                            ),
+                        );
                     }
                 }
             }
-            self.outputs.insert("HttpApiId".into(), (p, map(p, vec![
-                ("Description", s(p, "Id of the HTTP API")),
-                ("Value", reference(p, "HttpApi")),
-            ])));
-            self.outputs.insert("HttpApiUrl".into(), (p, map(p, vec![
-                ("Description", s(p, "URL of the HTTP API")),
-                ("Value", join(p, "", vec![
-                    s(p, "https://"), reference(p, "HttpApi"), s(p, ".execute-api."),
-                    reference(p, "AWS::Region"), s(p, "."), reference(p, "AWS::URLSuffix"),
-                ])),
-            ])));
+            self.outputs.insert(
+                "HttpApiId".into(),
+                (
+                    p,
+                    map(
+                        p,
+                        vec![
+                            ("Description", s(p, "Id of the HTTP API")),
+                            ("Value", reference(p, "HttpApi")),
+                        ],
+                    ),
+                ),
+            );
+            self.outputs.insert(
+                "HttpApiUrl".into(),
+                (
+                    p,
+                    map(
+                        p,
+                        vec![
+                            ("Description", s(p, "URL of the HTTP API")),
+                            (
+                                "Value",
+                                join(
+                                    p,
+                                    "",
+                                    vec![
+                                        s(p, "https://"),
+                                        reference(p, "HttpApi"),
+                                        s(p, ".execute-api."),
+                                        reference(p, "AWS::Region"),
+                                        s(p, "."),
+                                        reference(p, "AWS::URLSuffix"),
+                                    ],
+                                ),
+                            ),
+                        ],
+                    ),
+                ),
+            );
         }
         if let Some(p) = self.resources.get("ApiGatewayRestApi").map(|(p, _)| *p) {
             if !self.rest_cors.is_empty() {
                 let conf = default_cors(p, &self.rest_cors.clone());
                 if let Some((_, api)) = self.resources.get_mut("ApiGatewayRestApi") {
-                    deep_merge(api, map(p, vec![("Properties", map(p, vec![("CorsConfiguration", conf)]))]));
+                    deep_merge(
+                        api,
+                        map(
+                            p,
+                            vec![("Properties", map(p, vec![("CorsConfiguration", conf)]))],
+                        ),
+                    );
                 }
             }
-            self.outputs.insert("ServiceEndpoint".into(), (p, map(p, vec![
-                ("Description", s(p, "URL of the service endpoint")),
-                ("Value", join(p, "", vec![
-                    s(p, "https://"), reference(p, "ApiGatewayRestApi"), s(p, ".execute-api."),
-                    reference(p, "AWS::Region"), s(p, "."), reference(p, "AWS::URLSuffix"),
-                    s(p, &format!("/{}", self.stage)),
-                ])),
-            ])));
+            self.outputs.insert(
+                "ServiceEndpoint".into(),
+                (
+                    p,
+                    map(
+                        p,
+                        vec![
+                            ("Description", s(p, "URL of the service endpoint")),
+                            (
+                                "Value",
+                                join(
+                                    p,
+                                    "",
+                                    vec![
+                                        s(p, "https://"),
+                                        reference(p, "ApiGatewayRestApi"),
+                                        s(p, ".execute-api."),
+                                        reference(p, "AWS::Region"),
+                                        s(p, "."),
+                                        reference(p, "AWS::URLSuffix"),
+                                        s(p, &format!("/{}", self.stage)),
+                                    ],
+                                ),
+                            ),
+                        ],
+                    ),
+                ),
+            );
         }
         Ok(())
     }
 
     /// `resources`: `Resources` and `Outputs` merged over the generated ones.
     fn merge_resources(&mut self) -> R<()> {
-        let Some(res) = field(self.root, "resources") else { return Ok(()) };
+        let Some(res) = field(self.root, "resources") else {
+            return Ok(());
+        };
         let loc = self.loc().key("resources");
         let m = res.as_map().ok_or_else(|| {
-            loc.err(res.pos, ErrorKind::Structure, format!("expected a mapping with Resources and Outputs, found {}", res.kind_name()))
+            loc.err(
+                res.pos,
+                ErrorKind::Structure,
+                format!(
+                    "expected a mapping with Resources and Outputs, found {}",
+                    res.kind_name()
+                ),
+            )
         })?;
         for (k, (kpos, v)) in m {
             let target = match k.as_str() {
                 "Resources" => &mut self.resources,
                 "Outputs" => &mut self.outputs,
                 "Description" | "AWSTemplateFormatVersion" => continue,
-                _ => return Err(loc.key(k).err(*kpos, ErrorKind::Structure, format!("unknown resources section '{k}'; expected Resources or Outputs"))),
+                _ => {
+                    return Err(loc.key(k).err(
+                        *kpos,
+                        ErrorKind::Structure,
+                        format!("unknown resources section '{k}'; expected Resources or Outputs"),
+                    ))
+                }
             };
             if v.value == NodeValue::Null {
                 continue;
             }
             let entries = v.as_map().ok_or_else(|| {
-                loc.key(k).err(v.pos, ErrorKind::Structure, format!("expected a mapping, found {}", v.kind_name()))
+                loc.key(k).err(
+                    v.pos,
+                    ErrorKind::Structure,
+                    format!("expected a mapping, found {}", v.kind_name()),
+                )
             })?;
             for (id, (ipos, node)) in entries {
                 match target.get_mut(id) {
