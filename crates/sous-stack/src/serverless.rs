@@ -101,6 +101,11 @@ const TOP_LEVEL: &[&str] = &[
     "resources",
 ];
 
+/// The methods of `http` and `httpApi` events, in the Framework's order.
+const ALLOWED_METHODS: &[&str] = &[
+    "ANY", "GET", "POST", "PUT", "PATCH", "OPTIONS", "HEAD", "DELETE",
+];
+
 const EVENT_TYPES: &[&str] = &["http", "httpApi", "schedule"];
 
 /// Reads `serverless.yml` (named `file` in errors) and translates it.
@@ -1208,6 +1213,21 @@ impl<'a> Compiler<'a> {
 
     /// `(method, path)` of an `http` / `httpApi` event: `'GET /x'`, `'*'` or `{method, path}`.
     fn method_path(body: &Node, loc: &Loc) -> R<(String, String, Pos)> {
+        let (method, path, p) = Self::method_path_raw(body, loc)?;
+        if method == "*" || ALLOWED_METHODS.contains(&method.to_uppercase().as_str()) {
+            return Ok((method, path, p));
+        }
+        Err(loc.err(
+            p,
+            ErrorKind::Structure,
+            format!(
+                "invalid method '{method}'; expected *, {}",
+                ALLOWED_METHODS.join(", ")
+            ),
+        ))
+    }
+
+    fn method_path_raw(body: &Node, loc: &Loc) -> R<(String, String, Pos)> {
         let p = body.pos;
         match &body.value {
             NodeValue::String(s) if s.trim() == "*" => Ok(("*".into(), String::new(), p)),
@@ -1223,6 +1243,9 @@ impl<'a> Compiler<'a> {
                 let method = field(body, "method").and_then(Node::scalar_text);
                 let path = field(body, "path").and_then(Node::scalar_text);
                 match (method, path) {
+                    (None | Some(_), Some(path)) if path == "*" => {
+                        Ok(("*".into(), String::new(), p))
+                    }
                     (Some(m), Some(path)) => Ok((m, path, p)),
                     (None, _) => Err(loc.err(p, ErrorKind::Structure, "the event has no 'method'")),
                     (_, None) => Err(loc.err(p, ErrorKind::Structure, "the event has no 'path'")),
@@ -1279,8 +1302,8 @@ impl<'a> Compiler<'a> {
 
     fn integration(p: Pos, api: &str, function_id: &str, payload: &str, timeout_secs: f64) -> Node {
         // The Framework gives the integration the function's timeout plus half a second,
-        // within API Gateway's 30 s.
-        let millis = ((timeout_secs + 0.5).min(30.0) * 1000.0).round() as u64;
+        // at most 29 s.
+        let millis = ((timeout_secs + 0.5).min(29.0) * 1000.0).round() as u64;
         resource(
             p,
             "AWS::ApiGatewayV2::Integration",
@@ -1323,11 +1346,45 @@ impl<'a> Compiler<'a> {
         r
     }
 
+    /// The API's name as `naming.getHttpApiName` / `getApiGatewayName` give it: the
+    /// configured name, else `<stage>-<service>` (or `<service>-<stage>` with
+    /// `shouldStartNameWithService`).
+    fn api_name(&self, section: &str, name_key: Option<&str>) -> String {
+        let provider = self.provider();
+        let sec = field(provider, section);
+        let configured = match name_key {
+            Some(k) => field(provider, k),
+            None => sec.and_then(|h| field(h, "name")),
+        };
+        if let Some(n) = configured.and_then(Node::scalar_text) {
+            return n;
+        }
+        if matches!(
+            sec.and_then(|h| field(h, "shouldStartNameWithService"))
+                .map(|n| &n.value),
+            Some(NodeValue::Bool(true))
+        ) {
+            format!("{}-{}", self.service, self.stage)
+        } else {
+            format!("{}-{}", self.stage, self.service)
+        }
+    }
+
     fn ensure_api(&mut self, api: &str, stage_id: &str, stage_name: &str, p: Pos) {
         if self.resources.contains_key(api) {
             return;
         }
-        let name = format!("{}-{}", self.stage, self.service);
+        let (name, metrics) = if api == "HttpApi" {
+            let metrics = matches!(
+                field(self.provider(), "httpApi")
+                    .and_then(|h| field(h, "metrics"))
+                    .map(|n| &n.value),
+                Some(NodeValue::Bool(true))
+            );
+            (self.api_name("httpApi", None), Some(metrics))
+        } else {
+            (self.api_name("apiGateway", Some("apiName")), None)
+        };
         self.add(
             api.into(),
             p,
@@ -1340,21 +1397,24 @@ impl<'a> Compiler<'a> {
                 ),
             ),
         );
+        let mut stage = vec![
+            ("ApiId", reference(p, api)),
+            ("StageName", s(p, stage_name)),
+            ("AutoDeploy", Node::new(p, NodeValue::Bool(true))),
+        ];
+        if let Some(m) = metrics {
+            stage.push((
+                "DefaultRouteSettings",
+                map(
+                    p,
+                    vec![("DetailedMetricsEnabled", Node::new(p, NodeValue::Bool(m)))],
+                ),
+            ));
+        }
         self.add(
             stage_id.into(),
             p,
-            resource(
-                p,
-                "AWS::ApiGatewayV2::Stage",
-                map(
-                    p,
-                    vec![
-                        ("ApiId", reference(p, api)),
-                        ("StageName", s(p, stage_name)),
-                        ("AutoDeploy", Node::new(p, NodeValue::Bool(true))),
-                    ],
-                ),
-            ),
+            resource(p, "AWS::ApiGatewayV2::Stage", map(p, stage)),
         );
     }
 
@@ -1390,13 +1450,21 @@ impl<'a> Compiler<'a> {
             methods.push(m);
         }
         self.ensure_api("HttpApi", "HttpApiStage", "$default", p);
+        // `functions.<f>.httpApi.payload`, else `provider.httpApi.payload`, else 2.0.
+        let fdecl = field(self.root, "functions").and_then(|fs| field(fs, name));
+        let payload = [fdecl, Some(self.provider())]
+            .into_iter()
+            .flatten()
+            .find_map(|n| field(n, "httpApi").and_then(|h| field(h, "payload")))
+            .and_then(Node::scalar_text)
+            .unwrap_or_else(|| "2.0".to_string());
         let norm = normalized_name(name);
         let integ = format!("HttpApiIntegration{norm}");
         if !self.resources.contains_key(&integ) {
             self.add(
                 integ.clone(),
                 p,
-                Self::integration(p, "HttpApi", function_id, "2.0", timeout),
+                Self::integration(p, "HttpApi", function_id, &payload, timeout),
             );
             self.permission(
                 format!("{norm}LambdaPermissionHttpApi"),
@@ -1592,8 +1660,18 @@ impl<'a> Compiler<'a> {
     }
 }
 
-/// The headers the Framework allows when `cors: true`.
-const CORS_HEADERS: &[&str] = &[
+/// The headers an HTTP API allows with `cors: true` (the Framework's `defaultCors`).
+const HTTP_API_CORS_HEADERS: &[&str] = &[
+    "Content-Type",
+    "X-Amz-Date",
+    "Authorization",
+    "X-Api-Key",
+    "X-Amz-Security-Token",
+    "X-Amz-User-Agent",
+];
+
+/// The headers a REST endpoint allows with `cors: true`.
+const REST_CORS_HEADERS: &[&str] = &[
     "Content-Type",
     "X-Amz-Date",
     "Authorization",
@@ -1603,89 +1681,119 @@ const CORS_HEADERS: &[&str] = &[
     "X-Amzn-Trace-Id",
 ];
 
-/// The default CORS configuration of `cors: true`: any origin, the Framework's headers, the
-/// methods of the routes plus OPTIONS.
-fn default_cors(p: Pos, methods: &[String]) -> Node {
-    let mut ms: Vec<String> = vec!["OPTIONS".to_string()];
+/// OPTIONS, then the routes' methods in order, `ANY` standing for every method.
+fn cors_methods(methods: &[String]) -> Vec<String> {
+    let mut out = vec!["OPTIONS".to_string()];
     for m in methods {
-        let m = if m == "ANY" || m == "*" {
-            "*".to_string()
+        let expanded: Vec<&str> = if m == "ANY" || m == "*" {
+            ALLOWED_METHODS
+                .iter()
+                .copied()
+                .filter(|a| *a != "ANY")
+                .collect()
         } else {
-            m.clone()
+            vec![m.as_str()]
         };
-        if !ms.contains(&m) {
-            ms.push(m);
+        for e in expanded {
+            if !out.iter().any(|o| o == e) {
+                out.push(e.to_string());
+            }
         }
     }
-    map(
-        p,
-        vec![
-            ("AllowOrigins", list(p, vec![s(p, "*")])),
-            (
-                "AllowHeaders",
-                list(p, CORS_HEADERS.iter().map(|h| s(p, h)).collect()),
-            ),
-            (
-                "AllowMethods",
-                list(p, ms.iter().map(|m| s(p, m)).collect()),
-            ),
-        ],
-    )
+    out
+}
+
+fn strs(p: Pos, items: &[&str]) -> Node {
+    list(p, items.iter().map(|h| s(p, h)).collect())
+}
+
+/// A `CorsConfiguration` in the Framework's key order.
+fn cors_config(
+    p: Pos,
+    credentials: bool,
+    headers: Node,
+    methods: Node,
+    origins: Node,
+    expose: Option<Node>,
+    max_age: Option<Node>,
+) -> Node {
+    let mut out = Vec::new();
+    if credentials {
+        out.push(("AllowCredentials", Node::new(p, NodeValue::Bool(true))));
+    }
+    out.push(("AllowHeaders", headers));
+    out.push(("AllowMethods", methods));
+    out.push(("AllowOrigins", origins));
+    if let Some(e) = expose {
+        out.push(("ExposeHeaders", e));
+    }
+    if let Some(m) = max_age {
+        out.push(("MaxAge", m));
+    }
+    map(p, out)
+}
+
+/// A string or a list of strings as a list (the Framework's `toSet`).
+fn as_list(n: &Node) -> Node {
+    match n.value {
+        NodeValue::List(_) => n.clone(),
+        _ => list(n.pos, vec![n.clone()]),
+    }
 }
 
 /// `provider.httpApi.cors` as an `AWS::ApiGatewayV2::Api` `CorsConfiguration`.
 fn http_api_cors(cors: &Node, loc: &Loc, methods: &[String]) -> R<Option<Node>> {
     let p = cors.pos;
+    let filled = || {
+        let ms = cors_methods(methods);
+        list(p, ms.iter().map(|m| s(p, m)).collect())
+    };
     match &cors.value {
         NodeValue::Bool(false) | NodeValue::Null => Ok(None),
-        NodeValue::Bool(true) => Ok(Some(default_cors(p, methods))),
+        NodeValue::Bool(true) => Ok(Some(cors_config(
+            p,
+            false,
+            strs(p, HTTP_API_CORS_HEADERS),
+            filled(),
+            strs(p, &["*"]),
+            None,
+            None,
+        ))),
         NodeValue::Map(m) => {
-            let default = default_cors(p, methods);
-            let mut out: Vec<(&str, Node)> = Vec::new();
-            for (key, cf, fallback) in [
-                (
-                    "allowedOrigins",
-                    "AllowOrigins",
-                    default.get("AllowOrigins"),
-                ),
-                (
-                    "allowedHeaders",
-                    "AllowHeaders",
-                    default.get("AllowHeaders"),
-                ),
-                (
-                    "allowedMethods",
-                    "AllowMethods",
-                    default.get("AllowMethods"),
-                ),
-                ("allowCredentials", "AllowCredentials", None),
-                ("exposedResponseHeaders", "ExposeHeaders", None),
-                ("maxAge", "MaxAge", None),
-            ] {
-                match m.get(key) {
-                    Some((_, v)) => out.push((cf, v.clone())),
-                    None => {
-                        if let Some(f) = fallback {
-                            out.push((cf, f.clone()));
-                        }
-                    }
-                }
-            }
+            const KEYS: &[&str] = &[
+                "allowedOrigins",
+                "allowedHeaders",
+                "allowedMethods",
+                "allowCredentials",
+                "exposedResponseHeaders",
+                "maxAge",
+            ];
             for (k, (kpos, _)) in m {
-                if ![
-                    "allowedOrigins",
-                    "allowedHeaders",
-                    "allowedMethods",
-                    "allowCredentials",
-                    "exposedResponseHeaders",
-                    "maxAge",
-                ]
-                .contains(&k.as_str())
-                {
-                    return Err(loc.key(k).err(*kpos, ErrorKind::Structure, format!("unknown cors setting '{k}'; expected allowedOrigins, allowedHeaders, allowedMethods, allowCredentials, exposedResponseHeaders or maxAge")));
+                if !KEYS.contains(&k.as_str()) {
+                    return Err(loc.key(k).err(
+                        *kpos,
+                        ErrorKind::Structure,
+                        format!("unknown cors setting '{k}'; expected {}", KEYS.join(", ")),
+                    ));
                 }
             }
-            Ok(Some(map(p, out)))
+            let get = |k: &str| field(cors, k);
+            Ok(Some(cors_config(
+                p,
+                matches!(
+                    get("allowCredentials").map(|n| &n.value),
+                    Some(NodeValue::Bool(true))
+                ),
+                get("allowedHeaders")
+                    .map(as_list)
+                    .unwrap_or_else(|| strs(p, HTTP_API_CORS_HEADERS)),
+                get("allowedMethods").map(as_list).unwrap_or_else(filled),
+                get("allowedOrigins")
+                    .map(as_list)
+                    .unwrap_or_else(|| strs(p, &["*"])),
+                get("exposedResponseHeaders").map(as_list),
+                get("maxAge").cloned(),
+            )))
         }
         _ => Err(loc.err(
             p,
@@ -1849,7 +1957,16 @@ impl Compiler<'_> {
         }
         if let Some(p) = self.resources.get("ApiGatewayRestApi").map(|(p, _)| *p) {
             if !self.rest_cors.is_empty() {
-                let conf = default_cors(p, &self.rest_cors.clone());
+                let ms = cors_methods(&self.rest_cors);
+                let conf = cors_config(
+                    p,
+                    false,
+                    strs(p, REST_CORS_HEADERS),
+                    list(p, ms.iter().map(|m| s(p, m)).collect()),
+                    strs(p, &["*"]),
+                    None,
+                    None,
+                );
                 if let Some((_, api)) = self.resources.get_mut("ApiGatewayRestApi") {
                     deep_merge(
                         api,

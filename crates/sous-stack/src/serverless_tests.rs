@@ -378,7 +378,16 @@ fn notes_http_api_routes() {
     assert_eq!(r["HttpApi"]["Properties"]["Name"], "prod-notes");
     let cors = &r["HttpApi"]["Properties"]["CorsConfiguration"];
     assert_eq!(cors["AllowOrigins"], json!(["*"]));
-    assert_eq!(cors["AllowMethods"], json!(["OPTIONS", "POST", "GET", "*"]));
+    assert_eq!(
+        cors["AllowMethods"],
+        json!(["OPTIONS", "POST", "GET", "PUT", "PATCH", "HEAD", "DELETE"])
+    );
+    assert_eq!(cors["AllowHeaders"].as_array().unwrap().len(), 6);
+    assert!(cors.get("AllowCredentials").is_none());
+    assert_eq!(
+        r["HttpApiStage"]["Properties"]["DefaultRouteSettings"],
+        json!({"DetailedMetricsEnabled": false})
+    );
     assert_eq!(r["HttpApiStage"]["Properties"]["StageName"], "$default");
     let post = &r["HttpApiRoutePostNotes"];
     assert_eq!(post["Properties"]["RouteKey"], "POST /notes");
@@ -426,7 +435,7 @@ fn notes_http_events_are_an_http_api_with_payload_1() {
     assert!(r["LegacyLambdaPermissionApiGateway"].is_object());
     assert_eq!(
         r["ApiGatewayRestApi"]["Properties"]["CorsConfiguration"]["AllowMethods"],
-        json!(["OPTIONS", "*"])
+        json!(["OPTIONS", "GET", "POST", "PUT", "PATCH", "HEAD", "DELETE"])
     );
     assert!(j["Outputs"]["ServiceEndpoint"].is_object());
 }
@@ -545,5 +554,69 @@ fn plugins_are_errors() {
     assert_eq!(
         (e.kind, e.path.as_str()),
         (ErrorKind::Unsupported, "plugins")
+    );
+}
+
+#[test]
+fn http_api_settings_payload_name_and_cors_object() {
+    let text = "\
+service: svc
+provider:
+  name: aws
+  timeout: 40
+  httpApi:
+    name: my-api
+    payload: '1.0'
+    cors:
+      allowedOrigins: https://example.com
+      allowedMethods: [GET]
+      allowCredentials: true
+      maxAge: 600
+functions:
+  a:
+    handler: a.h
+    events:
+      - httpApi: {path: '*'}
+  b:
+    handler: b.h
+    httpApi: {payload: '2.0'}
+    events:
+      - httpApi: {method: '*', path: /b}
+";
+    let j = node_to_json(&translate_ok(text, &ServerlessOptions::default()).template);
+    let r = &j["Resources"];
+    assert_eq!(r["HttpApi"]["Properties"]["Name"], "my-api");
+    assert_eq!(
+        r["HttpApi"]["Properties"]["CorsConfiguration"],
+        json!({"AllowCredentials": true,
+               "AllowHeaders": ["Content-Type", "X-Amz-Date", "Authorization", "X-Api-Key",
+                                "X-Amz-Security-Token", "X-Amz-User-Agent"],
+               "AllowMethods": ["GET"], "AllowOrigins": ["https://example.com"], "MaxAge": 600})
+    );
+    assert_eq!(
+        r["HttpApiRouteDefault"]["Properties"]["RouteKey"],
+        "$default"
+    );
+    assert_eq!(r["HttpApiRouteAnyB"]["Properties"]["RouteKey"], "ANY /b");
+    let a = &r["HttpApiIntegrationA"]["Properties"];
+    assert_eq!(a["PayloadFormatVersion"], "1.0");
+    // The function's 40 s capped at API Gateway's 29 s.
+    assert_eq!(a["TimeoutInMillis"], 29000);
+    assert_eq!(
+        r["HttpApiIntegrationB"]["Properties"]["PayloadFormatVersion"],
+        "2.0"
+    );
+}
+
+#[test]
+fn invalid_methods_are_errors() {
+    let e = translate_err(
+        "service: s\nprovider: {name: aws}\nfunctions:\n  a:\n    handler: x.y\n    events:\n      - httpApi: 'FETCH /x'\n",
+    );
+    assert_eq!(e.path, "functions.a.events[0].httpApi");
+    assert!(
+        e.message.contains("invalid method 'FETCH'"),
+        "{}",
+        e.message
     );
 }
