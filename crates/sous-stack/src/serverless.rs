@@ -761,7 +761,11 @@ impl<'a> Compiler<'a> {
     fn compile(mut self) -> R<Translated> {
         self.compile_layers()?;
         let functions = self.functions()?;
-        if !functions.is_empty() {
+        // The shared role, unless every function names a role of its own.
+        if functions
+            .iter()
+            .any(|(_, _, f)| self.custom_role(f).is_none())
+        {
             self.compile_role(self.root.pos)?;
         }
         let mut http_api_methods = Vec::new();
@@ -906,6 +910,19 @@ impl<'a> Compiler<'a> {
             );
         }
         Ok(())
+    }
+
+    /// The role a function names: its own `role`, else `provider.iam.role` when that is
+    /// not a mapping of settings, else `provider.role` (v2).
+    fn custom_role(&self, f: &'a Node) -> Option<&'a Node> {
+        let provider = self.provider();
+        field(f, "role")
+            .or_else(|| {
+                field(provider, "iam")
+                    .and_then(|i| field(i, "role"))
+                    .filter(|r| r.as_map().is_none() || r.intrinsic().is_some())
+            })
+            .or_else(|| field(provider, "role"))
     }
 
     fn compile_role(&mut self, p: Pos) -> R<()> {
@@ -1089,6 +1106,7 @@ impl<'a> Compiler<'a> {
             .scalar_text()
             .and_then(|t| t.parse().ok())
             .unwrap_or(6.0);
+        // v3.0's default runtime; later v3 releases moved it to newer Node.js versions.
         let runtime = self
             .setting(f, "runtime")
             .cloned()
@@ -1137,13 +1155,25 @@ impl<'a> Compiler<'a> {
         if let Some(layers) = self.setting(f, "layers") {
             props.push(("Layers", layers.clone()));
         }
-        props.push(("Role", get_att(p, "IamRoleLambdaExecution", "Arn")));
+        let custom_role = self.custom_role(f);
+        let role = match custom_role {
+            // An ARN as is, a name of a role in `resources` as its Arn, an intrinsic as is.
+            Some(r) => match r.as_str() {
+                Some(arn) if arn.starts_with("arn:") => r.clone(),
+                Some(id) => get_att(r.pos, id, "Arn"),
+                None => r.clone(),
+            },
+            None => get_att(p, "IamRoleLambdaExecution", "Arn"),
+        };
+        props.push(("Role", role));
         let mut res = resource(p, "AWS::Lambda::Function", map(p, props));
-        if let NodeValue::Map(m) = &mut res.value {
-            m.insert(
-                "DependsOn".into(),
-                (p, list(p, vec![s(p, "IamRoleLambdaExecution")])),
-            );
+        if custom_role.is_none() {
+            if let NodeValue::Map(m) = &mut res.value {
+                m.insert(
+                    "DependsOn".into(),
+                    (p, list(p, vec![s(p, "IamRoleLambdaExecution")])),
+                );
+            }
         }
         self.add(id.clone(), p, res);
         let mut package = self.package.clone();
@@ -1639,11 +1669,19 @@ impl<'a> Compiler<'a> {
                 "AWS::Events::Rule",
                 map(
                     p,
-                    vec![
-                        ("ScheduleExpression", s(p, &rate)),
-                        ("State", s(p, if enabled { "ENABLED" } else { "DISABLED" })),
-                        ("Targets", list(p, vec![map(p, target)])),
-                    ],
+                    [
+                        ("ScheduleExpression", Some(s(p, &rate))),
+                        (
+                            "State",
+                            Some(s(p, if enabled { "ENABLED" } else { "DISABLED" })),
+                        ),
+                        ("Name", field(body, "name").cloned()),
+                        ("Description", field(body, "description").cloned()),
+                        ("Targets", Some(list(p, vec![map(p, target)]))),
+                    ]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect(),
                 ),
             );
             let rule_id = format!("{norm}EventsRuleSchedule{index}");

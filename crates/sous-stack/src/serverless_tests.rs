@@ -620,3 +620,32 @@ fn invalid_methods_are_errors() {
         e.message
     );
 }
+
+#[test]
+fn a_role_of_their_own_replaces_the_generated_one() {
+    let text = "\
+service: s
+provider:
+  name: aws
+  iam:
+    role: arn:aws:iam::123456789012:role/existing
+functions:
+  a:
+    handler: a.h
+  b:
+    handler: b.h
+    role: MyRole
+";
+    let j = node_to_json(&translate_ok(text, &ServerlessOptions::default()).template);
+    let r = &j["Resources"];
+    assert!(r.get("IamRoleLambdaExecution").is_none());
+    assert_eq!(
+        r["ALambdaFunction"]["Properties"]["Role"],
+        "arn:aws:iam::123456789012:role/existing"
+    );
+    assert!(r["ALambdaFunction"].get("DependsOn").is_none());
+    assert_eq!(
+        r["BLambdaFunction"]["Properties"]["Role"],
+        json!({"Fn::GetAtt": ["MyRole", "Arn"]})
+    );
+}
