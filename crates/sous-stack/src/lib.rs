@@ -26,6 +26,7 @@ pub mod resolve;
 pub mod sam_globals;
 pub mod sam_implicit;
 pub mod sam_transform;
+pub mod serverless;
 pub mod value;
 
 pub use error::{ErrorKind, Pos, TemplateError};
