@@ -904,6 +904,67 @@ mod tests {
     }
 
     #[test]
+    fn dangling_links_and_links_escaping_through_other_links_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("code");
+        write(&root, "a.py", "a", 0o644);
+        write(t.path(), "outside/x.py", "x", 0o644);
+        // A folder link inside is kept as a link, not followed.
+        fs::create_dir_all(root.join("pkg")).unwrap();
+        write(&root, "pkg/m.py", "m", 0o644);
+        symlink("pkg", root.join("pkg2")).unwrap();
+        let p = package_path(&root, &site(), &Limits::default(), false).unwrap();
+        assert_eq!(names(&p), ["a.py", "pkg/m.py", "pkg2"]);
+        // A relative link climbing out.
+        symlink("../../outside", root.join("pkg/out")).unwrap();
+        let e = package_path(&root, &site(), &Limits::default(), false).unwrap_err();
+        assert!(e.message.contains("pkg/out"), "{e}");
+        fs::remove_file(root.join("pkg/out")).unwrap();
+        // A link whose stored target stays inside but reaches a link that leaves.
+        fs::create_dir_all(root.join("pkg/deep")).unwrap();
+        symlink("../../../outside", root.join("pkg/deep/l")).unwrap();
+        symlink("deep/l", root.join("pkg/chain")).unwrap();
+        let e = package_path(&root, &site(), &Limits::default(), false).unwrap_err();
+        assert!(e.message.contains("outside the folder"), "{e}");
+        fs::remove_file(root.join("pkg/deep/l")).unwrap();
+        fs::remove_file(root.join("pkg/chain")).unwrap();
+        symlink("missing.py", root.join("gone")).unwrap();
+        let e = package_path(&root, &site(), &Limits::default(), false).unwrap_err();
+        assert!(
+            e.message.contains("gone") && e.message.contains("cannot be read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn serverless_layers_get_the_service_patterns_and_their_own() {
+        let t = tempfile::tempdir().unwrap();
+        write(t.path(), "handler.py", "h", 0o644);
+        write(t.path(), "notes.md", "n", 0o644);
+        write(t.path(), ".env.dev", "SECRET=1", 0o644);
+        write(t.path(), "layer/python/mod.py", "m", 0o644);
+        write(t.path(), "layer/python/mod_test.py", "t", 0o644);
+        write(t.path(), "layer/README.md", "r", 0o644);
+        write(t.path(), "layer/python/__pycache__/mod.pyc", "c", 0o644);
+        let tr = translated(
+            "service: svc\nprovider:\n  name: aws\n  runtime: python3.12\npackage:\n  patterns:\n    - '!**/*.md'\nfunctions:\n  a:\n    handler: handler.a\nlayers:\n  deps:\n    path: layer\n    package:\n      exclude:\n        - '**/__pycache__/**'\n      patterns:\n        - '!**/*_test.py'\n",
+        );
+        let sd = ServerlessDir {
+            dir: t.path(),
+            config_file: "serverless.yml",
+            use_dotenv: true,
+        };
+        let out = package_serverless(&tr, &sd, &Limits::default(), false).unwrap();
+        assert_eq!(names(&out["ALambdaFunction"]), ["handler.py"]);
+        let layer = out
+            .iter()
+            .find(|(k, _)| k.as_str() != "ALambdaFunction")
+            .unwrap()
+            .1;
+        assert_eq!(names(layer), ["python/mod.py"]);
+    }
+
+    #[test]
     fn zip_and_jar_files_pass_through() {
         let t = tempfile::tempdir().unwrap();
         write(t.path(), "src/index.js", "exports.handler = 1", 0o644);
