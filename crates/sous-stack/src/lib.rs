@@ -21,6 +21,7 @@
 pub mod error;
 mod intrinsics;
 pub mod node;
+pub mod package;
 pub mod parse;
 pub mod resolve;
 pub mod sam_globals;
