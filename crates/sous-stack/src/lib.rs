@@ -1,6 +1,7 @@
-//! CloudFormation and SAM templates for Sous, parsed and resolved, with no I/O beyond the
-//! string it is given. The foundation of the stack engine of issue 16 (`sous deploy`); nothing
-//! uses it yet.
+//! CloudFormation and SAM templates for Sous, parsed and resolved from the string it is
+//! given (no I/O), and the local packager ([`package`]: the one module that reads files, a
+//! function's code folder, to zip it). The foundation of the stack engine of issue 16
+//! (`sous deploy`); nothing uses it yet.
 //!
 //! [`load`] runs the stages in order:
 //! 1. [`parse::parse_template`] reads YAML (with the short-form tags `!Ref`, `!Sub`, `!GetAtt`, ...)
