@@ -260,3 +260,25 @@ mod tests {
         assert!(parse_request(b"GET\n\n").is_none());
     }
 }
+
+/// Whether percent-decoding `s` (each `%XX` with two hex digits; anything else kept as it is)
+/// gives bytes that are not UTF-8.
+pub fn decodes_to_invalid_utf8(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied(), b.get(i + 2).copied()) {
+            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&out).is_err()
+}
