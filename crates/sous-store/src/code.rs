@@ -261,9 +261,14 @@ impl CodeStore {
         if size > max_zipped {
             return Err(CodeError::ZippedTooLarge { size });
         }
-        let digest = Sha256::digest(bytes);
+        self.put_hashed(bytes, &Sha256::digest(bytes))
+    }
+
+    /// [`CodeStore::put_zip_max`] after the size check, for bytes whose SHA-256 is `digest`.
+    fn put_hashed(&self, bytes: &[u8], digest: &[u8]) -> Result<StoredCode, CodeError> {
+        let size = bytes.len() as u64;
         let sha256_hex = hex::encode(digest);
-        let sha256_b64 = base64_standard(&digest);
+        let sha256_b64 = base64_standard(digest);
         let blob = self.zip_path(&sha256_hex);
         let dir = self.extract_dir.join(&sha256_hex);
 
@@ -328,9 +333,10 @@ impl CodeStore {
         if size > max_zipped {
             return Err(CodeError::ZippedTooLarge { size });
         }
-        let sha256_hex = hex::encode(Sha256::digest(bytes));
+        let digest = Sha256::digest(bytes);
+        let sha256_hex = hex::encode(digest);
         if self.extract_dir.join(&sha256_hex).is_dir() {
-            return self.put_zip_max(bytes, max_zipped).map(Put::Ready);
+            return self.put_hashed(bytes, &digest).map(Put::Ready);
         }
         let checked = validate_zip(bytes)?;
         let blob = self.zip_path(&sha256_hex);
@@ -353,10 +359,10 @@ impl CodeStore {
             .spawn(extract);
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "start an extraction thread; extracting on this one");
-            return self.put_zip_max(bytes, max_zipped).map(Put::Ready);
+            return self.put_hashed(bytes, &digest).map(Put::Ready);
         }
         let stored = |usage: Usage| StoredCode {
-            sha256_b64: base64_standard(&Sha256::digest(bytes)),
+            sha256_b64: base64_standard(&digest),
             sha256_hex: sha256_hex.clone(),
             size,
             unzipped_size: usage.unzipped_bytes,

@@ -96,6 +96,7 @@ pub(super) async fn create(
         }
     };
     let st = state.clone();
+    let (wait, hold) = create_wait();
     let created = blocking(move || {
         // Refuse a duplicate before the (possibly large) zip is hashed and stored.
         refuse_duplicate(&st, &name, &arn)?;
@@ -109,7 +110,7 @@ pub(super) async fn create(
         let (code, extraction) = if publish_too {
             (package.store(&st, "CreateFunction")?, None)
         } else {
-            match package.store_within(&st, "CreateFunction", create_wait().0)? {
+            match package.store_within(&st, "CreateFunction", wait)? {
                 Put::Ready(code) => (code, None),
                 Put::Extracting(code, extraction) => (code, Some(extraction)),
             }
@@ -138,7 +139,7 @@ pub(super) async fn create(
             Ok(()) => {
                 drop(pin);
                 if let Some(extraction) = extraction {
-                    finish_creation(&st, &name, &code.sha256_hex, extraction, create_wait().1);
+                    finish_creation(&st, &name, &code.sha256_hex, extraction, hold);
                 }
                 Ok(stored.config)
             }
