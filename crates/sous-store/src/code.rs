@@ -276,7 +276,8 @@ impl CodeStore {
         let (created_dir, usage) = if dir.is_dir() {
             (None, None)
         } else {
-            self.extract_into_cache(bytes, &sha256_hex)?
+            let (created, usage) = self.extract_into_cache(bytes, &sha256_hex)?;
+            (created, Some(usage))
         };
         let finish = || -> Result<Usage, CodeError> {
             let usage = match usage {
@@ -351,7 +352,7 @@ impl CodeStore {
         let extract = move || {
             let result = store
                 .extract_into_cache(&owned, &hex_owned)
-                .map(|(_, usage)| usage.unwrap_or_default());
+                .map(|(_, usage)| usage);
             let _ = done.send(result);
         };
         let spawned = std::thread::Builder::new()
@@ -452,7 +453,7 @@ impl CodeStore {
         &self,
         bytes: &[u8],
         sha256_hex: &str,
-    ) -> Result<(Option<PathBuf>, Option<Usage>), CodeError> {
+    ) -> Result<(Option<PathBuf>, Usage), CodeError> {
         let started = Instant::now();
         let tmp = TempPath::create_dir(&self.extract_dir)?;
         let extracted = extract_zip(bytes, tmp.path())?;
@@ -485,7 +486,7 @@ impl CodeStore {
         match fs::rename(tmp.path(), &dir) {
             Ok(()) => {}
             // Another put of the same bytes finished first; ours (and its marker) is dropped.
-            Err(_) if dir.is_dir() => return Ok((None, Some(usage))),
+            Err(_) if dir.is_dir() => return Ok((None, usage)),
             Err(e) => {
                 return Err(io_err(format!(
                     "extract code: rename into {}",
@@ -498,7 +499,7 @@ impl CodeStore {
         let marker_path = marker.path.clone();
         marker.disarm();
         flush_in_background(self.extract_dir.clone(), marker_path);
-        Ok((Some(dir), Some(usage)))
+        Ok((Some(dir), usage))
     }
 
     fn write_blob(&self, bytes: &[u8], sha256_hex: &str) -> Result<(), CodeError> {
